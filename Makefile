@@ -1,0 +1,46 @@
+# The two set-up commands of the README: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1:8000
+# Tests run with DEBUG off, as in production; the key is for tests only.
+TEST_ENV := SECRET_KEY=test-only-not-a-secret DJANGO_ALLOW_ASYNC_UNSAFE=true
+
+.PHONY: run test lint install worker beat benchmark clean
+
+$(BIN)/python:
+	@$(PYTHON) -m venv $(VENV) || { echo "Cannot create a virtual environment: install python3-venv (apt-get install python3-venv)"; exit 1; }
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $@
+
+install: $(VENV)/.installed
+
+## Run the app on the embedded default: SQLite, tasks in process, the seeded partnership, demo users.
+run: install
+	DEBUG=true $(BIN)/python manage.py migrate --noinput
+	DEBUG=true $(BIN)/python manage.py seed_demo
+	DEBUG=true $(BIN)/python manage.py runserver $(HOST)
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy .
+
+## Run the whole test suite: lint, types, then pytest (against DATABASE_URL / CELERY_BROKER_URL when set).
+test: lint
+	$(TEST_ENV) $(BIN)/pytest $(PYTEST_ARGS)
+
+worker: install
+	$(BIN)/celery -A partnership worker --loglevel=INFO
+
+beat: install
+	$(BIN)/celery -A partnership beat --loglevel=INFO
+
+benchmark: install
+	$(BIN)/python benchmarks/gap_engine.py $(BENCHMARK_ARGS)
+
+clean:
+	rm -rf $(VENV) db.sqlite3 staticfiles .pytest_cache .mypy_cache .ruff_cache
