@@ -12,6 +12,7 @@ import zoneinfo
 from pathlib import Path
 
 import environ
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -213,4 +214,13 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+}
+
+CELERY_BEAT_SCHEDULE = {
+    "nightly-gap-scan": {
+        "task": "provisions.tasks.scan_all_gaps",
+        "schedule": crontab(hour=env_int("NIGHTLY_SCAN_HOUR", 2), minute=0),
+    },
+    # Sends again the scan requests whose task never reached the broker (an outage at commit time).
+    "pending-scan-requests": {"task": "provisions.tasks.run_requested_scans", "schedule": 60.0},
 }

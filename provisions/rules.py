@@ -1,0 +1,457 @@
+"""Coverage and gap rules (DESIGN.md, "Coverage and gap rules"), evaluated at any date.
+
+Plain functions over querysets and dates: no request, task or HTTP in sight, so the scan,
+the pages, the API and the exports all call the same code. Evaluation is read-only and
+set-based: a fixed number of queries, whatever the number of provisions.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections import defaultdict
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass, field
+from typing import Literal
+
+from django.conf import settings
+
+from provisions.models import (
+    Capability,
+    Coverage,
+    CoverageState,
+    Extent,
+    GapKind,
+    Level,
+    Position,
+    Provision,
+    Stance,
+    Status,
+    StatusChange,
+)
+
+SubjectType = Literal["capability", "provision"]
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    secured_status: Status
+    warning_days: int
+    urgent_days: int
+    stall_days: int
+
+    @classmethod
+    def from_settings(cls) -> Thresholds:
+        return cls(
+            secured_status=Status(settings.SECURED_STATUS),
+            warning_days=settings.WARNING_DAYS,
+            urgent_days=settings.URGENT_DAYS,
+            stall_days=settings.STALL_DAYS,
+        )
+
+    @property
+    def secured_rank(self) -> int:
+        rank = self.secured_status.rank
+        assert rank is not None  # settings only accept ladder statuses
+        return rank
+
+
+@dataclass(frozen=True)
+class ProvisionAt:
+    """A provision as it stood at the as-of date: its status then and when it last moved."""
+
+    id: int
+    reference: str
+    domain: str
+    status: Status
+    last_moved_on: datetime.date
+
+    @property
+    def active(self) -> bool:
+        return self.status != Status.WITHDRAWN
+
+    def secured(self, thresholds: Thresholds) -> bool:
+        rank = self.status.rank  # suspended and withdrawn have none
+        return rank is not None and rank >= thresholds.secured_rank
+
+    @property
+    def described(self) -> str:
+        return f"{self.reference} ({self.status.label.lower()})"
+
+
+@dataclass(frozen=True)
+class CapabilityRow:
+    id: int
+    code: str
+    name: str
+    domain: str
+    criticality: Level
+    lapses_on: datetime.date | None
+    fallback: str
+
+    @property
+    def has_fallback(self) -> bool:
+        return bool(self.fallback.strip())
+
+
+@dataclass(frozen=True)
+class CoverageAt:
+    """A capability's coverage state at the as-of date and the provisions behind it."""
+
+    state: CoverageState
+    covering: tuple[ProvisionAt, ...]  # active covering provisions, by reference
+    partially_securing: tuple[ProvisionAt, ...]  # secured provisions covering it only in part
+
+    @property
+    def covering_references(self) -> tuple[str, ...]:
+        return tuple(provision.reference for provision in self.covering)
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One gap found by evaluation: what a person checking the tables by hand would write down."""
+
+    kind: GapKind
+    severity: Level
+    subject_type: SubjectType
+    subject_id: int
+    subject_code: str
+    subject_name: str
+    domain: str
+    coverage_state: CoverageState | None
+    lapses_on: datetime.date | None
+    days_to_lapse: int | None
+    covering_provisions: tuple[str, ...]
+    explanation: str
+
+    @property
+    def identity(self) -> tuple[str, SubjectType, int]:
+        return (self.kind.value, self.subject_type, self.subject_id)
+
+    def sort_key(self) -> tuple[int, int, datetime.date, str, str]:
+        """Severity (critical first), lapse date (empty last), kind, subject code."""
+        return (
+            -self.severity.weight,
+            self.lapses_on is None,
+            self.lapses_on or datetime.date.min,
+            self.kind.value,
+            self.subject_code,
+        )
+
+
+@dataclass
+class Evaluation:
+    """The result of one evaluation: findings sorted as the report sorts them, plus coverage."""
+
+    as_of: datetime.date
+    findings: list[Finding]
+    coverage: dict[int, CoverageAt] = field(default_factory=dict)  # by capability id
+    capabilities: dict[int, CapabilityRow] = field(default_factory=dict)
+    evaluated_subjects: int = 0  # capabilities and provisions whose gaps were evaluated
+
+
+# --- reads ------------------------------------------------------------------------------------------------
+
+
+def provisions_at(
+    as_of: datetime.date, *, provision_ids: Collection[int] | None = None
+) -> dict[int, ProvisionAt]:
+    """Provisions that existed at the date, with their status then (one query)."""
+    changes = StatusChange.objects.latest_per_provision(on_or_before=as_of)
+    if provision_ids is not None:
+        changes = changes.filter(provision_id__in=provision_ids)
+    rows = changes.values_list(
+        "provision_id", "to_status", "changed_on", "provision__reference", "provision__domain__code"
+    )
+    return {
+        provision_id: ProvisionAt(provision_id, reference, domain, Status(status), changed_on)
+        for provision_id, status, changed_on, reference, domain in rows
+    }
+
+
+def _capability_rows(capability_ids: Collection[int] | None) -> dict[int, CapabilityRow]:
+    capabilities = Capability.objects.all()
+    if capability_ids is not None:
+        capabilities = capabilities.filter(pk__in=capability_ids)
+    rows = capabilities.values_list(
+        "id", "code", "name", "domain__code", "criticality", "lapses_on", "fallback"
+    ).order_by()
+    return {
+        pk: CapabilityRow(pk, code, name, domain, Level(criticality), lapses_on, fallback)
+        for pk, code, name, domain, criticality, lapses_on, fallback in rows
+    }
+
+
+def coverage_state_of(
+    links: Iterable[tuple[ProvisionAt | None, str]], thresholds: Thresholds
+) -> CoverageAt:
+    """The coverage state from (provision at T or None if it did not exist, extent) pairs."""
+    covering: list[ProvisionAt] = []
+    secured_full = False
+    partially_securing: list[ProvisionAt] = []
+    for provision, extent in links:
+        if provision is None or not provision.active:
+            continue
+        covering.append(provision)
+        if provision.secured(thresholds):
+            if extent == Extent.FULL:
+                secured_full = True
+            else:
+                partially_securing.append(provision)
+    if secured_full:
+        state = CoverageState.SECURED
+    elif partially_securing:
+        state = CoverageState.PARTIAL
+    elif covering:
+        state = CoverageState.IN_NEGOTIATION
+    else:
+        state = CoverageState.UNCOVERED
+    by_reference = sorted(covering, key=lambda provision: provision.reference)
+    return CoverageAt(
+        state, tuple(by_reference), tuple(sorted(partially_securing, key=lambda p: p.reference))
+    )
+
+
+# --- rules ------------------------------------------------------------------------------------------------
+
+
+def capability_gap(
+    capability: CapabilityRow, coverage: CoverageAt, as_of: datetime.date, thresholds: Thresholds
+) -> tuple[GapKind, Level] | None:
+    """The capability gap the tables give, if any: the first rule that matches wins."""
+    criticality = capability.criticality
+    days = None if capability.lapses_on is None else (capability.lapses_on - as_of).days
+    state = coverage.state
+    if days is not None and days <= 0 and state != CoverageState.SECURED:
+        return GapKind.LAPSED, criticality if capability.has_fallback else criticality.raised()
+    if state == CoverageState.UNCOVERED:
+        warned = days is not None and days <= thresholds.warning_days
+        return GapKind.UNCOVERED, criticality if warned else criticality.lowered()
+    if (
+        state in (CoverageState.IN_NEGOTIATION, CoverageState.PARTIAL)
+        and days is not None
+        and days <= thresholds.warning_days
+    ):
+        return GapKind.AT_RISK, criticality if days <= thresholds.urgent_days else criticality.lowered()
+    if state == CoverageState.PARTIAL:
+        return GapKind.PARTIAL, criticality.lowered()
+    return None
+
+
+def provision_gaps(
+    provision: ProvisionAt,
+    covered: list[CapabilityRow],
+    opposing_parties: list[str],
+    as_of: datetime.date,
+    thresholds: Thresholds,
+) -> list[tuple[GapKind, Level]]:
+    """The provision gaps the tables give (both may hold)."""
+    if not provision.active:
+        return []
+    gaps: list[tuple[GapKind, Level]] = []
+    highest = max((capability.criticality for capability in covered), key=lambda level: level.weight, default=None)
+    rank = provision.status.rank
+    if (
+        rank is not None  # suspended (and withdrawn) are off the ladder
+        and rank < thresholds.secured_rank
+        and (as_of - provision.last_moved_on).days >= thresholds.stall_days
+    ):
+        gaps.append((GapKind.STALLED, highest.lowered() if highest else Level.LOW))
+    if (
+        not provision.secured(thresholds)
+        and opposing_parties
+        and highest is not None
+        and any(
+            capability.lapses_on is not None and (capability.lapses_on - as_of).days <= thresholds.warning_days
+            for capability in covered
+        )
+    ):
+        gaps.append((GapKind.DIVERGENT, highest))
+    return gaps
+
+
+# --- explanations -----------------------------------------------------------------------------------------
+
+
+def _lapse_phrase(lapses_on: datetime.date, days: int) -> str:
+    if days > 0:
+        return f"lapses on {lapses_on:%Y-%m-%d}, in {days} day{'s' if days != 1 else ''}"
+    if days == 0:
+        return f"lapses today ({lapses_on:%Y-%m-%d})"
+    return f"lapsed on {lapses_on:%Y-%m-%d}, {-days} day{'s' if days != -1 else ''} ago"
+
+
+def _coverage_phrase(coverage: CoverageAt) -> str:
+    if coverage.state == CoverageState.UNCOVERED:
+        return "no active provision covers it"
+    if coverage.state == CoverageState.PARTIAL:
+        securing = ", ".join(provision.described for provision in coverage.partially_securing)
+        return f"only part of it is secured, by {securing}"
+    if coverage.state == CoverageState.SECURED:
+        return "it is secured"
+    if len(coverage.covering) == 1:
+        only = coverage.covering[0]
+        return f"the only covering provision, {only.reference}, is {only.status.label.lower()}"
+    listed = ", ".join(provision.described for provision in coverage.covering)
+    return f"none of its covering provisions is secured: {listed}"
+
+
+def explain_capability_gap(
+    kind: GapKind, capability: CapabilityRow, coverage: CoverageAt, as_of: datetime.date
+) -> str:
+    name = f"{capability.name} ({capability.code})"
+    if capability.lapses_on is None:
+        timing = "has no lapse date"
+    else:
+        timing = _lapse_phrase(capability.lapses_on, (capability.lapses_on - as_of).days)
+    sentence = f"{name} {timing}; {_coverage_phrase(coverage)}"
+    if kind == GapKind.LAPSED:
+        sentence += f"; fallback: {capability.fallback.strip()}" if capability.has_fallback else "; no fallback"
+    return sentence + "."
+
+
+def explain_provision_gap(
+    kind: GapKind,
+    provision: ProvisionAt,
+    covered: list[CapabilityRow],
+    opposing_parties: list[str],
+    as_of: datetime.date,
+    thresholds: Thresholds,
+) -> str:
+    status = provision.status.label.lower()
+    if kind == GapKind.STALLED:
+        days = (as_of - provision.last_moved_on).days
+        return (
+            f"{provision.reference} has been {status} since {provision.last_moved_on:%Y-%m-%d}, "
+            f"{days} days without a move (stall threshold {thresholds.stall_days} days)."
+        )
+    soonest = min(
+        (capability for capability in covered if capability.lapses_on is not None),
+        key=lambda capability: capability.lapses_on or datetime.date.max,
+    )
+    assert soonest.lapses_on is not None
+    parties = " and ".join(opposing_parties)
+    return (
+        f"{parties} oppose{'s' if len(opposing_parties) == 1 else ''} {provision.reference} ({status}), "
+        f"which covers {soonest.code}, which {_lapse_phrase(soonest.lapses_on, (soonest.lapses_on - as_of).days)}."
+    )
+
+
+# --- evaluation -------------------------------------------------------------------------------------------
+
+
+def evaluate_gaps(
+    *,
+    as_of: datetime.date,
+    capability_ids: Collection[int] | None = None,
+    provision_ids: Collection[int] | None = None,
+    thresholds: Thresholds | None = None,
+) -> Evaluation:
+    """Every gap the rules find at `as_of`, read-only, in a fixed number of queries.
+
+    With no ids, every capability and provision is a subject. With ids, only those subjects
+    are evaluated (a scan of what a write touched); whatever they depend on is still read.
+    """
+    thresholds = thresholds or Thresholds.from_settings()
+    everything = capability_ids is None and provision_ids is None
+    subject_capabilities = None if everything else set(capability_ids or ())
+    subject_provisions = None if everything else set(provision_ids or ())
+
+    links = Coverage.objects.order_by()
+    if not everything:
+        links = links.filter(capability_id__in=subject_capabilities) | links.filter(
+            provision_id__in=subject_provisions
+        )
+    link_rows = list(links.values_list("provision_id", "capability_id", "extent"))
+
+    needed_capabilities = None if everything else {capability for _, capability, _ in link_rows}
+    needed_provisions = None if everything else {provision for provision, _, _ in link_rows}
+    if not everything:
+        needed_capabilities |= subject_capabilities  # type: ignore[operator]
+        needed_provisions |= subject_provisions  # type: ignore[operator]
+    capabilities = _capability_rows(needed_capabilities)
+    provisions = provisions_at(as_of, provision_ids=needed_provisions)
+
+    opposing: defaultdict[int, list[str]] = defaultdict(list)
+    opposed = Position.objects.filter(stance=Stance.OPPOSES).order_by("party_id")
+    if not everything:
+        opposed = opposed.filter(provision_id__in=subject_provisions)
+    for provision_id, party in opposed.values_list("provision_id", "party__code"):
+        opposing[provision_id].append(party)
+
+    links_by_capability: defaultdict[int, list[tuple[ProvisionAt | None, str]]] = defaultdict(list)
+    covered_by_provision: defaultdict[int, list[CapabilityRow]] = defaultdict(list)
+    for provision_id, capability_id, extent in link_rows:
+        links_by_capability[capability_id].append((provisions.get(provision_id), extent))
+        if capability_id in capabilities:
+            covered_by_provision[provision_id].append(capabilities[capability_id])
+
+    findings: list[Finding] = []
+    coverage_by_capability: dict[int, CoverageAt] = {}
+    for capability in capabilities.values():
+        if subject_capabilities is not None and capability.id not in subject_capabilities:
+            continue
+        coverage = coverage_state_of(links_by_capability[capability.id], thresholds)
+        coverage_by_capability[capability.id] = coverage
+        gap = capability_gap(capability, coverage, as_of, thresholds)
+        if gap is None:
+            continue
+        kind, severity = gap
+        findings.append(
+            Finding(
+                kind=kind,
+                severity=severity,
+                subject_type="capability",
+                subject_id=capability.id,
+                subject_code=capability.code,
+                subject_name=capability.name,
+                domain=capability.domain,
+                coverage_state=coverage.state,
+                lapses_on=capability.lapses_on,
+                days_to_lapse=None if capability.lapses_on is None else (capability.lapses_on - as_of).days,
+                covering_provisions=coverage.covering_references,
+                explanation=explain_capability_gap(kind, capability, coverage, as_of),
+            )
+        )
+
+    flagged_provisions: list[tuple[ProvisionAt, GapKind, Level, str, datetime.date | None]] = []
+    evaluated_provisions = 0
+    for provision in provisions.values():
+        if subject_provisions is not None and provision.id not in subject_provisions:
+            continue
+        evaluated_provisions += 1
+        covered = covered_by_provision[provision.id]
+        parties = opposing.get(provision.id, [])
+        for kind, severity in provision_gaps(provision, covered, parties, as_of, thresholds):
+            earliest = min((c.lapses_on for c in covered if c.lapses_on is not None), default=None)
+            explanation = explain_provision_gap(kind, provision, covered, parties, as_of, thresholds)
+            flagged_provisions.append((provision, kind, severity, explanation, earliest))
+    titles = dict(
+        Provision.objects.filter(pk__in={provision.id for provision, *_ in flagged_provisions})
+        .order_by()
+        .values_list("id", "title")
+    ) if flagged_provisions else {}
+    for provision, kind, severity, explanation, earliest in flagged_provisions:
+        findings.append(
+            Finding(
+                kind=kind,
+                severity=severity,
+                subject_type="provision",
+                subject_id=provision.id,
+                subject_code=provision.reference,
+                subject_name=titles[provision.id],
+                domain=provision.domain,
+                coverage_state=None,
+                lapses_on=earliest,
+                days_to_lapse=None if earliest is None else (earliest - as_of).days,
+                covering_provisions=(),
+                explanation=explanation,
+            )
+        )
+    findings.sort(key=Finding.sort_key)
+    return Evaluation(
+        as_of=as_of,
+        findings=findings,
+        coverage=coverage_by_capability,
+        capabilities=capabilities,
+        evaluated_subjects=len(coverage_by_capability) + evaluated_provisions,
+    )

@@ -1,0 +1,213 @@
+"""Gap scans: asking for one after a write, and running one (evaluate today, reconcile the gap table)."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Collection, Iterator
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.db import connection, transaction
+from django.utils import timezone
+
+from provisions.models import Gap, GapScan, ScanRequest, ScanTrigger
+from provisions.rules import Finding, evaluate_gaps
+
+logger = logging.getLogger(__name__)
+
+# Any constant key: all scans take the same PostgreSQL advisory lock, so they run one at a time.
+_SCAN_LOCK_KEY = 0x5CA11
+
+
+@dataclass
+class _PendingScope:
+    provision_ids: set[int] = field(default_factory=set)
+    capability_ids: set[int] = field(default_factory=set)
+    full: bool = False
+
+
+_batch: ContextVar[_PendingScope | None] = ContextVar("scan_request_batch", default=None)
+
+
+def scan_request(
+    *,
+    provision_ids: Collection[int] = (),
+    capability_ids: Collection[int] = (),
+    full: bool = False,
+    trigger: ScanTrigger = ScanTrigger.CHANGE,
+) -> None:
+    """Ask for a scan of what a write touched, once the write commits.
+
+    The request is a row written in the caller's transaction (it survives a broker outage;
+    the periodic job sends it again); the task is queued on commit. Inside
+    `scan_requests_batched()` requests are merged into one row, so an import queues one scan.
+    """
+    batch = _batch.get()
+    if batch is not None:
+        batch.provision_ids.update(provision_ids)
+        batch.capability_ids.update(capability_ids)
+        batch.full = batch.full or full
+        return
+    ScanRequest.objects.create(
+        trigger=trigger,
+        provision_ids=sorted(provision_ids),
+        capability_ids=sorted(capability_ids),
+        full=full,
+    )
+    transaction.on_commit(_send_scan_task, robust=True)
+
+
+@contextlib.contextmanager
+def scan_requests_batched() -> Iterator[None]:
+    """Merge every scan request made inside the block into one, written when the block ends."""
+    if _batch.get() is not None:  # already batching: the outer block writes the request
+        yield
+        return
+    scope = _PendingScope()
+    token = _batch.set(scope)
+    try:
+        yield
+    finally:
+        _batch.reset(token)
+    if scope.full or scope.provision_ids or scope.capability_ids:
+        scan_request(
+            provision_ids=scope.provision_ids, capability_ids=scope.capability_ids, full=scope.full
+        )
+
+
+def _send_scan_task() -> None:
+    from provisions.tasks import run_requested_scans
+
+    run_requested_scans.delay()
+
+
+@dataclass(frozen=True)
+class ScanOutcome:
+    scan: GapScan
+    opened: list[Gap]
+    resolved: list[Gap]
+
+
+def _lock_scans() -> None:
+    """Serialise scans. On SQLite the database allows one writer at a time already."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_SCAN_LOCK_KEY])
+
+
+def gaps_scan(
+    *,
+    trigger: ScanTrigger,
+    provision_ids: Collection[int] | None = None,
+    capability_ids: Collection[int] | None = None,
+) -> ScanOutcome:
+    """Evaluate today and reconcile the gap table; record the scan.
+
+    With no ids every subject is scanned; with ids only those subjects (and only their gaps
+    can be opened or resolved). Scans run one at a time, so two at once leave one consistent set.
+    """
+    started = time.perf_counter()
+    with transaction.atomic():
+        _lock_scans()
+        as_of = timezone.localdate()
+        full = provision_ids is None and capability_ids is None
+        evaluation = evaluate_gaps(
+            as_of=as_of,
+            provision_ids=None if full else (provision_ids or ()),
+            capability_ids=None if full else (capability_ids or ()),
+        )
+        scan = GapScan.objects.create(as_of=as_of, trigger=trigger, full=full)
+        open_gaps = Gap.objects.open().order_by()
+        if not full:
+            open_gaps = open_gaps.filter(capability_id__in=capability_ids or ()) | open_gaps.filter(
+                provision_id__in=provision_ids or ()
+            )
+        outcome = gaps_reconcile(scan=scan, findings=evaluation.findings, open_gaps=list(open_gaps))
+        scan.evaluated_subjects = evaluation.evaluated_subjects
+        scan.duration_ms = round((time.perf_counter() - started) * 1000)
+        scan.save(update_fields=["evaluated_subjects", "duration_ms"])
+    return outcome
+
+
+def _identity(gap: Gap) -> tuple[str, str, int]:
+    if gap.capability_id is not None:
+        return (gap.kind, "capability", gap.capability_id)
+    assert gap.provision_id is not None
+    return (gap.kind, "provision", gap.provision_id)
+
+
+def gaps_reconcile(*, scan: GapScan, findings: list[Finding], open_gaps: list[Gap]) -> ScanOutcome:
+    """Open gaps found and not open, update those still found, resolve open ones no longer found.
+
+    A capability moving from at_risk to lapsed resolves one gap and opens another (identity is
+    kind and subject), so the history shows the escalation.
+    """
+    now = timezone.now()
+    open_by_identity = {_identity(gap): gap for gap in open_gaps}
+    to_open: list[Gap] = []
+    to_update: list[Gap] = []
+    for finding in findings:
+        existing = open_by_identity.pop(finding.identity, None)
+        if existing is None:
+            to_open.append(
+                Gap(
+                    kind=finding.kind,
+                    severity=finding.severity,
+                    capability_id=finding.subject_id if finding.subject_type == "capability" else None,
+                    provision_id=finding.subject_id if finding.subject_type == "provision" else None,
+                    explanation=finding.explanation,
+                    opened_at=now,
+                    opened_by_scan=scan,
+                )
+            )
+        elif existing.severity != finding.severity or existing.explanation != finding.explanation:
+            existing.severity, existing.explanation = finding.severity, finding.explanation
+            to_update.append(existing)
+    to_resolve = list(open_by_identity.values())
+    Gap.objects.bulk_create(to_open, batch_size=2000)
+    Gap.objects.bulk_update(to_update, ["severity", "explanation"], batch_size=2000)
+    Gap.objects.filter(pk__in=[gap.pk for gap in to_resolve]).update(resolved_at=now, resolved_by_scan=scan)
+    for gap in to_resolve:
+        gap.resolved_at, gap.resolved_by_scan = now, scan
+    scan.opened, scan.updated, scan.resolved = len(to_open), len(to_update), len(to_resolve)
+    scan.unchanged = len(findings) - len(to_open) - len(to_update)
+    scan.save(update_fields=["opened", "updated", "resolved", "unchanged"])
+    return ScanOutcome(scan=scan, opened=to_open, resolved=to_resolve)
+
+
+def gaps_run_requested() -> ScanOutcome | None:
+    """Handle every pending scan request with one scan of their merged scope; None if none pend.
+
+    Runs in one transaction: if the worker dies mid-scan, the requests stay and the scan is
+    done again when the task is redelivered.
+    """
+    with transaction.atomic():
+        _lock_scans()
+        requests = list(ScanRequest.objects.order_by("id"))
+        if not requests:
+            return None
+        if any(request.full for request in requests):
+            provision_ids: set[int] | None = None
+            capability_ids: set[int] | None = None
+        else:
+            provision_ids = {pk for request in requests for pk in request.provision_ids}
+            capability_ids = {pk for request in requests for pk in request.capability_ids}
+        trigger = ScanTrigger(requests[0].trigger)
+        outcome = gaps_scan(trigger=trigger, provision_ids=provision_ids, capability_ids=capability_ids)
+        ScanRequest.objects.filter(pk__in=[request.pk for request in requests]).delete()
+    logger.info("Scan %s handled %d request(s)", outcome.scan.pk, len(requests))
+    return outcome
+
+
+def gap_acknowledge(*, gap: Gap, by: AbstractBaseUser, note: str) -> Gap:
+    """Acknowledge an open gap with a note; it stays open until the rules clear it."""
+    if gap.resolved_at is not None:
+        raise ValueError("this gap is resolved; only open gaps can be acknowledged")
+    if not note.strip():
+        raise ValueError("an acknowledgement needs a note")
+    gap.acknowledged_at, gap.acknowledged_by, gap.acknowledgement_note = timezone.now(), by, note.strip()
+    gap.save(update_fields=["acknowledged_at", "acknowledged_by", "acknowledgement_note"])
+    return gap

@@ -1,0 +1,99 @@
+"""Status moves: the one place the lifecycle of DESIGN.md is enforced."""
+
+from __future__ import annotations
+
+import datetime
+
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.db import transaction
+from django.utils import timezone
+
+from provisions.models import Provision, Status, StatusChange
+from provisions.services.scans import scan_request
+
+
+class TransitionRefused(Exception):
+    """A status move the lifecycle does not allow; the message says which move and why."""
+
+    def __init__(self, *, reference: str, current: str | None, target: str, reason: str) -> None:
+        self.reference, self.current, self.target, self.reason = reference, current, target, reason
+        move = f"{current} → {target}" if current else f"→ {target}"
+        super().__init__(f"{reference}: {move} refused: {reason}")
+
+
+class StaleVersion(Exception):
+    """The write was based on an older version of the provision than the one stored."""
+
+    def __init__(self, *, reference: str, expected: int, actual: int) -> None:
+        self.reference, self.expected, self.actual = reference, expected, actual
+        super().__init__(
+            f"{reference} has changed since you loaded it (you had version {expected}, it is now {actual})"
+        )
+
+
+def provision_transition(
+    *,
+    provision: Provision,
+    to: str,
+    note: str = "",
+    by: AbstractBaseUser | None = None,
+    on: datetime.date | None = None,
+    source: str = "web",
+    expected_version: int | None = None,
+) -> StatusChange:
+    """Move a provision to status `to`, writing its status change in the same transaction.
+
+    The provision row is locked, so concurrent moves are serialised and each accepted move
+    leaves exactly one status change. Asks for a gap scan of the provision once committed.
+    """
+    on = on or timezone.localdate()
+    with transaction.atomic():
+        locked = Provision.objects.select_for_update().get(pk=provision.pk)
+        if expected_version is not None and locked.version != expected_version:
+            raise StaleVersion(reference=locked.reference, expected=expected_version, actual=locked.version)
+        reason = Status.move_refusal(locked.status, to, note)
+        if reason is None:
+            latest = locked.status_changes.order_by("-changed_on", "-id").values_list("changed_on", flat=True).first()
+            if latest is not None and on < latest:
+                reason = f"it would be dated {on}, before the latest recorded change ({latest})"
+        if reason is not None:
+            raise TransitionRefused(reference=locked.reference, current=locked.status, target=to, reason=reason)
+        change = StatusChange.objects.create(
+            provision=locked,
+            from_status=locked.status,
+            to_status=to,
+            changed_on=on,
+            changed_by=by,
+            note=note.strip(),
+            source=source,
+        )
+        locked.status = to
+        locked.version += 1
+        locked.save(update_fields=["status", "version", "updated_at"])
+        scan_request(provision_ids=[locked.pk])
+    provision.status, provision.version = locked.status, locked.version
+    return change
+
+
+def provision_record_first_status(
+    *,
+    provision: Provision,
+    on: datetime.date | None = None,
+    note: str = "",
+    by: AbstractBaseUser | None = None,
+    source: str = "web",
+) -> StatusChange:
+    """The status change that brings a new provision into existence (its status from nothing)."""
+    if Status.move_refusal(None, provision.status, note) is not None:
+        raise TransitionRefused(
+            reference=provision.reference, current=None, target=provision.status, reason="unknown status"
+        )
+    return StatusChange.objects.create(
+        provision=provision,
+        from_status="",
+        to_status=provision.status,
+        changed_on=on or timezone.localdate(),
+        changed_by=by,
+        note=note.strip(),
+        source=source,
+    )
