@@ -1,0 +1,696 @@
+"""Benchmark of the gap engine (rules.evaluate_gaps and services.scans) on a synthetic partnership.
+
+Run from the project folder, against PostgreSQL only:
+
+    SECRET_KEY=x DATABASE_URL=postgres://postgres@127.0.0.1:5432/partnership_benchmark \\
+        .venv/bin/python benchmarks/gap_engine.py [--capabilities 20000] [--provisions 100000] \\
+        [--changes 300000] [--repeat 3] [--seed 20240601] [--keep] [--profile]
+
+The script owns its database: DATABASE_URL must name `partnership_benchmark` (it is the default
+when DATABASE_URL is unset). The database is created if missing (through the `postgres`
+maintenance database), migrated, and the provisions tables are emptied before the data is
+generated, so it refuses any other name rather than wipe real data. Without `--keep` the
+provisions tables are emptied again at the end; with `--keep` the generated partnership and
+the gaps the scans opened stay for inspection (psql, EXPLAIN ANALYZE).
+
+Generation (COPY, fixed seed) is not measured. Each case runs `--repeat` times; the table
+gives the median, min and max wall time (time.perf_counter) and the number of queries
+(CaptureQueriesContext). Targets from the issue: a full evaluation under 2 s in at most
+10 queries; a rescan after one change under 100 ms. `--profile` adds cProfile top entries
+and the slowest SQL statements of the evaluation and of the rescan.
+"""
+
+from __future__ import annotations
+
+import argparse
+import bisect
+import cProfile
+import datetime
+import io
+import itertools
+import logging
+import os
+import pstats
+import random
+import statistics
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+if TYPE_CHECKING:
+    from django.db import models
+
+BENCHMARK_DATABASE = "partnership_benchmark"
+DEFAULT_DATABASE_URL = f"postgres://postgres@127.0.0.1:5432/{BENCHMARK_DATABASE}"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+T = TypeVar("T")
+
+
+# --- the database, before Django starts --------------------------------------------------------------
+
+
+def prepare_database() -> str:
+    """Check DATABASE_URL names the benchmark's PostgreSQL database and create it if missing."""
+    import environ
+    import psycopg2  # type: ignore[import-untyped]
+    from psycopg2 import sql
+
+    os.environ.setdefault("DATABASE_URL", DEFAULT_DATABASE_URL)
+    url = os.environ["DATABASE_URL"]
+    if url.split("://", 1)[0] not in {"postgres", "postgresql", "pgsql"}:
+        raise SystemExit(f"gap_engine benchmark: needs PostgreSQL, DATABASE_URL is {url!r}")
+    config: dict[str, Any] = environ.Env.db_url_config(url)
+    name = config.get("NAME")
+    if name != BENCHMARK_DATABASE:
+        raise SystemExit(
+            f"gap_engine benchmark: refusing to run on database {name!r}: it wipes the provisions tables "
+            f"of its database, so DATABASE_URL must name {BENCHMARK_DATABASE!r}, e.g. {DEFAULT_DATABASE_URL}"
+        )
+    parameters = {
+        "dbname": "postgres",
+        "user": config.get("USER") or None,
+        "password": config.get("PASSWORD") or None,
+        "host": config.get("HOST") or None,
+        "port": config.get("PORT") or None,
+    }
+    maintenance = psycopg2.connect(**{key: value for key, value in parameters.items() if value is not None})
+    try:
+        maintenance.autocommit = True
+        with maintenance.cursor() as cursor:
+            cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", [BENCHMARK_DATABASE])
+            if cursor.fetchone() is None:
+                cursor.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(BENCHMARK_DATABASE)))
+                print(f"created database {BENCHMARK_DATABASE}")
+    finally:
+        maintenance.close()
+    return url
+
+
+def start_django() -> None:
+    if str(PROJECT_ROOT) not in sys.path:
+        sys.path.insert(0, str(PROJECT_ROOT))
+    os.environ["DJANGO_SETTINGS_MODULE"] = "partnership.settings"
+    import django
+
+    django.setup()
+
+
+# --- generation ----------------------------------------------------------------------------------------
+
+DOMAINS = [
+    ("law-enforcement-data", "Law enforcement data exchange"),
+    ("extradition", "Extradition and surrender"),
+    ("mutual-legal-assistance", "Mutual legal assistance"),
+    ("criminal-records", "Criminal records"),
+    ("passenger-data", "Passenger name records"),
+    ("dna-fingerprints", "DNA, fingerprints and vehicle registration"),
+    ("europol", "Cooperation with Europol"),
+    ("eurojust", "Cooperation with Eurojust"),
+    ("asset-recovery", "Asset freezing and confiscation"),
+    ("cyber", "Cyber security"),
+    ("counter-terrorism", "Counter-terrorism"),
+    ("civil-protection", "Civil protection and crisis response"),
+]
+CRITICALITY_WEIGHTS = {"critical": 10, "high": 25, "medium": 40, "low": 25}
+# Final ladder rank of a provision (identified 0 ... in_force 7): about 30% agreed or beyond.
+FINAL_RANK_WEIGHTS = [10, 12, 15, 20, 13, 12, 8, 10]
+STANCE_WEIGHTS = {"proposes": 20, "supports": 40, "conditional": 15, "reserved": 21, "opposes": 4}
+MAX_CHANGES = 8  # a climb of the ladder has at most 8 steps; suspended or withdrawn replaces the last
+COPY_NULL = "\\N"
+
+
+@dataclass(frozen=True)
+class Sizes:
+    capabilities: int
+    provisions: int
+    changes: int
+
+
+@dataclass
+class DataSummary:
+    capabilities: int = 0
+    provisions: int = 0
+    coverage: int = 0
+    positions: int = 0
+    opposes: int = 0
+    changes: int = 0
+    seconds: float = 0.0
+    statuses: Counter[str] = field(default_factory=Counter)
+
+
+def _copy_value(value: object) -> str:
+    if value is None:
+        return COPY_NULL
+    if isinstance(value, bool):
+        return "t" if value else "f"
+    if isinstance(value, datetime.date):  # dates and datetimes
+        return value.isoformat()
+    text = str(value)
+    return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+
+
+def copy_rows(model: type[models.Model], fields: Sequence[str], rows: Iterable[Sequence[object]]) -> int:
+    """COPY rows (values in the order of `fields`, ids included) into the model's table."""
+    from django.db import connection, models
+
+    columns = []
+    for name in fields:
+        model_field = model._meta.get_field(name)
+        if not isinstance(model_field, models.Field) or model_field.column is None:
+            raise TypeError(f"{model.__name__}.{name} is not a concrete field")
+        columns.append(connection.ops.quote_name(model_field.column))
+    buffer = io.StringIO()
+    count = 0
+    for row in rows:
+        buffer.write("\t".join(_copy_value(value) for value in row))
+        buffer.write("\n")
+        count += 1
+    buffer.seek(0)
+    table = connection.ops.quote_name(model._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.copy_expert(f"COPY {table} ({', '.join(columns)}) FROM STDIN", buffer)
+    return count
+
+
+def provisions_tables() -> list[str]:
+    from django.apps import apps
+
+    app = apps.get_app_config("provisions")
+    return [model._meta.db_table for model in app.get_models(include_auto_created=True)]
+
+
+def wipe() -> None:
+    """Empty every table of the provisions app (gaps, scans and requests included)."""
+    from django.db import connection
+
+    tables = ", ".join(connection.ops.quote_name(table) for table in provisions_tables())
+    with connection.cursor() as cursor:
+        cursor.execute(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
+
+
+def _status_history(
+    rng: random.Random, count: int, last_on: datetime.date
+) -> list[tuple[str, str, datetime.date, str]]:
+    """A valid lifecycle: (from_status, to_status, changed_on, note), oldest first, climbing the ladder."""
+    from provisions.models import Status
+
+    ladder = Status.values[:8]
+    off_ladder = None
+    roll = rng.random()
+    if count >= 2 and roll < 0.03:
+        off_ladder = Status.SUSPENDED.value
+    elif count >= 2 and roll < 0.05:
+        off_ladder = Status.WITHDRAWN.value
+    climb = count - (1 if off_ladder else 0)
+    top = max(rng.choices(range(8), weights=FINAL_RANK_WEIGHTS)[0], climb - 1)
+    ranks = [*sorted(rng.sample(range(top), climb - 1)), top]
+    statuses = [ladder[rank] for rank in ranks]
+    if off_ladder:
+        statuses.append(off_ladder)
+    dates = [last_on]
+    for _ in range(count - 1):
+        dates.append(dates[-1] - datetime.timedelta(days=rng.randint(3, 120)))
+    dates.reverse()
+    history = []
+    previous = ""
+    for status, changed_on in zip(statuses, dates, strict=True):
+        note = f"moved to {status} (benchmark)" if status in (Status.SUSPENDED, Status.WITHDRAWN) else ""
+        refusal = Status.move_refusal(previous or None, status, note)
+        if refusal is not None:
+            raise RuntimeError(f"generated an invalid move: {refusal}")
+        history.append((previous, status, changed_on, note))
+        previous = status
+    return history
+
+
+def generate(sizes: Sizes, today: datetime.date, seed: int) -> DataSummary:
+    """A partnership of the given sizes, with a fixed seed; written with COPY in one transaction."""
+    from django.core.management.color import no_style
+    from django.db import connection, transaction
+
+    from provisions.models import (
+        Capability,
+        Coverage,
+        Domain,
+        Extent,
+        Firmness,
+        Marking,
+        Partnership,
+        Party,
+        Position,
+        Provision,
+        StatusChange,
+    )
+
+    if not sizes.provisions <= sizes.changes <= MAX_CHANGES * sizes.provisions:
+        raise SystemExit(f"--changes must be between --provisions and {MAX_CHANGES} x --provisions")
+    started = time.perf_counter()
+    rng = random.Random(seed)
+    summary = DataSummary()
+    now = datetime.datetime.now(tz=datetime.UTC)
+
+    def moment(day: datetime.date) -> datetime.datetime:
+        return datetime.datetime.combine(day, datetime.time(10, 0), tzinfo=datetime.UTC)
+
+    with transaction.atomic():
+        partnership = Partnership.objects.create(code="uk-eu-security", title="UK-EU security partnership")
+        parties = Party.objects.bulk_create(
+            [
+                Party(partnership=partnership, code="UK", name="United Kingdom"),
+                Party(partnership=partnership, code="EU", name="European Union"),
+            ]
+        )
+        domains = Domain.objects.bulk_create(
+            [Domain(partnership=partnership, code=code, name=name) for code, name in DOMAINS]
+        )
+        domain_ids = [domain.pk for domain in domains]
+        party_ids = [party.pk for party in parties]
+
+        # Capabilities: mixed criticality, lapse dates today ± 2 years (10% none), 30% with a fallback.
+        capability_domain: dict[int, int] = {}
+        capability_rows = []
+        levels, level_weights = list(CRITICALITY_WEIGHTS), list(CRITICALITY_WEIGHTS.values())
+        for pk in range(1, sizes.capabilities + 1):
+            domain_id = rng.choice(domain_ids)
+            capability_domain[pk] = domain_id
+            lapses_on = (
+                None if rng.random() < 0.10 else today + datetime.timedelta(days=rng.randint(-730, 730))
+            )
+            fallback = (
+                f"Council of Europe Convention No. {rng.randint(1, 220)}" if rng.random() < 0.30 else ""
+            )
+            capability_rows.append(
+                (
+                    pk,
+                    f"CAP-{pk:05d}",
+                    f"Capability {pk}",
+                    domain_id,
+                    rng.choices(levels, weights=level_weights)[0],
+                    lapses_on,
+                    fallback,
+                    "",
+                )
+            )
+        summary.capabilities = copy_rows(
+            Capability,
+            ["id", "code", "name", "domain", "criticality", "lapses_on", "fallback", "description"],
+            capability_rows,
+        )
+
+        # Coverage targets: 8% of capabilities are never covered; the rest with skewed popularity.
+        pool = list(range(1, sizes.capabilities + 1))
+        rng.shuffle(pool)
+        pool = pool[: max(1, round(len(pool) * 0.92))]
+        cumulative = list(itertools.accumulate(rng.lognormvariate(0, 1.0) for _ in pool))
+
+        def pick_capabilities(count: int) -> list[int]:
+            chosen: list[int] = []
+            while len(chosen) < min(count, len(pool)):
+                pk = pool[bisect.bisect(cumulative, rng.random() * cumulative[-1])]
+                if pk not in chosen:
+                    chosen.append(pk)
+            return chosen
+
+        # Status changes per provision: one each, the rest spread at random (at most MAX_CHANGES).
+        counts = [1] * sizes.provisions
+        extra = sizes.changes - sizes.provisions
+        while extra:
+            index = rng.randrange(sizes.provisions)
+            if counts[index] < MAX_CHANGES:
+                counts[index] += 1
+                extra -= 1
+
+        provision_rows, coverage_rows, position_rows, change_rows = [], [], [], []
+        stances, stance_weights = list(STANCE_WEIGHTS), list(STANCE_WEIGHTS.values())
+        change_id = coverage_id = position_id = 0
+        for pk, count in enumerate(counts, start=1):
+            covered = pick_capabilities(rng.choices([1, 2, 3], weights=[50, 35, 15])[0])
+            last_on = today - datetime.timedelta(days=min(int(rng.expovariate(1 / 90)) + 1, 1000))
+            history = _status_history(rng, count, last_on)
+            status = history[-1][1]
+            summary.statuses[status] += 1
+            target = today + datetime.timedelta(days=rng.randint(-200, 500)) if rng.random() < 0.5 else None
+            provision_rows.append(
+                (
+                    pk,
+                    f"SP-{pk:06d}",
+                    f"Provision {pk}",
+                    "",
+                    capability_domain[covered[0]],
+                    status,
+                    target,
+                    None,
+                    Marking.OFFICIAL.value,
+                    count,
+                    moment(history[0][2]),
+                    moment(history[-1][2]),
+                )
+            )
+            for capability_id in covered:
+                coverage_id += 1
+                extent = Extent.FULL.value if rng.random() < 0.75 else Extent.PARTIAL.value
+                coverage_rows.append((coverage_id, pk, capability_id, extent))
+            for party_id in party_ids:
+                if rng.random() < 0.95:
+                    position_id += 1
+                    stance = rng.choices(stances, weights=stance_weights)[0]
+                    summary.opposes += stance == "opposes"
+                    firmness = Firmness.DEFINITIVE.value if rng.random() < 0.3 else Firmness.PROVISIONAL.value
+                    position_rows.append((position_id, pk, party_id, stance, firmness, "", now))
+            for from_status, to_status, changed_on, note in history:
+                change_id += 1
+                change_rows.append(
+                    (
+                        change_id,
+                        pk,
+                        from_status,
+                        to_status,
+                        changed_on,
+                        moment(changed_on),
+                        None,
+                        note,
+                        "import",
+                    )
+                )
+        summary.provisions = copy_rows(
+            Provision,
+            [
+                "id",
+                "reference",
+                "title",
+                "text",
+                "domain",
+                "status",
+                "target_date",
+                "review_date",
+                "marking",
+                "version",
+                "created_at",
+                "updated_at",
+            ],
+            provision_rows,
+        )
+        summary.coverage = copy_rows(Coverage, ["id", "provision", "capability", "extent"], coverage_rows)
+        summary.positions = copy_rows(
+            Position, ["id", "provision", "party", "stance", "firmness", "note", "updated_at"], position_rows
+        )
+        summary.changes = copy_rows(
+            StatusChange,
+            [
+                "id",
+                "provision",
+                "from_status",
+                "to_status",
+                "changed_on",
+                "recorded_at",
+                "changed_by",
+                "note",
+                "source",
+            ],
+            change_rows,
+        )
+        with connection.cursor() as cursor:
+            for statement in connection.ops.sequence_reset_sql(
+                no_style(), [Capability, Provision, Coverage, Position, StatusChange]
+            ):
+                cursor.execute(statement)
+    # Planner statistics and the visibility map, as a database in steady state has them.
+    with connection.cursor() as cursor:
+        for table in provisions_tables():
+            cursor.execute(f"VACUUM ANALYZE {connection.ops.quote_name(table)}")
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def check_data(today: datetime.date) -> None:
+    """Each provision's status is the to_status of its latest change (the invariant the rules rely on)."""
+    from provisions.models import Provision
+    from provisions.rules import provisions_at
+
+    at_today = provisions_at(today)
+    stored = dict(Provision.objects.order_by().values_list("id", "status"))
+    mismatched = [pk for pk, status in stored.items() if at_today[pk].status != status]
+    if len(at_today) != len(stored) or mismatched:
+        raise SystemExit(
+            f"generated data is inconsistent: {len(mismatched)} provisions differ from their history"
+        )
+
+
+# --- measurement ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class Case:
+    name: str
+    times_ms: list[float] = field(default_factory=list)
+    queries: list[int] = field(default_factory=list)
+    results: list[str] = field(default_factory=list)
+    target: str = ""
+
+    def add(self, elapsed_ms: float, queries: int, result: str) -> None:
+        self.times_ms.append(elapsed_ms)
+        self.queries.append(queries)
+        self.results.append(result)
+
+    @property
+    def median_ms(self) -> float:
+        return statistics.median(self.times_ms)
+
+
+@dataclass
+class Timed(Generic[T]):
+    value: T
+    elapsed_ms: float
+    queries: list[dict[str, str]]
+
+
+def timed(call: Callable[[], T]) -> Timed[T]:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as captured:
+        started = time.perf_counter()
+        value = call()
+        elapsed_ms = (time.perf_counter() - started) * 1000
+    return Timed(value, elapsed_ms, list(captured.captured_queries))
+
+
+def outcome_text(outcome: Any) -> str:
+    if outcome is None:
+        return "no pending request"
+    scan = outcome.scan
+    return (
+        f"evaluated {scan.evaluated_subjects}, opened {scan.opened}, updated {scan.updated}, "
+        f"resolved {scan.resolved}, unchanged {scan.unchanged}"
+    )
+
+
+def profile(label: str, call: Callable[[], Any], top: int = 15) -> None:
+    """cProfile top entries (cumulative and own time) and the slowest SQL statements of one call."""
+    print(f"\n--- profile: {label} ---")
+    profiler = cProfile.Profile()
+    result = timed(lambda: profiler.runcall(call))
+    print(f"wall {result.elapsed_ms:.1f} ms under the profiler, {len(result.queries)} queries")
+    sql_seconds = sum(float(query["time"]) for query in result.queries)
+    print(f"time in SQL (as the debug cursor measured it): {sql_seconds * 1000:.1f} ms")
+    for query in sorted(result.queries, key=lambda query: -float(query["time"]))[:5]:
+        print(f"  {float(query['time']) * 1000:8.1f} ms  {query['sql'][:240]}")
+    for sort in ("cumulative", "tottime"):
+        stream = io.StringIO()
+        pstats.Stats(profiler, stream=stream).strip_dirs().sort_stats(sort).print_stats(top)
+        lines = stream.getvalue().splitlines()
+        start = next((i for i, line in enumerate(lines) if line.lstrip().startswith("ncalls")), 0)
+        print(f"top {top} by {sort}:")
+        print("\n".join(lines[start:]).rstrip())
+
+
+def run(args: argparse.Namespace) -> None:
+    from django.conf import settings
+    from django.core.management import call_command
+    from django.db import connection
+    from django.utils import timezone
+
+    from partnership.celery import app as celery_app
+    from provisions.models import Coverage, Gap, Provision, ScanRequest, ScanTrigger, Status
+    from provisions.rules import evaluate_gaps
+    from provisions.services.scans import gaps_run_requested, gaps_scan
+    from provisions.services.status import provision_transition
+
+    if connection.vendor != "postgresql":
+        raise SystemExit(f"gap_engine benchmark: needs PostgreSQL, the database is {connection.vendor}")
+    if connection.settings_dict["NAME"] != BENCHMARK_DATABASE:
+        raise SystemExit(f"gap_engine benchmark: refusing to wipe {connection.settings_dict['NAME']!r}")
+    if not args.verbose:
+        logging.getLogger("provisions").setLevel(logging.WARNING)
+
+    sizes = Sizes(args.capabilities, args.provisions, args.changes)
+    today = timezone.localdate()
+    call_command("migrate", verbosity=0)
+    wipe()
+    print(
+        f"generating {sizes.capabilities:,} capabilities, {sizes.provisions:,} provisions and "
+        f"{sizes.changes:,} status changes (seed {args.seed})..."
+    )
+    data = generate(sizes, today, args.seed)
+    check_data(today)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT version()")
+        server = cursor.fetchone()[0].split(",")[0]
+    statuses = ", ".join(
+        f"{status} {data.statuses[status]:,}" for status in Status.values if data.statuses[status]
+    )
+    print(
+        f"generated in {data.seconds:.1f} s\n\n"
+        f"Data: 1 partnership, 2 parties, {len(DOMAINS)} domains, {data.capabilities:,} capabilities, "
+        f"{data.provisions:,} provisions, {data.coverage:,} coverage links, {data.positions:,} positions "
+        f"({data.opposes:,} opposes), {data.changes:,} status changes\n"
+        f"Statuses now: {statuses}\n"
+        f"As of {today}; thresholds SECURED_STATUS={settings.SECURED_STATUS} "
+        f"WARNING_DAYS={settings.WARNING_DAYS} URGENT_DAYS={settings.URGENT_DAYS} "
+        f"STALL_DAYS={settings.STALL_DAYS}; {server}; "
+        f"Python {sys.version.split()[0]}; Celery eager: {celery_app.conf.task_always_eager}\n"
+    )
+
+    evaluation_case = Case("(a) evaluate_gaps(as_of=today), full", target="< 2000 ms, <= 10 queries")
+    for _ in range(args.repeat):
+        evaluation = timed(lambda: evaluate_gaps(as_of=today))
+        kinds = Counter(finding.kind.value for finding in evaluation.value.findings)
+        evaluation_case.add(
+            evaluation.elapsed_ms,
+            len(evaluation.queries),
+            f"{len(evaluation.value.findings):,} findings ("
+            + ", ".join(f"{kind} {count:,}" for kind, count in sorted(kinds.items()))
+            + f"), {evaluation.value.evaluated_subjects:,} subjects",
+        )
+
+    first_scan = Case("(b1) gaps_scan(COMMAND), empty gap table")
+    second_scan = Case("(b2) gaps_scan(COMMAND), nothing changed")
+    for _ in range(args.repeat):
+        Gap.objects.all().delete()  # not timed: every run of (b1) opens every gap
+        scan = timed(lambda: gaps_scan(trigger=ScanTrigger.COMMAND))
+        first_scan.add(scan.elapsed_ms, len(scan.queries), outcome_text(scan.value))
+    for _ in range(args.repeat):
+        scan = timed(lambda: gaps_scan(trigger=ScanTrigger.COMMAND))
+        second_scan.add(scan.elapsed_ms, len(scan.queries), outcome_text(scan.value))
+
+    # (c) One provision moves agreed_in_principle -> agreed (it becomes secured: coverage changes).
+    candidates = list(
+        Provision.objects.filter(status=Status.AGREED_IN_PRINCIPLE, coverage__isnull=False)
+        .order_by("id")
+        .distinct()
+        .values_list("id", flat=True)[:1000]
+    )
+    movers = random.Random(args.seed).sample(candidates, args.repeat)
+    transition_case = Case(
+        "(c1) provision_transition, incl. what it triggers",
+        target="(eager: includes the rescan)" if celery_app.conf.task_always_eager else "",
+    )
+    requested_case = Case("(c2) gaps_run_requested(), 1 pending request", target="< 100 ms")
+    rescan_case = Case("(c3) gaps_scan(CHANGE, provision_ids=[id])", target="< 100 ms")
+    wider_case = Case("(c4) gaps_scan(CHANGE, [id], its capabilities)")
+    for provision_id in movers:
+        provision = Provision.objects.get(pk=provision_id)
+        capability_ids = list(
+            Coverage.objects.filter(provision_id=provision_id).values_list("capability_id", flat=True)
+        )
+        move = timed(
+            lambda provision=provision: provision_transition(  # type: ignore[misc]
+                provision=provision, to=Status.AGREED, note="benchmark: agreed", source="benchmark"
+            )
+        )
+        transition_case.add(move.elapsed_ms, len(move.queries), f"{provision.reference} -> agreed")
+        ScanRequest.objects.create(provision_ids=[provision_id], capability_ids=[])  # what the move writes
+        requested = timed(gaps_run_requested)
+        requested_case.add(requested.elapsed_ms, len(requested.queries), outcome_text(requested.value))
+        rescan = timed(
+            lambda provision_id=provision_id: gaps_scan(  # type: ignore[misc]
+                trigger=ScanTrigger.CHANGE, provision_ids=[provision_id], capability_ids=[]
+            )
+        )
+        rescan_case.add(rescan.elapsed_ms, len(rescan.queries), outcome_text(rescan.value))
+        wider = timed(
+            lambda provision_id=provision_id, capability_ids=capability_ids: gaps_scan(  # type: ignore[misc]
+                trigger=ScanTrigger.CHANGE, provision_ids=[provision_id], capability_ids=capability_ids
+            )
+        )
+        wider_case.add(wider.elapsed_ms, len(wider.queries), outcome_text(wider.value))
+
+    cases = [
+        evaluation_case,
+        first_scan,
+        second_scan,
+        transition_case,
+        requested_case,
+        rescan_case,
+        wider_case,
+    ]
+    print_table(cases, args.repeat)
+
+    if args.profile:
+        profile("evaluate_gaps(as_of=today), full", lambda: evaluate_gaps(as_of=today))
+        profile(
+            "gaps_scan(CHANGE, provision_ids=[id], capability_ids=[])",
+            lambda: gaps_scan(trigger=ScanTrigger.CHANGE, provision_ids=[movers[0]], capability_ids=[]),
+        )
+        profile(
+            "evaluate_gaps(as_of=today, provision_ids=[id], capability_ids=[])",
+            lambda: evaluate_gaps(as_of=today, provision_ids=[movers[0]], capability_ids=[]),
+        )
+
+    if args.keep:
+        print(f"\n--keep: the generated data and gaps stay in {BENCHMARK_DATABASE}")
+    else:
+        wipe()
+
+
+def print_table(cases: list[Case], repeat: int) -> None:
+    print(
+        f"Timings: {repeat} run(s) each; wall time with time.perf_counter, "
+        "queries with CaptureQueriesContext\n"
+    )
+    name_width = max(len(case.name) for case in cases)
+    header = f"{'case':<{name_width}}  {'median ms':>9}  {'min ms':>8}  {'max ms':>8}  {'queries':>7}  result"
+    print(header)
+    print("-" * len(header))
+    for case in cases:
+        queries = "/".join(str(count) for count in sorted(set(case.queries)))
+        print(
+            f"{case.name:<{name_width}}  {case.median_ms:>9.1f}  {min(case.times_ms):>8.1f}  "
+            f"{max(case.times_ms):>8.1f}  {queries:>7}  {case.results[-1]}"
+        )
+        if case.target:
+            print(f"{'':<{name_width}}  target {case.target}")
+
+
+def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--capabilities", type=int, default=20_000)
+    parser.add_argument("--provisions", type=int, default=100_000)
+    parser.add_argument("--changes", type=int, default=300_000, help="status changes in total")
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each case (the median is reported)")
+    parser.add_argument("--seed", type=int, default=20240601)
+    parser.add_argument("--keep", action="store_true", help="leave the generated data in the database")
+    parser.add_argument("--profile", action="store_true", help="cProfile the evaluation and the rescan")
+    parser.add_argument("--verbose", action="store_true", help="keep the scans' INFO logging")
+    args = parser.parse_args(argv)
+    if args.repeat < 1 or args.capabilities < 3 or args.provisions < 1:
+        parser.error("--repeat and --provisions must be at least 1, --capabilities at least 3")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_arguments(argv)
+    prepare_database()
+    start_django()
+    run(args)
+
+
+if __name__ == "__main__":
+    main()

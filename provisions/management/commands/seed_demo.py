@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from provisions.models import ScanTrigger
+from provisions.services.partnership_file import partnership_import, read_partnership_file
+from provisions.services.scans import gaps_scan
+
+SHIPPED_FILE = settings.BASE_DIR / "provisions" / "data" / "uk-eu-security-partnership.yaml"
+
+# Demo logins for a local machine only (the command refuses to run with DEBUG off).
+DEMO_USERS = (
+    ("admin", "admin-demo-2026", "superuser: everything"),
+    ("negotiator", "negotiator-demo-2026", "staff: edits provisions, positions and coverage"),
+    ("analyst", "analyst-demo-2026", "staff: reads everything"),
+)
+
+
+class Command(BaseCommand):
+    help = "Load the shipped UK–EU partnership, create demo users and scan for gaps (local use only)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--force", action="store_true", help="run even with DEBUG off")
+
+    def handle(self, *args: Any, force: bool, **options: Any) -> None:
+        if not settings.DEBUG and not force:
+            raise CommandError("seed_demo creates users with known passwords: run it with DEBUG=true (or --force)")
+        report = partnership_import(data=read_partnership_file(SHIPPED_FILE))
+        self.stdout.write(f"Partnership loaded from {SHIPPED_FILE.name}:")
+        for line in report.lines():
+            self.stdout.write(f"  {line}")
+        scan = gaps_scan(trigger=ScanTrigger.COMMAND).scan
+        self.stdout.write(f"Gap scan as of {scan.as_of}: {scan.opened + scan.updated + scan.unchanged} open gap(s)")
+        self._create_users()
+
+    def _create_users(self) -> None:
+        user_model = get_user_model()
+        provision_models = ("provision", "position", "coverage", "consultation", "capability")
+        for username, password, role in DEMO_USERS:
+            user, _ = user_model.objects.get_or_create(username=username)
+            user.set_password(password)
+            user.is_staff = True
+            user.is_superuser = username == "admin"
+            user.save()
+            if username == "negotiator":
+                user.user_permissions.set(
+                    Permission.objects.filter(content_type__app_label="provisions", content_type__model__in=provision_models)
+                )
+            elif username == "analyst":
+                user.user_permissions.set(
+                    Permission.objects.filter(content_type__app_label="provisions", codename__startswith="view_")
+                )
+        self.stdout.write("\nDemo logins (http://127.0.0.1:8000/admin/):")
+        for username, password, role in DEMO_USERS:
+            self.stdout.write(f"  {username:<11} {password:<22} {role}")

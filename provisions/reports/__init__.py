@@ -1,0 +1,1 @@
+"""Reports: one definition per report, rendered as CSV, JSON or XLSX by the same rows."""

@@ -1,0 +1,165 @@
+"""The gap report (DESIGN.md, "Gap report columns"): one definition, several renderings."""
+
+from __future__ import annotations
+
+import csv
+import datetime
+import io
+import json
+from dataclasses import dataclass
+from typing import Any, BinaryIO
+
+import xlsxwriter
+from django.utils import timezone
+
+from provisions.models import Domain, Gap, GapKind, Level
+from provisions.rules import Finding, evaluate_gaps
+
+GAP_REPORT_COLUMNS = (
+    "kind",
+    "severity",
+    "subject_type",
+    "subject_code",
+    "subject_name",
+    "domain",
+    "coverage_state",
+    "lapses_on",
+    "days_to_lapse",
+    "covering_provisions",
+    "explanation",
+    "opened_at",
+    "state",
+)
+
+
+class ReportFilterInvalid(ValueError):
+    """A filter value that names nothing (an unknown domain, severity or kind)."""
+
+
+@dataclass(frozen=True)
+class GapReportFilters:
+    domain: str | None = None
+    severity: str | None = None
+    kind: str | None = None
+
+    def check(self) -> None:
+        if self.severity is not None and self.severity not in Level.values:
+            raise ReportFilterInvalid(f"severity: expected one of {', '.join(Level.values)}, got {self.severity!r}")
+        if self.kind is not None and self.kind not in GapKind.values:
+            raise ReportFilterInvalid(f"kind: expected one of {', '.join(GapKind.values)}, got {self.kind!r}")
+        if self.domain is not None and not Domain.objects.filter(code=self.domain).exists():
+            raise ReportFilterInvalid(f"domain: unknown domain {self.domain!r}")
+
+    def admit(self, finding: Finding) -> bool:
+        return (
+            (self.domain is None or finding.domain == self.domain)
+            and (self.severity is None or finding.severity == self.severity)
+            and (self.kind is None or finding.kind == self.kind)
+        )
+
+
+@dataclass(frozen=True)
+class GapReport:
+    as_of: datetime.date
+    read_only: bool
+    rows: list[dict[str, Any]]
+
+
+def gap_report(*, as_of: datetime.date | None = None, filters: GapReportFilters | None = None) -> GapReport:
+    """The gap report at a date. Without a date: today, with each open gap's opened_at and state
+    from the last scan; with a date: a read-only evaluation, where opened_at and state are empty."""
+    filters = filters or GapReportFilters()
+    filters.check()
+    read_only = as_of is not None
+    evaluation = evaluate_gaps(as_of=as_of or timezone.localdate())
+    findings = [finding for finding in evaluation.findings if filters.admit(finding)]
+    persisted: dict[tuple[str, str, int], Gap] = {}
+    if not read_only:
+        for gap in Gap.objects.open().order_by():
+            subject = ("capability", gap.capability_id) if gap.capability_id else ("provision", gap.provision_id)
+            persisted[(gap.kind, subject[0], subject[1])] = gap  # type: ignore[index]
+    return GapReport(
+        as_of=evaluation.as_of,
+        read_only=read_only,
+        rows=[_row(finding, persisted.get(finding.identity)) for finding in findings],
+    )
+
+
+def _row(finding: Finding, gap: Gap | None) -> dict[str, Any]:
+    return {
+        "kind": finding.kind.value,
+        "severity": finding.severity.value,
+        "subject_type": finding.subject_type,
+        "subject_code": finding.subject_code,
+        "subject_name": finding.subject_name,
+        "domain": finding.domain,
+        "coverage_state": finding.coverage_state.value if finding.coverage_state else None,
+        "lapses_on": finding.lapses_on,
+        "days_to_lapse": finding.days_to_lapse,
+        "covering_provisions": ";".join(finding.covering_provisions) or None,
+        "explanation": finding.explanation,
+        "opened_at": timezone.localtime(gap.opened_at).replace(microsecond=0) if gap else None,
+        "state": gap.state.value if gap else None,
+    }
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime.date):
+        return value.isoformat()
+    return str(value)
+
+
+def _neutralised(value: str) -> str:
+    """Spreadsheets run a cell that starts with = + - @ as a formula; user text must stay text."""
+    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+
+
+def render_csv(report: GapReport, output: io.TextIOBase | Any) -> None:
+    writer = csv.writer(output)
+    writer.writerow(GAP_REPORT_COLUMNS)
+    for row in report.rows:
+        writer.writerow(
+            [
+                _text(value) if not isinstance(value, str) else _neutralised(value)
+                for value in (row[column] for column in GAP_REPORT_COLUMNS)
+            ]
+        )
+
+
+def render_json(report: GapReport, output: io.TextIOBase | Any) -> None:
+    rows = [
+        {column: (_text(value) if isinstance(value, datetime.date) else value) for column, value in row.items()}
+        for row in report.rows
+    ]
+    json.dump(rows, output, indent=2, ensure_ascii=False)
+    output.write("\n")
+
+
+def render_xlsx(report: GapReport, output: BinaryIO) -> None:
+    # strings_to_formulas off: names and explanations are user text, never formulas.
+    workbook = xlsxwriter.Workbook(
+        output, {"constant_memory": True, "strings_to_formulas": False, "strings_to_urls": False}
+    )
+    sheet = workbook.add_worksheet("Gaps")
+    bold = workbook.add_format({"bold": True})
+    dates = workbook.add_format({"num_format": "yyyy-mm-dd"})
+    datetimes = workbook.add_format({"num_format": "yyyy-mm-dd hh:mm:ss"})
+    sheet.write_row(0, 0, GAP_REPORT_COLUMNS, bold)
+    for row_number, row in enumerate(report.rows, start=1):
+        for column_number, column in enumerate(GAP_REPORT_COLUMNS):
+            value = row[column]
+            if value is None:
+                continue
+            if isinstance(value, datetime.datetime):
+                sheet.write_datetime(row_number, column_number, value.replace(tzinfo=None), datetimes)
+            elif isinstance(value, datetime.date):
+                sheet.write_datetime(row_number, column_number, value, dates)
+            elif isinstance(value, int):
+                sheet.write_number(row_number, column_number, value)
+            else:
+                sheet.write_string(row_number, column_number, value)
+    sheet.freeze_panes(1, 0)
+    sheet.autofilter(0, 0, max(len(report.rows), 1), len(GAP_REPORT_COLUMNS) - 1)
+    workbook.close()
