@@ -174,10 +174,20 @@ SECURED_STATUS = env_str("SECURED_STATUS", "agreed")
 WARNING_DAYS = env_int("WARNING_DAYS", 180)
 URGENT_DAYS = env_int("URGENT_DAYS", 30)
 STALL_DAYS = env_int("STALL_DAYS", 60)
-_LADDER = ("identified", "scoping", "proposed", "under_negotiation", "agreed_in_principle", "agreed", "signed",
-           "in_force")
+_LADDER = (
+    "identified",
+    "scoping",
+    "proposed",
+    "under_negotiation",
+    "agreed_in_principle",
+    "agreed",
+    "signed",
+    "in_force",
+)
 if SECURED_STATUS not in _LADDER:
-    raise ImproperlyConfigured(f"SECURED_STATUS: expected one of {', '.join(_LADDER)}, got {SECURED_STATUS!r}")
+    raise ImproperlyConfigured(
+        f"SECURED_STATUS: expected one of {', '.join(_LADDER)}, got {SECURED_STATUS!r}"
+    )
 if URGENT_DAYS > WARNING_DAYS:
     raise ImproperlyConfigured(f"URGENT_DAYS ({URGENT_DAYS}) must not exceed WARNING_DAYS ({WARNING_DAYS})")
 
@@ -206,8 +216,12 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "max_retries": 2,
     "visibility_timeout": 3600,
 }
-CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5,
-                                    "interval_max": 1}
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": 2,
+    "interval_start": 0,
+    "interval_step": 0.5,
+    "interval_max": 1,
+}
 
 LOGGING = {
     "version": 1,

@@ -181,9 +181,7 @@ def _capability_rows(capability_ids: Collection[int] | None) -> dict[int, Capabi
     }
 
 
-def coverage_state_of(
-    links: Iterable[tuple[ProvisionAt | None, str]], thresholds: Thresholds
-) -> CoverageAt:
+def coverage_state_of(links: Iterable[tuple[ProvisionAt | None, str]], thresholds: Thresholds) -> CoverageAt:
     """The coverage state from (provision at T or None if it did not exist, extent) pairs."""
     covering: list[ProvisionAt] = []
     secured_full = False
@@ -248,7 +246,9 @@ def provision_gaps(
     if not provision.active:
         return []
     gaps: list[tuple[GapKind, Level]] = []
-    highest = max((capability.criticality for capability in covered), key=lambda level: level.weight, default=None)
+    highest = max(
+        (capability.criticality for capability in covered), key=lambda level: level.weight, default=None
+    )
     rank = provision.status.rank
     if (
         rank is not None  # suspended (and withdrawn) are off the ladder
@@ -261,7 +261,8 @@ def provision_gaps(
         and opposing_parties
         and highest is not None
         and any(
-            capability.lapses_on is not None and (capability.lapses_on - as_of).days <= thresholds.warning_days
+            capability.lapses_on is not None
+            and (capability.lapses_on - as_of).days <= thresholds.warning_days
             for capability in covered
         )
     ):
@@ -305,7 +306,9 @@ def explain_capability_gap(
         timing = _lapse_phrase(capability.lapses_on, (capability.lapses_on - as_of).days)
     sentence = f"{name} {timing}; {_coverage_phrase(coverage)}"
     if kind == GapKind.LAPSED:
-        sentence += f"; fallback: {capability.fallback.strip()}" if capability.has_fallback else "; no fallback"
+        sentence += (
+            f"; fallback: {capability.fallback.strip()}" if capability.has_fallback else "; no fallback"
+        )
     return sentence + "."
 
 
@@ -425,11 +428,15 @@ def evaluate_gaps(
             earliest = min((c.lapses_on for c in covered if c.lapses_on is not None), default=None)
             explanation = explain_provision_gap(kind, provision, covered, parties, as_of, thresholds)
             flagged_provisions.append((provision, kind, severity, explanation, earliest))
-    titles = dict(
-        Provision.objects.filter(pk__in={provision.id for provision, *_ in flagged_provisions})
-        .order_by()
-        .values_list("id", "title")
-    ) if flagged_provisions else {}
+    titles = (
+        dict(
+            Provision.objects.filter(pk__in={provision.id for provision, *_ in flagged_provisions})
+            .order_by()
+            .values_list("id", "title")
+        )
+        if flagged_provisions
+        else {}
+    )
     for provision, kind, severity, explanation, earliest in flagged_provisions:
         findings.append(
             Finding(

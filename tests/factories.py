@@ -54,6 +54,7 @@ class ProvisionFactory(factory.django.DjangoModelFactory):
 
     class Meta:
         model = models.Provision
+        skip_postgeneration_save = True
 
     reference = factory.Sequence(lambda n: f"SP-{n:04d}")
     title = factory.Sequence(lambda n: f"Provision {n}")

@@ -44,7 +44,9 @@ class GapReportFilters:
 
     def check(self) -> None:
         if self.severity is not None and self.severity not in Level.values:
-            raise ReportFilterInvalid(f"severity: expected one of {', '.join(Level.values)}, got {self.severity!r}")
+            raise ReportFilterInvalid(
+                f"severity: expected one of {', '.join(Level.values)}, got {self.severity!r}"
+            )
         if self.kind is not None and self.kind not in GapKind.values:
             raise ReportFilterInvalid(f"kind: expected one of {', '.join(GapKind.values)}, got {self.kind!r}")
         if self.domain is not None and not Domain.objects.filter(code=self.domain).exists():
@@ -76,7 +78,9 @@ def gap_report(*, as_of: datetime.date | None = None, filters: GapReportFilters 
     persisted: dict[tuple[str, str, int], Gap] = {}
     if not read_only:
         for gap in Gap.objects.open().order_by():
-            subject = ("capability", gap.capability_id) if gap.capability_id else ("provision", gap.provision_id)
+            subject = (
+                ("capability", gap.capability_id) if gap.capability_id else ("provision", gap.provision_id)
+            )
             persisted[(gap.kind, subject[0], subject[1])] = gap  # type: ignore[index]
     return GapReport(
         as_of=evaluation.as_of,
@@ -130,7 +134,10 @@ def render_csv(report: GapReport, output: io.TextIOBase | Any) -> None:
 
 def render_json(report: GapReport, output: io.TextIOBase | Any) -> None:
     rows = [
-        {column: (_text(value) if isinstance(value, datetime.date) else value) for column, value in row.items()}
+        {
+            column: (_text(value) if isinstance(value, datetime.date) else value)
+            for column, value in row.items()
+        }
         for row in report.rows
     ]
     json.dump(rows, output, indent=2, ensure_ascii=False)

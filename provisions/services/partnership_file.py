@@ -92,7 +92,9 @@ class ImportReport:
 @cache
 def _schema_validator() -> jsonschema.Draft202012Validator:
     schema = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
-    return jsonschema.Draft202012Validator(schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
+    return jsonschema.Draft202012Validator(
+        schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+    )
 
 
 def _jsonable(value: Any) -> Any:
@@ -116,9 +118,13 @@ def read_partnership_file(path: str | Path) -> dict[str, Any]:
     try:
         data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as error:
-        raise PartnershipFileInvalid([Problem("(file)", f"not valid {_format_name(path)}: {error}")]) from error
+        raise PartnershipFileInvalid(
+            [Problem("(file)", f"not valid {_format_name(path)}: {error}")]
+        ) from error
     if not isinstance(data, dict):
-        raise PartnershipFileInvalid([Problem("(file)", "expected a mapping with 'partnership' and 'domains'")])
+        raise PartnershipFileInvalid(
+            [Problem("(file)", "expected a mapping with 'partnership' and 'domains'")]
+        )
     return _jsonable(data)
 
 
@@ -141,14 +147,18 @@ def _items(data: Mapping[str, Any], key: str) -> list[tuple[int, dict[str, Any]]
     return [(index, item) for index, item in enumerate(value) if isinstance(item, dict)]
 
 
-def _codes(items: list[tuple[int, dict[str, Any]]], prefix: str, key: str, problems: list[Problem]) -> set[str]:
+def _codes(
+    items: list[tuple[int, dict[str, Any]]], prefix: str, key: str, problems: list[Problem]
+) -> set[str]:
     seen: dict[str, int] = {}
     for index, item in items:
         code = item.get(key)
         if not isinstance(code, str):
             continue
         if code in seen:
-            problems.append(Problem(f"{prefix}[{index}].{key}", f"duplicate {key} {code!r} (also {prefix}[{seen[code]}])"))
+            problems.append(
+                Problem(f"{prefix}[{index}].{key}", f"duplicate {key} {code!r} (also {prefix}[{seen[code]}])")
+            )
         else:
             seen[code] = index
     return set(seen)
@@ -174,9 +184,13 @@ def check_partnership_file(data: dict[str, Any]) -> list[Problem]:
     party_codes = _codes(parties, "partnership.parties", "code", problems)
     _codes(milestones, "partnership.milestones", "code", problems)
     if isinstance(partnership.get("code"), str):
-        party_codes |= set(Party.objects.filter(partnership__code=partnership["code"]).values_list("code", flat=True))
+        party_codes |= set(
+            Party.objects.filter(partnership__code=partnership["code"]).values_list("code", flat=True)
+        )
     domains = _known(Domain, "code", _codes(_items(data, "domains"), "domains", "code", problems))
-    territories = _known(Territory, "code", _codes(_items(data, "territories"), "territories", "code", problems))
+    territories = _known(
+        Territory, "code", _codes(_items(data, "territories"), "territories", "code", problems)
+    )
     precedents = _known(Precedent, "code", _codes(_items(data, "precedents"), "precedents", "code", problems))
     capabilities = _known(
         Capability, "code", _codes(_items(data, "capabilities"), "capabilities", "code", problems)
@@ -203,10 +217,15 @@ def check_partnership_file(data: dict[str, Any]) -> list[Problem]:
                 value = item.get(inner)
                 check_reference(f"{prefix}.{key}[{position}].{inner}", value, known, what)
                 if isinstance(value, str) and value in seen:
-                    problems.append(Problem(f"{prefix}.{key}[{position}].{inner}", f"{what} {value!r} listed twice"))
+                    problems.append(
+                        Problem(f"{prefix}.{key}[{position}].{inner}", f"{what} {value!r} listed twice")
+                    )
                 if isinstance(value, str):
                     seen.add(value)
-        for key, known, what in (("precedents", precedents, "precedent"), ("territories", territories, "territory")):
+        for key, known, what in (
+            ("precedents", precedents, "precedent"),
+            ("territories", territories, "territory"),
+        ):
             for position, value in enumerate(provision.get(key) or []):
                 check_reference(f"{prefix}.{key}[{position}]", value, known, what)
         problems.extend(_history_problems(prefix, provision))
@@ -237,15 +256,21 @@ def _history_problems(prefix: str, provision: dict[str, Any]) -> list[Problem]:
     problems: list[Problem] = []
     if entries and entries[-1][1] != status:
         problems.append(
-            Problem(f"{prefix}.history[{entries[-1][0]}].status",
-                    f"the last history entry is {entries[-1][1]!r} but the provision's status is {status!r}")
+            Problem(
+                f"{prefix}.history[{entries[-1][0]}].status",
+                f"the last history entry is {entries[-1][1]!r} but the provision's status is {status!r}",
+            )
         )
     reference = provision.get("reference")
-    recorded = list(
-        StatusChange.objects.filter(provision__reference=reference)
-        .order_by("changed_on", "id")
-        .values_list("to_status", "changed_on")
-    ) if isinstance(reference, str) else []
+    recorded = (
+        list(
+            StatusChange.objects.filter(provision__reference=reference)
+            .order_by("changed_on", "id")
+            .values_list("to_status", "changed_on")
+        )
+        if isinstance(reference, str)
+        else []
+    )
     unmatched = Counter(recorded)
     latest_recorded = recorded[-1][1] if recorded else None
     current: str | None = recorded[-1][0] if recorded else None
@@ -260,8 +285,11 @@ def _history_problems(prefix: str, provision: dict[str, Any]) -> list[Problem]:
             continue
         if latest_recorded is not None and on < latest_recorded:
             problems.append(
-                Problem(f"{path}.at", f"{on} is before the latest recorded change ({latest_recorded}) "
-                        "and recorded history is never rewritten")
+                Problem(
+                    f"{path}.at",
+                    f"{on} is before the latest recorded change ({latest_recorded}) "
+                    "and recorded history is never rewritten",
+                )
             )
         refusal = Status.move_refusal(current, entry_status, note)
         if refusal is not None:
@@ -322,37 +350,78 @@ def partnership_import(*, data: dict[str, Any], dry_run: bool = False) -> Import
 def _import(data: dict[str, Any], report: ImportReport) -> None:
     spec = data["partnership"]
     partnership = _upsert(
-        report, "partnerships", Partnership, {"code": spec["code"]},
+        report,
+        "partnerships",
+        Partnership,
+        {"code": spec["code"]},
         {"title": spec["title"], "description": spec.get("description", "")},
     )
     parties = {
-        item["code"]: _upsert(report, "parties", Party, {"partnership": partnership, "code": item["code"]},
-                              {"name": item["name"]})
+        item["code"]: _upsert(
+            report,
+            "parties",
+            Party,
+            {"partnership": partnership, "code": item["code"]},
+            {"name": item["name"]},
+        )
         for item in spec["parties"]
     }
     parties.update({party.code: party for party in partnership.parties.exclude(code__in=parties)})
     for item in spec.get("milestones", []):
-        _upsert(report, "milestones", Milestone, {"partnership": partnership, "code": item["code"]},
-                {"title": item["title"], "date": _date(item["date"]), "note": item.get("note", "")})
+        _upsert(
+            report,
+            "milestones",
+            Milestone,
+            {"partnership": partnership, "code": item["code"]},
+            {"title": item["title"], "date": _date(item["date"]), "note": item.get("note", "")},
+        )
     for item in data.get("territories", []):
-        _upsert(report, "territories", Territory, {"code": item["code"]},
-                {"name": item["name"], "kind": item.get("kind", "other")})
+        _upsert(
+            report,
+            "territories",
+            Territory,
+            {"code": item["code"]},
+            {"name": item["name"], "kind": item.get("kind", "other")},
+        )
     for item in data.get("precedents", []):
-        _upsert(report, "precedents", Precedent, {"code": item["code"]},
-                {"title": item["title"], "description": item.get("description", ""), "url": item.get("url", "")})
+        _upsert(
+            report,
+            "precedents",
+            Precedent,
+            {"code": item["code"]},
+            {"title": item["title"], "description": item.get("description", ""), "url": item.get("url", "")},
+        )
     for item in data["domains"]:
         pillar = Pillar.objects.get_or_create(name=item["pillar"])[0] if item.get("pillar") else None
-        _upsert(report, "domains", Domain, {"code": item["code"]},
-                {"partnership": partnership, "name": item["name"], "pillar": pillar,
-                 "description": item.get("description", "")})
+        _upsert(
+            report,
+            "domains",
+            Domain,
+            {"code": item["code"]},
+            {
+                "partnership": partnership,
+                "name": item["name"],
+                "pillar": pillar,
+                "description": item.get("description", ""),
+            },
+        )
     domains = {domain.code: domain for domain in Domain.objects.all()}
     touched_capabilities: list[int] = []
     for item in data.get("capabilities", []):
-        capability = _upsert(report, "capabilities", Capability, {"code": item["code"]}, {
-            "name": item["name"], "domain": domains[item["domain"]], "criticality": item["criticality"],
-            "lapses_on": _date(item.get("lapses_on")), "fallback": item.get("fallback", ""),
-            "description": item.get("description", ""),
-        })
+        capability = _upsert(
+            report,
+            "capabilities",
+            Capability,
+            {"code": item["code"]},
+            {
+                "name": item["name"],
+                "domain": domains[item["domain"]],
+                "criticality": item["criticality"],
+                "lapses_on": _date(item.get("lapses_on")),
+                "fallback": item.get("fallback", ""),
+                "description": item.get("description", ""),
+            },
+        )
         touched_capabilities.append(capability.pk)
     scan_request(capability_ids=touched_capabilities)
     capabilities = dict(Capability.objects.values_list("code", "pk"))
@@ -374,8 +443,11 @@ def _import_provision(
     provision = Provision.objects.filter(reference=item["reference"]).first()
     is_new = provision is None
     fields = {
-        "title": item["title"], "text": item.get("text", ""), "domain": domains[item["domain"]],
-        "target_date": _date(item.get("target_date")), "review_date": _date(item.get("review_date")),
+        "title": item["title"],
+        "text": item.get("text", ""),
+        "domain": domains[item["domain"]],
+        "target_date": _date(item.get("target_date")),
+        "review_date": _date(item.get("review_date")),
         "marking": item.get("marking", "official"),
     }
     history = _history_entries(item) or []
@@ -419,7 +491,11 @@ def _sync_links(
             changed.append("covers")
     if "positions" in item:
         wanted_positions = {
-            parties[entry["party"]].pk: (entry["stance"], entry.get("firmness", "provisional"), entry.get("note", ""))
+            parties[entry["party"]].pk: (
+                entry["stance"],
+                entry.get("firmness", "provisional"),
+                entry.get("note", ""),
+            )
             for entry in item["positions"]
         }
         current_positions = {
@@ -432,7 +508,8 @@ def _sync_links(
             provision.positions.exclude(party_id__in=wanted_positions).delete()
             for party_id, (stance, firmness, note) in wanted_positions.items():
                 Position.objects.update_or_create(
-                    provision=provision, party_id=party_id,
+                    provision=provision,
+                    party_id=party_id,
                     defaults={"stance": stance, "firmness": firmness, "note": note},
                 )
             changed.append("positions")
@@ -449,7 +526,10 @@ def _sync_links(
 
 
 def _import_history(
-    provision: Provision, item: dict[str, Any], history: list[tuple[int, str, datetime.date, str]], is_new: bool
+    provision: Provision,
+    item: dict[str, Any],
+    history: list[tuple[int, str, datetime.date, str]],
+    is_new: bool,
 ) -> int:
     """Add the history entries not yet recorded, in order; end at the file's status. Returns how many."""
     added = 0
@@ -484,8 +564,12 @@ def partnership_export(*, partnership: Partnership) -> dict[str, Any]:
         Provision.objects.filter(domain__partnership=partnership)
         .select_related("domain")
         .prefetch_related(
-            models.Prefetch("coverage", queryset=Coverage.objects.select_related("capability").order_by("id")),
-            models.Prefetch("positions", queryset=Position.objects.select_related("party").order_by("party_id")),
+            models.Prefetch(
+                "coverage", queryset=Coverage.objects.select_related("capability").order_by("id")
+            ),
+            models.Prefetch(
+                "positions", queryset=Position.objects.select_related("party").order_by("party_id")
+            ),
             models.Prefetch("status_changes", queryset=StatusChange.objects.order_by("changed_on", "id")),
             models.Prefetch("precedents", queryset=Precedent.objects.order_by("id")),
             models.Prefetch("territories", queryset=Territory.objects.order_by("id")),
@@ -501,7 +585,9 @@ def partnership_export(*, partnership: Partnership) -> dict[str, Any]:
             "code": partnership.code,
             "title": partnership.title,
             **optional(description=partnership.description),
-            "parties": [{"code": party.code, "name": party.name} for party in partnership.parties.order_by("id")],
+            "parties": [
+                {"code": party.code, "name": party.name} for party in partnership.parties.order_by("id")
+            ],
             "milestones": [
                 {"code": m.code, "title": m.title, "date": m.date.isoformat(), **optional(note=m.note)}
                 for m in partnership.milestones.order_by("date", "id")
@@ -515,32 +601,54 @@ def partnership_export(*, partnership: Partnership) -> dict[str, Any]:
             for p in Precedent.objects.order_by("id")
         ],
         "domains": [
-            {"code": d.code, "name": d.name, **optional(pillar=d.pillar.name if d.pillar else None,
-                                                         description=d.description)}
+            {
+                "code": d.code,
+                "name": d.name,
+                **optional(pillar=d.pillar.name if d.pillar else None, description=d.description),
+            }
             for d in domains
         ],
         "capabilities": [
             {
-                "code": c.code, "name": c.name, "domain": c.domain.code, "criticality": c.criticality,
+                "code": c.code,
+                "name": c.name,
+                "domain": c.domain.code,
+                "criticality": c.criticality,
                 "lapses_on": c.lapses_on.isoformat() if c.lapses_on else None,
                 **optional(fallback=c.fallback, description=c.description),
             }
-            for c in Capability.objects.filter(domain__partnership=partnership).select_related("domain").order_by("id")
+            for c in Capability.objects.filter(domain__partnership=partnership)
+            .select_related("domain")
+            .order_by("id")
         ],
         "provisions": [
             {
-                "reference": p.reference, "title": p.title, "domain": p.domain.code, "status": p.status,
+                "reference": p.reference,
+                "title": p.title,
+                "domain": p.domain.code,
+                "status": p.status,
                 **optional(text=p.text),
                 "target_date": p.target_date.isoformat() if p.target_date else None,
                 "review_date": p.review_date.isoformat() if p.review_date else None,
                 "marking": p.marking,
-                "covers": [{"capability": link.capability.code, "extent": link.extent} for link in p.coverage.all()],
+                "covers": [
+                    {"capability": link.capability.code, "extent": link.extent} for link in p.coverage.all()
+                ],
                 "positions": [
-                    {"party": pos.party.code, "stance": pos.stance, "firmness": pos.firmness, **optional(note=pos.note)}
+                    {
+                        "party": pos.party.code,
+                        "stance": pos.stance,
+                        "firmness": pos.firmness,
+                        **optional(note=pos.note),
+                    }
                     for pos in p.positions.all()
                 ],
                 "history": [
-                    {"status": change.to_status, "at": change.changed_on.isoformat(), **optional(note=change.note)}
+                    {
+                        "status": change.to_status,
+                        "at": change.changed_on.isoformat(),
+                        **optional(note=change.note),
+                    }
                     for change in p.status_changes.all()
                 ],
                 "precedents": [precedent.code for precedent in p.precedents.all()],

@@ -13,7 +13,7 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import connection, transaction
 from django.utils import timezone
 
-from provisions.models import Gap, GapScan, ScanRequest, ScanTrigger
+from provisions.models import Coverage, Gap, GapScan, ScanRequest, ScanTrigger
 from provisions.rules import Finding, evaluate_gaps
 
 logger = logging.getLogger(__name__)
@@ -73,9 +73,7 @@ def scan_requests_batched() -> Iterator[None]:
     finally:
         _batch.reset(token)
     if scope.full or scope.provision_ids or scope.capability_ids:
-        scan_request(
-            provision_ids=scope.provision_ids, capability_ids=scope.capability_ids, full=scope.full
-        )
+        scan_request(provision_ids=scope.provision_ids, capability_ids=scope.capability_ids, full=scope.full)
 
 
 def _send_scan_task() -> None:
@@ -114,6 +112,8 @@ def gaps_scan(
         _lock_scans()
         as_of = timezone.localdate()
         full = provision_ids is None and capability_ids is None
+        if not full:
+            provision_ids, capability_ids = _dependent_subjects(provision_ids or (), capability_ids or ())
         evaluation = evaluate_gaps(
             as_of=as_of,
             provision_ids=None if full else (provision_ids or ()),
@@ -137,6 +137,24 @@ def _identity(gap: Gap) -> tuple[str, str, int]:
         return (gap.kind, "capability", gap.capability_id)
     assert gap.provision_id is not None
     return (gap.kind, "provision", gap.provision_id)
+
+
+def _dependent_subjects(
+    provision_ids: Collection[int], capability_ids: Collection[int]
+) -> tuple[set[int], set[int]]:
+    """Widen a scope to every subject whose gaps it can change: a provision's status changes the
+    coverage of what it covers; a capability's lapse date or criticality changes the provision
+    gaps of what covers it."""
+    provisions, capabilities = set(provision_ids), set(capability_ids)
+    links = Coverage.objects.filter(provision_id__in=provisions) | Coverage.objects.filter(
+        capability_id__in=capabilities
+    )
+    for provision_id, capability_id in links.order_by().values_list("provision_id", "capability_id"):
+        if provision_id in provisions:
+            capabilities.add(capability_id)
+        if capability_id in capability_ids:
+            provisions.add(provision_id)
+    return provisions, capabilities
 
 
 def gaps_reconcile(*, scan: GapScan, findings: list[Finding], open_gaps: list[Gap]) -> ScanOutcome:

@@ -53,11 +53,17 @@ def provision_transition(
             raise StaleVersion(reference=locked.reference, expected=expected_version, actual=locked.version)
         reason = Status.move_refusal(locked.status, to, note)
         if reason is None:
-            latest = locked.status_changes.order_by("-changed_on", "-id").values_list("changed_on", flat=True).first()
+            latest = (
+                locked.status_changes.order_by("-changed_on", "-id")
+                .values_list("changed_on", flat=True)
+                .first()
+            )
             if latest is not None and on < latest:
                 reason = f"it would be dated {on}, before the latest recorded change ({latest})"
         if reason is not None:
-            raise TransitionRefused(reference=locked.reference, current=locked.status, target=to, reason=reason)
+            raise TransitionRefused(
+                reference=locked.reference, current=locked.status, target=to, reason=reason
+            )
         change = StatusChange.objects.create(
             provision=locked,
             from_status=locked.status,

@@ -44,7 +44,9 @@ class Command(BaseCommand):
         if format == "pdf":
             raise CommandError("--format pdf is not available yet; use csv, xlsx or json")
         try:
-            report = gap_report(as_of=as_of, filters=GapReportFilters(domain=domain, severity=severity, kind=kind))
+            report = gap_report(
+                as_of=as_of, filters=GapReportFilters(domain=domain, severity=severity, kind=kind)
+            )
         except ReportFilterInvalid as invalid:
             raise CommandError(str(invalid)) from invalid
         if format == "xlsx":

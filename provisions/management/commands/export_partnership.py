@@ -21,7 +21,9 @@ class Command(BaseCommand):
             partnerships = partnerships.filter(code=partnership)
         found = list(partnerships[:2])
         if not found:
-            raise CommandError(f"no partnership {partnership!r}" if partnership else "no partnership to export")
+            raise CommandError(
+                f"no partnership {partnership!r}" if partnership else "no partnership to export"
+            )
         if len(found) > 1:
             codes = ", ".join(Partnership.objects.values_list("code", flat=True))
             raise CommandError(f"several partnerships ({codes}): choose one with --partnership")

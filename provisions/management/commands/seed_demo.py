@@ -29,13 +29,17 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, force: bool, **options: Any) -> None:
         if not settings.DEBUG and not force:
-            raise CommandError("seed_demo creates users with known passwords: run it with DEBUG=true (or --force)")
+            raise CommandError(
+                "seed_demo creates users with known passwords: run it with DEBUG=true (or --force)"
+            )
         report = partnership_import(data=read_partnership_file(SHIPPED_FILE))
         self.stdout.write(f"Partnership loaded from {SHIPPED_FILE.name}:")
         for line in report.lines():
             self.stdout.write(f"  {line}")
         scan = gaps_scan(trigger=ScanTrigger.COMMAND).scan
-        self.stdout.write(f"Gap scan as of {scan.as_of}: {scan.opened + scan.updated + scan.unchanged} open gap(s)")
+        self.stdout.write(
+            f"Gap scan as of {scan.as_of}: {scan.opened + scan.updated + scan.unchanged} open gap(s)"
+        )
         self._create_users()
 
     def _create_users(self) -> None:
@@ -49,11 +53,15 @@ class Command(BaseCommand):
             user.save()
             if username == "negotiator":
                 user.user_permissions.set(
-                    Permission.objects.filter(content_type__app_label="provisions", content_type__model__in=provision_models)
+                    Permission.objects.filter(
+                        content_type__app_label="provisions", content_type__model__in=provision_models
+                    )
                 )
             elif username == "analyst":
                 user.user_permissions.set(
-                    Permission.objects.filter(content_type__app_label="provisions", codename__startswith="view_")
+                    Permission.objects.filter(
+                        content_type__app_label="provisions", codename__startswith="view_"
+                    )
                 )
         self.stdout.write("\nDemo logins (http://127.0.0.1:8000/admin/):")
         for username, password, role in DEMO_USERS:

@@ -1,0 +1,275 @@
+"""Gap scans: reconciliation of the gap table, scan requests (outbox and debounce), acknowledgement."""
+
+from __future__ import annotations
+
+import datetime
+import threading
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from provisions.models import Gap, GapKind, GapScan, Level, ScanRequest, ScanTrigger, Status
+from provisions.services.scans import gap_acknowledge, gaps_run_requested, gaps_scan, scan_request
+from provisions.services.status import provision_transition
+from tests.factories import CapabilityFactory, CoverageFactory, ProvisionFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def today() -> datetime.date:
+    return timezone.localdate()
+
+
+def days_from_today(days: int) -> datetime.date:
+    return today() + datetime.timedelta(days=days)
+
+
+def open_gaps() -> set[tuple[str, str, str]]:
+    return {
+        (gap.kind, gap.capability.code if gap.capability else gap.provision.reference, gap.severity)
+        for gap in Gap.objects.open().select_related("capability", "provision")
+    }
+
+
+@pytest.fixture
+def capability_at_risk():
+    """A high capability lapsing in 100 days, covered only by a provision under negotiation."""
+    capability = CapabilityFactory(code="EAW", criticality=Level.HIGH, lapses_on=days_from_today(100))
+    provision = ProvisionFactory(reference="SP-CJ-01", status=Status.UNDER_NEGOTIATION, created_on=today())
+    CoverageFactory(provision=provision, capability=capability)
+    return capability, provision
+
+
+def test_a_scan_opens_the_gaps_it_finds_and_records_itself(capability_at_risk):
+    outcome = gaps_scan(trigger=ScanTrigger.COMMAND)
+
+    assert open_gaps() == {("at_risk", "EAW", "medium")}
+    scan = GapScan.objects.get()
+    assert (scan.as_of, scan.trigger, scan.full) == (today(), ScanTrigger.COMMAND, True)
+    assert (scan.opened, scan.updated, scan.resolved, scan.unchanged) == (1, 0, 0, 0)
+    assert scan.duration_ms is not None
+    assert [gap.kind for gap in outcome.opened] == ["at_risk"]
+
+
+def test_scanning_again_without_changes_changes_nothing(capability_at_risk):
+    gaps_scan(trigger=ScanTrigger.COMMAND)
+    first = list(Gap.objects.values_list("pk", "kind", "severity", "explanation", "opened_at", "resolved_at"))
+
+    second = gaps_scan(trigger=ScanTrigger.COMMAND).scan
+
+    assert (
+        list(Gap.objects.values_list("pk", "kind", "severity", "explanation", "opened_at", "resolved_at"))
+        == first
+    )
+    assert (second.opened, second.updated, second.resolved, second.unchanged) == (0, 0, 0, 1)
+
+
+def test_a_scan_updates_the_severity_of_a_gap_still_found(capability_at_risk):
+    capability, _ = capability_at_risk
+    gaps_scan(trigger=ScanTrigger.COMMAND)
+    gap = Gap.objects.get()
+
+    capability.lapses_on = days_from_today(20)  # now within URGENT_DAYS: severity is the criticality
+    capability.save(update_fields=["lapses_on"])
+    scan = gaps_scan(trigger=ScanTrigger.COMMAND).scan
+
+    gap.refresh_from_db()
+    assert (gap.kind, gap.severity, gap.resolved_at) == ("at_risk", "high", None)
+    assert "in 20 days" in gap.explanation
+    assert (scan.opened, scan.updated, scan.resolved) == (0, 1, 0)
+
+
+def test_a_scan_resolves_a_gap_no_longer_found(capability_at_risk):
+    _, provision = capability_at_risk
+    gaps_scan(trigger=ScanTrigger.COMMAND)
+
+    provision_transition(provision=provision, to=Status.AGREED)
+    scan = gaps_scan(trigger=ScanTrigger.COMMAND).scan
+
+    gap = Gap.objects.get()
+    assert gap.resolved_at is not None
+    assert gap.resolved_by_scan == scan
+    assert open_gaps() == set()
+
+
+def test_at_risk_turning_lapsed_resolves_one_gap_and_opens_another(capability_at_risk):
+    capability, _ = capability_at_risk
+    gaps_scan(trigger=ScanTrigger.COMMAND)
+
+    capability.lapses_on = today()
+    capability.save(update_fields=["lapses_on"])
+    scan = gaps_scan(trigger=ScanTrigger.COMMAND).scan
+
+    history = list(Gap.objects.order_by("pk").values_list("kind", "severity", "resolved_at"))
+    assert history[0][:2] == ("at_risk", "medium") and history[0][2] is not None
+    assert history[1] == ("lapsed", "critical", None)  # high raised one level, no fallback
+    assert (scan.opened, scan.resolved) == (1, 1)
+
+
+def test_a_scoped_scan_only_touches_gaps_of_its_subjects(capability_at_risk):
+    other = CapabilityFactory(code="PNR", criticality=Level.LOW, lapses_on=None)  # uncovered, no date
+    gaps_scan(trigger=ScanTrigger.COMMAND)
+    assert open_gaps() == {("at_risk", "EAW", "medium"), ("uncovered", "PNR", "low")}
+
+    # PNR gets covered; a scan of EAW alone must leave PNR's gap as it was.
+    CoverageFactory(capability=other, provision=ProvisionFactory(status=Status.IN_FORCE, created_on=today()))
+    gaps_scan(trigger=ScanTrigger.CHANGE, capability_ids=[capability_at_risk[0].pk], provision_ids=[])
+    assert ("uncovered", "PNR", "low") in open_gaps()
+
+    gaps_scan(trigger=ScanTrigger.CHANGE, capability_ids=[other.pk], provision_ids=[])
+    assert open_gaps() == {("at_risk", "EAW", "medium")}
+
+
+def test_a_status_move_requests_a_scan_that_runs_once_committed(
+    capability_at_risk, django_capture_on_commit_callbacks
+):
+    _, provision = capability_at_risk
+    gaps_scan(trigger=ScanTrigger.COMMAND)
+
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        provision_transition(provision=provision, to=Status.AGREED)
+
+    assert len(callbacks) == 1
+    assert ScanRequest.objects.count() == 0  # handled by the task, run in process
+    latest = GapScan.objects.order_by("-pk").first()
+    assert latest is not None and latest.trigger == ScanTrigger.CHANGE and not latest.full
+    assert open_gaps() == set()
+
+
+def test_many_writes_in_one_transaction_run_one_scan(django_capture_on_commit_callbacks):
+    capabilities = CapabilityFactory.create_batch(5, lapses_on=days_from_today(10))
+    provisions = [ProvisionFactory(status=Status.PROPOSED, created_on=today()) for _ in capabilities]
+    for capability, provision in zip(capabilities, provisions, strict=True):
+        CoverageFactory(capability=capability, provision=provision)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        from django.db import transaction
+
+        with transaction.atomic():
+            for provision in provisions:
+                provision_transition(provision=provision, to=Status.UNDER_NEGOTIATION)
+
+    # Five requests were written; the first task handled all of them in one scan, the rest found none.
+    scans = list(GapScan.objects.all())
+    assert len(scans) == 1
+    assert scans[0].evaluated_subjects == 10
+    assert ScanRequest.objects.count() == 0
+    assert len(open_gaps()) == 5
+
+
+def test_an_import_of_many_provisions_writes_one_scan_request(tmp_path):
+    from provisions.services.partnership_file import partnership_import
+
+    data = {
+        "partnership": {
+            "code": "p",
+            "title": "P",
+            "parties": [{"code": "UK", "name": "UK"}, {"code": "EU", "name": "EU"}],
+        },
+        "domains": [{"code": "d", "name": "D"}],
+        "capabilities": [
+            {"code": f"C{i}", "name": f"C{i}", "domain": "d", "criticality": "high"} for i in range(200)
+        ],
+        "provisions": [
+            {
+                "reference": f"P{i}",
+                "title": f"P{i}",
+                "domain": "d",
+                "status": "agreed",
+                "covers": [{"capability": f"C{i}"}],
+                "history": [
+                    {"status": "proposed", "at": "2020-01-01"},
+                    {"status": "agreed", "at": "2020-02-01"},
+                ],
+            }
+            for i in range(200)
+        ],
+    }
+    partnership_import(data=data)
+
+    request = ScanRequest.objects.get()
+    assert len(request.provision_ids) == 200 and len(request.capability_ids) == 200
+
+
+def test_requests_stay_pending_when_the_broker_is_down_and_the_periodic_job_runs_them(capability_at_risk):
+    # Outside the capture fixture on_commit callbacks never run: as if the broker refused the task.
+    _, provision = capability_at_risk
+    provision_transition(provision=provision, to=Status.AGREED)
+    assert ScanRequest.objects.count() == 1
+
+    outcome = gaps_run_requested()
+
+    assert outcome is not None and outcome.scan.trigger == ScanTrigger.CHANGE
+    assert ScanRequest.objects.count() == 0
+    assert gaps_run_requested() is None  # nothing pending: a no-op
+
+
+def test_an_acknowledged_gap_stays_open_until_the_rules_clear_it(capability_at_risk):
+    _, provision = capability_at_risk
+    gaps_scan(trigger=ScanTrigger.COMMAND)
+    gap = Gap.objects.get()
+    analyst = UserFactory()
+
+    gap_acknowledge(gap=gap, by=analyst, note="Escalated to the negotiating team")
+    gaps_scan(trigger=ScanTrigger.COMMAND)
+
+    gap.refresh_from_db()
+    assert gap.state == "acknowledged" and gap.resolved_at is None
+    assert gap.acknowledged_by == analyst
+
+    provision_transition(provision=provision, to=Status.AGREED)
+    gaps_scan(trigger=ScanTrigger.COMMAND)
+    gap.refresh_from_db()
+    assert gap.state == "resolved"
+
+
+def test_acknowledging_needs_a_note_and_an_open_gap(capability_at_risk):
+    gaps_scan(trigger=ScanTrigger.COMMAND)
+    gap = Gap.objects.get()
+    with pytest.raises(ValueError, match="needs a note"):
+        gap_acknowledge(gap=gap, by=UserFactory(), note="  ")
+    gap.refresh_from_db()
+    assert gap.acknowledged_at is None
+
+
+def test_the_database_refuses_two_open_gaps_of_one_kind_for_one_subject(capability_at_risk):
+    from django.db import IntegrityError, transaction
+
+    capability, _ = capability_at_risk
+    Gap.objects.create(kind=GapKind.AT_RISK, severity=Level.HIGH, capability=capability, explanation="x")
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Gap.objects.create(kind=GapKind.AT_RISK, severity=Level.LOW, capability=capability, explanation="y")
+
+
+@pytest.mark.services
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_scans_leave_one_consistent_gap_set():
+    capabilities = CapabilityFactory.create_batch(30, lapses_on=days_from_today(5))
+    for capability in capabilities[:15]:
+        CoverageFactory(
+            capability=capability, provision=ProvisionFactory(status=Status.PROPOSED, created_on=today())
+        )
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(4)
+
+    def scan() -> None:
+        try:
+            barrier.wait()
+            gaps_scan(trigger=ScanTrigger.COMMAND)
+        except BaseException as error:  # reported to the main thread
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=scan) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert errors == []
+    assert Gap.objects.count() == 30  # opened once each, never twice
+    assert Gap.objects.open().count() == 30
+    scans = list(GapScan.objects.order_by("pk").values_list("opened", "unchanged"))
+    assert sorted(scans) == [(0, 30), (0, 30), (0, 30), (30, 0)]
