@@ -27,7 +27,7 @@ run: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy .
+	$(TEST_ENV) $(BIN)/mypy
 
 ## Run the whole test suite: lint, types, then pytest (against DATABASE_URL / CELERY_BROKER_URL when set).
 test: lint

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import os
 import socket
-from urllib.parse import urlparse
-
 from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlparse
 
 import pytest
 from django.conf import settings
@@ -19,7 +19,8 @@ from partnership.celery import app as celery_app
 def _redis_answers(url: str) -> str | None:
     parsed = urlparse(url)
     try:
-        with socket.create_connection((parsed.hostname or "127.0.0.1", parsed.port or 6379), timeout=2) as sock:
+        address = (parsed.hostname or "127.0.0.1", parsed.port or 6379)
+        with socket.create_connection(address, timeout=2) as sock:
             sock.sendall(b"PING\r\n")
             if not sock.recv(16).startswith(b"+PONG"):
                 return f"Redis at {url} did not answer PING"
@@ -58,6 +59,19 @@ def _tasks_in_process(request: pytest.FixtureRequest) -> Iterator[None]:
     celery_app.conf.task_always_eager = eager
     yield
     celery_app.conf.task_always_eager = previous
+
+
+@pytest.fixture(autouse=True)
+def _test_friendly_settings(settings: Any, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Pages link static files, but tests run without `collectstatic` (no manifest, no STATIC_ROOT);
+    and a fast password hasher, since many tests sign users in."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    settings.STATIC_ROOT = tmp_path_factory.getbasetemp() / "static"
+    settings.STATIC_ROOT.mkdir(exist_ok=True)
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
 
 
 @pytest.fixture
