@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from django import forms
 from django.contrib import admin
 from django.contrib.admin.views.main import ChangeList
-from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count, F, Q, QuerySet
 from django.http import HttpRequest
@@ -46,9 +46,9 @@ if TYPE_CHECKING:
     from django.utils.functional import _StrOrPromise
 
 
-def _acting_user(request: HttpRequest) -> AbstractBaseUser:
+def _acting_user(request: HttpRequest) -> User:
     user = request.user
-    if not isinstance(user, AbstractBaseUser):  # the admin only serves signed-in staff
+    if not isinstance(user, User):  # the admin only serves signed-in staff
         raise PermissionDenied
     return user
 

@@ -202,7 +202,9 @@ class Milestone(models.Model):
     class Meta:
         ordering = ["date", "id"]
         constraints = [
-            models.UniqueConstraint(fields=["partnership", "code"], name="milestone_code_unique_in_partnership"),
+            models.UniqueConstraint(
+                fields=["partnership", "code"], name="milestone_code_unique_in_partnership"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -223,7 +225,9 @@ class Domain(models.Model):
     partnership = models.ForeignKey(Partnership, on_delete=models.PROTECT, related_name="domains")
     code = models.CharField(max_length=64, unique=True)
     name = models.CharField(max_length=200)
-    pillar = models.ForeignKey(Pillar, on_delete=models.PROTECT, null=True, blank=True, related_name="domains")
+    pillar = models.ForeignKey(
+        Pillar, on_delete=models.PROTECT, null=True, blank=True, related_name="domains"
+    )
     description = models.TextField(blank=True)
 
     class Meta:
@@ -307,7 +311,7 @@ class Provision(models.Model):
     title = models.CharField(max_length=300)
     text = models.TextField(blank=True)
     domain = models.ForeignKey(Domain, on_delete=models.PROTECT, related_name="provisions")
-    # The current status; always the to_status of the provision's latest StatusChange (one service writes both).
+    # The current status: the to_status of its latest StatusChange (one service writes both).
     status = models.CharField(max_length=32, choices=Status.choices)
     target_date = models.DateField(null=True, blank=True)
     review_date = models.DateField(null=True, blank=True)
@@ -362,7 +366,7 @@ class Coverage(models.Model):
             _choice_check("extent", Extent, "coverage_extent_valid"),
         ]
         indexes = [
-            # Coverage of a capability: which provisions cover it (the unique constraint serves the other way).
+            # Which provisions cover a capability (the unique constraint serves the other way round).
             models.Index(fields=["capability", "provision"], name="coverage_by_capability"),
         ]
 
@@ -437,9 +441,12 @@ class StatusChange(models.Model):
         constraints = [
             _choice_check("to_status", Status, "status_change_to_valid"),
             models.CheckConstraint(
-                condition=Q(from_status="") | Q(from_status__in=Status.values), name="status_change_from_valid"
+                condition=Q(from_status="") | Q(from_status__in=Status.values),
+                name="status_change_from_valid",
             ),
-            models.CheckConstraint(condition=~Q(from_status=models.F("to_status")), name="status_change_not_noop"),
+            models.CheckConstraint(
+                condition=~Q(from_status=models.F("to_status")), name="status_change_not_noop"
+            ),
         ]
         indexes = [
             # Status at a date: the latest change per provision on or before T.
@@ -526,13 +533,19 @@ class Gap(models.Model):
 
     kind = models.CharField(max_length=16, choices=GapKind.choices)
     severity = models.CharField(max_length=16, choices=Level.choices)
-    capability = models.ForeignKey(Capability, on_delete=models.CASCADE, null=True, blank=True, related_name="gaps")
-    provision = models.ForeignKey(Provision, on_delete=models.CASCADE, null=True, blank=True, related_name="gaps")
+    capability = models.ForeignKey(
+        Capability, on_delete=models.CASCADE, null=True, blank=True, related_name="gaps"
+    )
+    provision = models.ForeignKey(
+        Provision, on_delete=models.CASCADE, null=True, blank=True, related_name="gaps"
+    )
     explanation = models.TextField()
     opened_at = models.DateTimeField(default=timezone.now)
     resolved_at = models.DateTimeField(null=True, blank=True)
     opened_by_scan = models.ForeignKey(GapScan, on_delete=models.SET_NULL, null=True, related_name="+")
-    resolved_by_scan = models.ForeignKey(GapScan, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    resolved_by_scan = models.ForeignKey(
+        GapScan, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
     acknowledged_at = models.DateTimeField(null=True, blank=True)
     acknowledged_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"

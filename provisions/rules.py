@@ -50,9 +50,7 @@ class Thresholds:
 
     @property
     def secured_rank(self) -> int:
-        rank = self.secured_status.rank
-        assert rank is not None  # settings only accept ladder statuses
-        return rank
+        return self.secured_status.rank or 0  # settings only accept ladder statuses
 
 
 @dataclass(frozen=True)
@@ -327,15 +325,13 @@ def explain_provision_gap(
             f"{provision.reference} has been {status} since {provision.last_moved_on:%Y-%m-%d}, "
             f"{days} days without a move (stall threshold {thresholds.stall_days} days)."
         )
-    soonest = min(
-        (capability for capability in covered if capability.lapses_on is not None),
-        key=lambda capability: capability.lapses_on or datetime.date.max,
+    lapses_on, code = min(  # the capability that lapses first (divergence only concerns dated ones)
+        (capability.lapses_on, capability.code) for capability in covered if capability.lapses_on is not None
     )
-    assert soonest.lapses_on is not None
     parties = " and ".join(opposing_parties)
     return (
         f"{parties} oppose{'s' if len(opposing_parties) == 1 else ''} {provision.reference} ({status}), "
-        f"which covers {soonest.code}, which {_lapse_phrase(soonest.lapses_on, (soonest.lapses_on - as_of).days)}."
+        f"which covers {code}, which {_lapse_phrase(lapses_on, (lapses_on - as_of).days)}."
     )
 
 
@@ -355,29 +351,25 @@ def evaluate_gaps(
     are evaluated (a scan of what a write touched); whatever they depend on is still read.
     """
     thresholds = thresholds or Thresholds.from_settings()
-    everything = capability_ids is None and provision_ids is None
-    subject_capabilities = None if everything else set(capability_ids or ())
-    subject_provisions = None if everything else set(provision_ids or ())
-
+    subject_capabilities: set[int] | None = None
+    subject_provisions: set[int] | None = None
+    needed_capabilities: set[int] | None = None
+    needed_provisions: set[int] | None = None
     links = Coverage.objects.order_by()
-    if not everything:
+    opposed = Position.objects.filter(stance=Stance.OPPOSES).order_by("party_id")
+    if capability_ids is not None or provision_ids is not None:
+        subject_capabilities, subject_provisions = set(capability_ids or ()), set(provision_ids or ())
         links = links.filter(capability_id__in=subject_capabilities) | links.filter(
             provision_id__in=subject_provisions
         )
+        opposed = opposed.filter(provision_id__in=subject_provisions)
     link_rows = list(links.values_list("provision_id", "capability_id", "extent"))
-
-    needed_capabilities = None if everything else {capability for _, capability, _ in link_rows}
-    needed_provisions = None if everything else {provision for provision, _, _ in link_rows}
-    if not everything:
-        needed_capabilities |= subject_capabilities  # type: ignore[operator]
-        needed_provisions |= subject_provisions  # type: ignore[operator]
+    if subject_capabilities is not None and subject_provisions is not None:
+        needed_capabilities = subject_capabilities | {capability for _, capability, _ in link_rows}
+        needed_provisions = subject_provisions | {provision for provision, _, _ in link_rows}
     capabilities = _capability_rows(needed_capabilities)
     provisions = provisions_at(as_of, provision_ids=needed_provisions)
-
     opposing: defaultdict[int, list[str]] = defaultdict(list)
-    opposed = Position.objects.filter(stance=Stance.OPPOSES).order_by("party_id")
-    if not everything:
-        opposed = opposed.filter(provision_id__in=subject_provisions)
     for provision_id, party in opposed.values_list("provision_id", "party__code"):
         opposing[provision_id].append(party)
 

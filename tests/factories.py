@@ -26,7 +26,9 @@ class PartyFactory(factory.django.DjangoModelFactory):
 
     partnership = factory.SubFactory(PartnershipFactory)
     code = factory.Iterator(["UK", "EU"])
-    name = factory.LazyAttribute(lambda party: {"UK": "United Kingdom", "EU": "European Union"}.get(party.code, party.code))
+    name = factory.LazyAttribute(
+        lambda party: {"UK": "United Kingdom", "EU": "European Union"}.get(party.code, party.code)
+    )
 
 
 class DomainFactory(factory.django.DjangoModelFactory):
@@ -66,7 +68,10 @@ class ProvisionFactory(factory.django.DjangoModelFactory):
     def created_on(self, create: bool, extracted: datetime.date | None, **kwargs: object) -> None:
         if create:
             models.StatusChange.objects.create(
-                provision=self, from_status="", to_status=self.status, changed_on=extracted or datetime.date(2020, 1, 1)
+                provision=self,
+                from_status="",
+                to_status=self.status,
+                changed_on=extracted or datetime.date(2020, 1, 1),
             )
 
 

@@ -10,7 +10,7 @@ from django.db import connection
 from django.utils import timezone
 
 from provisions.models import Gap, GapKind, GapScan, Level, ScanRequest, ScanTrigger, Status
-from provisions.services.scans import gap_acknowledge, gaps_run_requested, gaps_scan, scan_request
+from provisions.services.scans import gap_acknowledge, gaps_run_requested, gaps_scan
 from provisions.services.status import provision_transition
 from tests.factories import CapabilityFactory, CoverageFactory, ProvisionFactory, UserFactory
 

@@ -162,7 +162,8 @@ def test_a_worker_killed_mid_scan_loses_nothing_and_the_rescan_gives_the_same_ga
 
             def scan_waits_on_the_gap_table() -> bool:
                 cursor.execute(
-                    "SELECT count(*) FROM pg_locks WHERE relation = 'provisions_gap'::regclass AND NOT granted"
+                    "SELECT count(*) FROM pg_locks"
+                    " WHERE relation = 'provisions_gap'::regclass AND NOT granted"
                 )
                 return cursor.fetchone()[0] > 0
 

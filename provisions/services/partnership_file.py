@@ -178,7 +178,7 @@ def check_partnership_file(data: dict[str, Any]) -> list[Problem]:
         Problem(_path(error.absolute_path), error.message)
         for error in sorted(_schema_validator().iter_errors(data), key=_document_order)
     ]
-    partnership = data.get("partnership") if isinstance(data.get("partnership"), dict) else {}
+    partnership: dict[str, Any] = data["partnership"] if isinstance(data.get("partnership"), dict) else {}
     parties = [(i, p) for i, p in enumerate(partnership.get("parties") or []) if isinstance(p, dict)]
     milestones = [(i, m) for i, m in enumerate(partnership.get("milestones") or []) if isinstance(m, dict)]
     party_codes = _codes(parties, "partnership.parties", "code", problems)

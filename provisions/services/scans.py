@@ -9,7 +9,7 @@ from collections.abc import Collection, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 
-from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -135,8 +135,7 @@ def gaps_scan(
 def _identity(gap: Gap) -> tuple[str, str, int]:
     if gap.capability_id is not None:
         return (gap.kind, "capability", gap.capability_id)
-    assert gap.provision_id is not None
-    return (gap.kind, "provision", gap.provision_id)
+    return (gap.kind, "provision", gap.provision_id or 0)  # the database guarantees one subject
 
 
 def _dependent_subjects(
@@ -220,7 +219,7 @@ def gaps_run_requested() -> ScanOutcome | None:
     return outcome
 
 
-def gap_acknowledge(*, gap: Gap, by: AbstractBaseUser, note: str) -> Gap:
+def gap_acknowledge(*, gap: Gap, by: User, note: str) -> Gap:
     """Acknowledge an open gap with a note; it stays open until the rules clear it."""
     if gap.resolved_at is not None:
         raise ValueError("this gap is resolved; only open gaps can be acknowledged")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime
 
-from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
@@ -36,7 +36,7 @@ def provision_transition(
     provision: Provision,
     to: str,
     note: str = "",
-    by: AbstractBaseUser | None = None,
+    by: User | None = None,
     on: datetime.date | None = None,
     source: str = "web",
     expected_version: int | None = None,
@@ -86,7 +86,7 @@ def provision_record_first_status(
     provision: Provision,
     on: datetime.date | None = None,
     note: str = "",
-    by: AbstractBaseUser | None = None,
+    by: User | None = None,
     source: str = "web",
 ) -> StatusChange:
     """The status change that brings a new provision into existence (its status from nothing)."""

@@ -45,7 +45,7 @@ class Command(BaseCommand):
     def _create_users(self) -> None:
         user_model = get_user_model()
         provision_models = ("provision", "position", "coverage", "consultation", "capability")
-        for username, password, role in DEMO_USERS:
+        for username, password, _role in DEMO_USERS:
             user, _ = user_model.objects.get_or_create(username=username)
             user.set_password(password)
             user.is_staff = True
