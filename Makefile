@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1:8000
 # Tests run with DEBUG off, as in production; the key is for tests only.
 TEST_ENV := SECRET_KEY=test-only-not-a-secret DJANGO_ALLOW_ASYNC_UNSAFE=true
 
-.PHONY: run test lint install worker beat benchmark clean
+.PHONY: run test lint install system-packages worker beat benchmark clean
 
 $(BIN)/python:
 	@$(PYTHON) -m venv $(VENV) || { echo "Cannot create a virtual environment: install python3-venv (apt-get install python3-venv)"; exit 1; }
@@ -17,6 +17,10 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	@touch $@
 
 install: $(VENV)/.installed
+
+## Debian packages the tests need (WeasyPrint's libraries); installs only what is missing.
+system-packages:
+	@bash scripts/install-system-packages.sh
 
 ## Run the app on the embedded default: SQLite, tasks in process, the seeded partnership, demo users.
 run: install
@@ -30,7 +34,7 @@ lint: install
 	$(TEST_ENV) $(BIN)/mypy
 
 ## Run the whole test suite: lint, types, then pytest (against DATABASE_URL / CELERY_BROKER_URL when set).
-test: lint
+test: system-packages lint
 	$(TEST_ENV) $(BIN)/pytest $(PYTEST_ARGS)
 
 worker: install

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 import xlsxwriter
+from django.template.loader import render_to_string
 from django.utils import timezone
 
 from provisions.models import Domain, Gap, GapKind, Level
@@ -142,6 +143,17 @@ def render_json(report: GapReport, output: io.TextIOBase | Any) -> None:
     ]
     json.dump(rows, output, indent=2, ensure_ascii=False)
     output.write("\n")
+
+
+def render_pdf(report: GapReport, output: BinaryIO, *, filters: GapReportFilters | None = None) -> None:
+    """A printable A4 landscape table (WeasyPrint); fine for summaries, large ones belong in a task."""
+    import weasyprint  # imported here: it loads Pango, which only PDF rendering needs
+
+    described = ", ".join(
+        f"{name} {value}" for name, value in vars(filters or GapReportFilters()).items() if value is not None
+    )
+    html = render_to_string("reports/gaps.html", {"report": report, "filters": described})
+    weasyprint.HTML(string=html).write_pdf(output)
 
 
 def render_xlsx(report: GapReport, output: BinaryIO) -> None:

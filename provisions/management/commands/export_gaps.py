@@ -12,6 +12,7 @@ from provisions.reports.gaps import (
     gap_report,
     render_csv,
     render_json,
+    render_pdf,
     render_xlsx,
 )
 
@@ -41,17 +42,17 @@ class Command(BaseCommand):
         kind: str | None,
         **options: Any,
     ) -> None:
-        if format == "pdf":
-            raise CommandError("--format pdf is not available yet; use csv, xlsx or json")
+        filters = GapReportFilters(domain=domain, severity=severity, kind=kind)
         try:
-            report = gap_report(
-                as_of=as_of, filters=GapReportFilters(domain=domain, severity=severity, kind=kind)
-            )
+            report = gap_report(as_of=as_of, filters=filters)
         except ReportFilterInvalid as invalid:
             raise CommandError(str(invalid)) from invalid
         if format == "xlsx":
             with open(output, "wb") as binary:
                 render_xlsx(report, binary)
+        elif format == "pdf":
+            with open(output, "wb") as binary:
+                render_pdf(report, binary, filters=filters)
         else:
             with open(output, "w", encoding="utf-8", newline="") as text:
                 (render_csv if format == "csv" else render_json)(report, text)
