@@ -8,6 +8,7 @@ written. Export writes the same format, so export then import is a round trip.
 from __future__ import annotations
 
 import datetime
+import itertools
 import json
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
@@ -116,14 +117,18 @@ def read_partnership_file(path: str | Path) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError) as error:
         raise PartnershipFileInvalid([Problem(str(path), f"cannot read the file ({error})")]) from error
     try:
-        data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
+        if path.suffix.lower() == ".json":
+            data = json.loads(text)
+        else:
+            with path.open(encoding="utf-8") as stream:  # so the parser's messages name the file
+                data = yaml.safe_load(stream)
     except (json.JSONDecodeError, yaml.YAMLError) as error:
         raise PartnershipFileInvalid(
-            [Problem("(file)", f"not valid {_format_name(path)}: {error}")]
+            [Problem(str(path), f"not valid {_format_name(path)}: {error}")]
         ) from error
     if not isinstance(data, dict):
         raise PartnershipFileInvalid(
-            [Problem("(file)", "expected a mapping with 'partnership' and 'domains'")]
+            [Problem(str(path), "expected a mapping with 'partnership' and 'domains'")]
         )
     return _jsonable(data)
 
@@ -172,12 +177,40 @@ def _document_order(error: jsonschema.ValidationError) -> list[tuple[int, int | 
     return [(0, part) if isinstance(part, int) else (1, str(part)) for part in error.absolute_path]
 
 
+# Values the schema leaves unbounded but a column limits: (where the list is, key, model, field).
+_LENGTH_LIMITS: tuple[tuple[tuple[str, ...], str, type[models.Model], str], ...] = (
+    (("partnership", "parties"), "name", Party, "name"),
+    (("partnership", "milestones"), "title", Milestone, "title"),
+    (("territories",), "name", Territory, "name"),
+    (("precedents",), "title", Precedent, "title"),
+    (("precedents",), "url", Precedent, "url"),
+    (("domains",), "pillar", Pillar, "name"),
+)
+
+
+def _length_problems(data: dict[str, Any]) -> list[Problem]:
+    problems = []
+    for where, key, model, field_name in _LENGTH_LIMITS:
+        items: Any = data
+        for step in where:
+            items = items.get(step) if isinstance(items, dict) else None
+        limit = model._meta.get_field(field_name).max_length
+        for index, item in enumerate(items if isinstance(items, list) else []):
+            value = item.get(key) if isinstance(item, dict) else None
+            if isinstance(value, str) and limit is not None and len(value) > limit:
+                problems.append(
+                    Problem(f"{'.'.join(where)}[{index}].{key}", f"longer than {limit} characters")
+                )
+    return problems
+
+
 def check_partnership_file(data: dict[str, Any]) -> list[Problem]:
     """Every problem with the file: schema violations, duplicates, unknown references, bad histories."""
     problems = [
         Problem(_path(error.absolute_path), error.message)
         for error in sorted(_schema_validator().iter_errors(data), key=_document_order)
     ]
+    problems.extend(_length_problems(data))
     partnership: dict[str, Any] = data["partnership"] if isinstance(data.get("partnership"), dict) else {}
     parties = [(i, p) for i, p in enumerate(partnership.get("parties") or []) if isinstance(p, dict)]
     milestones = [(i, m) for i, m in enumerate(partnership.get("milestones") or []) if isinstance(m, dict)]
@@ -232,7 +265,10 @@ def check_partnership_file(data: dict[str, Any]) -> list[Problem]:
     return problems
 
 
-def _history_entries(provision: dict[str, Any]) -> list[tuple[int, str, datetime.date, str]] | None:
+HistoryEntry = tuple[int, str, datetime.date, str]  # (index in the file, status, date, note)
+
+
+def _history_entries(provision: dict[str, Any]) -> list[HistoryEntry] | None:
     """(index, status, date, note) of a well-formed history, or None if any entry is malformed."""
     entries = []
     for index, entry in enumerate(provision.get("history") or []):
@@ -244,6 +280,24 @@ def _history_entries(provision: dict[str, Any]) -> list[tuple[int, str, datetime
             return None
         entries.append((index, entry["status"], on, str(entry.get("note") or "")))
     return entries
+
+
+def _unrecorded(
+    entries: list[HistoryEntry], recorded: list[tuple[str, datetime.date]]
+) -> tuple[list[HistoryEntry], int]:
+    """The file's entries not yet recorded (same status, same date, in order), and the position
+    in `entries` of the last one that is recorded (-1 if none)."""
+    unmatched = Counter(recorded)
+    new: list[HistoryEntry] = []
+    last_recorded = -1
+    for position, entry in enumerate(entries):
+        key = (entry[1], entry[2])
+        if unmatched[key] > 0:
+            unmatched[key] -= 1
+            last_recorded = position
+        else:
+            new.append(entry)
+    return new, last_recorded
 
 
 def _history_problems(prefix: str, provision: dict[str, Any]) -> list[Problem]:
@@ -271,19 +325,26 @@ def _history_problems(prefix: str, provision: dict[str, Any]) -> list[Problem]:
         if isinstance(reference, str)
         else []
     )
-    unmatched = Counter(recorded)
+    for (_, _, earlier, _), (index, _, on, _) in itertools.pairwise(entries):
+        if on < earlier:
+            problems.append(
+                Problem(f"{prefix}.history[{index}].at", f"{on} is before the previous entry ({earlier})")
+            )
+    new, last_recorded = _unrecorded(entries, recorded)
     latest_recorded = recorded[-1][1] if recorded else None
+    latest_date = latest_recorded
     current: str | None = recorded[-1][0] if recorded else None
-    previous_date: datetime.date | None = None
-    for index, entry_status, on, note in entries:
+    last_recorded_index = entries[last_recorded][0] if last_recorded >= 0 else -1
+    for index, entry_status, on, note in new:
         path = f"{prefix}.history[{index}]"
-        if previous_date is not None and on < previous_date:
-            problems.append(Problem(f"{path}.at", f"{on} is before the previous entry ({previous_date})"))
-        previous_date = on
-        if unmatched[(entry_status, on)] > 0:
-            unmatched[(entry_status, on)] -= 1
-            continue
-        if latest_recorded is not None and on < latest_recorded:
+        if index < last_recorded_index:
+            problems.append(
+                Problem(
+                    f"{path}.at",
+                    "comes before a change already recorded and recorded history is never rewritten",
+                )
+            )
+        elif latest_recorded is not None and on < latest_recorded:
             problems.append(
                 Problem(
                     f"{path}.at",
@@ -294,10 +355,14 @@ def _history_problems(prefix: str, provision: dict[str, Any]) -> list[Problem]:
         refusal = Status.move_refusal(current, entry_status, note)
         if refusal is not None:
             problems.append(Problem(f"{path}.status", f"{current} → {entry_status} refused: {refusal}"))
-        current = entry_status
+        current, latest_date = entry_status, max(on, latest_date or on)
     ends_elsewhere = bool(entries) and entries[-1][1] != status  # reported above
     if current is not None and current != status and not ends_elsewhere:
+        # The import moves it to the file's status today, as provision_transition would.
         refusal = Status.move_refusal(current, status, IMPORT_NOTE)
+        today = timezone.localdate()
+        if refusal is None and latest_date is not None and today < latest_date:
+            refusal = f"it would be dated today ({today}), before the latest change ({latest_date})"
         if refusal is not None:
             problems.append(Problem(f"{prefix}.status", f"{current} → {status} refused: {refusal}"))
     return problems
@@ -309,19 +374,19 @@ def _history_problems(prefix: str, provision: dict[str, Any]) -> list[Problem]:
 def _upsert(
     report: ImportReport, kind: str, model: type[models.Model], lookup: dict[str, Any], values: dict[str, Any]
 ) -> Any:
-    """Create or update one row by its natural key, counting what happened."""
+    """Create or update one row by its natural key, counting what happened; None if unchanged."""
     instance = model._default_manager.filter(**lookup).first()
     if instance is None:
         report.count(kind, "created")
         return model._default_manager.create(**lookup, **values)
     changed = [name for name, value in values.items() if getattr(instance, name) != value]
-    if changed:
-        for name in changed:
-            setattr(instance, name, values[name])
-        instance.save(update_fields=changed)
-        report.count(kind, "updated")
-    else:
+    if not changed:
         report.count(kind, "unchanged")
+        return None
+    for name in changed:
+        setattr(instance, name, values[name])
+    instance.save(update_fields=changed)
+    report.count(kind, "updated")
     return instance
 
 
@@ -349,24 +414,23 @@ def partnership_import(*, data: dict[str, Any], dry_run: bool = False) -> Import
 
 def _import(data: dict[str, Any], report: ImportReport) -> None:
     spec = data["partnership"]
-    partnership = _upsert(
+    _upsert(
         report,
         "partnerships",
         Partnership,
         {"code": spec["code"]},
         {"title": spec["title"], "description": spec.get("description", "")},
     )
-    parties = {
-        item["code"]: _upsert(
+    partnership = Partnership.objects.get(code=spec["code"])
+    for item in spec["parties"]:
+        _upsert(
             report,
             "parties",
             Party,
             {"partnership": partnership, "code": item["code"]},
             {"name": item["name"]},
         )
-        for item in spec["parties"]
-    }
-    parties.update({party.code: party for party in partnership.parties.exclude(code__in=parties)})
+    parties = {party.code: party for party in partnership.parties.all()}
     for item in spec.get("milestones", []):
         _upsert(
             report,
@@ -422,7 +486,8 @@ def _import(data: dict[str, Any], report: ImportReport) -> None:
                 "description": item.get("description", ""),
             },
         )
-        touched_capabilities.append(capability.pk)
+        if capability is not None:
+            touched_capabilities.append(capability.pk)
     scan_request(capability_ids=touched_capabilities)
     capabilities = dict(Capability.objects.values_list("code", "pk"))
     territories = dict(Territory.objects.values_list("code", "pk"))
@@ -463,8 +528,10 @@ def _import_provision(
         provision.version += 1
         provision.save(update_fields=sorted({*(name for name in changed if name in fields), "version"}))
     report.count("provisions", "created" if is_new else ("updated" if changed else "unchanged"))
-    report.status_changes_added += _import_history(provision, item, history, is_new)
-    scan_request(provision_ids=[provision.pk])
+    moves = _import_history(provision, item, history, is_new)
+    report.status_changes_added += moves
+    if is_new or changed or moves:
+        scan_request(provision_ids=[provision.pk])
 
 
 def _sync_links(
@@ -528,7 +595,7 @@ def _sync_links(
 def _import_history(
     provision: Provision,
     item: dict[str, Any],
-    history: list[tuple[int, str, datetime.date, str]],
+    history: list[HistoryEntry],
     is_new: bool,
 ) -> int:
     """Add the history entries not yet recorded, in order; end at the file's status. Returns how many."""
@@ -541,11 +608,13 @@ def _import_history(
         else:
             provision_record_first_status(provision=provision, on=timezone.localdate(), source="import")
         added += 1
-    unmatched = Counter(provision.status_changes.values_list("to_status", "changed_on"))
-    for _, status, on, note in history:
-        if unmatched[(status, on)] > 0:
-            unmatched[(status, on)] -= 1
-            continue
+        new = history
+    else:
+        recorded = list(
+            provision.status_changes.order_by("changed_on", "id").values_list("to_status", "changed_on")
+        )
+        new, _ = _unrecorded(history, recorded)
+    for _, status, on, note in new:
         provision_transition(provision=provision, to=status, note=note, on=on, source="import")
         added += 1
     if provision.status != item["status"]:
