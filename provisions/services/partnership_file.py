@@ -194,7 +194,7 @@ def _length_problems(data: dict[str, Any]) -> list[Problem]:
         items: Any = data
         for step in where:
             items = items.get(step) if isinstance(items, dict) else None
-        limit = model._meta.get_field(field_name).max_length
+        limit = getattr(model._meta.get_field(field_name), "max_length", None)
         for index, item in enumerate(items if isinstance(items, list) else []):
             value = item.get(key) if isinstance(item, dict) else None
             if isinstance(value, str) and limit is not None and len(value) > limit:
