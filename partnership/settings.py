@@ -68,7 +68,7 @@ def env_database(name: str, default: str) -> dict[str, object]:
         config: dict[str, object] = environ.Env.db_url_config(raw)
     except Exception as error:  # django-environ raises several kinds for a malformed URL
         raise ImproperlyConfigured(f"{name}: cannot parse {raw!r} ({error})") from error
-    if not config.get("NAME"):
+    if not config.get("NAME") or config.get("NAME") == ":memory:":
         raise ImproperlyConfigured(f"{name}: no database name in {raw!r}")
     return config
 
@@ -128,6 +128,7 @@ TEMPLATES = [
 DATABASES = {"default": env_database("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
 DATABASES["default"]["CONN_MAX_AGE"] = env_int("CONN_MAX_AGE", 0)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+AUTH_USER_MODEL = "provisions.User"
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

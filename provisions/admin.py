@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from django import forms
 from django.contrib import admin
 from django.contrib.admin.views.main import ChangeList
-from django.contrib.auth.models import User
+from django.contrib.auth.admin import UserAdmin
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count, F, Q, QuerySet
 from django.http import HttpRequest
@@ -38,6 +38,7 @@ from provisions.models import (
     ScanRequest,
     StatusChange,
     Territory,
+    User,
 )
 from provisions.services.scans import gap_acknowledge, scan_request
 from provisions.services.status import provision_record_first_status
@@ -620,3 +621,14 @@ class ScanRequestAdmin(ReadOnlyModelAdmin):
     list_display = ("id", "requested_at", "trigger", "full", "provision_ids", "capability_ids")
     list_filter = ("trigger", "full")
     ordering = ("id",)
+
+
+@admin.register(User)
+class TrackerUserAdmin(UserAdmin):
+    fieldsets = (
+        *(UserAdmin.fieldsets or ()),
+        ("Clearance and domains", {"fields": ("clearance", "domains")}),
+    )
+    list_display = ("username", "email", "clearance", "is_staff", "is_superuser", "is_active")
+    list_filter = (*UserAdmin.list_filter, "clearance", "groups")
+    filter_horizontal = (*UserAdmin.filter_horizontal, "domains")

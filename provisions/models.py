@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from typing import Any, ClassVar
 
 from django.conf import settings
+from django.contrib.auth.models import AbstractUser
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import RowNumber
@@ -118,6 +119,8 @@ class Alignment(models.TextChoices):
     def of(cls, stances: Iterable[str | None]) -> Alignment:
         """Alignment from each party's stance (None: the party has no position)."""
         stances = list(stances)
+        if not stances:  # no parties: nobody has taken a position yet
+            return cls.UNDETERMINED
         if Stance.OPPOSES in stances:
             return cls.CONFLICT
         if None in stances:
@@ -237,6 +240,23 @@ class Domain(models.Model):
         return self.name
 
 
+class User(AbstractUser):
+    """A person using the tracker. Roles are groups; clearance bounds the markings they may see."""
+
+    clearance = models.CharField(
+        max_length=32,
+        choices=Marking.choices,
+        default=Marking.OFFICIAL,
+        help_text="The highest handling marking this user may see.",
+    )
+    domains = models.ManyToManyField(
+        Domain, blank=True, related_name="negotiators", help_text="The domains this user negotiates in."
+    )
+
+    class Meta(AbstractUser.Meta):
+        constraints = [_choice_check("clearance", Marking, "user_clearance_valid")]
+
+
 class Territory(models.Model):
     code = models.CharField(max_length=64, unique=True)
     name = models.CharField(max_length=200)
@@ -302,7 +322,11 @@ class ProvisionQuerySet(models.QuerySet["Provision"]):
     def with_related(self) -> ProvisionQuerySet:
         """Everything a provision's page, export or API row shows, in a fixed number of queries."""
         return self.select_related("domain", "domain__partnership").prefetch_related(
-            "positions__party", "coverage__capability", "precedents", "territories"
+            "positions__party",
+            "coverage__capability",
+            "precedents",
+            "territories",
+            "domain__partnership__parties",
         )
 
 
@@ -400,6 +424,9 @@ class StatusChangeQuerySet(models.QuerySet["StatusChange"]):
     def update(self, **kwargs: Any) -> int:
         raise TypeError("status changes are immutable")
 
+    def delete(self) -> tuple[int, dict[str, int]]:
+        raise TypeError("status changes are immutable")
+
     def chronological(self) -> StatusChangeQuerySet:
         """Oldest first; several on one day keep the order they were recorded in."""
         return self.order_by("provision_id", "changed_on", "id")
@@ -459,8 +486,9 @@ class StatusChange(models.Model):
         return f"{self.provision_id}: {self.from_status or '(new)'} → {self.to_status} on {self.changed_on}"
 
     def save(self, *args: Any, **kwargs: Any) -> None:
-        if self.pk is not None and not self._state.adding:
+        if not self._state.adding:
             raise TypeError("status changes are immutable")
+        kwargs["force_insert"] = True  # an instance given an existing pk must not update that row
         super().save(*args, **kwargs)
 
     def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from django.contrib import admin
-from django.contrib.auth.models import Permission, User
+from django.contrib.auth.models import Permission
 from django.core import checks
 from django.db import connection, models
 from django.test import Client, RequestFactory
@@ -38,6 +38,7 @@ from provisions.models import (
     StatusChange,
     Territory,
     TerritoryKind,
+    User,
 )
 from provisions.services.status import provision_transition
 from tests.factories import (

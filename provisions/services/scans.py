@@ -9,11 +9,10 @@ from collections.abc import Collection, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 
-from django.contrib.auth.models import User
 from django.db import connection, transaction
 from django.utils import timezone
 
-from provisions.models import Coverage, Gap, GapScan, ScanRequest, ScanTrigger
+from provisions.models import Coverage, Gap, GapScan, ScanRequest, ScanTrigger, User
 from provisions.rules import Finding, evaluate_gaps
 
 logger = logging.getLogger(__name__)

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import datetime
 
-from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
-from provisions.models import Provision, Status, StatusChange
+from provisions.models import Provision, Status, StatusChange, User
 from provisions.services.scans import scan_request
 
 
@@ -90,9 +89,12 @@ def provision_record_first_status(
     source: str = "web",
 ) -> StatusChange:
     """The status change that brings a new provision into existence (its status from nothing)."""
-    if Status.move_refusal(None, provision.status, note) is not None:
+    reason = Status.move_refusal(None, provision.status, note)
+    if reason is None and provision.status_changes.exists():
+        reason = "it already has a status history"
+    if reason is not None:
         raise TransitionRefused(
-            reference=provision.reference, current=None, target=provision.status, reason="unknown status"
+            reference=provision.reference, current=None, target=provision.status, reason=reason
         )
     return StatusChange.objects.create(
         provision=provision,
