@@ -12,6 +12,7 @@ from django.db import models
 from django.db.models import Q
 from django.db.models.functions import RowNumber
 from django.utils import timezone
+from simple_history.models import HistoricalRecords
 
 
 def _choice_check(field: str, choices: type[models.TextChoices], name: str) -> models.CheckConstraint:
@@ -232,6 +233,7 @@ class Domain(models.Model):
         Pillar, on_delete=models.PROTECT, null=True, blank=True, related_name="domains"
     )
     description = models.TextField(blank=True)
+    history = HistoricalRecords()
 
     class Meta:
         ordering = ["id"]
@@ -301,6 +303,7 @@ class Capability(models.Model):
     lapses_on = models.DateField(null=True, blank=True)
     fallback = models.TextField(blank=True, help_text="The instrument that would apply if nothing is agreed.")
     description = models.TextField(blank=True)
+    history = HistoricalRecords()
 
     class Meta:
         verbose_name_plural = "capabilities"
@@ -319,6 +322,12 @@ class Capability(models.Model):
 
 
 class ProvisionQuerySet(models.QuerySet["Provision"]):
+    def visible_to(self, user: Any) -> ProvisionQuerySet:
+        """Provisions whose handling marking the user's clearance allows."""
+        from provisions.permissions import visible_markings
+
+        return self.filter(marking__in=visible_markings(user))
+
     def with_related(self) -> ProvisionQuerySet:
         """Everything a provision's page, export or API row shows, in a fixed number of queries."""
         return self.select_related("domain", "domain__partnership").prefetch_related(
@@ -346,6 +355,8 @@ class Provision(models.Model):
     version = models.PositiveIntegerField(default=1)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
+    # Field-level audit trail: who changed what, when and why (django-simple-history).
+    history = HistoricalRecords(m2m_fields=[precedents, territories], excluded_fields=["updated_at"])
 
     objects: ClassVar[ProvisionQuerySet] = ProvisionQuerySet.as_manager()  # type: ignore[assignment]
 
@@ -368,6 +379,12 @@ class Provision(models.Model):
         return Status(self.status).label
 
     @property
+    def territories_awaiting_consultation(self) -> list[Territory]:
+        """Stakeholders the provision extends to that have not been consulted on it yet."""
+        consulted = {consultation.territory_id for consultation in self.consultations.all()}
+        return [t for t in self.territories.all() if t.is_stakeholder and t.pk not in consulted]
+
+    @property
     def alignment(self) -> Alignment:
         """From each party's position; reads prefetched positions and parties when present."""
         stance_by_party = {position.party_id: position.stance for position in self.positions.all()}
@@ -381,6 +398,7 @@ class Coverage(models.Model):
     provision = models.ForeignKey(Provision, on_delete=models.CASCADE, related_name="coverage")
     capability = models.ForeignKey(Capability, on_delete=models.CASCADE, related_name="coverage")
     extent = models.CharField(max_length=16, choices=Extent.choices, default=Extent.FULL)
+    history = HistoricalRecords()
 
     class Meta:
         verbose_name_plural = "coverage"
@@ -407,6 +425,7 @@ class Position(models.Model):
     firmness = models.CharField(max_length=16, choices=Firmness.choices, default=Firmness.PROVISIONAL)
     note = models.TextField(blank=True)
     updated_at = models.DateTimeField(auto_now=True)
+    history = HistoricalRecords(excluded_fields=["updated_at"])
 
     class Meta:
         ordering = ["provision_id", "party_id"]
@@ -503,6 +522,10 @@ class Consultation(models.Model):
     consulted_on = models.DateField()
     outcome = models.CharField(max_length=16, choices=ConsultationOutcome.choices)
     note = models.TextField(blank=True)
+    recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    history = HistoricalRecords()
 
     class Meta:
         ordering = ["provision_id", "consulted_on", "id"]

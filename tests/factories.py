@@ -6,6 +6,7 @@ import datetime
 
 import factory
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 
 from provisions import models
 
@@ -98,7 +99,21 @@ class UserFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = get_user_model()
         django_get_or_create = ("username",)
+        skip_postgeneration_save = True
 
     username = factory.Sequence(lambda n: f"user{n}")
     email = factory.LazyAttribute(lambda user: f"{user.username}@example.org")
     password = factory.django.Password("correct horse battery staple")
+    clearance = models.Marking.OFFICIAL
+
+    @factory.post_generation
+    def role(self, create: bool, extracted: str | None, **kwargs: object) -> None:
+        """UserFactory(role="negotiator"): joins the role's group (made by the roles migration)."""
+        if create and extracted:
+            self.groups.add(Group.objects.get(name=extracted))
+
+    @factory.post_generation
+    def domains(self, create: bool, extracted: list[models.Domain] | None, **kwargs: object) -> None:
+        """UserFactory(domains=[...]): the domains a negotiator negotiates in."""
+        if create and extracted:
+            self.domains.set(extracted)

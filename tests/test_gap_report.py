@@ -409,7 +409,9 @@ def test_opened_at_and_state_are_filled_after_a_scan_without_as_of(gaps_today, t
 
 def test_state_follows_acknowledgement(gaps_today, tmp_path):
     call_command("scan_gaps", stdout=StringIO())
-    gap_acknowledge(gap=Gap.objects.get(kind="stalled"), by=UserFactory(), note="talks resume next week")
+    gap_acknowledge(
+        gap=Gap.objects.get(kind="stalled"), by=UserFactory(role="analyst"), note="talks resume next week"
+    )
 
     rows = {row["subject_code"]: row for row in csv_rows(tmp_path)}
 

@@ -209,7 +209,7 @@ def test_an_acknowledged_gap_stays_open_until_the_rules_clear_it(capability_at_r
     _, provision = capability_at_risk
     gaps_scan(trigger=ScanTrigger.COMMAND)
     gap = Gap.objects.get()
-    analyst = UserFactory()
+    analyst = UserFactory(role="analyst")
 
     gap_acknowledge(gap=gap, by=analyst, note="Escalated to the negotiating team")
     gaps_scan(trigger=ScanTrigger.COMMAND)
@@ -228,7 +228,7 @@ def test_acknowledging_needs_a_note_and_an_open_gap(capability_at_risk):
     gaps_scan(trigger=ScanTrigger.COMMAND)
     gap = Gap.objects.get()
     with pytest.raises(ValueError, match="needs a note"):
-        gap_acknowledge(gap=gap, by=UserFactory(), note="  ")
+        gap_acknowledge(gap=gap, by=UserFactory(role="analyst"), note="  ")
     gap.refresh_from_db()
     assert gap.acknowledged_at is None
 

@@ -147,8 +147,8 @@ def test_a_move_writes_one_status_change_dated_today_in_the_project_time_zone(
     settings: Any, time_zone: str, expected_day: datetime.date
 ) -> None:
     settings.TIME_ZONE = time_zone
-    negotiator = UserFactory(username="negotiator")
     provision = ProvisionFactory(reference="SP-LE-03", status=Status.PROPOSED)
+    negotiator = UserFactory(username="negotiator", role="negotiator", domains=[provision.domain])
     version = provision.version
     changes_before = StatusChange.objects.count()
 

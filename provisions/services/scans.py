@@ -13,6 +13,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from provisions.models import Coverage, Gap, GapScan, ScanRequest, ScanTrigger, User
+from provisions.permissions import can_acknowledge_gaps, can_view_marking, ensure
 from provisions.rules import Finding, evaluate_gaps
 
 logger = logging.getLogger(__name__)
@@ -220,6 +221,9 @@ def gaps_run_requested() -> ScanOutcome | None:
 
 def gap_acknowledge(*, gap: Gap, by: User, note: str) -> Gap:
     """Acknowledge an open gap with a note; it stays open until the rules clear it."""
+    ensure(can_acknowledge_gaps(by), "you may not acknowledge gaps")
+    if gap.provision_id is not None:
+        ensure(can_view_marking(by, gap.provision.marking) if gap.provision else False, "no such gap")
     if gap.resolved_at is not None:
         raise ValueError("this gap is resolved; only open gaps can be acknowledged")
     if not note.strip():

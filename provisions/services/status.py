@@ -8,6 +8,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from provisions.models import Provision, Status, StatusChange, User
+from provisions.permissions import can_edit_provision, ensure
 from provisions.services.scans import scan_request
 
 
@@ -48,6 +49,8 @@ def provision_transition(
     on = on or timezone.localdate()
     with transaction.atomic():
         locked = Provision.objects.select_for_update().get(pk=provision.pk)
+        if by is not None:  # None: the system itself (an import, a command)
+            ensure(can_edit_provision(by, locked), f"you may not move {locked.reference}")
         if expected_version is not None and locked.version != expected_version:
             raise StaleVersion(reference=locked.reference, expected=expected_version, actual=locked.version)
         reason = Status.move_refusal(locked.status, to, note)
@@ -74,6 +77,8 @@ def provision_transition(
         )
         locked.status = to
         locked.version += 1
+        locked._history_user = by  # type: ignore[attr-defined]
+        locked._change_reason = note.strip() or f"moved to {to}"  # type: ignore[attr-defined]
         locked.save(update_fields=["status", "version", "updated_at"])
         scan_request(provision_ids=[locked.pk])
     provision.status, provision.version = locked.status, locked.version

@@ -1,0 +1,87 @@
+"""Who may see and change what: the one place the roles and handling markings are decided.
+
+Roles are Django groups (created by a migration); a superuser is an administrator. Clearance
+bounds the markings a user sees. The admin, the services (and through them every interface) and
+the exports ask these functions; nothing else decides.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import PermissionDenied
+from django.db import models
+
+from provisions.models import Marking
+
+
+class Role(models.TextChoices):
+    """Ordered: each role can do what the ones before it can."""
+
+    VIEWER = "viewer", "Viewer"
+    ANALYST = "analyst", "Analyst"
+    NEGOTIATOR = "negotiator", "Negotiator"
+    ADMINISTRATOR = "administrator", "Administrator"
+
+
+_ROLE_ORDER = list(Role)
+_MARKING_ORDER = list(Marking)
+
+
+def role_of(user: Any) -> Role | None:
+    """The highest role the user holds (None: anonymous, inactive or no role)."""
+    if user is None or not user.is_authenticated or not user.is_active:
+        return None
+    if user.is_superuser:
+        return Role.ADMINISTRATOR
+    cached: Role | str | None = getattr(user, "_tracker_role", "unset")
+    if cached == "unset":
+        names = set(user.groups.values_list("name", flat=True))
+        held = [role for role in _ROLE_ORDER if role.value in names]
+        cached = held[-1] if held else None
+        user._tracker_role = cached
+    return cached  # type: ignore[return-value]
+
+
+def has_role(user: Any, role: Role) -> bool:
+    held = role_of(user)
+    return held is not None and _ROLE_ORDER.index(held) >= _ROLE_ORDER.index(role)
+
+
+def visible_markings(user: Any) -> list[str]:
+    """The markings a user may see: up to their clearance (nothing without a role)."""
+    if role_of(user) is None:
+        return []
+    clearance = Marking(user.clearance) if not user.is_superuser else Marking.SECRET
+    return [marking.value for marking in _MARKING_ORDER[: _MARKING_ORDER.index(clearance) + 1]]
+
+
+def can_view_marking(user: Any, marking: str) -> bool:
+    return marking in visible_markings(user)
+
+
+def can_edit_provision(user: Any, provision: Any) -> bool:
+    """Administrators edit everything they may see; negotiators the provisions of their domains."""
+    if not can_view_marking(user, provision.marking):
+        return False
+    if has_role(user, Role.ADMINISTRATOR):
+        return True
+    return role_of(user) == Role.NEGOTIATOR and user.domains.filter(pk=provision.domain_id).exists()
+
+
+def can_export(user: Any) -> bool:
+    return has_role(user, Role.ANALYST)
+
+
+def can_acknowledge_gaps(user: Any) -> bool:
+    return has_role(user, Role.ANALYST)
+
+
+def can_administer(user: Any) -> bool:
+    return has_role(user, Role.ADMINISTRATOR)
+
+
+def ensure(allowed: bool, message: str) -> None:
+    """Raise PermissionDenied with the message unless allowed."""
+    if not allowed:
+        raise PermissionDenied(message)
