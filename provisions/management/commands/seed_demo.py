@@ -3,21 +3,28 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Permission
+from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from provisions.models import ScanTrigger
+from provisions.models import Domain, ScanTrigger, User
 from provisions.services.partnership_file import partnership_import, read_partnership_file
 from provisions.services.scans import gaps_scan
 
 SHIPPED_FILE = settings.BASE_DIR / "provisions" / "data" / "uk-eu-security-partnership.yaml"
 
-# Demo logins for a local machine only (the command refuses to run with DEBUG off).
+# Demo logins for a local machine only (the command refuses to run with DEBUG off):
+# (username, password, role, clearance, negotiated domains).
 DEMO_USERS = (
-    ("admin", "admin-demo-2026", "superuser: everything"),
-    ("negotiator", "negotiator-demo-2026", "staff: edits provisions, positions and coverage"),
-    ("analyst", "analyst-demo-2026", "staff: reads everything"),
+    ("admin", "admin-demo-2026", "administrator", "secret", ()),
+    (
+        "negotiator",
+        "negotiator-demo-2026",
+        "negotiator",
+        "official_sensitive",
+        ("law-enforcement", "criminal-justice"),
+    ),
+    ("analyst", "analyst-demo-2026", "analyst", "official_sensitive", ()),
+    ("viewer", "viewer-demo-2026", "viewer", "official", ()),
 )
 
 
@@ -43,26 +50,15 @@ class Command(BaseCommand):
         self._create_users()
 
     def _create_users(self) -> None:
-        user_model = get_user_model()
-        provision_models = ("provision", "position", "coverage", "consultation", "capability")
-        for username, password, _role in DEMO_USERS:
-            user, _ = user_model.objects.get_or_create(username=username)
+        for username, password, role, clearance, domains in DEMO_USERS:
+            user, _ = User.objects.get_or_create(username=username)
             user.set_password(password)
             user.is_staff = True
-            user.is_superuser = username == "admin"
+            user.clearance = clearance
             user.save()
-            if username == "negotiator":
-                user.user_permissions.set(
-                    Permission.objects.filter(
-                        content_type__app_label="provisions", content_type__model__in=provision_models
-                    )
-                )
-            elif username == "analyst":
-                user.user_permissions.set(
-                    Permission.objects.filter(
-                        content_type__app_label="provisions", codename__startswith="view_"
-                    )
-                )
+            user.groups.set([Group.objects.get(name=role)])
+            user.domains.set(Domain.objects.filter(code__in=domains))
         self.stdout.write("\nDemo logins (http://127.0.0.1:8000/admin/):")
-        for username, password, role in DEMO_USERS:
-            self.stdout.write(f"  {username:<11} {password:<22} {role}")
+        for username, password, role, clearance, domains in DEMO_USERS:
+            where = f" in {', '.join(domains)}" if domains else ""
+            self.stdout.write(f"  {username:<11} {password:<22} {role}{where}, cleared to {clearance}")
