@@ -409,3 +409,33 @@ def test_a_consultation_with_a_territory_the_provision_does_not_extend_to_is_ref
             expected_version=None,
         )
     assert not Consultation.objects.exists()
+
+
+def test_the_gap_report_never_names_a_provision_above_the_readers_clearance() -> None:
+    from django.utils import timezone
+
+    from provisions.reports.gaps import gap_report
+
+    today = timezone.localdate()
+    capability = CapabilityFactory(code="SIS-II", lapses_on=today + datetime.timedelta(days=10))
+    secret = ProvisionFactory(
+        reference="SP-SECRET-1", marking=Marking.SECRET, status=Status.PROPOSED, created_on=today
+    )
+    open_one = ProvisionFactory(
+        reference="SP-OPEN-1", marking=Marking.OFFICIAL, status=Status.PROPOSED, created_on=today
+    )
+    for provision in (secret, open_one):
+        provision.coverage.create(capability=capability, extent=Extent.FULL)
+        PartyFactory(partnership=provision.domain.partnership, code="EU")
+    secret.positions.create(
+        party=PartyFactory(partnership=secret.domain.partnership, code="EU"), stance="opposes"
+    )
+
+    cleared = gap_report(as_of=today, user=UserFactory(role="viewer", clearance=Marking.SECRET)).rows
+    uncleared = gap_report(as_of=today, user=UserFactory(role="viewer", clearance=Marking.OFFICIAL)).rows
+
+    assert {row["subject_code"] for row in cleared} == {"SIS-II", "SP-SECRET-1"}
+    assert [row["subject_code"] for row in uncleared] == ["SIS-II"]
+    assert uncleared[0]["covering_provisions"] == "SP-OPEN-1"
+    assert "SP-SECRET-1" not in uncleared[0]["explanation"]
+    assert "SP-SECRET-1" in next(r for r in cleared if r["subject_code"] == "SIS-II")["explanation"]

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import datetime
 import io
 import json
+import re
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
@@ -13,7 +15,8 @@ import xlsxwriter
 from django.template.loader import render_to_string
 from django.utils import timezone
 
-from provisions.models import Domain, Gap, GapKind, Level
+from provisions.models import Domain, Gap, GapKind, Level, Provision
+from provisions.permissions import visible_markings
 from provisions.rules import Finding, evaluate_gaps
 
 GAP_REPORT_COLUMNS = (
@@ -68,14 +71,25 @@ class GapReport:
     rows: list[dict[str, Any]]
 
 
-def gap_report(*, as_of: datetime.date | None = None, filters: GapReportFilters | None = None) -> GapReport:
+WITHHELD = "[a provision above your clearance]"
+
+
+def gap_report(
+    *, as_of: datetime.date | None = None, filters: GapReportFilters | None = None, user: Any = None
+) -> GapReport:
     """The gap report at a date. Without a date: today, with each open gap's opened_at and state
-    from the last scan; with a date: a read-only evaluation, where opened_at and state are empty."""
+    from the last scan; with a date: a read-only evaluation, where opened_at and state are empty.
+
+    For a user, gaps on provisions above their clearance are left out, and such provisions are
+    withheld from the rows and explanations of capability gaps (the rules still count them).
+    """
     filters = filters or GapReportFilters()
     filters.check()
     read_only = as_of is not None
     evaluation = evaluate_gaps(as_of=as_of or timezone.localdate())
     findings = [finding for finding in evaluation.findings if filters.admit(finding)]
+    if user is not None:
+        findings = _withhold_hidden(findings, user)
     persisted: dict[tuple[str, str, int], Gap] = {}
     if not read_only:
         for gap in Gap.objects.open().order_by():
@@ -88,6 +102,30 @@ def gap_report(*, as_of: datetime.date | None = None, filters: GapReportFilters 
         read_only=read_only,
         rows=[_row(finding, persisted.get(finding.identity)) for finding in findings],
     )
+
+
+def _withhold_hidden(findings: list[Finding], user: Any) -> list[Finding]:
+    hidden = set(
+        Provision.objects.exclude(marking__in=visible_markings(user)).values_list("reference", flat=True)
+    )
+    if not hidden:
+        return findings
+    shown = []
+    for finding in findings:
+        if finding.subject_type == "provision" and finding.subject_code in hidden:
+            continue
+        named = [reference for reference in finding.covering_provisions if reference in hidden]
+        if named:
+            explanation = finding.explanation
+            for reference in named:
+                explanation = re.sub(rf"(?<![\w-]){re.escape(reference)}(?![\w-])", WITHHELD, explanation)
+            finding = dataclasses.replace(
+                finding,
+                covering_provisions=tuple(r for r in finding.covering_provisions if r not in hidden),
+                explanation=explanation,
+            )
+        shown.append(finding)
+    return shown
 
 
 def _row(finding: Finding, gap: Gap | None) -> dict[str, Any]:
