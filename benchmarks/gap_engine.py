@@ -7,11 +7,12 @@ Run from the project folder, against PostgreSQL only:
         [--changes 300000] [--repeat 3] [--seed 20240601] [--keep] [--profile]
 
 The script owns its database: DATABASE_URL must name `partnership_benchmark` (it is the default
-when DATABASE_URL is unset). The database is created if missing (through the `postgres`
-maintenance database), migrated, and the provisions tables are emptied before the data is
-generated, so it refuses any other name rather than wipe real data. Without `--keep` the
-provisions tables are emptied again at the end; with `--keep` the generated partnership and
-the gaps the scans opened stay for inspection (psql, EXPLAIN ANALYZE).
+when DATABASE_URL is unset), and it refuses any other name rather than wipe real data. Each run
+drops and creates that database again through the `postgres` maintenance database (so a schema
+left by an older branch or an edited migration cannot get in the way), migrates it, and empties
+the provisions tables before generating. Without `--keep` the provisions tables are emptied
+again at the end; with `--keep` the generated partnership and the gaps the scans opened stay for
+inspection (psql, EXPLAIN ANALYZE) until the next run.
 
 Generation (COPY, fixed seed) is not measured. Each case runs `--repeat` times; the table
 gives the median, min and max wall time (time.perf_counter) and the number of queries
@@ -26,8 +27,11 @@ import argparse
 import bisect
 import cProfile
 import datetime
+import functools
+import gc
 import io
 import itertools
+import json
 import logging
 import os
 import pstats
@@ -40,6 +44,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from unittest import mock
 
 if TYPE_CHECKING:
     from django.db import models
@@ -55,7 +60,7 @@ T = TypeVar("T")
 
 
 def prepare_database() -> str:
-    """Check DATABASE_URL names the benchmark's PostgreSQL database and create it if missing."""
+    """Check DATABASE_URL names the benchmark's PostgreSQL database; drop it and create it afresh."""
     import environ
     import psycopg2  # type: ignore[import-untyped]
     from psycopg2 import sql
@@ -81,11 +86,16 @@ def prepare_database() -> str:
     maintenance = psycopg2.connect(**{key: value for key, value in parameters.items() if value is not None})
     try:
         maintenance.autocommit = True
+        database = sql.Identifier(BENCHMARK_DATABASE)
         with maintenance.cursor() as cursor:
-            cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", [BENCHMARK_DATABASE])
-            if cursor.fetchone() is None:
-                cursor.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(BENCHMARK_DATABASE)))
-                print(f"created database {BENCHMARK_DATABASE}")
+            try:
+                cursor.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(database))
+            except psycopg2.errors.ObjectInUse as error:
+                raise SystemExit(
+                    f"gap_engine benchmark: cannot drop {BENCHMARK_DATABASE}: {error.pgerror.strip()} "
+                    "(close the sessions using it)"
+                ) from None
+            cursor.execute(sql.SQL("CREATE DATABASE {}").format(database))
     finally:
         maintenance.close()
     return url
@@ -150,13 +160,20 @@ def _copy_value(value: object) -> str:
         return "t" if value else "f"
     if isinstance(value, datetime.date):  # dates and datetimes
         return value.isoformat()
+    if isinstance(value, dict | list):
+        value = json.dumps(value)
     text = str(value)
     return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
 
 
 def copy_rows(model: type[models.Model], fields: Sequence[str], rows: Iterable[Sequence[object]]) -> int:
-    """COPY rows (values in the order of `fields`, ids included) into the model's table."""
+    """COPY rows (values in the order of `fields`, ids included) into the model's table.
+
+    Columns not named get the field's default (or NULL where the field allows it), so a column
+    added to the model later does not break generation; a required column without one is an error.
+    """
     from django.db import connection, models
+    from django.utils import timezone
 
     columns = []
     for name in fields:
@@ -164,10 +181,27 @@ def copy_rows(model: type[models.Model], fields: Sequence[str], rows: Iterable[S
         if not isinstance(model_field, models.Field) or model_field.column is None:
             raise TypeError(f"{model.__name__}.{name} is not a concrete field")
         columns.append(connection.ops.quote_name(model_field.column))
+    constants: list[str] = []
+    named = {model._meta.get_field(name).name for name in fields}
+    for other in model._meta.concrete_fields:
+        if other.name in named or other.column is None:
+            continue
+        if other.has_default():
+            value: object = other.get_default()
+        elif getattr(other, "auto_now", False) or getattr(other, "auto_now_add", False):
+            value = timezone.now()
+        elif other.null:
+            continue
+        else:
+            raise TypeError(f"{model.__name__}.{other.name} is required and has no default: name it")
+        columns.append(connection.ops.quote_name(other.column))
+        constants.append(_copy_value(value))
+    suffix = "".join(f"\t{constant}" for constant in constants)
     buffer = io.StringIO()
     count = 0
     for row in rows:
         buffer.write("\t".join(_copy_value(value) for value in row))
+        buffer.write(suffix)
         buffer.write("\n")
         count += 1
     buffer.seek(0)
@@ -210,6 +244,8 @@ def _status_history(
     top = max(rng.choices(range(8), weights=FINAL_RANK_WEIGHTS)[0], climb - 1)
     ranks = [*sorted(rng.sample(range(top), climb - 1)), top]
     statuses = [ladder[rank] for rank in ranks]
+    if off_ladder and statuses[-1] == Status.IN_FORCE:
+        off_ladder = Status.SUSPENDED.value  # in force can only be suspended
     if off_ladder:
         statuses.append(off_ladder)
     dates = [last_on]
@@ -448,13 +484,17 @@ def check_data(today: datetime.date) -> None:
 class Case:
     name: str
     times_ms: list[float] = field(default_factory=list)
+    cpu_ms: list[float] = field(default_factory=list)
+    sql_ms: list[float] = field(default_factory=list)
     queries: list[int] = field(default_factory=list)
     results: list[str] = field(default_factory=list)
     target: str = ""
 
-    def add(self, elapsed_ms: float, queries: int, result: str) -> None:
-        self.times_ms.append(elapsed_ms)
-        self.queries.append(queries)
+    def add(self, run: Timed[Any], result: str) -> None:
+        self.times_ms.append(run.elapsed_ms)
+        self.cpu_ms.append(run.cpu_ms)
+        self.sql_ms.append(sum(float(query["time"]) for query in run.queries) * 1000)
+        self.queries.append(len(run.queries))
         self.results.append(result)
 
     @property
@@ -466,6 +506,7 @@ class Case:
 class Timed(Generic[T]):
     value: T
     elapsed_ms: float
+    cpu_ms: float  # this process only: Python and driver work, not the database server's
     queries: list[dict[str, str]]
 
 
@@ -473,11 +514,13 @@ def timed(call: Callable[[], T]) -> Timed[T]:
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
+    gc.collect()  # every run starts from the same heap; the collector stays on, as in production
     with CaptureQueriesContext(connection) as captured:
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         value = call()
         elapsed_ms = (time.perf_counter() - started) * 1000
-    return Timed(value, elapsed_ms, list(captured.captured_queries))
+        cpu_ms = (time.process_time() - cpu_started) * 1000
+    return Timed(value, elapsed_ms, cpu_ms, list(captured.captured_queries))
 
 
 def outcome_text(outcome: Any) -> str:
@@ -556,29 +599,34 @@ def run(args: argparse.Namespace) -> None:
         f"Python {sys.version.split()[0]}; Celery eager: {celery_app.conf.task_always_eager}\n"
     )
 
+    load_before = os.getloadavg()[0]
     evaluation_case = Case("(a) evaluate_gaps(as_of=today), full", target="< 2000 ms, <= 10 queries")
     for _ in range(args.repeat):
         evaluation = timed(lambda: evaluate_gaps(as_of=today))
         kinds = Counter(finding.kind.value for finding in evaluation.value.findings)
         evaluation_case.add(
-            evaluation.elapsed_ms,
-            len(evaluation.queries),
+            evaluation,
             f"{len(evaluation.value.findings):,} findings ("
             + ", ".join(f"{kind} {count:,}" for kind, count in sorted(kinds.items()))
             + f"), {evaluation.value.evaluated_subjects:,} subjects",
         )
+        del evaluation  # the next run must not pay for a heap holding this one's result
 
     first_scan = Case("(b1) gaps_scan(COMMAND), empty gap table")
     second_scan = Case("(b2) gaps_scan(COMMAND), nothing changed")
     for _ in range(args.repeat):
         Gap.objects.all().delete()  # not timed: every run of (b1) opens every gap
         scan = timed(lambda: gaps_scan(trigger=ScanTrigger.COMMAND))
-        first_scan.add(scan.elapsed_ms, len(scan.queries), outcome_text(scan.value))
+        first_scan.add(scan, outcome_text(scan.value))
+        del scan
     for _ in range(args.repeat):
         scan = timed(lambda: gaps_scan(trigger=ScanTrigger.COMMAND))
-        second_scan.add(scan.elapsed_ms, len(scan.queries), outcome_text(scan.value))
+        second_scan.add(scan, outcome_text(scan.value))
+        del scan
 
-    # (c) One provision moves agreed_in_principle -> agreed (it becomes secured: coverage changes).
+    # (c) One provision moves agreed_in_principle -> agreed (it becomes secured: coverage changes, its
+    # stalled gap goes). The move's task send is patched out so the request it writes stays pending
+    # and (c2) times the worker's real work; (c5) then moves it on with the task as configured.
     candidates = list(
         Provision.objects.filter(status=Status.AGREED_IN_PRINCIPLE, coverage__isnull=False)
         .order_by("id")
@@ -586,39 +634,59 @@ def run(args: argparse.Namespace) -> None:
         .values_list("id", flat=True)[:1000]
     )
     movers = random.Random(args.seed).sample(candidates, args.repeat)
-    transition_case = Case(
-        "(c1) provision_transition, incl. what it triggers",
-        target="(eager: includes the rescan)" if celery_app.conf.task_always_eager else "",
-    )
-    requested_case = Case("(c2) gaps_run_requested(), 1 pending request", target="< 100 ms")
+    transition_case = Case("(c1) provision_transition, task send patched out")
+    requested_case = Case("(c2) gaps_run_requested(), the move's request", target="< 100 ms")
     rescan_case = Case("(c3) gaps_scan(CHANGE, provision_ids=[id])", target="< 100 ms")
     wider_case = Case("(c4) gaps_scan(CHANGE, [id], its capabilities)")
+    eager = celery_app.conf.task_always_eager
+    onward_case = Case(
+        "(c5) provision_transition, task as configured",
+        target="eager: the task runs the rescan in process" if eager else "task sent to the broker",
+    )
     for provision_id in movers:
         provision = Provision.objects.get(pk=provision_id)
         capability_ids = list(
             Coverage.objects.filter(provision_id=provision_id).values_list("capability_id", flat=True)
         )
-        move = timed(
-            lambda provision=provision: provision_transition(  # type: ignore[misc]
-                provision=provision, to=Status.AGREED, note="benchmark: agreed", source="benchmark"
+        ScanRequest.objects.all().delete()
+        with mock.patch("provisions.services.scans._send_scan_task"):
+            move = timed(
+                functools.partial(
+                    provision_transition,
+                    provision=provision,
+                    to=Status.AGREED,
+                    note="benchmark: agreed",
+                    source="benchmark",
+                )
             )
-        )
-        transition_case.add(move.elapsed_ms, len(move.queries), f"{provision.reference} -> agreed")
-        ScanRequest.objects.create(provision_ids=[provision_id], capability_ids=[])  # what the move writes
+        transition_case.add(move, f"{provision.reference} -> agreed")
         requested = timed(gaps_run_requested)
-        requested_case.add(requested.elapsed_ms, len(requested.queries), outcome_text(requested.value))
+        requested_case.add(requested, outcome_text(requested.value))
         rescan = timed(
-            lambda provision_id=provision_id: gaps_scan(  # type: ignore[misc]
-                trigger=ScanTrigger.CHANGE, provision_ids=[provision_id], capability_ids=[]
+            functools.partial(
+                gaps_scan, trigger=ScanTrigger.CHANGE, provision_ids=[provision_id], capability_ids=[]
             )
         )
-        rescan_case.add(rescan.elapsed_ms, len(rescan.queries), outcome_text(rescan.value))
+        rescan_case.add(rescan, outcome_text(rescan.value))
         wider = timed(
-            lambda provision_id=provision_id, capability_ids=capability_ids: gaps_scan(  # type: ignore[misc]
-                trigger=ScanTrigger.CHANGE, provision_ids=[provision_id], capability_ids=capability_ids
+            functools.partial(
+                gaps_scan,
+                trigger=ScanTrigger.CHANGE,
+                provision_ids=[provision_id],
+                capability_ids=capability_ids,
             )
         )
-        wider_case.add(wider.elapsed_ms, len(wider.queries), outcome_text(wider.value))
+        wider_case.add(wider, outcome_text(wider.value))
+        onward = timed(
+            functools.partial(
+                provision_transition,
+                provision=provision,
+                to=Status.SIGNED,
+                note="benchmark: signed",
+                source="benchmark",
+            )
+        )
+        onward_case.add(onward, f"{provision.reference} -> signed")
 
     cases = [
         evaluation_case,
@@ -628,8 +696,9 @@ def run(args: argparse.Namespace) -> None:
         requested_case,
         rescan_case,
         wider_case,
+        onward_case,
     ]
-    print_table(cases, args.repeat)
+    print_table(cases, args.repeat, (load_before, os.getloadavg()[0]))
 
     if args.profile:
         profile("evaluate_gaps(as_of=today), full", lambda: evaluate_gaps(as_of=today))
@@ -648,23 +717,28 @@ def run(args: argparse.Namespace) -> None:
         wipe()
 
 
-def print_table(cases: list[Case], repeat: int) -> None:
+def print_table(cases: list[Case], repeat: int, load: tuple[float, float]) -> None:
     print(
-        f"Timings: {repeat} run(s) each; wall time with time.perf_counter, "
-        "queries with CaptureQueriesContext\n"
+        f"Timings: {repeat} run(s) each. median/min/max: wall time (time.perf_counter); cpu: this process's "
+        "CPU time (time.process_time), median; sql: time in the database as the debug cursor saw it, "
+        "median; queries: CaptureQueriesContext. "
+        f"1-minute load average {load[0]:.2f} before, {load[1]:.2f} after ({os.cpu_count()} CPUs).\n"
     )
     name_width = max(len(case.name) for case in cases)
-    header = f"{'case':<{name_width}}  {'median ms':>9}  {'min ms':>8}  {'max ms':>8}  {'queries':>7}  result"
+    header = (
+        f"{'case':<{name_width}}  {'median ms':>9}  {'min ms':>8}  {'max ms':>8}  {'cpu ms':>8}  "
+        f"{'sql ms':>7}  {'queries':>7}"
+    )
     print(header)
     print("-" * len(header))
     for case in cases:
         queries = "/".join(str(count) for count in sorted(set(case.queries)))
         print(
             f"{case.name:<{name_width}}  {case.median_ms:>9.1f}  {min(case.times_ms):>8.1f}  "
-            f"{max(case.times_ms):>8.1f}  {queries:>7}  {case.results[-1]}"
+            f"{max(case.times_ms):>8.1f}  {statistics.median(case.cpu_ms):>8.1f}  "
+            f"{statistics.median(case.sql_ms):>7.1f}  {queries:>7}"
         )
-        if case.target:
-            print(f"{'':<{name_width}}  target {case.target}")
+        print(f"{'':<4}{case.results[-1]}" + (f"  [target {case.target}]" if case.target else ""))
 
 
 def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:

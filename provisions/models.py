@@ -255,6 +255,9 @@ class User(AbstractUser):
         Domain, blank=True, related_name="negotiators", help_text="The domains this user negotiates in."
     )
 
+    # Not a column: an API token restricted below its user's clearance sets it for one request.
+    token_clearance: str = ""
+
     class Meta(AbstractUser.Meta):
         constraints = [_choice_check("clearance", Marking, "user_clearance_valid")]
 
@@ -591,6 +594,10 @@ class Gap(models.Model):
         Provision, on_delete=models.CASCADE, null=True, blank=True, related_name="gaps"
     )
     explanation = models.TextField()
+    # As the last scan that found it saw them (DESIGN.md's report columns).
+    coverage_state = models.CharField(max_length=16, choices=CoverageState.choices, blank=True)
+    lapses_on = models.DateField(null=True, blank=True)
+    covering_provisions = models.TextField(blank=True, help_text="References joined by ';'.")
     opened_at = models.DateTimeField(default=timezone.now)
     resolved_at = models.DateTimeField(null=True, blank=True)
     opened_by_scan = models.ForeignKey(GapScan, on_delete=models.SET_NULL, null=True, related_name="+")
@@ -668,3 +675,43 @@ class ScanRequest(models.Model):
 
     def __str__(self) -> str:
         return f"Scan request {self.pk} ({self.requested_at:%Y-%m-%d %H:%M})"
+
+
+class ApiTokenQuerySet(models.QuerySet["ApiToken"]):
+    def usable(self) -> ApiTokenQuerySet:
+        now = timezone.now()
+        return self.filter(revoked_at__isnull=True).filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
+
+
+class ApiToken(models.Model):
+    """A bearer token for another system, acting as its user. Only a hash of the key is stored."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100, help_text="What the token is for (the system using it).")
+    prefix = models.CharField(
+        max_length=12, editable=False, help_text="The key's first characters, to tell it."
+    )
+    key_hash = models.CharField(max_length=64, unique=True, editable=False)
+    clearance = models.CharField(
+        max_length=32,
+        choices=Marking.choices,
+        blank=True,
+        help_text="Lower than the user's to restrict the token; blank: the user's clearance.",
+    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    objects: ClassVar[ApiTokenQuerySet] = ApiTokenQuerySet.as_manager()  # type: ignore[assignment]
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(clearance="") | Q(clearance__in=Marking.values), name="api_token_clearance_valid"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"

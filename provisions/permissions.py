@@ -53,6 +53,8 @@ def visible_markings(user: Any) -> list[str]:
     if role_of(user) is None:
         return []
     clearance = Marking(user.clearance) if not user.is_superuser else Marking.SECRET
+    if user.token_clearance:  # an API token cleared below its user
+        clearance = min(clearance, Marking(user.token_clearance), key=_MARKING_ORDER.index)
     return [marking.value for marking in _MARKING_ORDER[: _MARKING_ORDER.index(clearance) + 1]]
 
 

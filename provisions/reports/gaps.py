@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import dataclasses
 import datetime
 import io
 import json
@@ -88,8 +87,7 @@ def gap_report(
     read_only = as_of is not None
     evaluation = evaluate_gaps(as_of=as_of or timezone.localdate())
     findings = [finding for finding in evaluation.findings if filters.admit(finding)]
-    if user is not None:
-        findings = _withhold_hidden(findings, user)
+
     persisted: dict[tuple[str, str, int], Gap] = {}
     if not read_only:
         for gap in Gap.objects.open().order_by():
@@ -97,35 +95,64 @@ def gap_report(
                 ("capability", gap.capability_id) if gap.capability_id else ("provision", gap.provision_id)
             )
             persisted[(gap.kind, subject[0], subject[1])] = gap  # type: ignore[index]
+    rows = [_row(finding, persisted.get(finding.identity)) for finding in findings]
     return GapReport(
         as_of=evaluation.as_of,
         read_only=read_only,
-        rows=[_row(finding, persisted.get(finding.identity)) for finding in findings],
+        rows=withhold_hidden(rows, user) if user is not None else rows,
     )
 
 
-def _withhold_hidden(findings: list[Finding], user: Any) -> list[Finding]:
+def withhold_hidden(rows: list[dict[str, Any]], user: Any) -> list[dict[str, Any]]:
+    """Rows a reader may see: none about a provision above their clearance, and such provisions
+    withheld from capability rows (the rules still count them)."""
     hidden = set(
         Provision.objects.exclude(marking__in=visible_markings(user)).values_list("reference", flat=True)
     )
     if not hidden:
-        return findings
+        return rows
     shown = []
-    for finding in findings:
-        if finding.subject_type == "provision" and finding.subject_code in hidden:
+    for row in rows:
+        if row["subject_type"] == "provision" and row["subject_code"] in hidden:
             continue
-        named = [reference for reference in finding.covering_provisions if reference in hidden]
+        covering = (row["covering_provisions"] or "").split(";")
+        named = [reference for reference in covering if reference in hidden]
         if named:
-            explanation = finding.explanation
+            explanation = row["explanation"]
             for reference in named:
                 explanation = re.sub(rf"(?<![\w-]){re.escape(reference)}(?![\w-])", WITHHELD, explanation)
-            finding = dataclasses.replace(
-                finding,
-                covering_provisions=tuple(r for r in finding.covering_provisions if r not in hidden),
-                explanation=explanation,
-            )
-        shown.append(finding)
+            kept = ";".join(reference for reference in covering if reference and reference not in hidden)
+            row = {**row, "covering_provisions": kept or None, "explanation": explanation}
+        shown.append(row)
     return shown
+
+
+def persisted_gap_row(gap: Gap, *, today: datetime.date) -> dict[str, Any]:
+    """A gap as the last scan recorded it, in the report's columns (plus its id and resolution)."""
+    subject = gap.capability or gap.provision
+    return {
+        "id": gap.pk,
+        "kind": gap.kind,
+        "severity": gap.severity,
+        "subject_type": "capability" if gap.capability_id else "provision",
+        "subject_code": gap.capability.code
+        if gap.capability
+        else gap.provision.reference
+        if gap.provision
+        else "",
+        "subject_name": getattr(subject, "name", None) or getattr(subject, "title", ""),
+        "domain": subject.domain.code if subject else "",
+        "coverage_state": gap.coverage_state or None,
+        "lapses_on": gap.lapses_on,
+        "days_to_lapse": (gap.lapses_on - today).days if gap.lapses_on else None,
+        "covering_provisions": gap.covering_provisions or None,
+        "explanation": gap.explanation,
+        "opened_at": gap.opened_at,
+        "resolved_at": gap.resolved_at,
+        "state": gap.state.value,
+        "acknowledged_by": gap.acknowledged_by.get_username() if gap.acknowledged_by else None,
+        "acknowledgement_note": gap.acknowledgement_note or None,
+    }
 
 
 def _row(finding: Finding, gap: Gap | None) -> dict[str, Any]:

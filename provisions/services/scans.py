@@ -38,7 +38,7 @@ def scan_request(
     capability_ids: Collection[int] = (),
     full: bool = False,
     trigger: ScanTrigger = ScanTrigger.CHANGE,
-) -> None:
+) -> ScanRequest | None:
     """Ask for a scan of what a write touched, once the write commits.
 
     The request is a row written in the caller's transaction (it survives a broker outage;
@@ -50,14 +50,15 @@ def scan_request(
         batch.provision_ids.update(provision_ids)
         batch.capability_ids.update(capability_ids)
         batch.full = batch.full or full
-        return
-    ScanRequest.objects.create(
+        return None
+    request = ScanRequest.objects.create(
         trigger=trigger,
         provision_ids=sorted(provision_ids),
         capability_ids=sorted(capability_ids),
         full=full,
     )
     transaction.on_commit(_send_scan_task, robust=True)
+    return request
 
 
 @contextlib.contextmanager
@@ -176,16 +177,32 @@ def gaps_reconcile(*, scan: GapScan, findings: list[Finding], open_gaps: list[Ga
                     capability_id=finding.subject_id if finding.subject_type == "capability" else None,
                     provision_id=finding.subject_id if finding.subject_type == "provision" else None,
                     explanation=finding.explanation,
+                    coverage_state=finding.coverage_state or "",
+                    lapses_on=finding.lapses_on,
+                    covering_provisions=";".join(finding.covering_provisions),
                     opened_at=now,
                     opened_by_scan=scan,
                 )
             )
-        elif existing.severity != finding.severity or existing.explanation != finding.explanation:
-            existing.severity, existing.explanation = finding.severity, finding.explanation
-            to_update.append(existing)
+        else:
+            seen = {
+                "severity": finding.severity.value,
+                "explanation": finding.explanation,
+                "coverage_state": finding.coverage_state or "",
+                "lapses_on": finding.lapses_on,
+                "covering_provisions": ";".join(finding.covering_provisions),
+            }
+            if any(getattr(existing, name) != value for name, value in seen.items()):
+                for name, value in seen.items():
+                    setattr(existing, name, value)
+                to_update.append(existing)
     to_resolve = list(open_by_identity.values())
     Gap.objects.bulk_create(to_open, batch_size=2000)
-    Gap.objects.bulk_update(to_update, ["severity", "explanation"], batch_size=2000)
+    Gap.objects.bulk_update(
+        to_update,
+        ["severity", "explanation", "coverage_state", "lapses_on", "covering_provisions"],
+        batch_size=2000,
+    )
     Gap.objects.filter(pk__in=[gap.pk for gap in to_resolve]).update(resolved_at=now, resolved_by_scan=scan)
     for gap in to_resolve:
         gap.resolved_at, gap.resolved_by_scan = now, scan

@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.utils import timezone
+from rest_framework import authentication, exceptions
+from rest_framework.request import Request
+
+from provisions.models import ApiToken
+from provisions.services.tokens import token_hash
+
+
+class BearerTokenAuthentication(authentication.BaseAuthentication):
+    """`Authorization: Bearer <key>`: the request acts as the token's user, at the lower of the
+    user's and the token's clearance."""
+
+    keyword = "Bearer"
+
+    def authenticate(self, request: Request) -> tuple[Any, ApiToken] | None:
+        header = authentication.get_authorization_header(request).decode("latin-1").split()
+        if not header or header[0] != self.keyword:
+            return None
+        if len(header) != 2:
+            raise exceptions.AuthenticationFailed("expected 'Authorization: Bearer <token>'")
+        token = (
+            ApiToken.objects.usable().select_related("user").filter(key_hash=token_hash(header[1])).first()
+        )
+        if token is None or not token.user.is_active:
+            raise exceptions.AuthenticationFailed("invalid, expired or revoked token")
+        ApiToken.objects.filter(pk=token.pk).update(last_used_at=timezone.now())
+        user = token.user
+        user.token_clearance = token.clearance  # provisions.permissions reads it: the lower clearance wins
+        return user, token
+
+    def authenticate_header(self, request: Request) -> str:
+        return self.keyword

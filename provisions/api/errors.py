@@ -1,0 +1,66 @@
+"""One error shape for every 4xx: {"error": {"status", "code", "message", "field_errors"?}}."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler
+
+from provisions.services.status import StaleVersion, TransitionRefused
+
+
+class Conflict(exceptions.APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_code = "conflict"
+
+
+class PreconditionRequired(exceptions.APIException):
+    status_code = status.HTTP_428_PRECONDITION_REQUIRED
+    default_code = "version_required"
+    default_detail = 'send the version the write is based on: If-Match: "<version>" or "version" in the body'
+
+
+class PreconditionFailed(exceptions.APIException):
+    status_code = status.HTTP_412_PRECONDITION_FAILED
+    default_code = "stale_version"
+
+
+def _translate(error: Exception) -> Exception:
+    """Domain errors raised by services, as the HTTP errors they mean."""
+    if isinstance(error, StaleVersion):
+        return PreconditionFailed(str(error))
+    if isinstance(error, TransitionRefused):
+        return Conflict(str(error), code="transition_refused")
+    if isinstance(error, DjangoValidationError):
+        detail = error.message_dict if hasattr(error, "error_dict") else {"non_field_errors": error.messages}
+        return exceptions.ValidationError(detail)
+    if isinstance(error, DjangoPermissionDenied):
+        return exceptions.PermissionDenied(str(error) or None)
+    return error
+
+
+def api_exception_handler(error: Exception, context: dict[str, Any]) -> Response | None:
+    response = exception_handler(_translate(error), context)
+    if response is None:
+        return None
+    detail = response.data
+    body: dict[str, Any] = {"status": response.status_code}
+    if isinstance(detail, dict) and set(detail) != {"detail"}:
+        body["code"] = "invalid"
+        body["message"] = "Some values are not valid: see field_errors."
+        body["field_errors"] = {
+            name: [str(message) for message in (messages if isinstance(messages, list) else [messages])]
+            for name, messages in detail.items()
+        }
+    elif isinstance(detail, list):
+        body["code"], body["message"] = "invalid", " ".join(str(message) for message in detail)
+    else:
+        message = detail["detail"] if isinstance(detail, dict) else detail
+        body["code"] = getattr(message, "code", None) or "error"
+        body["message"] = str(message)
+    response.data = {"error": body}
+    return response

@@ -1,0 +1,244 @@
+"""Shapes of the API's resources. Serializers describe shape; rules live in services and rules."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+
+from provisions.models import (
+    Alignment,
+    Capability,
+    Coverage,
+    CoverageState,
+    Domain,
+    Extent,
+    Firmness,
+    GapKind,
+    GapScan,
+    Level,
+    Marking,
+    Position,
+    Precedent,
+    Provision,
+    Stance,
+    Status,
+    StatusChange,
+    Territory,
+)
+
+
+class DomainSerializer(serializers.ModelSerializer[Domain]):
+    pillar = serializers.CharField(source="pillar.name", allow_null=True, read_only=True)
+    partnership = serializers.CharField(source="partnership.code", read_only=True)
+
+    class Meta:
+        model = Domain
+        fields = ["code", "name", "pillar", "description", "partnership"]
+
+
+class CapabilitySerializer(serializers.ModelSerializer[Capability]):
+    domain = serializers.CharField(source="domain.code", read_only=True)
+
+    class Meta:
+        model = Capability
+        fields = ["code", "name", "domain", "criticality", "lapses_on", "fallback", "description"]
+
+
+class TerritorySerializer(serializers.ModelSerializer[Territory]):
+    class Meta:
+        model = Territory
+        fields = ["code", "name", "kind"]
+
+
+class PrecedentSerializer(serializers.ModelSerializer[Precedent]):
+    class Meta:
+        model = Precedent
+        fields = ["code", "title", "description", "url"]
+
+
+class PositionSerializer(serializers.ModelSerializer[Position]):
+    party = serializers.CharField(source="party.code", read_only=True)
+
+    class Meta:
+        model = Position
+        fields = ["party", "stance", "firmness", "note", "updated_at"]
+
+
+class CoverageLinkSerializer(serializers.ModelSerializer[Coverage]):
+    capability = serializers.CharField(source="capability.code", read_only=True)
+
+    class Meta:
+        model = Coverage
+        fields = ["capability", "extent"]
+
+
+class ProvisionSerializer(serializers.ModelSerializer[Provision]):
+    domain = serializers.CharField(source="domain.code", read_only=True)
+    status = serializers.ChoiceField(choices=Status.choices, read_only=True)
+    alignment = serializers.ChoiceField(choices=Alignment.choices, read_only=True)
+    positions = PositionSerializer(many=True, read_only=True)
+    covers = CoverageLinkSerializer(source="coverage", many=True, read_only=True)
+    precedents = serializers.SlugRelatedField[Precedent](slug_field="code", many=True, read_only=True)
+    territories = serializers.SlugRelatedField[Territory](slug_field="code", many=True, read_only=True)
+
+    class Meta:
+        model = Provision
+        fields = [
+            "reference",
+            "title",
+            "text",
+            "domain",
+            "status",
+            "marking",
+            "target_date",
+            "review_date",
+            "alignment",
+            "positions",
+            "covers",
+            "precedents",
+            "territories",
+            "version",
+            "updated_at",
+        ]
+        read_only_fields = ["reference", "version", "updated_at"]
+
+
+class ProvisionUpdateSerializer(serializers.Serializer[Any]):
+    """A partial update: send only what changes, with the version it is based on."""
+
+    title = serializers.CharField(max_length=300, required=False)
+    text = serializers.CharField(required=False, allow_blank=True)
+    target_date = serializers.DateField(required=False, allow_null=True)
+    review_date = serializers.DateField(required=False, allow_null=True)
+    marking = serializers.ChoiceField(choices=Marking.choices, required=False)
+    version = serializers.IntegerField(min_value=1, required=False, help_text="Or send If-Match.")
+    reason = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+class TransitionSerializer(serializers.Serializer[Any]):
+    to = serializers.ChoiceField(choices=Status.choices)
+    note = serializers.CharField(required=False, allow_blank=True, default="")
+    version = serializers.IntegerField(min_value=1, required=False, help_text="Or send If-Match.")
+
+
+class PositionInputSerializer(serializers.Serializer[Any]):
+    party = serializers.CharField(max_length=64)
+    stance = serializers.ChoiceField(choices=Stance.choices)
+    firmness = serializers.ChoiceField(choices=Firmness.choices, default=Firmness.PROVISIONAL)
+    note = serializers.CharField(required=False, allow_blank=True, default="")
+    version = serializers.IntegerField(min_value=1, required=False, help_text="Or send If-Match.")
+    reason = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+class CoverageInputSerializer(serializers.Serializer[Any]):
+    capability = serializers.CharField(max_length=64)
+    extent = serializers.ChoiceField(
+        choices=Extent.choices, allow_null=True, help_text="null: no longer covers"
+    )
+    version = serializers.IntegerField(min_value=1, required=False, help_text="Or send If-Match.")
+    reason = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+class StatusChangeSerializer(serializers.ModelSerializer[StatusChange]):
+    changed_by = serializers.CharField(source="changed_by.username", allow_null=True, read_only=True)
+    from_status = serializers.CharField(read_only=True, help_text="Empty for the provision's first status.")
+
+    class Meta:
+        model = StatusChange
+        fields = ["from_status", "to_status", "changed_on", "recorded_at", "changed_by", "note", "source"]
+
+
+class FieldChangeSerializer(serializers.Serializer[Any]):
+    field = serializers.CharField()
+    old = serializers.CharField(allow_null=True)
+    new = serializers.CharField(allow_null=True)
+
+
+class AuditEntrySerializer(serializers.Serializer[Any]):
+    at = serializers.DateTimeField()
+    by = serializers.CharField(allow_null=True)
+    reason = serializers.CharField(allow_null=True)
+    action = serializers.ChoiceField(choices=["created", "changed", "deleted"])
+    record = serializers.CharField(help_text="provision, or position/coverage with its party/capability")
+    changes = FieldChangeSerializer(many=True)
+
+
+class ProvisionHistorySerializer(serializers.Serializer[Any]):
+    status_changes = StatusChangeSerializer(many=True)
+    audit = AuditEntrySerializer(many=True)
+
+
+class GapSerializer(serializers.Serializer[Any]):
+    """A gap in the report's columns. With `as_of`, a read-only evaluation: no id, opened_at or state."""
+
+    id = serializers.IntegerField(allow_null=True)
+    kind = serializers.ChoiceField(choices=GapKind.choices)
+    severity = serializers.ChoiceField(choices=Level.choices)
+    subject_type = serializers.ChoiceField(choices=["capability", "provision"])
+    subject_code = serializers.CharField()
+    subject_name = serializers.CharField()
+    domain = serializers.CharField()
+    coverage_state = serializers.ChoiceField(choices=CoverageState.choices, allow_null=True)
+    lapses_on = serializers.DateField(allow_null=True)
+    days_to_lapse = serializers.IntegerField(allow_null=True)
+    covering_provisions = serializers.CharField(allow_null=True)
+    explanation = serializers.CharField()
+    opened_at = serializers.DateTimeField(allow_null=True)
+    resolved_at = serializers.DateTimeField(allow_null=True)
+    state = serializers.ChoiceField(choices=["open", "acknowledged", "resolved"], allow_null=True)
+    acknowledged_by = serializers.CharField(allow_null=True)
+    acknowledgement_note = serializers.CharField(allow_null=True)
+
+
+class AcknowledgeSerializer(serializers.Serializer[Any]):
+    note = serializers.CharField()
+
+
+class CoverageRowSerializer(serializers.Serializer[Any]):
+    domain = serializers.CharField()
+    name = serializers.CharField()
+    capabilities = serializers.IntegerField()
+    capabilities_by_state = serializers.DictField(child=serializers.IntegerField())
+    provisions_by_status = serializers.DictField(child=serializers.IntegerField())
+    coverage_ratio = serializers.FloatField(allow_null=True, help_text="Secured capabilities / capabilities.")
+
+
+class GapScanSerializer(serializers.ModelSerializer[GapScan]):
+    class Meta:
+        model = GapScan
+        fields = [
+            "id",
+            "as_of",
+            "trigger",
+            "full",
+            "started_at",
+            "duration_ms",
+            "evaluated_subjects",
+            "opened",
+            "updated",
+            "resolved",
+            "unchanged",
+        ]
+
+
+class ScanQueuedSerializer(serializers.Serializer[Any]):
+    status = serializers.CharField()
+    request = serializers.IntegerField()
+
+
+class ErrorSerializer(serializers.Serializer[Any]):
+    """Every 4xx answer has this shape."""
+
+    status = serializers.IntegerField()
+    code = serializers.CharField()
+    message = serializers.CharField()
+    field_errors = serializers.DictField(
+        child=serializers.ListField(child=serializers.CharField()),
+        required=False,
+        help_text="For invalid input: the messages for each field.",
+    )
+
+
+class ErrorEnvelopeSerializer(serializers.Serializer[Any]):
+    error = ErrorSerializer()

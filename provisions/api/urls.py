@@ -1,0 +1,24 @@
+from __future__ import annotations
+
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+from rest_framework.routers import DefaultRouter
+
+from provisions.api import schema, views  # noqa: F401 (schema registers extensions)
+
+router = DefaultRouter()
+router.register("domains", views.DomainViewSet, basename="domain")
+router.register("capabilities", views.CapabilityViewSet, basename="capability")
+router.register("provisions", views.ProvisionViewSet, basename="provision")
+router.register("gaps", views.GapViewSet, basename="gap")
+router.register("gap-scans", views.GapScanViewSet, basename="gap-scan")
+router.register("territories", views.TerritoryViewSet, basename="territory")
+router.register("precedents", views.PrecedentViewSet, basename="precedent")
+
+urlpatterns = [
+    path("coverage/", views.CoverageView.as_view(), name="coverage"),
+    path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
+    path("", include(router.urls)),
+]

@@ -1,0 +1,368 @@
+"""API views: parse, call one service, selector or rule, render. Access is decided by
+provisions.permissions (through the querysets and the services), never here."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import re
+from typing import Any
+
+from django.db.models import Q, QuerySet
+from django.shortcuts import get_object_or_404
+from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import NotAuthenticated, ValidationError
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from provisions.api import serializers
+from provisions.api.errors import PreconditionRequired
+from provisions.api.filters import CapabilityFilter, GapFilter, ProvisionFilter
+from provisions.history import provision_audit_trail
+from provisions.models import (
+    Capability,
+    Domain,
+    Gap,
+    GapScan,
+    Party,
+    Precedent,
+    Provision,
+    ScanTrigger,
+    Territory,
+    User,
+)
+from provisions.permissions import can_acknowledge_gaps, ensure, visible_markings
+from provisions.reports.gaps import (
+    GapReportFilters,
+    ReportFilterInvalid,
+    gap_report,
+    persisted_gap_row,
+    withhold_hidden,
+)
+from provisions.rules import coverage_by_domain
+from provisions.services.provisions import coverage_set, position_set, provision_update
+from provisions.services.scans import gap_acknowledge, scan_request
+from provisions.services.status import provision_transition
+
+CODE_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"
+ERRORS = {
+    code: OpenApiResponse(serializers.ErrorEnvelopeSerializer, description=description)
+    for code, description in {
+        400: "Invalid input; field_errors says which values and why.",
+        401: "No or bad credentials.",
+        403: "The caller's role or clearance does not allow it.",
+        404: "Not found (or above the caller's clearance).",
+        409: "The status move is not allowed by the lifecycle.",
+        412: "The provision changed since the version sent (If-Match or version).",
+        428: "A write needs the version it is based on (If-Match or version).",
+        429: "Too many requests for this token.",
+    }.items()
+}
+READ_ERRORS = {code: ERRORS[code] for code in (400, 401, 403, 404, 429)}
+WRITE_ERRORS = ERRORS
+
+
+def _expected_version(request: Request, body_version: int | None) -> int:
+    """The version a write is based on: If-Match ("3" or W/"3") or the body's version."""
+    header = request.headers.get("If-Match", "").strip()
+    if header:
+        match = re.fullmatch(r'(?:W/)?"(\d+)"', header)
+        if match is None:
+            raise ValidationError({"If-Match": ['expected the ETag of the provision, e.g. "3"']})
+        return int(match.group(1))
+    if body_version is None:
+        raise PreconditionRequired()
+    return body_version
+
+
+def _caller(request: Request) -> User:
+    """The signed-in user (HasRole has let no one else through)."""
+    if not isinstance(request.user, User):
+        raise NotAuthenticated()
+    return request.user
+
+
+def _as_of(request: Request) -> datetime.date | None:
+    raw = request.query_params.get("as_of")
+    if raw in (None, ""):
+        return None
+    try:
+        return datetime.date.fromisoformat(raw)
+    except ValueError:
+        raise ValidationError({"as_of": ["expected a date as YYYY-MM-DD"]}) from None
+
+
+AS_OF = OpenApiParameter(
+    "as_of", OpenApiTypes.DATE, description="Evaluate read-only at this date (YYYY-MM-DD)."
+)
+
+
+@extend_schema_view(
+    list=extend_schema(responses={200: serializers.DomainSerializer(many=True), **READ_ERRORS}),
+    retrieve=extend_schema(responses={200: serializers.DomainSerializer, **READ_ERRORS}),
+)
+class DomainViewSet(viewsets.ReadOnlyModelViewSet[Domain]):
+    serializer_class = serializers.DomainSerializer
+    queryset = Domain.objects.select_related("pillar", "partnership").order_by("id")
+    lookup_field = "code"
+    lookup_value_regex = CODE_PATTERN
+    ordering_fields = ["code", "name"]
+
+
+@extend_schema_view(
+    list=extend_schema(responses={200: serializers.CapabilitySerializer(many=True), **READ_ERRORS}),
+    retrieve=extend_schema(responses={200: serializers.CapabilitySerializer, **READ_ERRORS}),
+)
+class CapabilityViewSet(viewsets.ReadOnlyModelViewSet[Capability]):
+    serializer_class = serializers.CapabilitySerializer
+    queryset = Capability.objects.select_related("domain").order_by("code")
+    lookup_field = "code"
+    lookup_value_regex = CODE_PATTERN
+    filterset_class = CapabilityFilter
+    ordering_fields = ["code", "lapses_on", "criticality"]
+
+
+@extend_schema_view(
+    list=extend_schema(responses={200: serializers.TerritorySerializer(many=True), **READ_ERRORS}),
+    retrieve=extend_schema(responses={200: serializers.TerritorySerializer, **READ_ERRORS}),
+)
+class TerritoryViewSet(viewsets.ReadOnlyModelViewSet[Territory]):
+    serializer_class = serializers.TerritorySerializer
+    queryset = Territory.objects.order_by("id")
+    lookup_field = "code"
+    lookup_value_regex = CODE_PATTERN
+
+
+@extend_schema_view(
+    list=extend_schema(responses={200: serializers.PrecedentSerializer(many=True), **READ_ERRORS}),
+    retrieve=extend_schema(responses={200: serializers.PrecedentSerializer, **READ_ERRORS}),
+)
+class PrecedentViewSet(viewsets.ReadOnlyModelViewSet[Precedent]):
+    serializer_class = serializers.PrecedentSerializer
+    queryset = Precedent.objects.order_by("id")
+    lookup_field = "code"
+    lookup_value_regex = CODE_PATTERN
+
+
+class ProvisionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet[Provision]):
+    """Provisions up to the caller's clearance, with positions, coverage and alignment inline."""
+
+    serializer_class = serializers.ProvisionSerializer
+    lookup_field = "reference"
+    lookup_value_regex = CODE_PATTERN
+    filterset_class = ProvisionFilter
+    ordering_fields = ["reference", "status", "target_date", "updated_at"]
+
+    def get_queryset(self) -> QuerySet[Provision]:
+        return Provision.objects.visible_to(self.request.user).with_related().order_by("reference")
+
+    def _respond(self, provision: Provision, status_code: int = status.HTTP_200_OK) -> Response:
+        fresh = self.get_queryset().get(pk=provision.pk)
+        response = Response(self.get_serializer(fresh).data, status=status_code)
+        response["ETag"] = f'"{fresh.version}"'
+        return response
+
+    @extend_schema(responses={200: serializers.ProvisionSerializer(many=True), **READ_ERRORS})
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().list(request, *args, **kwargs)
+
+    @extend_schema(responses={200: serializers.ProvisionSerializer, **READ_ERRORS})
+    def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return self._respond(self.get_object())
+
+    @extend_schema(
+        request=serializers.ProvisionUpdateSerializer,
+        responses={200: serializers.ProvisionSerializer, **WRITE_ERRORS},
+        parameters=[OpenApiParameter("If-Match", str, OpenApiParameter.HEADER, description='e.g. "3"')],
+    )
+    def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        provision = self.get_object()
+        given = serializers.ProvisionUpdateSerializer(data=request.data)
+        given.is_valid(raise_exception=True)
+        changes = dict(given.validated_data)
+        version = _expected_version(request, changes.pop("version", None))
+        reason = changes.pop("reason", "")
+        provision_update(
+            provision=provision, by=_caller(request), expected_version=version, reason=reason, **changes
+        )
+        return self._respond(provision)
+
+    @extend_schema(
+        request=serializers.TransitionSerializer,
+        responses={200: serializers.ProvisionSerializer, **WRITE_ERRORS},
+        parameters=[OpenApiParameter("If-Match", str, OpenApiParameter.HEADER, description='e.g. "3"')],
+    )
+    @action(detail=True, methods=["post"])
+    def transition(self, request: Request, reference: str | None = None) -> Response:
+        """Move the provision's status (the lifecycle of DESIGN.md decides what is allowed)."""
+        provision = self.get_object()
+        given = serializers.TransitionSerializer(data=request.data)
+        given.is_valid(raise_exception=True)
+        version = _expected_version(request, given.validated_data.get("version"))
+        provision_transition(
+            provision=provision,
+            to=given.validated_data["to"],
+            note=given.validated_data["note"],
+            by=_caller(request),
+            expected_version=version,
+            source="api",
+        )
+        return self._respond(provision)
+
+    @extend_schema(
+        request=serializers.PositionInputSerializer,
+        responses={200: serializers.ProvisionSerializer, **WRITE_ERRORS},
+        parameters=[OpenApiParameter("If-Match", str, OpenApiParameter.HEADER, description='e.g. "3"')],
+    )
+    @action(detail=True, methods=["post"])
+    def positions(self, request: Request, reference: str | None = None) -> Response:
+        """Record a party's position (its stance, firmness and note)."""
+        provision = self.get_object()
+        given = serializers.PositionInputSerializer(data=request.data)
+        given.is_valid(raise_exception=True)
+        data = given.validated_data
+        party = Party.objects.filter(
+            partnership_id=provision.domain.partnership_id, code=data["party"]
+        ).first()
+        if party is None:
+            raise ValidationError({"party": [f"no party {data['party']!r} in this partnership"]})
+        position_set(
+            provision=provision,
+            party=party,
+            stance=data["stance"],
+            firmness=data["firmness"],
+            note=data["note"],
+            by=_caller(request),
+            expected_version=_expected_version(request, data.get("version")),
+            reason=data["reason"],
+        )
+        return self._respond(provision)
+
+    @extend_schema(
+        request=serializers.CoverageInputSerializer,
+        responses={200: serializers.ProvisionSerializer, **WRITE_ERRORS},
+        parameters=[OpenApiParameter("If-Match", str, OpenApiParameter.HEADER, description='e.g. "3"')],
+    )
+    @action(detail=True, methods=["post"])
+    def coverage(self, request: Request, reference: str | None = None) -> Response:
+        """Make the provision cover a capability fully or partially (extent null: no longer)."""
+        provision = self.get_object()
+        given = serializers.CoverageInputSerializer(data=request.data)
+        given.is_valid(raise_exception=True)
+        data = given.validated_data
+        capability = Capability.objects.filter(code=data["capability"]).first()
+        if capability is None:
+            raise ValidationError({"capability": [f"no capability {data['capability']!r}"]})
+        coverage_set(
+            provision=provision,
+            capability=capability,
+            extent=data["extent"],
+            by=_caller(request),
+            expected_version=_expected_version(request, data.get("version")),
+            reason=data["reason"],
+        )
+        return self._respond(provision)
+
+    @extend_schema(responses={200: serializers.ProvisionHistorySerializer, **READ_ERRORS})
+    @action(detail=True, methods=["get"])
+    def history(self, request: Request, reference: str | None = None) -> Response:
+        """Status changes, and every recorded change to the provision, its positions and coverage."""
+        provision = self.get_object()
+        changes = provision.status_changes.select_related("changed_by").order_by("changed_on", "id")
+        body = {
+            "status_changes": serializers.StatusChangeSerializer(changes, many=True).data,
+            "audit": [dataclasses.asdict(entry) for entry in provision_audit_trail(provision)],
+        }
+        return Response(serializers.ProvisionHistorySerializer(body).data)
+
+
+class GapViewSet(mixins.ListModelMixin, viewsets.GenericViewSet[Gap]):
+    """Gaps as the scans recorded them; with `as_of`, a read-only evaluation at that date."""
+
+    serializer_class = serializers.GapSerializer
+    filterset_class = GapFilter
+    ordering_fields = ["opened_at", "severity"]
+
+    def get_queryset(self) -> QuerySet[Gap]:
+        hidden = ~Q(provision__isnull=False) | Q(provision__marking__in=visible_markings(self.request.user))
+        return (
+            Gap.objects.filter(hidden)
+            .select_related("capability__domain", "provision__domain", "acknowledged_by")
+            .order_by("-opened_at", "-id")
+        )
+
+    @extend_schema(parameters=[AS_OF], responses={200: serializers.GapSerializer(many=True), **READ_ERRORS})
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        as_of = _as_of(request)
+        if as_of is None:
+            gaps = self.filter_queryset(self.get_queryset())
+            page = self.paginate_queryset(gaps)
+            today = timezone.localdate()
+            rows = withhold_hidden([persisted_gap_row(gap, today=today) for gap in page or []], request.user)
+            return self.get_paginated_response(serializers.GapSerializer(rows, many=True).data)
+        if request.query_params.get("state"):
+            raise ValidationError({"state": ["a read-only evaluation (as_of) has no state"]})
+        params = request.query_params
+        filters = GapReportFilters(
+            domain=params.get("domain") or None,
+            severity=params.get("severity") or None,
+            kind=params.get("kind") or None,
+        )
+        try:
+            report = gap_report(as_of=as_of, filters=filters, user=request.user)
+        except ReportFilterInvalid as invalid:
+            field, _, message = str(invalid).partition(": ")
+            raise ValidationError({field: [message]}) from invalid
+        rows = [
+            {**row, "id": None, "resolved_at": None, "acknowledged_by": None, "acknowledgement_note": None}
+            for row in report.rows
+        ]
+        page = self.paginate_queryset(rows)  # type: ignore[arg-type]
+        return self.get_paginated_response(serializers.GapSerializer(page, many=True).data)
+
+    @extend_schema(
+        request=serializers.AcknowledgeSerializer, responses={200: serializers.GapSerializer, **ERRORS}
+    )
+    @action(detail=True, methods=["post"])
+    def acknowledge(self, request: Request, pk: str | None = None) -> Response:
+        """Acknowledge an open gap with a note; it stays open until the rules clear it."""
+        gap = get_object_or_404(self.get_queryset(), pk=pk)
+        given = serializers.AcknowledgeSerializer(data=request.data)
+        given.is_valid(raise_exception=True)
+        try:
+            gap_acknowledge(gap=gap, by=_caller(request), note=given.validated_data["note"])
+        except ValueError as refused:
+            raise ValidationError({"note": [str(refused)]}) from refused
+        row = withhold_hidden([persisted_gap_row(gap, today=timezone.localdate())], request.user)[0]
+        return Response(serializers.GapSerializer(row).data)
+
+
+class CoverageView(APIView):
+    """One row per domain: capabilities by coverage state, provisions by status, coverage ratio."""
+
+    @extend_schema(
+        parameters=[AS_OF], responses={200: serializers.CoverageRowSerializer(many=True), **READ_ERRORS}
+    )
+    def get(self, request: Request) -> Response:
+        rows = coverage_by_domain(
+            as_of=_as_of(request) or timezone.localdate(), visible_markings=visible_markings(request.user)
+        )
+        return Response(serializers.CoverageRowSerializer(rows, many=True).data)
+
+
+class GapScanViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet[GapScan]):
+    """Scans the engine ran. POST asks for a full scan, run by a worker."""
+
+    serializer_class = serializers.GapScanSerializer
+    queryset = GapScan.objects.order_by("-started_at", "-id")
+
+    @extend_schema(request=None, responses={202: serializers.ScanQueuedSerializer, **ERRORS})
+    def create(self, request: Request) -> Response:
+        ensure(can_acknowledge_gaps(request.user), "analysts and above start scans")
+        queued = scan_request(full=True, trigger=ScanTrigger.API)
+        return Response({"status": "queued", "request": queued.pk if queued else None}, status=202)

@@ -1,0 +1,50 @@
+"""API tokens: created and revoked by administrators (or by users for themselves), stored hashed."""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import secrets
+
+from django.utils import timezone
+
+from provisions.models import ApiToken, User
+from provisions.permissions import can_administer, ensure, visible_markings
+
+TOKEN_PREFIX = "spt_"  # noqa: S105 (not a secret: every key starts with it, so leaks are easy to scan for)
+
+
+def token_hash(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def api_token_create(
+    *,
+    owner: User,
+    by: User,
+    name: str,
+    expires_at: datetime.datetime | None = None,
+    clearance: str = "",
+) -> tuple[ApiToken, str]:
+    """A new token for `owner`; returns it and its key, which is shown once and never stored."""
+    ensure(by == owner or can_administer(by), "only administrators create tokens for others")
+    if clearance:
+        ensure(clearance in visible_markings(owner), "a token cannot be cleared above its user")
+    key = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = ApiToken.objects.create(
+        user=owner,
+        name=name,
+        prefix=key[:12],
+        key_hash=token_hash(key),
+        expires_at=expires_at,
+        clearance=clearance,
+    )
+    return token, key
+
+
+def api_token_revoke(*, token: ApiToken, by: User) -> ApiToken:
+    ensure(by.pk == token.user_id or can_administer(by), "only administrators revoke others' tokens")
+    if token.revoked_at is None:
+        token.revoked_at = timezone.now()
+        token.save(update_fields=["revoked_at"])
+    return token
