@@ -1,0 +1,354 @@
+"""The REST API, through HTTP as another system would use it."""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+import pytest
+from django.core.cache import cache
+from django.test import Client
+from django.utils import timezone
+
+from provisions.models import ApiToken, Extent, Gap, GapScan, Marking, Provision, Status, StatusChange
+from provisions.services.scans import gaps_scan
+from provisions.services.tokens import api_token_create, api_token_revoke
+from tests.factories import CapabilityFactory, DomainFactory, PartyFactory, ProvisionFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _fresh_throttle() -> None:
+    cache.clear()
+
+
+def bearer(user: Any, **options: Any) -> dict[str, str]:
+    _, key = api_token_create(owner=user, by=user, name="test system", **options)
+    return {"HTTP_AUTHORIZATION": f"Bearer {key}"}
+
+
+@pytest.fixture
+def world():
+    """A domain with provisions at each marking, a negotiator of it, and other callers."""
+    domain = DomainFactory(code="law-enforcement")
+    PartyFactory(partnership=domain.partnership, code="UK")
+    PartyFactory(partnership=domain.partnership, code="EU")
+    capability = CapabilityFactory(
+        code="SIS-II", domain=domain, lapses_on=timezone.localdate() + datetime.timedelta(days=20)
+    )
+    provisions = {
+        marking: ProvisionFactory(reference=f"SP-{n}", domain=domain, marking=marking, status=Status.PROPOSED)
+        for n, marking in enumerate(Marking.values)
+    }
+    provisions["official"].coverage.create(capability=capability, extent=Extent.FULL)
+    return {
+        "domain": domain,
+        "capability": capability,
+        "provisions": provisions,
+        "negotiator": UserFactory(role="negotiator", clearance=Marking.SECRET, domains=[domain]),
+        "viewer": UserFactory(role="viewer", clearance=Marking.OFFICIAL),
+        "analyst": UserFactory(role="analyst", clearance=Marking.OFFICIAL_SENSITIVE),
+    }
+
+
+def test_without_credentials_every_endpoint_answers_401_with_the_error_shape(client: Client) -> None:
+    for path in ["/api/v1/provisions/", "/api/v1/gaps/", "/api/v1/coverage/", "/api/v1/domains/"]:
+        response = client.get(path)
+        assert response.status_code == 401, path
+        assert response.json()["error"]["status"] == 401
+        assert response["WWW-Authenticate"] == "Bearer"
+
+
+def test_a_token_authenticates_and_a_revoked_or_expired_one_does_not(client: Client, world) -> None:
+    viewer = world["viewer"]
+    token, key = api_token_create(owner=viewer, by=viewer, name="briefing tool")
+    header = {"HTTP_AUTHORIZATION": f"Bearer {key}"}
+    assert client.get("/api/v1/provisions/", **header).status_code == 200
+    assert ApiToken.objects.get().key_hash != key and key.startswith(token.prefix)  # stored hashed
+
+    api_token_revoke(token=token, by=viewer)
+    assert client.get("/api/v1/provisions/", **header).status_code == 401
+
+    expired = bearer(viewer, expires_at=timezone.now() - datetime.timedelta(minutes=1))
+    response = client.get("/api/v1/provisions/", **expired)
+    assert response.status_code == 401
+    assert response.json()["error"]["message"] == "invalid, expired or revoked token"
+
+
+@pytest.mark.parametrize(
+    ("clearance", "token_clearance", "expected"),
+    [
+        ("official", "", ["SP-0"]),
+        ("official_sensitive", "", ["SP-0", "SP-1"]),
+        ("secret", "", ["SP-0", "SP-1", "SP-2"]),
+        ("secret", "official", ["SP-0"]),
+    ],
+)
+def test_a_caller_lists_only_provisions_up_to_its_clearance(
+    client, world, clearance, token_clearance, expected
+):
+    user = UserFactory(role="viewer", clearance=clearance)
+    headers = bearer(user, clearance=token_clearance)
+    response = client.get("/api/v1/provisions/", **headers)
+    assert [row["reference"] for row in response.json()["results"]] == expected
+    hidden = set(Provision.objects.values_list("reference", flat=True)) - set(expected)
+    for reference in hidden:
+        assert client.get(f"/api/v1/provisions/{reference}/", **headers).status_code == 404
+
+
+def test_a_provision_carries_positions_coverage_alignment_and_an_etag(client: Client, world) -> None:
+    provision = world["provisions"]["official"]
+    uk = provision.domain.partnership.parties.get(code="UK")
+    provision.positions.create(party=uk, stance="proposes")
+
+    response = client.get("/api/v1/provisions/SP-0/", **bearer(world["viewer"]))
+
+    body = response.json()
+    assert body["covers"] == [{"capability": "SIS-II", "extent": "full"}]
+    assert [(p["party"], p["stance"]) for p in body["positions"]] == [("UK", "proposes")]
+    assert body["alignment"] == "undetermined"  # the EU has no position yet
+    assert response["ETag"] == f'"{body["version"]}"'
+    again = client.get(
+        "/api/v1/provisions/SP-0/", HTTP_IF_NONE_MATCH=response["ETag"], **bearer(world["viewer"])
+    )
+    assert again.status_code == 304
+
+
+def test_lists_answer_304_to_a_matching_if_none_match(client: Client, world) -> None:
+    headers = bearer(world["viewer"])
+    first = client.get("/api/v1/domains/", **headers)
+    assert client.get("/api/v1/domains/", HTTP_IF_NONE_MATCH=first["ETag"], **headers).status_code == 304
+
+
+def test_a_transition_moves_the_status_and_writes_one_status_change(client: Client, world) -> None:
+    headers = bearer(world["negotiator"])
+    response = client.post(
+        "/api/v1/provisions/SP-0/transition/",
+        {"to": "under_negotiation", "note": "Round 3", "version": 1},
+        content_type="application/json",
+        **headers,
+    )
+    assert response.status_code == 200, response.content
+    assert response.json()["status"] == "under_negotiation"
+    change = StatusChange.objects.filter(provision__reference="SP-0").latest("id")
+    assert (change.to_status, change.changed_by, change.source, change.note) == (
+        "under_negotiation",
+        world["negotiator"],
+        "api",
+        "Round 3",
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "headers", "status", "code"),
+    [
+        ({"to": "agreed"}, {}, 428, "version_required"),
+        ({"to": "agreed", "version": 7}, {}, 412, "stale_version"),
+        ({"to": "agreed"}, {"HTTP_IF_MATCH": '"7"'}, 412, "stale_version"),
+        ({"to": "proposed", "version": 1}, {}, 409, "transition_refused"),
+        ({"to": "identified", "version": 1}, {}, 409, "transition_refused"),
+        ({"to": "nowhere", "version": 1}, {}, 400, "invalid"),
+    ],
+)
+def test_a_bad_transition_gets_a_clear_error_and_changes_nothing(client, world, body, headers, status, code):
+    response = client.post(
+        "/api/v1/provisions/SP-0/transition/",
+        body,
+        content_type="application/json",
+        **headers,
+        **bearer(world["negotiator"]),
+    )
+    assert response.status_code == status
+    error = response.json()["error"]
+    assert (error["status"], error["code"]) == (status, code)
+    assert Provision.objects.get(reference="SP-0").status == Status.PROPOSED
+    assert StatusChange.objects.filter(provision__reference="SP-0").count() == 1
+    if code == "invalid":
+        assert "to" in error["field_errors"]
+
+
+@pytest.mark.parametrize("caller", ["viewer", "analyst"])
+def test_readers_cannot_write(client: Client, world, caller: str) -> None:
+    response = client.patch(
+        "/api/v1/provisions/SP-0/",
+        {"title": "Mine now", "version": 1},
+        content_type="application/json",
+        **bearer(world[caller]),
+    )
+    assert response.status_code == 403
+    assert Provision.objects.get(reference="SP-0").title != "Mine now"
+
+
+def test_a_negotiator_cannot_write_outside_their_domains(client: Client, world) -> None:
+    ProvisionFactory(reference="SP-CJ-1", domain=DomainFactory(code="criminal-justice"))
+    response = client.patch(
+        "/api/v1/provisions/SP-CJ-1/",
+        {"title": "Mine now", "version": 1},
+        content_type="application/json",
+        **bearer(world["negotiator"]),
+    )
+    assert response.status_code == 403
+
+
+def test_an_edit_with_if_match_applies_and_a_stale_one_is_refused(client: Client, world) -> None:
+    headers = bearer(world["negotiator"])
+    first = client.patch(
+        "/api/v1/provisions/SP-0/",
+        {"title": "Agreed wording", "reason": "round 4"},
+        content_type="application/json",
+        HTTP_IF_MATCH='"1"',
+        **headers,
+    )
+    assert first.status_code == 200 and first["ETag"] == '"2"'
+    stale = client.patch(
+        "/api/v1/provisions/SP-0/",
+        {"title": "Overwrite"},
+        content_type="application/json",
+        HTTP_IF_MATCH='"1"',
+        **headers,
+    )
+    assert stale.status_code == 412
+    assert "you had version 1, it is now 2" in stale.json()["error"]["message"]
+    assert Provision.objects.get(reference="SP-0").title == "Agreed wording"
+
+
+def test_positions_and_coverage_are_written_through_the_api_and_show_in_the_history(client, world) -> None:
+    headers = bearer(world["negotiator"])
+    position = client.post(
+        "/api/v1/provisions/SP-0/positions/",
+        {
+            "party": "EU",
+            "stance": "opposes",
+            "firmness": "definitive",
+            "note": "Not without a data deal",
+            "version": 1,
+        },
+        content_type="application/json",
+        **headers,
+    )
+    assert position.status_code == 200, position.content
+    assert position.json()["alignment"] == "conflict"
+    coverage = client.post(
+        "/api/v1/provisions/SP-0/coverage/",
+        {"capability": "SIS-II", "extent": "partial", "version": 2},
+        content_type="application/json",
+        **headers,
+    )
+    assert coverage.json()["covers"] == [{"capability": "SIS-II", "extent": "partial"}]
+    unknown = client.post(
+        "/api/v1/provisions/SP-0/positions/",
+        {"party": "XX", "stance": "supports", "version": 3},
+        content_type="application/json",
+        **headers,
+    )
+    assert unknown.status_code == 400 and "party" in unknown.json()["error"]["field_errors"]
+
+    history = client.get("/api/v1/provisions/SP-0/history/", **headers).json()
+    assert [change["to_status"] for change in history["status_changes"]] == ["proposed"]
+    records = [(entry["record"], entry["by"]) for entry in history["audit"]]
+    assert ("position of EU", world["negotiator"].username) in records
+    assert ("coverage of SIS-II", world["negotiator"].username) in records
+
+
+def test_gaps_are_listed_filtered_evaluated_at_a_date_and_acknowledged(client: Client, world) -> None:
+    gaps_scan(trigger="command")
+    headers = bearer(world["analyst"])
+
+    listed = client.get("/api/v1/gaps/?kind=at_risk", **headers).json()["results"]
+    assert [(row["kind"], row["subject_code"], row["state"]) for row in listed] == [
+        ("at_risk", "SIS-II", "open")
+    ]
+    assert listed[0]["covering_provisions"] == "SP-0"
+
+    past = client.get("/api/v1/gaps/?as_of=2019-01-01", **headers).json()["results"]
+    # No provision existed then, and SIS-II was far from lapsing: uncovered, one level lower.
+    assert [(row["kind"], row["severity"], row["id"], row["state"]) for row in past] == [
+        ("uncovered", "medium", None, None)
+    ]
+    assert client.get("/api/v1/gaps/?as_of=not-a-date", **headers).status_code == 400
+    assert client.get("/api/v1/gaps/?as_of=2020-01-01&state=open", **headers).status_code == 400
+
+    gap_id = listed[0]["id"]
+    response = client.post(
+        f"/api/v1/gaps/{gap_id}/acknowledge/",
+        {"note": "Escalated"},
+        content_type="application/json",
+        **headers,
+    )
+    assert response.status_code == 200 and response.json()["state"] == "acknowledged"
+    assert Gap.objects.get(pk=gap_id).acknowledged_by == world["analyst"]
+    viewer = client.post(
+        f"/api/v1/gaps/{gap_id}/acknowledge/",
+        {"note": "me too"},
+        content_type="application/json",
+        **bearer(world["viewer"]),
+    )
+    assert viewer.status_code == 403
+
+
+def test_coverage_has_one_row_per_domain_counting_only_visible_provisions(client: Client, world) -> None:
+    rows = client.get("/api/v1/coverage/", **bearer(world["viewer"])).json()
+    assert [row["domain"] for row in rows] == ["law-enforcement"]
+    assert rows[0]["capabilities_by_state"] == {
+        "secured": 0,
+        "partial": 0,
+        "in_negotiation": 1,
+        "uncovered": 0,
+    }
+    assert rows[0]["provisions_by_status"]["proposed"] == 1  # the official one only
+    assert rows[0]["coverage_ratio"] == 0.0
+
+
+def test_posting_a_gap_scan_runs_one(client: Client, world, django_capture_on_commit_callbacks) -> None:
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post("/api/v1/gap-scans/", **bearer(world["analyst"]))
+    assert response.status_code == 202
+    scans = client.get("/api/v1/gap-scans/", **bearer(world["analyst"])).json()["results"]
+    assert len(scans) == 1 and scans[0]["trigger"] == "api"
+    assert client.post("/api/v1/gap-scans/", **bearer(world["viewer"])).status_code == 403
+    assert GapScan.objects.count() == 1
+
+
+def test_search_finds_provisions_by_their_words(client: Client, world) -> None:
+    ProvisionFactory(reference="SP-CJ-9", domain=world["domain"], title="Surrender of requested persons")
+    found = client.get("/api/v1/provisions/?search=surrender", **bearer(world["viewer"])).json()["results"]
+    assert [row["reference"] for row in found] == ["SP-CJ-9"]
+
+
+@pytest.mark.parametrize("path", ["/api/v1/provisions/", "/api/v1/gaps/", "/api/v1/capabilities/"])
+def test_list_queries_do_not_grow_with_the_page(client, world, path, django_assert_max_num_queries) -> None:
+    for n in range(30):
+        provision = ProvisionFactory(reference=f"SP-X-{n:02d}", domain=world["domain"])
+        provision.coverage.create(capability=CapabilityFactory(domain=world["domain"]), extent=Extent.PARTIAL)
+    gaps_scan(trigger="command")
+    headers = bearer(world["viewer"])
+    with django_assert_max_num_queries(14) as small:
+        client.get(f"{path}?page_size=2", **headers)
+    with django_assert_max_num_queries(len(small.captured_queries)):
+        client.get(f"{path}?page_size=40", **headers)
+
+
+def test_the_schema_and_the_docs_are_served(client: Client, world) -> None:
+    schema = client.get("/api/v1/schema/", **bearer(world["viewer"]))
+    assert schema.status_code == 200
+    assert b"/api/v1/provisions/{reference}/transition/" in schema.content
+    docs = client.get("/api/v1/docs/", **bearer(world["viewer"]))
+    assert docs.status_code == 200 and b"swagger-ui" in docs.content
+    assert b"cdn" not in docs.content.lower()
+
+
+def test_a_token_is_throttled(client: Client, world, settings) -> None:
+    from rest_framework.settings import api_settings
+
+    rates = {**api_settings.DEFAULT_THROTTLE_RATES, "caller": "3/minute"}
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": rates}
+    from provisions.api.conventions import PerCallerThrottle
+
+    PerCallerThrottle.THROTTLE_RATES = rates
+    try:
+        headers = bearer(world["viewer"])
+        codes = [client.get("/api/v1/domains/", **headers).status_code for _ in range(4)]
+    finally:
+        PerCallerThrottle.THROTTLE_RATES = api_settings.DEFAULT_THROTTLE_RATES
+    assert codes == [200, 200, 200, 429]
