@@ -715,3 +715,64 @@ class ApiToken(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"
+
+
+class WebhookEvent(models.TextChoices):
+    PROVISION_STATUS_CHANGED = "provision.status_changed", "A provision's status changed"
+    GAP_OPENED = "gap.opened", "A gap opened"
+    GAP_RESOLVED = "gap.resolved", "A gap was resolved"
+    GAP_ESCALATED = "gap.escalated", "A gap escalated"
+
+
+class WebhookEndpoint(models.Model):
+    """A receiver another system registered: told of the events it subscribes to, up to its clearance."""
+
+    url = models.URLField(max_length=500)
+    events = models.JSONField(default=list, help_text="Event names, e.g. provision.status_changed.")
+    # Kept in clear: it signs each delivery (HMAC-SHA256), so it cannot be stored as a hash.
+    secret = models.CharField(max_length=128)
+    clearance = models.CharField(max_length=32, choices=Marking.choices, default=Marking.OFFICIAL)
+    active = models.BooleanField(default=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [_choice_check("clearance", Marking, "webhook_endpoint_clearance_valid")]
+
+    def __str__(self) -> str:
+        return self.url
+
+
+class WebhookDelivery(models.Model):
+    """One event for one endpoint, with every attempt's outcome."""
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Pending"
+        DELIVERED = "delivered", "Delivered"
+        FAILED = "failed", "Failed"
+
+    endpoint = models.ForeignKey(WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries")
+    event = models.CharField(max_length=64, choices=WebhookEvent.choices)
+    payload = models.JSONField()
+    created_at = models.DateTimeField(default=timezone.now)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_status_code = models.PositiveIntegerField(null=True, blank=True)
+    last_response = models.TextField(blank=True, help_text="The start of the receiver's answer.")
+    last_error = models.TextField(blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name_plural = "webhook deliveries"
+        indexes = [
+            # The resend job reads pending deliveries, oldest first.
+            models.Index(fields=["state", "created_at"], name="webhook_delivery_pending"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event} to {self.endpoint_id} ({self.state})"
