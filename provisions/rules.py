@@ -274,27 +274,30 @@ def provision_gaps(
     """The provision gaps the tables give (both may hold)."""
     if not provision.active:
         return []
-    gaps: list[tuple[GapKind, Level]] = []
-    highest = max(
-        (capability.criticality for capability in covered), key=_WEIGHT_BY_LEVEL.__getitem__, default=None
-    )
-    rank = _RANK_BY_STATUS[provision.status]
-    if (
-        rank is not None  # suspended (and withdrawn) are off the ladder
+    rank = _RANK_BY_STATUS[provision.status]  # None for suspended (and withdrawn): off the ladder
+    stalled = (
+        rank is not None
         and rank < thresholds.secured_rank
         and (as_of - provision.last_moved_on).days >= thresholds.stall_days
-    ):
-        gaps.append((GapKind.STALLED, highest.lowered() if highest else Level.LOW))
-    if (
-        not provision.secured(thresholds)
-        and opposing_parties
-        and highest is not None
+    )
+    divergent = (
+        bool(opposing_parties)
+        and not provision.secured(thresholds)
         and any(
             capability.lapses_on is not None
             and (capability.lapses_on - as_of).days <= thresholds.warning_days
             for capability in covered
         )
-    ):
+    )
+    if not (stalled or divergent):  # most provisions: skip finding the highest criticality
+        return []
+    highest = max(
+        (capability.criticality for capability in covered), key=_WEIGHT_BY_LEVEL.__getitem__, default=None
+    )
+    gaps: list[tuple[GapKind, Level]] = []
+    if stalled:
+        gaps.append((GapKind.STALLED, highest.lowered() if highest else Level.LOW))
+    if divergent and highest is not None:
         gaps.append((GapKind.DIVERGENT, highest))
     return gaps
 
