@@ -503,10 +503,10 @@ def _evaluate(
     )
 
 
-def coverage_by_domain(*, as_of: datetime.date, visible_markings: Collection[str]) -> list[dict[str, object]]:
-    """One row per domain: its capabilities by coverage state at the date, the provisions (that the
-    reader may see) by status then, and the share of capabilities secured."""
-    evaluation = evaluate_gaps(as_of=as_of)
+def coverage_by_domain(*, evaluation: Evaluation, visible_markings: Collection[str]) -> list[dict[str, Any]]:
+    """One row per domain: its capabilities by coverage state at the evaluation's date, the
+    provisions (that the reader may see) by status then, and the share of capabilities secured."""
+    as_of = evaluation.as_of
     states: defaultdict[str, Counter[str]] = defaultdict(Counter)
     for capability_id, coverage in evaluation.coverage.items():
         states[evaluation.capabilities[capability_id].domain][coverage.state.value] += 1
@@ -514,7 +514,7 @@ def coverage_by_domain(*, as_of: datetime.date, visible_markings: Collection[str
     for provision in provisions_at(as_of).values():
         if provision.marking in visible_markings:
             statuses[provision.domain][provision.status.value] += 1
-    rows: list[dict[str, object]] = []
+    rows: list[dict[str, Any]] = []
     for code, name in Domain.objects.order_by("id").values_list("code", "name"):
         total = sum(states[code].values())
         rows.append(

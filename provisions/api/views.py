@@ -44,7 +44,7 @@ from provisions.reports.gaps import (
     persisted_gap_row,
     withhold_hidden,
 )
-from provisions.rules import coverage_by_domain
+from provisions.rules import coverage_by_domain, evaluate_gaps
 from provisions.services.provisions import coverage_set, position_set, provision_update
 from provisions.services.scans import gap_acknowledge, scan_request
 from provisions.services.status import provision_transition
@@ -349,9 +349,8 @@ class CoverageView(APIView):
         parameters=[AS_OF], responses={200: serializers.CoverageRowSerializer(many=True), **READ_ERRORS}
     )
     def get(self, request: Request) -> Response:
-        rows = coverage_by_domain(
-            as_of=_as_of(request) or timezone.localdate(), visible_markings=visible_markings(request.user)
-        )
+        evaluation = evaluate_gaps(as_of=_as_of(request) or timezone.localdate())
+        rows = coverage_by_domain(evaluation=evaluation, visible_markings=visible_markings(request.user))
         return Response(serializers.CoverageRowSerializer(rows, many=True).data)
 
 

@@ -1,0 +1,86 @@
+"""Server-drawn SVG charts: geometry computed here, drawn by templates (no script, no CDN).
+
+Each state has a fill pattern as well as a colour, and every chart sits beside a table of its
+numbers, so nothing is read from colour alone; WeasyPrint prints the same SVG.
+"""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass
+from typing import Any
+
+from provisions.models import CoverageState
+
+STATES = [state.value for state in CoverageState]
+STATE_LABELS = {state.value: state.label for state in CoverageState}
+
+
+@dataclass(frozen=True)
+class Segment:
+    state: str
+    label: str
+    count: int
+    x: float
+    width: float
+
+
+@dataclass(frozen=True)
+class Bar:
+    label: str
+    code: str
+    total: int
+    y: float
+    segments: list[Segment]
+
+
+def coverage_bars(
+    rows: list[dict[str, Any]], *, width: float = 600, row_height: float = 26
+) -> dict[str, Any]:
+    """One stacked bar per domain: its capabilities by coverage state, as shares of the widest."""
+    widest = max((row["capabilities"] for row in rows), default=0) or 1
+    bars = []
+    for index, row in enumerate(rows):
+        x = 0.0
+        segments = []
+        for state in STATES:
+            count = row["capabilities_by_state"][state]
+            segment_width = width * count / widest
+            segments.append(Segment(state, STATE_LABELS[state], count, x, segment_width))
+            x += segment_width
+        bars.append(Bar(row["name"], row["domain"], row["capabilities"], index * row_height, segments))
+    return {"bars": bars, "width": width, "height": max(len(rows), 1) * row_height, "row_height": row_height}
+
+
+@dataclass(frozen=True)
+class Mark:
+    x: float
+    label: str
+    sublabel: str
+    state: str
+    row: int
+
+    @property
+    def label_y(self) -> int:
+        return 30 + self.row * 34
+
+
+def lapse_timeline(
+    lapses: list[Any], *, as_of: datetime.date, width: float = 600, horizon_days: int = 365
+) -> dict[str, Any]:
+    """Capabilities placed by lapse date on a line from the as-of date to the horizon."""
+    marks = []
+    last_x_by_row: dict[int, float] = {}
+    for lapse in lapses:
+        days = min(max(lapse.days, 0), horizon_days)
+        x = width * days / horizon_days
+        row = 0
+        while x - last_x_by_row.get(row, -1e9) < 70:  # keep labels apart
+            row += 1
+        last_x_by_row[row] = x
+        marks.append(
+            Mark(x, lapse.capability.code, f"{lapse.capability.lapses_on:%d %b %Y}", lapse.state, row)
+        )
+    rows = max((mark.row for mark in marks), default=0) + 1
+    end = as_of + datetime.timedelta(days=horizon_days)
+    return {"marks": marks, "width": width, "height": 30 + rows * 34, "start": as_of, "end": end}

@@ -1,0 +1,98 @@
+"""Reads the pages need, as of a date and for a reader: plain functions over querysets and the rules."""
+
+from __future__ import annotations
+
+import datetime
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from django.db.models import QuerySet
+
+from provisions.models import Capability, CoverageState, Domain, Gap, Level, Provision, StatusChange
+from provisions.permissions import visible_markings
+from provisions.reports.gaps import persisted_gap_row, withhold_hidden
+from provisions.rules import Evaluation
+
+SEVERITIES = list(Level)
+
+
+@dataclass(frozen=True)
+class Lapse:
+    capability: Capability
+    days: int
+    state: str
+    gap_kind: str | None
+
+    @property
+    def state_label(self) -> str:
+        return CoverageState(self.state).label
+
+
+def open_gap_rows(user: Any, *, evaluation: Evaluation | None, today: datetime.date) -> list[dict[str, Any]]:
+    """Gaps as the reader may see them: the persisted open gaps today, the evaluation's otherwise."""
+    if evaluation is None or evaluation.as_of == today:
+        gaps = (
+            Gap.objects.open()
+            .select_related("capability__domain", "provision__domain", "acknowledged_by")
+            .order_by("-opened_at")
+        )
+        rows = [persisted_gap_row(gap, today=today) for gap in gaps]
+    else:
+        rows = [_finding_row(finding) for finding in evaluation.findings]
+    return withhold_hidden(rows, user)
+
+
+def _finding_row(finding: Any) -> dict[str, Any]:
+    return {
+        "id": None,
+        "kind": finding.kind.value,
+        "severity": finding.severity.value,
+        "subject_type": finding.subject_type,
+        "subject_code": finding.subject_code,
+        "subject_name": finding.subject_name,
+        "domain": finding.domain,
+        "coverage_state": finding.coverage_state.value if finding.coverage_state else None,
+        "lapses_on": finding.lapses_on,
+        "days_to_lapse": finding.days_to_lapse,
+        "covering_provisions": ";".join(finding.covering_provisions) or None,
+        "explanation": finding.explanation,
+        "opened_at": None,
+        "state": None,
+    }
+
+
+def gaps_by_severity(rows: list[dict[str, Any]]) -> list[tuple[Level, int]]:
+    counts = Counter(row["severity"] for row in rows)
+    return [(level, counts[level.value]) for level in SEVERITIES]
+
+
+def next_lapses(evaluation: Evaluation, *, as_of: datetime.date, limit: int = 8) -> list[Lapse]:
+    """The capabilities that lapse next (on or after the date), with their coverage then."""
+    gap_kind = {f.subject_id: f.kind.value for f in evaluation.findings if f.subject_type == "capability"}
+    upcoming = (
+        Capability.objects.filter(lapses_on__gte=as_of).select_related("domain").order_by("lapses_on", "code")
+    )
+    return [
+        Lapse(
+            capability=capability,
+            days=(capability.lapses_on - as_of).days if capability.lapses_on else 0,
+            state=evaluation.coverage[capability.pk].state.value
+            if capability.pk in evaluation.coverage
+            else CoverageState.UNCOVERED.value,
+            gap_kind=gap_kind.get(capability.pk),
+        )
+        for capability in upcoming[:limit]
+    ]
+
+
+def recent_movements(user: Any, *, as_of: datetime.date, limit: int = 10) -> QuerySet[StatusChange]:
+    return (
+        StatusChange.objects.filter(provision__marking__in=visible_markings(user), changed_on__lte=as_of)
+        .select_related("provision", "changed_by")
+        .order_by("-changed_on", "-id")[:limit]
+    )
+
+
+def domain_provisions(domain: Domain, user: Any) -> QuerySet[Provision]:
+    return Provision.objects.visible_to(user).filter(domain=domain).with_related().order_by("reference")

@@ -1,0 +1,418 @@
+"""The negotiators' pages. Function-based views: parse, call a selector, rule or service, render."""
+
+from __future__ import annotations
+
+import datetime
+import io
+from collections import Counter
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Q
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.http.response import HttpResponseBase
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from provisions.api.filters import GapFilter, search_provisions
+from provisions.charts import STATE_LABELS, STATES, coverage_bars, lapse_timeline
+from provisions.models import (
+    Capability,
+    Domain,
+    Extent,
+    Firmness,
+    Gap,
+    Party,
+    Provision,
+    Stance,
+    Status,
+    User,
+)
+from provisions.permissions import (
+    can_acknowledge_gaps,
+    can_edit_provision,
+    can_export,
+    role_of,
+    visible_markings,
+)
+from provisions.reports.gaps import (
+    GapReportFilters,
+    ReportFilterInvalid,
+    gap_report,
+    render_csv,
+    render_json,
+    render_pdf,
+    render_xlsx,
+)
+from provisions.rules import coverage_by_domain, evaluate_gaps, provisions_at
+from provisions.selectors import (
+    domain_provisions,
+    gaps_by_severity,
+    next_lapses,
+    open_gap_rows,
+    recent_movements,
+)
+from provisions.services.provisions import coverage_set, position_set
+from provisions.services.scans import gap_acknowledge
+from provisions.services.status import StaleVersion, TransitionRefused, provision_transition
+
+STATUS_MEANINGS = {
+    Status.IDENTIFIED: "Need identified, no text yet.",
+    Status.SCOPING: "Exploratory talks.",
+    Status.PROPOSED: "Text tabled by a party (white text).",
+    Status.UNDER_NEGOTIATION: "Both sides working on text.",
+    Status.AGREED_IN_PRINCIPLE: "Policy agreed, drafting pending (yellow text).",
+    Status.AGREED: "Text agreed at negotiator level (green text).",
+    Status.SIGNED: "Signed.",
+    Status.IN_FORCE: "Applied, provisionally or in full.",
+    Status.SUSPENDED: "Paused; may resume.",
+    Status.WITHDRAWN: "Dropped.",
+}
+
+
+def _reader(request: HttpRequest) -> User:
+    """Signed in (login_required) and holding a role: otherwise nothing here is theirs to see."""
+    user = request.user
+    if not isinstance(user, User) or role_of(user) is None:
+        raise PermissionDenied("your account has no role yet: ask an administrator")
+    return user
+
+
+def _as_of(request: HttpRequest) -> tuple[datetime.date, datetime.date, bool]:
+    """(as of, today, whether it is time travel). A bad date is ignored with a message."""
+    today = timezone.localdate()
+    raw = request.GET.get("as_of", "")
+    if not raw:
+        return today, today, False
+    try:
+        as_of = datetime.date.fromisoformat(raw)
+    except ValueError:
+        messages.error(request, f"“{raw}” is not a date (YYYY-MM-DD): showing today.")
+        return today, today, False
+    return as_of, today, as_of != today
+
+
+@login_required
+def overview(request: HttpRequest) -> HttpResponse:
+    user = _reader(request)
+    as_of, today, travelling = _as_of(request)
+    evaluation = evaluate_gaps(as_of=as_of)
+    coverage = coverage_by_domain(evaluation=evaluation, visible_markings=visible_markings(user))
+    gap_rows = open_gap_rows(user, evaluation=evaluation, today=today)
+    lapses = next_lapses(evaluation, as_of=as_of)
+    totals = Counter(
+        {state: sum(row["capabilities_by_state"][state] for row in coverage) for state in STATES}
+    )
+    context = {
+        "as_of": as_of,
+        "travelling": travelling,
+        "coverage": coverage,
+        "bars": coverage_bars(coverage),
+        "states": [(state, STATE_LABELS[state], totals[state]) for state in STATES],
+        "capability_total": sum(totals.values()),
+        "severities": gaps_by_severity(gap_rows),
+        "gap_total": len(gap_rows),
+        "lapses": lapses,
+        "timeline": lapse_timeline(lapses, as_of=as_of),
+        "movements": recent_movements(user, as_of=as_of),
+    }
+    return render(request, "provisions/overview.html", context)
+
+
+@login_required
+def domain_detail(request: HttpRequest, code: str) -> HttpResponse:
+    user = _reader(request)
+    as_of, today, travelling = _as_of(request)
+    domain = get_object_or_404(Domain.objects.select_related("pillar", "partnership"), code=code)
+    capabilities = list(domain.capabilities.order_by("lapses_on", "code"))
+    provisions = list(domain_provisions(domain, user))
+    evaluation = evaluate_gaps(
+        as_of=as_of,
+        capability_ids=[capability.pk for capability in capabilities],
+        provision_ids=[provision.pk for provision in provisions],
+    )
+    hidden = set(
+        Provision.objects.exclude(marking__in=visible_markings(user)).values_list("reference", flat=True)
+    )
+    parties = list(domain.partnership.parties.all())
+    gap_rows = [
+        row for row in open_gap_rows(user, evaluation=evaluation, today=today) if row["domain"] == domain.code
+    ]
+    then = provisions_at(as_of, provision_ids=[provision.pk for provision in provisions])
+    context = {
+        "domain": domain,
+        "as_of": as_of,
+        "travelling": travelling,
+        "capabilities": [
+            {
+                "capability": capability,
+                "state": evaluation.coverage[capability.pk].state,
+                "covering": [
+                    r for r in evaluation.coverage[capability.pk].covering_references if r not in hidden
+                ],
+                "days": capability.days_to_lapse(as_of),
+            }
+            for capability in capabilities
+        ],
+        "parties": parties,
+        "provisions": [
+            {
+                "provision": provision,
+                "then": then.get(provision.pk),
+                "stances": _stances(provision, parties),
+            }
+            for provision in provisions
+        ],
+        "gaps": gap_rows,
+    }
+    return render(request, "provisions/domain.html", context)
+
+
+def _stances(provision: Provision, parties: list[Party]) -> list[tuple[Party, Any]]:
+    by_party = {position.party_id: position for position in provision.positions.all()}
+    return [(party, by_party.get(party.pk)) for party in parties]
+
+
+def _provision_for(request: HttpRequest, reference: str) -> Provision:
+    provision = (
+        Provision.objects.visible_to(_reader(request))
+        .with_related()
+        .prefetch_related("status_changes__changed_by", "consultations__territory")
+        .filter(reference=reference)
+        .first()
+    )
+    if provision is None:
+        raise Http404("No such provision (or it is above your clearance).")
+    return provision
+
+
+@login_required
+def provision_detail(request: HttpRequest, reference: str) -> HttpResponse:
+    user = _reader(request)
+    provision = _provision_for(request, reference)
+    status = Status(provision.status)
+    moves = [
+        (target, Status(target).label)
+        for target in Status.values
+        if Status.move_refusal(provision.status, target, "a reason") is None
+    ]
+    capabilities = Capability.objects.order_by("code").values_list("code", "name")
+    context = {
+        "provision": provision,
+        "status": status,
+        "meaning": STATUS_MEANINGS[status],
+        "moves": moves,
+        "stances": _stances(provision, list(provision.domain.partnership.parties.all())),
+        "can_edit": can_edit_provision(user, provision),
+        "stance_choices": Stance.choices,
+        "firmness_choices": Firmness.choices,
+        "extent_choices": Extent.choices,
+        "capability_choices": capabilities,
+        "awaiting": provision.territories_awaiting_consultation,
+        "history": sorted(provision.status_changes.all(), key=lambda change: (change.changed_on, change.pk)),
+    }
+    return render(request, "provisions/provision.html", context)
+
+
+def _version(request: HttpRequest) -> int | None:
+    try:
+        return int(request.POST.get("version", ""))
+    except ValueError:
+        return None
+
+
+def _explain_stale(request: HttpRequest, provision: Provision, stale: StaleVersion) -> None:
+    latest = provision.status_changes.order_by("-changed_on", "-id").select_related("changed_by").first()
+    who = (
+        f" Latest status change: {latest.to_status} by {latest.changed_by or 'the system'}." if latest else ""
+    )
+    messages.error(
+        request,
+        f"Not saved: {stale}. The page now shows the current version; check it and make your change "
+        f"again.{who}",
+    )
+
+
+@login_required
+@require_POST
+def provision_transition_view(request: HttpRequest, reference: str) -> HttpResponse:
+    user = _reader(request)
+    provision = _provision_for(request, reference)
+    try:
+        provision_transition(
+            provision=provision,
+            to=request.POST.get("to", ""),
+            note=request.POST.get("note", ""),
+            by=user,
+            expected_version=_version(request),
+            source="web",
+        )
+        messages.success(request, f"{provision.reference} is now {Status(provision.status).label.lower()}.")
+    except StaleVersion as stale:
+        _explain_stale(request, provision, stale)
+    except TransitionRefused as refused:
+        messages.error(request, f"Not moved: {refused.reason}.")
+    return redirect("provisions:provision", reference=provision.reference)
+
+
+@login_required
+@require_POST
+def provision_position_view(request: HttpRequest, reference: str) -> HttpResponse:
+    user = _reader(request)
+    provision = _provision_for(request, reference)
+    party = Party.objects.filter(
+        partnership_id=provision.domain.partnership_id, code=request.POST.get("party", "")
+    ).first()
+    try:
+        if party is None:
+            raise ValidationError({"party": "choose a party"})
+        position_set(
+            provision=provision,
+            party=party,
+            stance=request.POST.get("stance", ""),
+            firmness=request.POST.get("firmness", Firmness.PROVISIONAL),
+            note=request.POST.get("note", ""),
+            by=user,
+            expected_version=_version(request),
+            reason=request.POST.get("reason", ""),
+        )
+        messages.success(request, f"Position of {party.code} recorded.")
+    except StaleVersion as stale:
+        _explain_stale(request, provision, stale)
+    except ValidationError as invalid:
+        messages.error(request, "Not saved: " + "; ".join(invalid.messages))
+    return redirect("provisions:provision", reference=provision.reference)
+
+
+@login_required
+@require_POST
+def provision_coverage_view(request: HttpRequest, reference: str) -> HttpResponse:
+    user = _reader(request)
+    provision = _provision_for(request, reference)
+    capability = Capability.objects.filter(code=request.POST.get("capability", "")).first()
+    extent = request.POST.get("extent") or None
+    try:
+        if capability is None:
+            raise ValidationError({"capability": "choose a capability"})
+        coverage_set(
+            provision=provision,
+            capability=capability,
+            extent=extent,
+            by=user,
+            expected_version=_version(request),
+            reason=request.POST.get("reason", ""),
+        )
+        messages.success(request, f"Coverage of {capability.code} {'updated' if extent else 'removed'}.")
+    except StaleVersion as stale:
+        _explain_stale(request, provision, stale)
+    except ValidationError as invalid:
+        messages.error(request, "Not saved: " + "; ".join(invalid.messages))
+    return redirect("provisions:provision", reference=provision.reference)
+
+
+@login_required
+def gaps(request: HttpRequest) -> HttpResponse:
+    user = _reader(request)
+    as_of, today, travelling = _as_of(request)
+    filters = GapFilter(request.GET, queryset=Gap.objects.none())
+    filters.is_valid()
+    chosen = {name: request.GET.get(name, "") for name in ("kind", "severity", "domain", "state")}
+    rows = open_gap_rows(user, evaluation=evaluate_gaps(as_of=as_of) if travelling else None, today=today)
+    if chosen["state"] and not travelling:
+        rows = [row for row in rows if row["state"] == chosen["state"]]
+    for name in ("kind", "severity", "domain"):
+        if chosen[name]:
+            rows = [row for row in rows if row[name] == chosen[name]]
+    query = request.GET.copy()
+    query.pop("state", None)
+    context = {
+        "rows": rows,
+        "as_of": as_of,
+        "travelling": travelling,
+        "form": filters.form,
+        "export_query": query.urlencode(),
+        "can_export": can_export(user),
+        "can_acknowledge": can_acknowledge_gaps(user) and not travelling,
+        "domains": Domain.objects.order_by("name").values_list("code", "name"),
+    }
+    return render(request, "provisions/gaps.html", context)
+
+
+@login_required
+@require_POST
+def gap_acknowledge_view(request: HttpRequest, pk: int) -> HttpResponse:
+    user = _reader(request)
+    gap = get_object_or_404(Gap.objects.select_related("provision"), pk=pk)
+    try:
+        gap_acknowledge(gap=gap, by=user, note=request.POST.get("note", ""))
+        messages.success(request, "Gap acknowledged; it stays open until the rules clear it.")
+    except ValueError as refused:
+        messages.error(request, f"Not acknowledged: {refused}.")
+    return redirect(request.POST.get("next") or reverse("provisions:gaps"))
+
+
+EXPORTS = {
+    "csv": ("text/csv", render_csv, False),
+    "json": ("application/json", render_json, False),
+    "xlsx": ("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", render_xlsx, True),
+    "pdf": ("application/pdf", render_pdf, True),
+}
+
+
+@login_required
+def gaps_export(request: HttpRequest, fmt: str) -> HttpResponseBase:
+    """The gap report of exactly what the gaps page shows (its filters and date)."""
+    user = _reader(request)
+    if not can_export(user):
+        raise PermissionDenied("analysts and above export reports")
+    if fmt not in EXPORTS:
+        raise Http404("unknown format")
+    as_of, _, travelling = _as_of(request)
+    filters = GapReportFilters(
+        domain=request.GET.get("domain") or None,
+        severity=request.GET.get("severity") or None,
+        kind=request.GET.get("kind") or None,
+    )
+    try:
+        report = gap_report(as_of=as_of if travelling else None, filters=filters, user=user)
+    except ReportFilterInvalid as invalid:
+        return HttpResponse(str(invalid), status=400, content_type="text/plain")
+    content_type, render_report, binary = EXPORTS[fmt]
+    buffer: Any = io.BytesIO() if binary else io.StringIO()
+    if fmt == "pdf":
+        render_pdf(report, buffer, filters=filters)
+    else:
+        render_report(report, buffer)
+    data = buffer.getvalue()
+    response = FileResponse(
+        io.BytesIO(data if binary else data.encode("utf-8")),
+        as_attachment=True,
+        filename=f"gaps-{report.as_of:%Y-%m-%d}.{fmt}",
+        content_type=content_type,
+    )
+    return response
+
+
+@login_required
+def search(request: HttpRequest) -> HttpResponse:
+    user = _reader(request)
+    text = request.GET.get("q", "").strip()
+    provisions = capabilities = None
+    if text:
+        provisions = search_provisions(
+            Provision.objects.visible_to(user).select_related("domain"), text
+        ).order_by("reference")[:50]
+        capabilities = (
+            Capability.objects.filter(
+                Q(code__icontains=text) | Q(name__icontains=text) | Q(description__icontains=text)
+            )
+            .select_related("domain")
+            .order_by("code")[:50]
+        )
+    return render(
+        request, "provisions/search.html", {"q": text, "provisions": provisions, "capabilities": capabilities}
+    )

@@ -1,0 +1,199 @@
+"""The negotiators' pages through the HTTP client: access, content, time travel, writes, exports."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+from django.core.management import call_command
+from django.test import Client
+
+from provisions.models import Gap, Marking, Provision, Status
+from provisions.services.scans import gaps_scan
+from tests.factories import CapabilityFactory, CoverageFactory, DomainFactory, ProvisionFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+PAGES = ["/", "/domains/law-enforcement/", "/provisions/SP-LE-04/", "/gaps/", "/search/?q=europol"]
+
+
+@pytest.fixture
+def partnership(shipped_partnership_file: str) -> None:
+    call_command("import_partnership", shipped_partnership_file, stdout=io.StringIO())
+    gaps_scan(trigger="command")
+
+
+def signed_in(client: Client, **user_options: object) -> Client:
+    client.force_login(UserFactory(**user_options))
+    return client
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_every_page_needs_a_sign_in(client: Client, path: str) -> None:
+    response = client.get(path)
+    assert response.status_code == 302
+    assert response["Location"].startswith("/accounts/login/")
+
+
+def test_a_user_without_a_role_is_refused(client: Client, partnership) -> None:
+    assert signed_in(client, clearance=Marking.SECRET).get("/").status_code == 403
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_every_page_renders_for_a_viewer_cleared_for_it(client: Client, partnership, path: str) -> None:
+    response = signed_in(client, role="viewer", clearance=Marking.OFFICIAL_SENSITIVE).get(path)
+    assert response.status_code == 200
+    assert b'<main id="main"' in response.content
+
+
+def test_the_overview_shows_coverage_gaps_lapses_and_movements(client: Client, partnership) -> None:
+    page = (
+        signed_in(client, role="viewer", clearance=Marking.SECRET).get("/?as_of=2020-12-20").content.decode()
+    )
+    assert "Showing the partnership as it stood on <strong>20 December 2020</strong>" in page
+    assert 'role="img"' in page and "Coverage by domain" in page
+    assert "54 gaps</a> found by the rules at that date" in page
+    assert "<strong>EAW</strong> European Arrest Warrant: lapses 31 Dec 2020 (in 11 days)" in page
+    assert "Discussed in the fourth round" in page  # SP-LE-04's move on 2020-06-05
+
+
+def test_a_provision_above_clearance_is_nowhere_to_be_seen(client: Client, partnership) -> None:
+    client = signed_in(client, role="viewer", clearance=Marking.OFFICIAL)
+    assert client.get("/provisions/SP-LE-04/").status_code == 404  # official-sensitive
+    assert "SP-LE-04" not in client.get("/domains/law-enforcement/").content.decode()
+    assert "SP-LE-04" not in client.get("/gaps/").content.decode()
+    assert "SP-LE-04" not in client.get("/search/?q=alerts").content.decode()
+    assert "SP-LE-04" not in client.get("/").content.decode()
+
+
+def test_only_a_negotiator_of_the_domain_sees_the_edit_forms(client: Client, partnership) -> None:
+    from provisions.models import Domain
+
+    law_enforcement = Domain.objects.get(code="law-enforcement")
+    own = signed_in(Client(), role="negotiator", clearance=Marking.SECRET, domains=[law_enforcement])
+    other = signed_in(Client(), role="negotiator", clearance=Marking.SECRET)
+    assert "Move status" in own.get("/provisions/SP-LE-04/").content.decode()
+    assert "Move status" not in other.get("/provisions/SP-LE-04/").content.decode()
+    refused = other.post("/provisions/SP-LE-04/transition/", {"to": "agreed", "version": 2})
+    assert refused.status_code == 403
+    assert Provision.objects.get(reference="SP-LE-04").status == Status.UNDER_NEGOTIATION
+
+
+def test_a_move_from_the_page_closes_its_gap_after_the_scan(
+    client: Client, django_capture_on_commit_callbacks
+) -> None:
+    domain = DomainFactory(code="law-enforcement")
+    capability = CapabilityFactory(code="SIS-II", domain=domain, lapses_on=None)
+    provision = ProvisionFactory(reference="SP-1", domain=domain, status=Status.UNDER_NEGOTIATION)
+    CoverageFactory(provision=provision, capability=capability)
+    gaps_scan(trigger="command")
+    assert Gap.objects.open().filter(kind="stalled").exists()
+    client = signed_in(client, role="negotiator", domains=[domain])
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post("/provisions/SP-1/transition/", {"to": "agreed", "version": provision.version})
+
+    assert response.status_code == 302
+    page = client.get("/provisions/SP-1/").content.decode()
+    assert "SP-1 is now agreed." in page
+    assert not Gap.objects.open().exists()
+
+
+def test_a_stale_edit_is_refused_with_what_changed(client: Client) -> None:
+    provision = ProvisionFactory(reference="SP-1", status=Status.PROPOSED)
+    client = signed_in(client, role="negotiator", domains=[provision.domain])
+    loaded = provision.version
+    client.post("/provisions/SP-1/transition/", {"to": "under_negotiation", "version": loaded})
+
+    client.post("/provisions/SP-1/transition/", {"to": "agreed", "version": loaded})
+
+    page = client.get("/provisions/SP-1/").content.decode()
+    assert "Not saved: SP-1 has changed since you loaded it (you had version 1, it is now 2)" in page
+    assert "Latest status change: under_negotiation" in page
+    assert Provision.objects.get(reference="SP-1").status == Status.UNDER_NEGOTIATION
+
+
+def test_positions_and_coverage_are_edited_in_place(client: Client) -> None:
+    provision = ProvisionFactory(reference="SP-1", status=Status.PROPOSED)
+    from tests.factories import PartyFactory
+
+    PartyFactory(partnership=provision.domain.partnership, code="EU")
+    capability = CapabilityFactory(code="PNR")
+    client = signed_in(client, role="negotiator", domains=[provision.domain])
+
+    client.post(
+        "/provisions/SP-1/position/",
+        {"party": "EU", "stance": "opposes", "firmness": "definitive", "note": "No", "version": 1},
+    )
+    client.post("/provisions/SP-1/coverage/", {"capability": "PNR", "extent": "partial", "version": 2})
+
+    provision.refresh_from_db()
+    assert provision.positions.get().stance == "opposes"
+    assert provision.coverage.get().capability == capability and provision.version == 3
+
+
+def test_gaps_filter_and_export_exactly_what_is_shown(client: Client, partnership) -> None:
+    client = signed_in(client, role="analyst", clearance=Marking.SECRET)
+    page = client.get("/gaps/?as_of=2020-12-20&severity=critical&domain=law-enforcement").content.decode()
+    # EUROPOL, PNR, PRUM and SIS-II at risk; SP-LE-04 divergent.
+    assert page.count('class="gap severity-critical"') == 5
+
+    export = client.get("/gaps/export.csv?as_of=2020-12-20&severity=critical&domain=law-enforcement")
+    rows = list(csv.DictReader(io.StringIO(b"".join(export.streaming_content).decode())))
+    assert len(rows) == 5 and {row["severity"] for row in rows} == {"critical"}
+    assert export["Content-Disposition"] == 'attachment; filename="gaps-2020-12-20.csv"'
+    for fmt, start in (("xlsx", b"PK"), ("pdf", b"%PDF"), ("json", b"[")):
+        body = b"".join(client.get(f"/gaps/export.{fmt}?severity=critical").streaming_content)
+        assert body.startswith(start), fmt
+
+
+def test_a_viewer_cannot_export_or_acknowledge(client: Client, partnership) -> None:
+    client = signed_in(client, role="viewer", clearance=Marking.SECRET)
+    assert client.get("/gaps/export.csv").status_code == 403
+    gap = Gap.objects.open().first()
+    assert gap is not None
+    assert "Acknowledge</button>" not in client.get("/gaps/").content.decode()
+    client.post(f"/gaps/{gap.pk}/acknowledge/", {"note": "seen"})
+    gap.refresh_from_db()
+    assert gap.acknowledged_at is None
+
+
+def test_an_analyst_acknowledges_a_gap_from_the_page(client: Client, partnership) -> None:
+    client = signed_in(client, role="analyst", clearance=Marking.SECRET)
+    gap = Gap.objects.open().filter(kind="lapsed").first()
+    assert gap is not None
+    response = client.post(
+        f"/gaps/{gap.pk}/acknowledge/", {"note": "Handled by the fallback", "next": "/gaps/"}
+    )
+    assert response.status_code == 302
+    gap.refresh_from_db()
+    assert gap.acknowledgement_note == "Handled by the fallback"
+
+
+def test_a_bad_date_is_ignored_with_a_message(client: Client, partnership) -> None:
+    page = signed_in(client, role="viewer").get("/?as_of=31-12-2020").content.decode()
+    assert "is not a date (YYYY-MM-DD): showing today" in page
+
+
+@pytest.mark.parametrize("path", ["/", "/domains/d-0/", "/gaps/", "/provisions/SP-FIRST/"])
+def test_pages_do_not_grow_queries_with_the_data(
+    client: Client, path: str, django_assert_max_num_queries
+) -> None:
+    domain = DomainFactory(code="d-0")
+    UserFactory(username="reader", role="viewer", clearance=Marking.SECRET)
+
+    def grow(count: int) -> None:
+        for _ in range(count):
+            provision = ProvisionFactory(domain=domain)
+            CoverageFactory(provision=provision, capability=CapabilityFactory(domain=domain))
+        gaps_scan(trigger="command")
+
+    ProvisionFactory(reference="SP-FIRST", domain=domain)
+    client.force_login(UserFactory(username="reader"))
+    grow(3)
+    with django_assert_max_num_queries(40) as few:
+        assert client.get(path).status_code == 200
+    grow(30)
+    with django_assert_max_num_queries(len(few.captured_queries)):
+        assert client.get(path).status_code == 200
