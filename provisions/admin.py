@@ -4,21 +4,29 @@ Status moves never happen here: a provision's status is chosen when it is added 
 status change) and is read-only after that; moves go through `provision_transition`. Edits that can
 change coverage ask for a gap scan of what they touched, and edits to a provision or its inlines bump
 its version, so a write based on an older version (here or in the API) is refused.
+
+Who sees and changes what is decided by `provisions.permissions` (and `Provision.objects.visible_to`):
+the admin asks it, on top of the Django model permissions the role groups carry. A user never sees a
+provision above their clearance, nor its positions, coverage, consultations, status changes, history
+or the gaps that name it; a provision and its inlines are changed only by those who may edit it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from django import forms
 from django.contrib import admin
+from django.contrib.admin.utils import unquote
 from django.contrib.admin.views.main import ChangeList
 from django.contrib.auth.admin import UserAdmin
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count, F, Q, QuerySet
-from django.http import HttpRequest
+from django.db.models.fields import Field
+from django.http import Http404, HttpRequest, HttpResponse
 from django.utils import timezone
+from simple_history.admin import SimpleHistoryAdmin
 
 from provisions.models import (
     Capability,
@@ -28,6 +36,7 @@ from provisions.models import (
     Gap,
     GapScan,
     GapState,
+    Marking,
     Milestone,
     Partnership,
     Party,
@@ -35,10 +44,18 @@ from provisions.models import (
     Position,
     Precedent,
     Provision,
+    ProvisionQuerySet,
     ScanRequest,
     StatusChange,
     Territory,
     User,
+)
+from provisions.permissions import (
+    can_acknowledge_gaps,
+    can_administer,
+    can_edit_provision,
+    can_view_marking,
+    visible_markings,
 )
 from provisions.services.scans import gap_acknowledge, scan_request
 from provisions.services.status import provision_record_first_status
@@ -62,6 +79,52 @@ def _bump_versions(provision_ids: Collection[int]) -> None:
         )
 
 
+def _visible_provisions(request: HttpRequest) -> ProvisionQuerySet:
+    return Provision.objects.visible_to(request.user)
+
+
+def _may_edit(request: HttpRequest, provision: Provision | None) -> bool:
+    """Whether the user may edit the provision (None: a provision being added, decided by its form).
+
+    Asked once per provision, domain and marking in a request: a change page asks for the provision
+    and each of its inlines many times.
+    """
+    if provision is None:
+        return True
+    answers: dict[tuple[int | None, int | None, str], bool] = request.__dict__.setdefault(
+        "_tracker_may_edit", {}
+    )
+    key = (provision.pk, provision.domain_id, provision.marking)
+    if key not in answers:
+        answers[key] = can_edit_provision(request.user, provision)
+    return answers[key]
+
+
+def _domains_for_provisions(user: Any) -> QuerySet[Domain]:
+    """The domains offered for a provision: any to administrators, their own domains to negotiators.
+
+    Only narrows the choices; the form asks `can_edit_provision` about the provision as it would be saved.
+    """
+    if can_administer(user):
+        return Domain.objects.all()
+    if isinstance(user, User):
+        return user.domains.all()
+    return Domain.objects.none()
+
+
+def _hidden_references(request: HttpRequest) -> list[str]:
+    """References of the provisions above the user's clearance (cached for the request)."""
+    cached: list[str] | None = getattr(request, "_tracker_hidden_references", None)
+    if cached is None:
+        cached = list(
+            Provision.objects.exclude(pk__in=_visible_provisions(request).values("pk")).values_list(
+                "reference", flat=True
+            )
+        )
+        request._tracker_hidden_references = cached  # type: ignore[attr-defined]
+    return cached
+
+
 class ReadOnlyModelAdmin(admin.ModelAdmin):
     """Records written by the services (history, scans, the outbox): viewable, never edited here."""
 
@@ -73,6 +136,65 @@ class ReadOnlyModelAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+class AuditedAdmin(SimpleHistoryAdmin):
+    """Adds a "History" page: each change with its fields (old → new), who made it, when and why.
+
+    Read only: restoring a past version would save it past the services (status moves, versions,
+    scans, permission checks), so django-simple-history's revert is disabled and its version page
+    only answers GET. An object's history is shown only to those who may view the object.
+    """
+
+    def revert_disabled(self, request: HttpRequest, obj: Any = None) -> bool:
+        return True
+
+    def has_view_history_or_change_history_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # Even with SIMPLE_HISTORY_ENFORCE_HISTORY_MODEL_PERMISSIONS (which checks model permissions
+        # only), the history of an object is for those who may view the object.
+        allowed: bool = super().has_view_history_or_change_history_permission(request, obj)
+        return allowed and self.has_view_permission(request, obj)
+
+    def _ensure_visible(self, request: HttpRequest, object_id: str) -> None:
+        """404 for an object that exists but is not in the user's queryset (django-simple-history
+        would otherwise fall back to its latest historical record)."""
+        pk = unquote(object_id)
+        try:
+            exists = self.model._default_manager.filter(pk=pk).exists()
+        except (ValueError, ValidationError) as error:
+            raise Http404 from error
+        if exists and not self.get_queryset(request).filter(pk=pk).exists():
+            raise Http404
+
+    def history_view(
+        self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        self._ensure_visible(request, object_id)
+        response: HttpResponse = super().history_view(request, object_id, extra_context)
+        return response
+
+    def history_form_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        version_id: str,
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        if request.method not in ("GET", "HEAD"):
+            # django-simple-history saves a posted version form whatever the user may change.
+            raise PermissionDenied
+        self._ensure_visible(request, object_id)
+        history_manager = getattr(self.model, self.model._meta.simple_history_manager_attribute)
+        pk_name = self.model._meta.pk.attname
+        versions = self.get_history_queryset(request, history_manager, pk_name, unquote(object_id))
+        try:
+            shown = versions.filter(history_id=version_id).exists()
+        except (ValueError, ValidationError) as error:
+            raise Http404 from error
+        if not shown:
+            raise Http404
+        response: HttpResponse = super().history_form_view(request, object_id, version_id, extra_context)
+        return response
 
 
 # --- the partnership -------------------------------------------------------------------------------------
@@ -132,7 +254,7 @@ class PillarAdmin(admin.ModelAdmin):
 
 
 @admin.register(Domain)
-class DomainAdmin(admin.ModelAdmin):
+class DomainAdmin(AuditedAdmin):
     list_display = ("code", "name", "pillar", "partnership", "capability_count", "provision_count")
     list_filter = ("pillar", "partnership")
     search_fields = ("code", "name")
@@ -145,9 +267,23 @@ class DomainAdmin(admin.ModelAdmin):
             .get_queryset(request)
             .annotate(
                 capability_count=Count("capabilities", distinct=True),
-                provision_count=Count("provisions", distinct=True),
+                # Only the provisions the user may see are counted.
+                provision_count=Count(
+                    "provisions",
+                    filter=Q(provisions__in=_visible_provisions(request).values("pk")),
+                    distinct=True,
+                ),
             )
         )
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Any], search_term: str
+    ) -> tuple[QuerySet[Any], bool]:
+        queryset, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        if request.GET.get("model_name") == "provision" and request.GET.get("field_name") == "domain":
+            # The provision form's domain autocomplete offers only the domains the user may use there.
+            queryset = queryset.filter(pk__in=_domains_for_provisions(request.user).values("pk"))
+        return queryset, may_have_duplicates
 
     @admin.display(description="capabilities", ordering="capability_count")
     def capability_count(self, domain: Domain) -> int:
@@ -178,7 +314,8 @@ class PrecedentAdmin(admin.ModelAdmin):
     ordering = ("code",)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Precedent]:
-        return super().get_queryset(request).annotate(provision_count=Count("provisions"))
+        visible = Q(provisions__in=_visible_provisions(request).values("pk"))
+        return super().get_queryset(request).annotate(provision_count=Count("provisions", filter=visible))
 
     @admin.display(description="provisions drawing on it", ordering="provision_count")
     def provision_count(self, precedent: Precedent) -> int:
@@ -186,7 +323,7 @@ class PrecedentAdmin(admin.ModelAdmin):
 
 
 @admin.register(Capability)
-class CapabilityAdmin(admin.ModelAdmin):
+class CapabilityAdmin(AuditedAdmin):
     list_display = ("code", "name", "domain", "criticality", "lapses_on", "has_fallback", "coverage_count")
     list_filter = (
         "criticality",
@@ -201,7 +338,9 @@ class CapabilityAdmin(admin.ModelAdmin):
     fields = ("code", "name", "domain", "criticality", "lapses_on", "fallback", "description")
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Capability]:
-        return super().get_queryset(request).annotate(coverage_count=Count("coverage"))
+        # Coverage by provisions above the user's clearance is not counted.
+        visible = Q(coverage__provision__in=_visible_provisions(request).values("pk"))
+        return super().get_queryset(request).annotate(coverage_count=Count("coverage", filter=visible))
 
     @admin.display(description="fallback", boolean=True)
     def has_fallback(self, capability: Capability) -> bool:
@@ -233,7 +372,23 @@ class CapabilityAdmin(admin.ModelAdmin):
 # --- provisions ------------------------------------------------------------------------------------------
 
 
-class CoverageInline(admin.TabularInline):
+class ProvisionPartInline(admin.TabularInline):
+    """Rows that are part of a provision: added, changed and deleted only by those who may edit it.
+
+    Django passes these methods the parent provision as `obj` (None on the add page).
+    """
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return super().has_add_permission(request, obj) and _may_edit(request, obj)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return super().has_change_permission(request, obj) and _may_edit(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return super().has_delete_permission(request, obj) and _may_edit(request, obj)
+
+
+class CoverageInline(ProvisionPartInline):
     model = Coverage
     fields = ("capability", "extent", "criticality", "lapses_on")
     readonly_fields = ("criticality", "lapses_on")
@@ -254,7 +409,7 @@ class CoverageInline(admin.TabularInline):
         return coverage.capability.lapses_on.isoformat()
 
 
-class PositionInline(admin.TabularInline):
+class PositionInline(ProvisionPartInline):
     model = Position
     fields = ("party", "stance", "firmness", "note", "updated_at")
     readonly_fields = ("updated_at",)
@@ -269,7 +424,7 @@ class PositionInline(admin.TabularInline):
         return formset
 
 
-class ConsultationInline(admin.TabularInline):
+class ConsultationInline(ProvisionPartInline):
     model = Consultation
     fields = ("territory", "consulted_on", "outcome", "note")
     autocomplete_fields = ("territory",)
@@ -300,9 +455,18 @@ class StatusChangeInline(admin.TabularInline):
 
 
 class ProvisionAdminForm(forms.ModelForm):
-    """Refuses a save when the provision changed (a move, an API write) since the page was opened."""
+    """Refuses a save when the provision changed (a move, an API write) since the page was opened,
+    and one the user could not edit as it would be saved (its domain and marking)."""
 
     loaded_version = forms.IntegerField(widget=forms.HiddenInput, required=False)
+    change_reason = forms.CharField(
+        label="Reason for the change",
+        max_length=100,  # django-simple-history's history_change_reason column
+        required=False,
+        help_text="Recorded with the change in the provision's history.",
+    )
+    # Set by ProvisionAdmin.get_form: who is filling the form in.
+    acting_user: Any = None
 
     class Meta:
         model = Provision
@@ -327,6 +491,16 @@ class ProvisionAdminForm(forms.ModelForm):
 
     def clean(self) -> dict[str, Any]:
         cleaned_data = super().clean() or {}
+        domain = cleaned_data.get("domain")
+        marking = cleaned_data.get("marking")
+        if self.acting_user is not None and domain is not None and marking:
+            as_saved = Provision(pk=self.instance.pk, domain=domain, marking=marking)
+            if not can_edit_provision(self.acting_user, as_saved):
+                raise ValidationError(
+                    "You may not edit a provision of %(domain)s marked %(marking)s.",
+                    code="not_permitted",
+                    params={"domain": domain, "marking": Marking(marking).label},
+                )
         loaded = cleaned_data.get("loaded_version")
         if self.instance.pk is not None and loaded is not None:
             # Locked until the admin's transaction ends, so no move slips in between check and save.
@@ -360,7 +534,7 @@ _PROVISION_PARTS = (Coverage, Position, Consultation)
 
 
 @admin.register(Provision)
-class ProvisionAdmin(admin.ModelAdmin):
+class ProvisionAdmin(AuditedAdmin):
     form = ProvisionAdminForm
     list_display = (
         "reference",
@@ -380,15 +554,63 @@ class ProvisionAdmin(admin.ModelAdmin):
     ordering = ("reference",)
     inlines = (PositionInline, CoverageInline, ConsultationInline, StatusChangeInline)
 
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Provision]:
+        # Only the provisions the user's clearance allows: the changelist, the change, delete and
+        # history pages, the autocompletes of other pages and bulk actions all read this.
+        return cast(ProvisionQuerySet, super().get_queryset(request)).visible_to(request.user)
+
+    def has_view_permission(self, request: HttpRequest, obj: Provision | None = None) -> bool:
+        allowed: bool = super().has_view_permission(request, obj)
+        return allowed and (obj is None or can_view_marking(request.user, obj.marking))
+
+    def has_change_permission(self, request: HttpRequest, obj: Provision | None = None) -> bool:
+        allowed: bool = super().has_change_permission(request, obj)
+        return allowed and _may_edit(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Provision | None = None) -> bool:
+        allowed: bool = super().has_delete_permission(request, obj)
+        return allowed and _may_edit(request, obj)
+
+    def get_history_queryset(
+        self, request: HttpRequest, history_manager: Any, pk_name: str, object_id: Any
+    ) -> Any:
+        # Past versions marked above the user's clearance are left out of the provision's history.
+        versions = super().get_history_queryset(request, history_manager, pk_name, object_id)
+        return versions.filter(marking__in=visible_markings(request.user))
+
+    def get_form(
+        self, request: HttpRequest, obj: Provision | None = None, change: bool = False, **kwargs: Any
+    ) -> Any:
+        form = cast(type[ProvisionAdminForm], super().get_form(request, obj, change, **kwargs))
+        form.acting_user = request.user
+        return form
+
+    def formfield_for_choice_field(
+        self, db_field: Field[Any, Any], request: HttpRequest, **kwargs: Any
+    ) -> Any:
+        if db_field.name == "marking":
+            # A provision can be marked only up to the user's clearance.
+            kwargs["choices"] = [
+                (value, label) for value, label in Marking.choices if can_view_marking(request.user, value)
+            ]
+        return super().formfield_for_choice_field(db_field, request, **kwargs)
+
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if db_field.name == "domain":
+            kwargs["queryset"] = _domains_for_provisions(request.user)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
     def get_fieldsets(self, request: HttpRequest, obj: Provision | None = None) -> Any:
         main = ["reference", "title", "domain", "status", "marking", "text"]
         extent = ("Dates and extent", {"fields": ("target_date", "review_date", "territories", "precedents")})
         if obj is None:
-            return ((None, {"fields": main}), extent)
-        if self.has_change_permission(request, obj):
-            main.append("loaded_version")  # a view-only page has no form to check
+            return ((None, {"fields": main}), extent, (None, {"fields": ("change_reason",)}))
+        if not self.has_change_permission(request, obj):  # a view-only page has no form to check
+            record = ("Record", {"fields": ("version", "created_at", "updated_at"), "classes": ("collapse",)})
+            return ((None, {"fields": main}), extent, record)
+        main.append("loaded_version")
         record = ("Record", {"fields": ("version", "created_at", "updated_at"), "classes": ("collapse",)})
-        return ((None, {"fields": main}), extent, record)
+        return ((None, {"fields": main}), extent, record, (None, {"fields": ("change_reason",)}))
 
     def get_readonly_fields(self, request: HttpRequest, obj: Provision | None = None) -> tuple[str, ...]:
         if obj is None:
@@ -403,9 +625,19 @@ class ProvisionAdmin(admin.ModelAdmin):
         return provision.alignment.label
 
     def save_model(self, request: HttpRequest, obj: Provision, form: Any, change: bool) -> None:
-        super().save_model(request, obj, form, change)
+        if change and not form.has_changed():
+            return  # nothing of the provision itself changed: no empty entry in its history
+        obj._change_reason = form.cleaned_data.get("change_reason") or None  # type: ignore[attr-defined]
+        super().save_model(request, obj, form, change)  # SimpleHistoryAdmin records who
         if not change:
             provision_record_first_status(provision=obj, by=_acting_user(request), source="admin")
+
+    def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
+        # The inline rows' own histories record the same reason as the provision's.
+        reason = form.cleaned_data.get("change_reason") or None
+        for inline_form in formset.forms:
+            inline_form.instance._change_reason = reason
+        super().save_formset(request, form, formset, change)
 
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
         provision: Provision = form.instance
@@ -451,15 +683,65 @@ class StatusChangeAdmin(ReadOnlyModelAdmin):
     date_hierarchy = "changed_on"
     ordering = ("-changed_on", "-id")
 
+    def get_queryset(self, request: HttpRequest) -> QuerySet[StatusChange]:
+        return super().get_queryset(request).filter(provision__in=_visible_provisions(request).values("pk"))
+
+
+class ConsultationAdminForm(forms.ModelForm):
+    """Refuses a consultation on a provision the user may not edit."""
+
+    # Set by ConsultationAdmin.get_form: who is filling the form in.
+    acting_user: Any = None
+
+    class Meta:
+        model = Consultation
+        fields = ("provision", "territory", "consulted_on", "outcome", "note", "recorded_by")
+
+    def clean_provision(self) -> Provision:
+        provision: Provision = self.cleaned_data["provision"]
+        if self.acting_user is not None and not can_edit_provision(self.acting_user, provision):
+            raise ValidationError(
+                "You may not record consultations on %(reference)s.",
+                code="not_permitted",
+                params={"reference": provision.reference},
+            )
+        return provision
+
 
 @admin.register(Consultation)
 class ConsultationAdmin(admin.ModelAdmin):
+    """A consultation is part of its provision: seen with it, changed by whoever may edit it."""
+
+    form = ConsultationAdminForm
     list_display = ("provision", "territory", "consulted_on", "outcome")
     list_filter = ("outcome", "territory", "consulted_on")
     search_fields = ("provision__reference", "provision__title", "territory__code", "territory__name", "note")
     list_select_related = ("provision", "territory")
     autocomplete_fields = ("provision", "territory")
     ordering = ("-consulted_on", "-id")
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Consultation]:
+        return super().get_queryset(request).filter(provision__in=_visible_provisions(request).values("pk"))
+
+    def has_change_permission(self, request: HttpRequest, obj: Consultation | None = None) -> bool:
+        allowed: bool = super().has_change_permission(request, obj)
+        return allowed and (obj is None or _may_edit(request, obj.provision))
+
+    def has_delete_permission(self, request: HttpRequest, obj: Consultation | None = None) -> bool:
+        allowed: bool = super().has_delete_permission(request, obj)
+        return allowed and (obj is None or _may_edit(request, obj.provision))
+
+    def get_form(
+        self, request: HttpRequest, obj: Consultation | None = None, change: bool = False, **kwargs: Any
+    ) -> Any:
+        form = cast(type[ConsultationAdminForm], super().get_form(request, obj, change, **kwargs))
+        form.acting_user = request.user
+        return form
+
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if db_field.name == "provision":
+            kwargs["queryset"] = _visible_provisions(request)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def save_model(self, request: HttpRequest, obj: Consultation, form: Any, change: bool) -> None:
         super().save_model(request, obj, form, change)
@@ -528,6 +810,9 @@ class GapAcknowledgementForm(forms.ModelForm):
         return note
 
 
+_WITHHELD = "(withheld: it names a provision above your clearance)"
+
+
 @admin.register(Gap)
 class GapAdmin(admin.ModelAdmin):
     """Gaps are opened and resolved by scans; people only acknowledge an open one, with a note."""
@@ -549,7 +834,7 @@ class GapAdmin(admin.ModelAdmin):
         "severity",
         "capability",
         "provision",
-        "explanation",
+        "explanation_shown",
         "state",
         "opened_at",
         "opened_by_scan",
@@ -562,17 +847,34 @@ class GapAdmin(admin.ModelAdmin):
     readonly_fields = tuple(field for field in fields if field != "acknowledgement_note")
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Gap]:
+        # A capability's gaps stay visible (their subject names no provision); a provision's only
+        # when the provision is.
+        visible = Q(provision__isnull=True) | Q(provision__in=_visible_provisions(request).values("pk"))
         return (
             super()
             .get_queryset(request)
+            .filter(visible)
             .select_related(
                 "capability", "provision", "opened_by_scan", "resolved_by_scan", "acknowledged_by"
             )
         )
 
+    def get_object(self, request: HttpRequest, object_id: str, from_field: str | None = None) -> Gap | None:
+        gap: Gap | None = super().get_object(request, object_id, from_field)
+        if gap is not None:
+            # A capability gap's explanation names the provisions covering it, which may be above
+            # the user's clearance: then it is withheld.
+            names_hidden = any(reference in gap.explanation for reference in _hidden_references(request))
+            gap._explanation_shown = _WITHHELD if names_hidden else gap.explanation  # type: ignore[attr-defined]
+        return gap
+
     @admin.display(description="subject")
     def subject(self, gap: Gap) -> str:
         return str(gap.capability or gap.provision)
+
+    @admin.display(description="explanation")
+    def explanation_shown(self, gap: Gap) -> str:
+        return getattr(gap, "_explanation_shown", _WITHHELD)
 
     @admin.display(description="state")
     def state(self, gap: Gap) -> str:
@@ -585,7 +887,8 @@ class GapAdmin(admin.ModelAdmin):
         # A resolved gap is history: it can no longer be acknowledged.
         if obj is not None and obj.resolved_at is not None:
             return False
-        return super().has_change_permission(request, obj)
+        allowed: bool = super().has_change_permission(request, obj)
+        return allowed and can_acknowledge_gaps(request.user)
 
     def has_delete_permission(self, request: HttpRequest, obj: Gap | None = None) -> bool:
         return False
@@ -632,3 +935,20 @@ class TrackerUserAdmin(UserAdmin):
     list_display = ("username", "email", "clearance", "is_staff", "is_superuser", "is_active")
     list_filter = (*UserAdmin.list_filter, "clearance", "groups")
     filter_horizontal = (*UserAdmin.filter_horizontal, "domains")
+
+    # Users, their roles and clearances are administered by administrators only, whatever model
+    # permissions a role group carries.
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return can_administer(request.user) and super().has_module_permission(request)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return can_administer(request.user) and super().has_view_permission(request, obj)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return can_administer(request.user) and super().has_add_permission(request)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return can_administer(request.user) and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return can_administer(request.user) and super().has_delete_permission(request, obj)

@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from django.contrib import admin
-from django.contrib.auth.models import Permission
 from django.core import checks
 from django.db import connection, models
 from django.test import Client, RequestFactory
@@ -48,6 +47,7 @@ from tests.factories import (
     PartyFactory,
     PositionFactory,
     ProvisionFactory,
+    UserFactory,
 )
 
 if TYPE_CHECKING:
@@ -430,12 +430,7 @@ def test_gaps_are_filtered_by_state_and_by_their_subjects_domain(
 @pytest.mark.django_db
 def test_a_view_only_staff_member_sees_a_provision_without_a_form(client: Client) -> None:
     provision = ProvisionFactory.create()
-    viewer = User.objects.create_user("viewer", is_staff=True)
-    viewer.user_permissions.set(
-        Permission.objects.filter(
-            content_type__app_label="provisions", codename__in=["view_provision", "view_statuschange"]
-        )
-    )
+    viewer = UserFactory.create(role="viewer", is_staff=True)
     client.force_login(viewer)
 
     response = client.get(change_url(provision))
