@@ -55,6 +55,7 @@ from provisions.permissions import (
     can_administer,
     can_edit_provision,
     can_view_marking,
+    editable_domains,
     visible_markings,
 )
 from provisions.services.scans import gap_acknowledge, scan_request
@@ -98,18 +99,6 @@ def _may_edit(request: HttpRequest, provision: Provision | None) -> bool:
     if key not in answers:
         answers[key] = can_edit_provision(request.user, provision)
     return answers[key]
-
-
-def _domains_for_provisions(user: Any) -> QuerySet[Domain]:
-    """The domains offered for a provision: any to administrators, their own domains to negotiators.
-
-    Only narrows the choices; the form asks `can_edit_provision` about the provision as it would be saved.
-    """
-    if can_administer(user):
-        return Domain.objects.all()
-    if isinstance(user, User):
-        return user.domains.all()
-    return Domain.objects.none()
 
 
 def _hidden_references(request: HttpRequest) -> list[str]:
@@ -282,7 +271,7 @@ class DomainAdmin(AuditedAdmin):
         queryset, may_have_duplicates = super().get_search_results(request, queryset, search_term)
         if request.GET.get("model_name") == "provision" and request.GET.get("field_name") == "domain":
             # The provision form's domain autocomplete offers only the domains the user may use there.
-            queryset = queryset.filter(pk__in=_domains_for_provisions(request.user).values("pk"))
+            queryset = queryset.filter(pk__in=editable_domains(request.user).values("pk"))
         return queryset, may_have_duplicates
 
     @admin.display(description="capabilities", ordering="capability_count")
@@ -597,7 +586,7 @@ class ProvisionAdmin(AuditedAdmin):
 
     def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
         if db_field.name == "domain":
-            kwargs["queryset"] = _domains_for_provisions(request.user)
+            kwargs["queryset"] = editable_domains(request.user)
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def get_fieldsets(self, request: HttpRequest, obj: Provision | None = None) -> Any:

@@ -11,8 +11,9 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied
 from django.db import models
+from django.db.models import QuerySet
 
-from provisions.models import Marking
+from provisions.models import Domain, Marking
 
 
 class Role(models.TextChoices):
@@ -66,9 +67,16 @@ def can_edit_provision(user: Any, provision: Any) -> bool:
     """Administrators edit everything they may see; negotiators the provisions of their domains."""
     if not can_view_marking(user, provision.marking):
         return False
+    return editable_domains(user).filter(pk=provision.domain_id).exists()
+
+
+def editable_domains(user: Any) -> QuerySet[Domain]:
+    """The domains whose provisions the user may edit: all for administrators, their own for negotiators."""
     if has_role(user, Role.ADMINISTRATOR):
-        return True
-    return role_of(user) == Role.NEGOTIATOR and user.domains.filter(pk=provision.domain_id).exists()
+        return Domain.objects.all()
+    if role_of(user) == Role.NEGOTIATOR:
+        return user.domains.all()
+    return Domain.objects.none()
 
 
 def can_export(user: Any) -> bool:
