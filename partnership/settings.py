@@ -168,6 +168,9 @@ STORAGES = {
     },
 }
 
+# The "why" of an audit entry is free text (a status note can be long): a text column, not 100 characters.
+SIMPLE_HISTORY_HISTORY_CHANGE_REASON_USE_TEXT_FIELD = True
+
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "provisions:overview"
 LOGOUT_REDIRECT_URL = "login"
@@ -282,4 +285,6 @@ CELERY_BEAT_SCHEDULE = {
     },
     # Sends again the scan requests whose task never reached the broker (an outage at commit time).
     "pending-scan-requests": {"task": "provisions.tasks.run_requested_scans", "schedule": 60.0},
+    # Sends again the webhook deliveries whose task was lost the same way.
+    "pending-webhook-deliveries": {"task": "provisions.tasks.resend_pending_webhooks", "schedule": 60.0},
 }

@@ -7,6 +7,14 @@ from django.db import InterfaceError, OperationalError
 
 from provisions.models import ScanTrigger
 from provisions.services.scans import gaps_run_requested, gaps_scan
+from provisions.services.webhooks import (
+    WEBHOOK_MAX_ATTEMPTS,
+    WEBHOOK_RETRY_BACKOFF,
+    WEBHOOK_RETRY_BACKOFF_MAX,
+    WebhookDeliveryFailed,
+    webhook_deliver,
+    webhooks_resend_pending,
+)
 
 _DATABASE_ERRORS = (OperationalError, InterfaceError)
 
@@ -22,3 +30,22 @@ def run_requested_scans() -> int | None:
 def scan_all_gaps(trigger: str = ScanTrigger.SCHEDULE) -> int:
     """Scan every capability and provision as of today (the nightly job); returns the scan's id."""
     return gaps_scan(trigger=ScanTrigger(trigger)).scan.pk
+
+
+@shared_task(
+    autoretry_for=(WebhookDeliveryFailed, *_DATABASE_ERRORS),
+    retry_backoff=WEBHOOK_RETRY_BACKOFF,
+    retry_backoff_max=WEBHOOK_RETRY_BACKOFF_MAX,
+    max_retries=WEBHOOK_MAX_ATTEMPTS - 1,
+)
+def deliver_webhook(delivery_id: int) -> str | None:
+    """POST one webhook delivery; a refused attempt raises, so Celery retries it with exponential
+    backoff (the service marks it failed after its last attempt). Returns the delivery's state."""
+    delivery = webhook_deliver(delivery_id=delivery_id)
+    return delivery.state if delivery else None
+
+
+@shared_task(autoretry_for=_DATABASE_ERRORS, retry_backoff=2, retry_backoff_max=300, max_retries=8)
+def resend_pending_webhooks() -> int:
+    """Queue again the pending deliveries whose task was lost (a broker outage at commit time)."""
+    return webhooks_resend_pending()

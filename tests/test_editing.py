@@ -439,3 +439,12 @@ def test_the_gap_report_never_names_a_provision_above_the_readers_clearance() ->
     assert uncleared[0]["covering_provisions"] == "SP-OPEN-1"
     assert "SP-SECRET-1" not in uncleared[0]["explanation"]
     assert "SP-SECRET-1" in next(r for r in cleared if r["subject_code"] == "SIS-II")["explanation"]
+
+
+def test_a_long_reason_is_kept_whole_in_the_audit_trail(negotiator_and_provision) -> None:
+    negotiator, provision = negotiator_and_provision
+    reason = "Agreed after the fifth round, subject to the data protection review; " * 5
+
+    provision_transition(provision=provision, to=Status.UNDER_NEGOTIATION, by=negotiator, note=reason)
+
+    assert provision.history.latest("history_date").history_change_reason == reason.strip()

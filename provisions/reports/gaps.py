@@ -7,6 +7,7 @@ import datetime
 import io
 import json
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
@@ -103,12 +104,16 @@ def gap_report(
     )
 
 
-def withhold_hidden(rows: list[dict[str, Any]], user: Any) -> list[dict[str, Any]]:
+def withhold_hidden(
+    rows: list[dict[str, Any]], user: Any = None, *, markings: Collection[str] | None = None
+) -> list[dict[str, Any]]:
     """Rows a reader may see: none about a provision above their clearance, and such provisions
-    withheld from capability rows (the rules still count them)."""
-    hidden = set(
-        Provision.objects.exclude(marking__in=visible_markings(user)).values_list("reference", flat=True)
-    )
+    withheld from capability rows (the rules still count them).
+
+    The reader is a user, or the markings it may see (a webhook endpoint has a clearance, no user).
+    """
+    visible = list(markings) if markings is not None else visible_markings(user)
+    hidden = set(Provision.objects.exclude(marking__in=visible).values_list("reference", flat=True))
     if not hidden:
         return rows
     shown = []

@@ -15,6 +15,7 @@ from django.utils import timezone
 from provisions.models import Coverage, Gap, GapScan, ScanRequest, ScanTrigger, User
 from provisions.permissions import can_acknowledge_gaps, can_view_marking, ensure
 from provisions.rules import Finding, evaluate_gaps
+from provisions.services.webhooks import webhooks_enqueue_gap_changes
 
 logger = logging.getLogger(__name__)
 
@@ -164,6 +165,7 @@ def gaps_reconcile(*, scan: GapScan, findings: list[Finding], open_gaps: list[Ga
     kind and subject), so the history shows the escalation.
     """
     now = timezone.now()
+    severities_before = {gap.pk: gap.severity for gap in open_gaps}  # to tell escalations apart
     open_by_identity = {_identity(gap): gap for gap in open_gaps}
     to_open: list[Gap] = []
     to_update: list[Gap] = []
@@ -209,6 +211,13 @@ def gaps_reconcile(*, scan: GapScan, findings: list[Finding], open_gaps: list[Ga
     scan.opened, scan.updated, scan.resolved = len(to_open), len(to_update), len(to_resolve)
     scan.unchanged = len(findings) - len(to_open) - len(to_update)
     scan.save(update_fields=["opened", "updated", "resolved", "unchanged"])
+    webhooks_enqueue_gap_changes(
+        opened=to_open,
+        resolved=to_resolve,
+        updated=to_update,
+        severities_before=severities_before,
+        as_of=scan.as_of,
+    )
     return ScanOutcome(scan=scan, opened=to_open, resolved=to_resolve)
 
 

@@ -10,6 +10,7 @@ from django.utils import timezone
 from provisions.models import Provision, Status, StatusChange, User
 from provisions.permissions import can_edit_provision, ensure
 from provisions.services.scans import scan_request
+from provisions.services.webhooks import webhooks_enqueue_status_change
 
 
 class TransitionRefused(Exception):
@@ -80,6 +81,7 @@ def provision_transition(
         locked._history_user = by  # type: ignore[attr-defined]
         locked._change_reason = note.strip() or f"moved to {to}"  # type: ignore[attr-defined]
         locked.save(update_fields=["status", "version", "updated_at"])
+        webhooks_enqueue_status_change(change=change)
         scan_request(provision_ids=[locked.pk])
     provision.status, provision.version = locked.status, locked.version
     return change

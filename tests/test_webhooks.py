@@ -1,0 +1,711 @@
+"""Webhooks against a real HTTP receiver on 127.0.0.1: events, signatures, clearance, retries, outbox.
+
+Tasks run in process (tests/conftest.py), so a delivery's task, and its retries, run inline when the
+transaction's on_commit callbacks fire.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import hmac
+import json
+import logging
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+from celery.exceptions import Retry
+from django.utils import timezone
+from kombu.exceptions import OperationalError as BrokerUnreachable
+
+from partnership.celery import app as celery_app
+from provisions.models import (
+    Gap,
+    Level,
+    Marking,
+    ScanTrigger,
+    Status,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookEvent,
+)
+from provisions.reports.gaps import WITHHELD
+from provisions.services import webhooks
+from provisions.services.scans import gaps_scan
+from provisions.services.status import provision_transition
+from provisions.services.webhooks import (
+    WEBHOOK_MAX_ATTEMPTS,
+    WebhookDeliveryFailed,
+    webhook_deliver,
+    webhook_signature,
+    webhook_signature_verify,
+    webhooks_resend_pending,
+)
+from provisions.tasks import deliver_webhook
+from tests.factories import CapabilityFactory, CoverageFactory, ProvisionFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+SECRET = "s3cret-shared-with-the-receiver"
+ALL_EVENTS = list(WebhookEvent.values)
+
+
+# --- a real receiver ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class Received:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    received_at: float
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        return json.loads(self.body)
+
+    @property
+    def event(self) -> str:
+        return self.payload["event"]
+
+
+@dataclass
+class Receiver:
+    """Records every POST; answers with the queued (status, text) answers, then the default one."""
+
+    url: str = ""
+    requests: list[Received] = field(default_factory=list)
+    answers: list[tuple[int, str]] = field(default_factory=list)
+    default: tuple[int, str] = (200, "thanks")
+    delay: float = 0.0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def at(self, path: str) -> list[Received]:
+        return [request for request in self.requests if request.path == path]
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    received = Receiver()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            with received.lock:
+                received.requests.append(Received(self.path, dict(self.headers), body, time.time()))
+                status, text = received.answers.pop(0) if received.answers else received.default
+            time.sleep(received.delay)
+            content = text.encode()
+            try:
+                self.send_response(status)
+                if 300 <= status < 400:
+                    self.send_header("Location", "/elsewhere")
+                self.send_header("Content-Type", "text/plain; charset=utf-8")
+                self.send_header("Content-Length", str(len(content)))
+                self.end_headers()
+                self.wfile.write(content)
+            except (BrokenPipeError, ConnectionResetError):  # the sender gave up waiting (a timeout test)
+                pass
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    received.url = f"http://127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield received
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+def endpoint_for(
+    receiver: Receiver,
+    path: str = "/hooks",
+    *,
+    events: list[str] | None = None,
+    clearance: str = Marking.SECRET,
+    active: bool = True,
+) -> WebhookEndpoint:
+    return WebhookEndpoint.objects.create(
+        url=receiver.url + path,
+        events=ALL_EVENTS if events is None else events,
+        secret=SECRET,
+        clearance=clearance,
+        active=active,
+    )
+
+
+def assert_signed(request: Received, secret: str = SECRET) -> None:
+    """Checked here by hand (not with the service's helper), as a receiver would."""
+    timestamp = request.headers["X-Tracker-Timestamp"]
+    assert abs(request.received_at - int(timestamp)) <= 5
+    expected = hmac.new(secret.encode(), timestamp.encode() + b"." + request.body, hashlib.sha256).hexdigest()
+    assert hmac.compare_digest(request.headers["X-Tracker-Signature"], f"sha256={expected}")
+    assert request.headers["Content-Type"] == "application/json"
+    assert request.headers["X-Tracker-Event"] == request.event
+    delivery = WebhookDelivery.objects.get(pk=int(request.headers["X-Tracker-Delivery"]))
+    assert delivery.payload == request.payload
+
+
+def today() -> datetime.date:
+    return timezone.localdate()
+
+
+def days_from_today(days: int) -> datetime.date:
+    return today() + datetime.timedelta(days=days)
+
+
+@pytest.fixture
+def capability_at_risk() -> tuple[Any, Any]:
+    """A high capability lapsing in 100 days, covered only by a provision under negotiation."""
+    capability = CapabilityFactory(code="EAW", criticality=Level.HIGH, lapses_on=days_from_today(100))
+    provision = ProvisionFactory(reference="SP-CJ-01", status=Status.UNDER_NEGOTIATION, created_on=today())
+    CoverageFactory(provision=provision, capability=capability)
+    return capability, provision
+
+
+# --- events -------------------------------------------------------------------------------------------------
+
+
+def test_a_status_move_and_the_gap_it_opens_reach_the_receiver_signed(
+    receiver, django_capture_on_commit_callbacks
+):
+    capability = CapabilityFactory(code="EAW", criticality=Level.HIGH, lapses_on=days_from_today(100))
+    provision = ProvisionFactory(
+        reference="SP-CJ-01", status=Status.AGREED, created_on=days_from_today(-10), marking=Marking.OFFICIAL
+    )
+    CoverageFactory(provision=provision, capability=capability)
+    endpoint_for(receiver, clearance=Marking.OFFICIAL)
+    negotiator = UserFactory(username="nadia", role="negotiator", domains=[provision.domain])
+
+    with django_capture_on_commit_callbacks(execute=True):
+        provision_transition(
+            provision=provision, to=Status.UNDER_NEGOTIATION, note="Reopened on data retention", by=negotiator
+        )
+
+    assert [request.event for request in receiver.requests] == ["provision.status_changed", "gap.opened"]
+    for request in receiver.requests:
+        assert_signed(request)
+        assert request.path == "/hooks"
+    moved, opened = (request.payload for request in receiver.requests)
+    assert moved["data"] == {
+        "reference": "SP-CJ-01",
+        "title": provision.title,
+        "domain": provision.domain.code,
+        "marking": "official",
+        "from": "agreed",
+        "to": "under_negotiation",
+        "changed_on": today().isoformat(),
+        "note": "Reopened on data retention",
+        "by": "nadia",
+        "source": "web",
+    }
+    gap = Gap.objects.open().get()
+    assert opened["data"]["id"] == gap.pk
+    assert {
+        key: opened["data"][key] for key in ("kind", "severity", "subject_type", "subject_code", "state")
+    } == {
+        "kind": "at_risk",
+        "severity": "medium",
+        "subject_type": "capability",
+        "subject_code": "EAW",
+        "state": "open",
+    }
+    assert opened["data"]["covering_provisions"] == "SP-CJ-01"
+    assert opened["data"]["lapses_on"] == days_from_today(100).isoformat()
+    assert opened["data"]["days_to_lapse"] == 100
+    for payload in (moved, opened):
+        assert set(payload) == {"event", "id", "occurred_at", "clearance", "data"}
+        assert payload["clearance"] == "official"
+        datetime.datetime.fromisoformat(payload["occurred_at"])
+    assert set(WebhookDelivery.objects.values_list("state", "attempts")) == {("delivered", 1)}
+
+
+def test_a_scan_that_resolves_a_gap_tells_gap_resolved(
+    receiver, capability_at_risk, django_capture_on_commit_callbacks
+):
+    _, provision = capability_at_risk
+    gaps_scan(trigger=ScanTrigger.COMMAND)
+    gap = Gap.objects.open().get()
+    endpoint_for(receiver, "/gaps", events=["gap.resolved"])
+    endpoint_for(receiver, "/moves", events=["provision.status_changed"])
+
+    with django_capture_on_commit_callbacks(execute=True):
+        provision_transition(provision=provision, to=Status.AGREED)
+
+    [resolved] = receiver.at("/gaps")
+    assert_signed(resolved)
+    assert resolved.event == "gap.resolved"
+    assert (resolved.payload["data"]["id"], resolved.payload["data"]["state"]) == (gap.pk, "resolved")
+    assert resolved.payload["data"]["resolved_at"] is not None
+    # Each endpoint got only what it subscribed to.
+    assert [request.event for request in receiver.at("/moves")] == ["provision.status_changed"]
+
+
+def test_at_risk_turning_lapsed_is_told_as_an_escalation(
+    receiver, capability_at_risk, django_capture_on_commit_callbacks
+):
+    capability, _ = capability_at_risk
+    gaps_scan(trigger=ScanTrigger.COMMAND)
+    at_risk = Gap.objects.open().get()
+    endpoint_for(receiver, "/all")
+    endpoint_for(receiver, "/escalations", events=["gap.escalated"])
+
+    capability.lapses_on = today()
+    capability.save(update_fields=["lapses_on"])
+    with django_capture_on_commit_callbacks(execute=True):
+        gaps_scan(trigger=ScanTrigger.COMMAND)
+
+    lapsed = Gap.objects.open().get()
+    assert sorted(request.event for request in receiver.at("/all")) == [
+        "gap.escalated",
+        "gap.opened",
+        "gap.resolved",
+    ]
+    [escalated] = receiver.at("/escalations")
+    assert_signed(escalated)
+    data = escalated.payload["data"]
+    assert (data["id"], data["kind"], data["severity"], data["state"]) == (
+        lapsed.pk,
+        "lapsed",
+        "critical",
+        "open",
+    )
+    assert data["escalated_from"] == {"id": at_risk.pk, "kind": "at_risk", "severity": "medium"}
+
+
+def test_an_endpoint_subscribed_only_to_escalations_hears_of_a_lapse(
+    receiver, capability_at_risk, django_capture_on_commit_callbacks
+):
+    capability, _ = capability_at_risk
+    gaps_scan(trigger=ScanTrigger.COMMAND)
+    endpoint_for(receiver, events=["gap.escalated"])
+
+    capability.lapses_on = today()
+    capability.save(update_fields=["lapses_on"])
+    with django_capture_on_commit_callbacks(execute=True):
+        gaps_scan(trigger=ScanTrigger.COMMAND)
+
+    assert [request.event for request in receiver.requests] == ["gap.escalated"]
+    assert receiver.requests[0].payload["data"]["escalated_from"]["kind"] == "at_risk"
+
+
+def test_a_gap_still_open_whose_severity_rises_is_an_escalation_and_a_fall_is_not(
+    receiver, capability_at_risk, django_capture_on_commit_callbacks
+):
+    capability, _ = capability_at_risk
+    gaps_scan(trigger=ScanTrigger.COMMAND)
+    gap = Gap.objects.open().get()
+    endpoint_for(receiver)
+
+    capability.lapses_on = days_from_today(20)  # within URGENT_DAYS: medium → high
+    capability.save(update_fields=["lapses_on"])
+    with django_capture_on_commit_callbacks(execute=True):
+        gaps_scan(trigger=ScanTrigger.COMMAND)
+
+    [escalated] = receiver.requests
+    assert escalated.event == "gap.escalated"
+    assert (escalated.payload["data"]["id"], escalated.payload["data"]["severity"]) == (gap.pk, "high")
+    assert escalated.payload["data"]["escalated_from"] == {
+        "id": gap.pk,
+        "kind": "at_risk",
+        "severity": "medium",
+    }
+
+    capability.lapses_on = days_from_today(100)  # back to medium: updated, not escalated
+    capability.save(update_fields=["lapses_on"])
+    with django_capture_on_commit_callbacks(execute=True):
+        gaps_scan(trigger=ScanTrigger.COMMAND)
+    assert len(receiver.requests) == 1
+
+
+def test_endpoints_not_subscribed_or_inactive_get_nothing(
+    receiver, capability_at_risk, django_capture_on_commit_callbacks
+):
+    _, provision = capability_at_risk
+    endpoint_for(receiver, "/gaps-only", events=["gap.opened", "gap.resolved"])
+    endpoint_for(receiver, "/inactive", active=False)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        provision_transition(provision=provision, to=Status.PROPOSED, note="Text sent back")
+
+    assert receiver.at("/inactive") == []
+    assert [request.event for request in receiver.at("/gaps-only")] == ["gap.opened"]
+    assert WebhookDelivery.objects.count() == 1
+
+
+# --- clearance ----------------------------------------------------------------------------------------------
+
+
+def test_an_endpoint_hears_nothing_about_a_provision_above_its_clearance(
+    receiver, django_capture_on_commit_callbacks
+):
+    capability = CapabilityFactory(code="PNR", criticality=Level.HIGH, lapses_on=days_from_today(100))
+    official = ProvisionFactory(reference="SP-LE-01", status=Status.UNDER_NEGOTIATION, created_on=today())
+    secret = ProvisionFactory(
+        reference="SP-LE-99", status=Status.UNDER_NEGOTIATION, created_on=today(), marking=Marking.SECRET
+    )
+    CoverageFactory(provision=official, capability=capability)
+    CoverageFactory(provision=secret, capability=capability)
+    # Proposed 100 days ago and never moved: a stalled gap on a secret provision.
+    ProvisionFactory(
+        reference="SP-LE-98", status=Status.PROPOSED, created_on=days_from_today(-100), marking=Marking.SECRET
+    )
+    endpoint_for(receiver, "/official", clearance=Marking.OFFICIAL)
+    endpoint_for(receiver, "/secret", clearance=Marking.SECRET)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        gaps_scan(trigger=ScanTrigger.COMMAND)
+    with django_capture_on_commit_callbacks(execute=True):
+        provision_transition(provision=secret, to=Status.PROPOSED, note="Sent back")
+
+    cleared = receiver.at("/secret")
+    assert sorted((request.event, request.payload["data"].get("subject_code")) for request in cleared) == [
+        ("gap.opened", "PNR"),
+        ("gap.opened", "SP-LE-98"),
+        ("provision.status_changed", None),
+    ]
+    [capability_gap_in_full] = [
+        request for request in cleared if request.payload["data"].get("subject_code") == "PNR"
+    ]
+    assert capability_gap_in_full.payload["data"]["covering_provisions"] == "SP-LE-01;SP-LE-99"
+
+    [capability_gap] = receiver.at("/official")  # no stalled gap, no status move of the secret provision
+    assert_signed(capability_gap)
+    data = capability_gap.payload["data"]
+    assert (capability_gap.event, data["subject_code"]) == ("gap.opened", "PNR")
+    assert data["covering_provisions"] == "SP-LE-01"
+    assert "SP-LE-99" not in capability_gap.body.decode()
+    assert "SP-LE-98" not in capability_gap.body.decode()
+    if "SP-LE-01" in data["explanation"]:
+        assert WITHHELD in data["explanation"]
+    # One occurrence, told to each endpoint at its clearance.
+    assert capability_gap.payload["id"] == capability_gap_in_full.payload["id"]
+
+
+def test_a_delivery_prepared_before_the_clearance_was_lowered_is_not_sent(
+    receiver, capability_at_risk, django_capture_on_commit_callbacks
+):
+    _, provision = capability_at_risk
+    endpoint = endpoint_for(receiver, events=["provision.status_changed"], clearance=Marking.SECRET)
+    with django_capture_on_commit_callbacks(execute=False):
+        provision_transition(provision=provision, to=Status.PROPOSED, note="Sent back")
+    endpoint.clearance = Marking.OFFICIAL
+    endpoint.save(update_fields=["clearance"])
+
+    delivery = webhook_deliver(delivery_id=WebhookDelivery.objects.get().pk)
+
+    assert delivery is not None and delivery.state == "failed" and delivery.attempts == 0
+    assert "clearance" in delivery.last_error
+    assert receiver.requests == []
+
+
+# --- delivery, retries, failures ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def pending_delivery(receiver: Receiver) -> WebhookDelivery:
+    endpoint = endpoint_for(receiver)
+    return WebhookDelivery.objects.create(
+        endpoint=endpoint,
+        event=WebhookEvent.GAP_OPENED,
+        payload={
+            "event": "gap.opened",
+            "id": "e-1",
+            "occurred_at": "2026-01-01T00:00:00Z",
+            "clearance": "secret",
+            "data": {},
+        },
+    )
+
+
+def test_each_attempt_and_its_answer_is_recorded(receiver, pending_delivery, caplog):
+    receiver.answers = [(500, "boom: database down")]
+
+    with caplog.at_level(logging.INFO, logger="provisions.services.webhooks"):
+        with pytest.raises(WebhookDeliveryFailed):
+            webhook_deliver(delivery_id=pending_delivery.pk)
+        pending_delivery.refresh_from_db()
+        assert (pending_delivery.state, pending_delivery.attempts) == ("pending", 1)
+        assert (pending_delivery.last_status_code, pending_delivery.last_response) == (
+            500,
+            "boom: database down",
+        )
+        assert pending_delivery.last_error == "HTTP 500"
+        assert pending_delivery.last_attempt_at is not None and pending_delivery.delivered_at is None
+
+        webhook_deliver(delivery_id=pending_delivery.pk)
+
+    pending_delivery.refresh_from_db()
+    assert (pending_delivery.state, pending_delivery.attempts) == ("delivered", 2)
+    assert (pending_delivery.last_status_code, pending_delivery.last_response) == (200, "thanks")
+    assert pending_delivery.last_error == ""
+    assert pending_delivery.delivered_at == pending_delivery.last_attempt_at
+    # Both answers are in the log; the row keeps the latest.
+    messages = [record.getMessage() for record in caplog.records]
+    assert any("attempt 1 of 7 failed (HTTP 500)" in message for message in messages)
+    assert any("delivered" in message and "HTTP 200" in message for message in messages)
+    assert len(receiver.requests) == 2
+    assert receiver.requests[0].body == receiver.requests[1].body
+    for request in receiver.requests:
+        assert_signed(request)
+
+
+@pytest.fixture
+def retries_in_process() -> Iterator[None]:
+    """In process, Celery runs a task's retries inline (without their countdown) only when task
+    errors are not propagated to the caller; the project propagates them (settings)."""
+    previous = celery_app.conf.task_eager_propagates
+    celery_app.conf.task_eager_propagates = False
+    yield
+    celery_app.conf.task_eager_propagates = previous
+
+
+def test_the_task_retries_a_refused_delivery_until_it_is_delivered(
+    receiver, capability_at_risk, django_capture_on_commit_callbacks, retries_in_process
+):
+    _, provision = capability_at_risk
+    endpoint_for(receiver, events=["provision.status_changed"])
+    receiver.answers = [(500, "try later")]
+
+    with django_capture_on_commit_callbacks(execute=True):
+        provision_transition(provision=provision, to=Status.PROPOSED, note="Sent back")
+
+    delivery = WebhookDelivery.objects.get()
+    assert (delivery.state, delivery.attempts, delivery.last_status_code) == ("delivered", 2, 200)
+    first, second = receiver.requests
+    assert first.headers["X-Tracker-Delivery"] == second.headers["X-Tracker-Delivery"] == str(delivery.pk)
+    assert first.body == second.body
+    assert_signed(second)
+
+
+def test_a_receiver_that_always_fails_leaves_the_delivery_failed_after_the_last_attempt(
+    receiver, pending_delivery, retries_in_process
+):
+    receiver.default = (503, "unavailable")
+
+    deliver_webhook.delay(pending_delivery.pk)
+
+    pending_delivery.refresh_from_db()
+    assert (pending_delivery.state, pending_delivery.attempts) == ("failed", WEBHOOK_MAX_ATTEMPTS)
+    assert (pending_delivery.last_status_code, pending_delivery.last_response) == (503, "unavailable")
+    assert len(receiver.requests) == WEBHOOK_MAX_ATTEMPTS
+
+    deliver_webhook.delay(pending_delivery.pk)  # a failed delivery is not tried again
+    assert len(receiver.requests) == WEBHOOK_MAX_ATTEMPTS
+
+
+def test_without_a_worker_a_refused_delivery_stays_pending_and_others_still_go(
+    receiver, capability_at_risk, django_capture_on_commit_callbacks
+):
+    """Errors propagate in process (the project's setting): a retry cannot be scheduled there."""
+    _, provision = capability_at_risk
+    refusing = endpoint_for(receiver, "/refusing", events=["provision.status_changed"])
+    endpoint_for(receiver, "/accepting", events=["provision.status_changed"])
+    receiver.answers = [(500, "no")]  # the first request is the refusing endpoint's (lower id)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        change = provision_transition(provision=provision, to=Status.PROPOSED, note="Sent back")
+
+    assert change.pk is not None
+    assert dict(WebhookDelivery.objects.values_list("endpoint_id", "state")) == {
+        refusing.pk: "pending",
+        refusing.pk + 1: "delivered",
+    }
+    assert [request.path for request in receiver.requests] == ["/refusing", "/accepting"]
+
+
+def test_the_task_retries_with_exponential_backoff(receiver, pending_delivery, monkeypatch):
+    """Each failed attempt asks Celery for a retry after 10, 20, 40 ... s (full jitter picks a delay up
+    to that; here it picks the longest); the last attempt marks the delivery failed instead."""
+
+    class LongestDelay:
+        @staticmethod
+        def randrange(stop: int) -> int:
+            return stop - 1
+
+    monkeypatch.setattr("celery.utils.time.random", LongestDelay)
+    receiver.default = (500, "no")
+    assert WebhookDeliveryFailed in deliver_webhook.autoretry_for
+
+    delays = []
+    for retries in range(WEBHOOK_MAX_ATTEMPTS - 1):
+        with pytest.raises(Retry) as retry:
+            deliver_webhook.apply(args=[pending_delivery.pk], retries=retries)
+        delays.append(retry.value.when)
+    assert delays == [10, 20, 40, 80, 160, 320]
+
+    assert (
+        deliver_webhook.apply(args=[pending_delivery.pk], retries=WEBHOOK_MAX_ATTEMPTS - 1).get() == "failed"
+    )
+    pending_delivery.refresh_from_db()
+    assert (pending_delivery.state, pending_delivery.attempts) == ("failed", WEBHOOK_MAX_ATTEMPTS)
+
+
+def test_a_delivered_delivery_is_never_sent_again(receiver, pending_delivery):
+    webhook_deliver(delivery_id=pending_delivery.pk)
+    webhook_deliver(delivery_id=pending_delivery.pk)
+    deliver_webhook.delay(pending_delivery.pk)
+
+    pending_delivery.refresh_from_db()
+    assert (pending_delivery.state, pending_delivery.attempts) == ("delivered", 1)
+    assert len(receiver.requests) == 1
+
+
+def test_a_redirect_is_an_answer_not_a_delivery(receiver, pending_delivery):
+    receiver.answers = [(302, "moved")]
+
+    with pytest.raises(WebhookDeliveryFailed):
+        webhook_deliver(delivery_id=pending_delivery.pk)
+
+    pending_delivery.refresh_from_db()
+    assert (pending_delivery.state, pending_delivery.last_status_code) == ("pending", 302)
+    assert [request.path for request in receiver.requests] == ["/hooks"]  # /elsewhere never asked
+
+
+def test_an_unreachable_receiver_is_recorded_as_an_error(pending_delivery):
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    pending_delivery.endpoint.url = f"http://127.0.0.1:{port}/hooks"
+    pending_delivery.endpoint.save(update_fields=["url"])
+
+    with pytest.raises(WebhookDeliveryFailed):
+        webhook_deliver(delivery_id=pending_delivery.pk)
+
+    pending_delivery.refresh_from_db()
+    assert (pending_delivery.attempts, pending_delivery.last_status_code) == (1, None)
+    assert "refused" in pending_delivery.last_error.lower()
+
+
+def test_a_slow_receiver_times_out(receiver, pending_delivery, monkeypatch):
+    monkeypatch.setattr(webhooks, "WEBHOOK_TIMEOUT_SECONDS", 0.2)
+    receiver.delay = 1.0
+
+    with pytest.raises(WebhookDeliveryFailed):
+        webhook_deliver(delivery_id=pending_delivery.pk)
+
+    pending_delivery.refresh_from_db()
+    assert pending_delivery.last_status_code is None
+    assert "timed out" in pending_delivery.last_error
+
+
+# --- outbox: a broker outage loses nothing ------------------------------------------------------------------
+
+
+def test_deliveries_survive_a_broker_outage_and_the_periodic_job_sends_them(
+    receiver, capability_at_risk, django_capture_on_commit_callbacks, monkeypatch
+):
+    _, provision = capability_at_risk
+    endpoint_for(receiver)
+
+    def broker_down(*args: Any, **kwargs: Any) -> None:
+        raise BrokerUnreachable("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(deliver_webhook, "delay", broker_down)
+        with django_capture_on_commit_callbacks(execute=True):
+            change = provision_transition(provision=provision, to=Status.PROPOSED, note="Sent back")
+
+    assert change.pk is not None  # the write stands
+    assert receiver.requests == []
+    assert set(WebhookDelivery.objects.values_list("event", "state")) == {
+        ("provision.status_changed", "pending"),
+        ("gap.opened", "pending"),
+    }
+    assert webhooks_resend_pending() == 0  # too recent: their task may still be on its way
+
+    WebhookDelivery.objects.update(created_at=timezone.now() - datetime.timedelta(minutes=5))
+    assert webhooks_resend_pending() == 2
+
+    assert sorted(request.event for request in receiver.requests) == [
+        "gap.opened",
+        "provision.status_changed",
+    ]
+    assert set(WebhookDelivery.objects.values_list("state", flat=True)) == {"delivered"}
+
+
+def test_the_periodic_job_leaves_deliveries_waiting_for_a_retry_alone(receiver, pending_delivery):
+    receiver.answers = [(500, "boom")]
+    with pytest.raises(WebhookDeliveryFailed):
+        webhook_deliver(delivery_id=pending_delivery.pk)
+    WebhookDelivery.objects.update(created_at=timezone.now() - datetime.timedelta(hours=1))
+
+    assert webhooks_resend_pending() == 0  # attempted just now: its retry is scheduled
+
+    WebhookDelivery.objects.update(last_attempt_at=timezone.now() - datetime.timedelta(hours=1))
+    assert webhooks_resend_pending() == 1
+    pending_delivery.refresh_from_db()
+    assert (pending_delivery.state, pending_delivery.attempts) == ("delivered", 2)
+
+
+# --- signatures ---------------------------------------------------------------------------------------------
+
+
+def test_a_signature_verifies_only_for_the_same_secret_body_and_a_fresh_timestamp():
+    body = b'{"event":"gap.opened"}'
+    now = time.time()
+    timestamp = str(int(now))
+    signature = webhook_signature(secret=SECRET, timestamp=timestamp, body=body)
+    expected = hmac.new(SECRET.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    assert signature == f"sha256={expected}"
+
+    assert webhook_signature_verify(secret=SECRET, timestamp=timestamp, body=body, signature=signature)
+    assert not webhook_signature_verify(secret="other", timestamp=timestamp, body=body, signature=signature)
+    assert not webhook_signature_verify(
+        secret=SECRET, timestamp=timestamp, body=body + b" ", signature=signature
+    )
+    assert not webhook_signature_verify(
+        secret=SECRET, timestamp=timestamp, body=body, signature=signature, now=now + 301
+    )
+    assert not webhook_signature_verify(secret=SECRET, timestamp="soon", body=body, signature=signature)
+
+
+# --- a real worker ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.services
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_a_real_worker_delivers_through_redis_and_retries_after_a_countdown(receiver, monkeypatch):
+    from celery.contrib.testing.worker import start_worker
+
+    class ShortDelay:  # full jitter picks a countdown up to 10 s for the first retry; keep the test short
+        @staticmethod
+        def randrange(stop: int) -> int:
+            return min(stop - 1, 1)
+
+    monkeypatch.setattr("celery.utils.time.random", ShortDelay)
+    capability = CapabilityFactory(criticality=Level.HIGH, lapses_on=days_from_today(100))
+    provision = ProvisionFactory(status=Status.UNDER_NEGOTIATION, created_on=today())
+    CoverageFactory(provision=provision, capability=capability)
+    endpoint_for(receiver)
+    receiver.answers = [(500, "not yet")]
+
+    with start_worker(celery_app, pool="solo", perform_ping_check=False, shutdown_timeout=30):
+        # Autocommit: the move commits, on_commit publishes to Redis, the worker consumes.
+        provision_transition(provision=provision, to=Status.PROPOSED, note="Sent back")
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if WebhookDelivery.objects.filter(state="delivered").count() == 2:
+                break
+            time.sleep(0.1)
+
+    deliveries = {delivery.event: delivery for delivery in WebhookDelivery.objects.all()}
+    assert set(deliveries) == {"provision.status_changed", "gap.opened"}
+    assert {delivery.state for delivery in deliveries.values()} == {"delivered"}
+    assert sorted(delivery.attempts for delivery in deliveries.values()) == [1, 2]
+    assert len(receiver.requests) == 3
+    for request in receiver.requests:
+        assert_signed(request)
