@@ -9,3 +9,6 @@ urlpatterns = [
     path("api/v1/", include("provisions.api.urls")),
     path("", include("provisions.urls")),
 ]
+
+handler404 = "provisions.api.errors.api_aware_not_found"
+handler500 = "provisions.api.errors.api_aware_server_error"

@@ -29,6 +29,7 @@ from django.utils import timezone
 from simple_history.admin import SimpleHistoryAdmin
 
 from provisions.models import (
+    ApiToken,
     Capability,
     Consultation,
     Coverage,
@@ -49,6 +50,9 @@ from provisions.models import (
     StatusChange,
     Territory,
     User,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookEvent,
 )
 from provisions.permissions import (
     can_acknowledge_gaps,
@@ -60,6 +64,7 @@ from provisions.permissions import (
 )
 from provisions.services.scans import gap_acknowledge, scan_request
 from provisions.services.status import provision_record_first_status
+from provisions.services.tokens import api_token_create, api_token_revoke
 
 if TYPE_CHECKING:
     from django.utils.functional import _StrOrPromise
@@ -941,3 +946,122 @@ class TrackerUserAdmin(UserAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return can_administer(request.user) and super().has_delete_permission(request, obj)
+
+
+class AdministratorsOnly(admin.ModelAdmin):
+    """Only administrators see and change these (tokens and webhook endpoints reach other systems)."""
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return can_administer(request.user)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return can_administer(request.user)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return can_administer(request.user)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return can_administer(request.user)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class ApiTokenForm(forms.ModelForm):
+    class Meta:
+        model = ApiToken
+        fields = ["user", "name", "clearance", "expires_at"]
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(AdministratorsOnly):
+    """Tokens are made by the tokens service: the key is shown once, on saving, and stored hashed."""
+
+    form = ApiTokenForm
+    list_display = (
+        "name",
+        "user",
+        "prefix",
+        "clearance",
+        "created_at",
+        "expires_at",
+        "revoked_at",
+        "last_used_at",
+    )
+    list_filter = ("clearance",)
+    search_fields = ("name", "user__username", "prefix")
+    list_select_related = ("user",)
+    autocomplete_fields = ("user",)
+    actions = ["revoke"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: ApiToken | None = None) -> tuple[str, ...]:
+        return (
+            ("user", "name", "clearance", "prefix", "created_at", "last_used_at", "revoked_at") if obj else ()
+        )
+
+    def save_model(self, request: HttpRequest, obj: ApiToken, form: Any, change: bool) -> None:
+        if change:
+            super().save_model(request, obj, form, change)
+            return
+        try:
+            token, key = api_token_create(
+                owner=obj.user,
+                by=_acting_user(request),
+                name=obj.name,
+                expires_at=obj.expires_at,
+                clearance=obj.clearance,
+            )
+        except PermissionDenied as refused:
+            raise ValidationError(str(refused)) from refused
+        obj.pk = token.pk
+        self.message_user(request, f"Token {token.prefix}… created. Its key, shown this once: {key}")
+
+    @admin.action(description="Revoke the selected tokens")
+    def revoke(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:
+        for token in queryset:
+            api_token_revoke(token=token, by=_acting_user(request))
+        self.message_user(request, f"{queryset.count()} token(s) revoked.")
+
+
+class WebhookEndpointForm(forms.ModelForm):
+    url = forms.URLField(max_length=500, assume_scheme="https")
+    events = forms.MultipleChoiceField(choices=WebhookEvent.choices, widget=forms.CheckboxSelectMultiple)
+
+    class Meta:
+        model = WebhookEndpoint
+        fields = ["url", "events", "secret", "clearance", "active"]
+
+
+@admin.register(WebhookEndpoint)
+class WebhookEndpointAdmin(AdministratorsOnly):
+    form = WebhookEndpointForm
+    list_display = ("url", "clearance", "active", "created_at")
+    list_filter = ("active", "clearance")
+    search_fields = ("url",)
+
+    def save_model(self, request: HttpRequest, obj: WebhookEndpoint, form: Any, change: bool) -> None:
+        if not change:
+            obj.created_by = _acting_user(request)
+        super().save_model(request, obj, form, change)
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(ReadOnlyModelAdmin):
+    list_display = (
+        "event",
+        "endpoint",
+        "state",
+        "attempts",
+        "last_status_code",
+        "created_at",
+        "delivered_at",
+    )
+    list_filter = ("state", "event")
+    list_select_related = ("endpoint",)
+    search_fields = ("endpoint__url", "event")
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return can_administer(request.user)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return can_administer(request.user)

@@ -74,6 +74,14 @@ def _test_friendly_settings(settings: Any, tmp_path_factory: pytest.TempPathFact
     }
 
 
+@pytest.fixture(autouse=True)
+def _fresh_cache() -> None:
+    """The API throttles by counting requests in the cache: each test starts with none counted."""
+    from django.core.cache import cache
+
+    cache.clear()
+
+
 @pytest.fixture
 def shipped_partnership_file() -> str:
     return str(settings.BASE_DIR / "provisions" / "data" / "uk-eu-security-partnership.yaml")

@@ -6,7 +6,6 @@ import datetime
 from typing import Any
 
 import pytest
-from django.core.cache import cache
 from django.test import Client
 from django.utils import timezone
 
@@ -16,11 +15,6 @@ from provisions.services.tokens import api_token_create, api_token_revoke
 from tests.factories import CapabilityFactory, DomainFactory, PartyFactory, ProvisionFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _fresh_throttle() -> None:
-    cache.clear()
 
 
 def bearer(user: Any, **options: Any) -> dict[str, str]:

@@ -6,6 +6,8 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.defaults import page_not_found, server_error
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
@@ -64,3 +66,21 @@ def api_exception_handler(error: Exception, context: dict[str, Any]) -> Response
         body["message"] = str(message)
     response.data = {"error": body}
     return response
+
+
+def api_aware_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """Django's 404 for URLs no route matches: the API's error shape under /api/, the page elsewhere."""
+    if request.path.startswith("/api/"):
+        return JsonResponse(
+            {"error": {"status": 404, "code": "not_found", "message": "Not found."}}, status=404
+        )
+    return page_not_found(request, exception)
+
+
+def api_aware_server_error(request: HttpRequest) -> HttpResponse:
+    if request.path.startswith("/api/"):
+        body = {
+            "error": {"status": 500, "code": "server_error", "message": "Something went wrong on our side."}
+        }
+        return JsonResponse(body, status=500)
+    return server_error(request)

@@ -9,13 +9,13 @@ import re
 from typing import Any
 
 from django.db.models import Q, QuerySet
-from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotAuthenticated, ValidationError
+from rest_framework.generics import get_object_or_404
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -286,6 +286,7 @@ class GapViewSet(mixins.ListModelMixin, viewsets.GenericViewSet[Gap]):
 
     serializer_class = serializers.GapSerializer
     filterset_class = GapFilter
+    lookup_value_regex = r"\d+"
     ordering_fields = ["opened_at", "severity"]
 
     def get_queryset(self) -> QuerySet[Gap]:
@@ -331,7 +332,7 @@ class GapViewSet(mixins.ListModelMixin, viewsets.GenericViewSet[Gap]):
     @action(detail=True, methods=["post"])
     def acknowledge(self, request: Request, pk: str | None = None) -> Response:
         """Acknowledge an open gap with a note; it stays open until the rules clear it."""
-        gap = get_object_or_404(self.get_queryset(), pk=pk)
+        gap = get_object_or_404(self.get_queryset(), pk=pk)  # DRF's: a malformed id is a 404, not a 500
         given = serializers.AcknowledgeSerializer(data=request.data)
         given.is_valid(raise_exception=True)
         try:
@@ -354,10 +355,15 @@ class CoverageView(APIView):
         return Response(serializers.CoverageRowSerializer(rows, many=True).data)
 
 
+@extend_schema_view(
+    list=extend_schema(responses={200: serializers.GapScanSerializer(many=True), **READ_ERRORS}),
+    retrieve=extend_schema(responses={200: serializers.GapScanSerializer, **READ_ERRORS}),
+)
 class GapScanViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet[GapScan]):
     """Scans the engine ran. POST asks for a full scan, run by a worker."""
 
     serializer_class = serializers.GapScanSerializer
+    lookup_value_regex = r"\d+"
     queryset = GapScan.objects.order_by("-started_at", "-id")
 
     @extend_schema(request=None, responses={202: serializers.ScanQueuedSerializer, **ERRORS})

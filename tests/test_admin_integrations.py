@@ -1,0 +1,83 @@
+"""The admin pages for other systems: API tokens and webhook endpoints (administrators only)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.test import Client
+
+from provisions.models import ApiToken, WebhookEndpoint
+from tests.factories import UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def administrator_client(client: Client) -> Client:
+    client.force_login(UserFactory(username="root", role="administrator", clearance="secret", is_staff=True))
+    return client
+
+
+def test_an_administrator_creates_a_token_whose_key_is_shown_once_and_works(administrator_client) -> None:
+    system = UserFactory(username="briefing-tool", role="viewer")
+    response = administrator_client.post(
+        "/admin/provisions/apitoken/add/",
+        {"user": system.pk, "name": "Briefing tool", "clearance": "", "expires_at_0": "", "expires_at_1": ""},
+        follow=True,
+    )
+    page = response.content.decode()
+    key = re.search(r"shown this once: (spt_[\w-]+)", page)
+    assert key is not None, page[:2000]
+    token = ApiToken.objects.get()
+    assert token.user == system and token.key_hash != key.group(1)
+    api = Client().get("/api/v1/domains/", HTTP_AUTHORIZATION=f"Bearer {key.group(1)}")
+    assert api.status_code == 200
+    assert (
+        key.group(1)
+        not in administrator_client.get(f"/admin/provisions/apitoken/{token.pk}/change/").content.decode()
+    )
+
+
+def test_an_administrator_revokes_tokens(administrator_client) -> None:
+    from provisions.services.tokens import api_token_create
+
+    system = UserFactory(role="viewer")
+    token, key = api_token_create(owner=system, by=system, name="old")
+    administrator_client.post(
+        "/admin/provisions/apitoken/", {"action": "revoke", "_selected_action": [token.pk]}
+    )
+    assert Client().get("/api/v1/domains/", HTTP_AUTHORIZATION=f"Bearer {key}").status_code == 401
+
+
+def test_a_webhook_endpoint_takes_only_known_events(administrator_client) -> None:
+    bad = administrator_client.post(
+        "/admin/provisions/webhookendpoint/add/",
+        {
+            "url": "https://receiver.example/hook",
+            "events": ["gap.exploded"],
+            "secret": "s",
+            "clearance": "official",
+        },
+    )
+    assert bad.status_code == 200 and not WebhookEndpoint.objects.exists()
+    administrator_client.post(
+        "/admin/provisions/webhookendpoint/add/",
+        {
+            "url": "https://receiver.example/hook",
+            "events": ["gap.opened", "provision.status_changed"],
+            "secret": "s",
+            "clearance": "official",
+            "active": "on",
+        },
+    )
+    endpoint = WebhookEndpoint.objects.get()
+    assert endpoint.events == ["gap.opened", "provision.status_changed"]
+    assert endpoint.created_by.username == "root"
+
+
+@pytest.mark.parametrize("role", ["viewer", "analyst", "negotiator"])
+@pytest.mark.parametrize("page", ["apitoken", "webhookendpoint", "webhookdelivery"])
+def test_only_administrators_reach_tokens_and_webhooks(client: Client, role: str, page: str) -> None:
+    client.force_login(UserFactory(role=role, clearance="secret", is_staff=True))
+    assert client.get(f"/admin/provisions/{page}/").status_code == 403

@@ -1,0 +1,234 @@
+"""Property-based fuzzing of the REST API with schemathesis, against the schema the API serves.
+
+The schema is loaded once, at collection, from /api/v1/schema/ through the WSGI application (in
+process: no server, no network). Every operation becomes one test, which sends schemathesis's
+coverage cases (boundary and invalid values, missing fields, unexpected methods) and
+`EXAMPLES_PER_OPERATION` fuzzed cases, valid and invalid, as an administrator cleared to secret
+with a bearer token, so the writes run as well as the reads. Every response must not be a 5xx and
+must conform to the schema: a documented status code, a documented content type, and a body that
+matches the documented schema. The test after them checks that at least `MINIMUM_REQUESTS` were
+sent in all, and that every operation answered a 2xx at least once (the data and the token work).
+
+The real partnership is loaded (and scanned for gaps) once for the module, in a transaction rolled
+back when the module ends; each operation's test runs in a savepoint of it, so each starts from the
+same data. Generation is deterministic: a fixed seed, derandomized, no example database.
+
+The bugs the fuzzing found (a 500 on a malformed gap id, Django's HTML 404 under /api/, undocumented
+error codes on the gap-scan reads) are fixed; each has its own test at the end.
+"""
+
+from __future__ import annotations
+
+import collections
+import io
+import warnings
+from collections.abc import Iterator
+from typing import Any
+
+import hypothesis
+import pytest
+import schemathesis
+from django.conf import settings as django_settings
+from django.contrib.auth.models import Group
+from django.core.management import call_command
+from django.core.signals import request_finished, request_started
+from django.core.wsgi import get_wsgi_application
+from django.db import close_old_connections, transaction
+from django.test import Client
+from django.test.utils import override_settings
+from hypothesis import strategies as st
+from schemathesis.checks import (
+    content_type_conformance,
+    not_a_server_error,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from provisions.api.conventions import PerCallerThrottle
+from provisions.models import (
+    Capability,
+    Domain,
+    Gap,
+    GapScan,
+    Marking,
+    Precedent,
+    Provision,
+    ScanTrigger,
+    Status,
+    Territory,
+)
+from provisions.services.scans import gaps_scan
+from provisions.services.tokens import api_token_create
+from tests.factories import UserFactory
+
+SCHEMA_URL = "/api/v1/schema/"
+HOST = "localhost"  # the Host header of schemathesis's WSGI client
+EXAMPLES_PER_OPERATION = 40
+MINIMUM_REQUESTS = 1_000
+CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
+# The provision every write addresses, in every phase (a random reference only reaches the 404 of
+# get_object, which the reads cover): under negotiation, so its status can still move, and marked
+# official-sensitive, so the administrator's clearance is exercised.
+WRITTEN_PROVISION = "SP-LE-04"
+WRITES = [
+    "provisions_partial_update",
+    "provisions_transition_create",
+    "provisions_positions_create",
+    "provisions_coverage_create",
+]
+
+pytestmark = pytest.mark.django_db
+
+
+def _load_schema() -> Any:
+    config = schemathesis.Config.from_dict(
+        {
+            "seed": 20_201_231,
+            "generation": {"max-examples": EXAMPLES_PER_OPERATION, "deterministic": True, "database": "none"},
+            "operations": [
+                {"include-operation-id": WRITES, "parameters": {"path.reference": WRITTEN_PROVISION}},
+            ],
+        }
+    )
+    with warnings.catch_warnings():
+        # WhiteNoise warns that STATIC_ROOT does not exist (tests run without collectstatic); the API serves
+        # no static files. The conftest points STATIC_ROOT somewhere real, but only once tests run.
+        warnings.filterwarnings("ignore", message="No directory at", category=UserWarning)
+        application = get_wsgi_application()
+    with override_settings(ALLOWED_HOSTS=[HOST]):
+        return schemathesis.openapi.from_wsgi(SCHEMA_URL, application, config=config)
+
+
+schema = _load_schema()
+OPERATIONS = {result.ok().label for result in schema.get_all_operations()}
+# What the run did, for the last test: requests per operation and responses per (operation, status).
+SENT: collections.Counter[str] = collections.Counter()
+ANSWERED: collections.Counter[tuple[str, int]] = collections.Counter()
+# The codes, references and ids that exist, per collection in the path (filled by the `partnership` fixture).
+EXISTING: dict[str, list[Any]] = {}
+
+
+@schema.hook
+def flatmap_path_parameters(context: Any, path_parameters: dict[str, Any] | None) -> Any:
+    """Half the time, the path names a resource that exists, so detail views and writes get past the 404."""
+    resource = context.operation.path.removeprefix("/api/v1/").split("/")[0]
+    existing = EXISTING.get(resource)
+    if not existing or not path_parameters or len(path_parameters) != 1:
+        return st.just(path_parameters)
+    (name,) = path_parameters
+    return st.one_of(st.just(path_parameters), st.sampled_from(existing).map(lambda value: {name: value}))
+
+
+# --- Fixtures ----------------------------------------------------------------------------------------------
+
+
+def _administrator_key() -> str:
+    """A bearer key for an administrator cleared to secret. The role groups come from a migration, but a
+    transactional test run earlier may have flushed them."""
+    Group.objects.get_or_create(name="administrator")
+    admin = UserFactory(username="api-fuzzer", role="administrator", clearance=Marking.SECRET)
+    _, key = api_token_create(owner=admin, by=admin, name="fuzz")
+    return key
+
+
+@pytest.fixture(scope="module")
+def partnership(django_db_setup: None, django_db_blocker: Any) -> Iterator[str]:
+    """The real partnership, scanned once for gaps, and an administrator's bearer key; all in a transaction
+    rolled back when the module ends. Yields the key."""
+    path = django_settings.BASE_DIR / "provisions" / "data" / "uk-eu-security-partnership.yaml"
+    atomic = transaction.atomic()
+    with django_db_blocker.unblock():
+        atomic.__enter__()
+    try:
+        with django_db_blocker.unblock():
+            call_command("import_partnership", str(path), stdout=io.StringIO())
+            gaps_scan(trigger=ScanTrigger.COMMAND)
+            key = _administrator_key()
+            written = Provision.objects.get(reference=WRITTEN_PROVISION)
+            assert written.status == Status.UNDER_NEGOTIATION, "the writes need a movable status"
+            EXISTING.update(
+                {
+                    "domains": sorted(Domain.objects.values_list("code", flat=True)),
+                    "capabilities": sorted(Capability.objects.values_list("code", flat=True)),
+                    "territories": sorted(Territory.objects.values_list("code", flat=True)),
+                    "precedents": sorted(Precedent.objects.values_list("code", flat=True)),
+                    "provisions": sorted(Provision.objects.values_list("reference", flat=True)),
+                    "gaps": sorted(Gap.objects.values_list("id", flat=True)),
+                    "gap-scans": sorted(GapScan.objects.values_list("id", flat=True)),
+                }
+            )
+        yield key
+    finally:
+        EXISTING.clear()
+        with django_db_blocker.unblock():
+            transaction.set_rollback(True)
+            atomic.__exit__(None, None, None)
+
+
+@pytest.fixture
+def bearer(partnership: str, settings: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
+    settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, HOST]
+    # One token sends every request, far past the per-token rate; the throttle is not under test here.
+    monkeypatch.setattr(PerCallerThrottle, "THROTTLE_RATES", {"caller": "1000000/minute"})
+    # Django closes "obsolete" connections when a request starts and ends; inside the test's transaction
+    # that closes PostgreSQL's connection under the test (Django's test client disconnects them too).
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    try:
+        yield {"Authorization": f"Bearer {partnership}"}
+    finally:
+        request_started.connect(close_old_connections)
+        request_finished.connect(close_old_connections)
+
+
+# --- The fuzzing -------------------------------------------------------------------------------------------
+
+
+@schema.parametrize()
+# The fixtures hold the data and the token for every example of an operation: sharing them is the intent.
+@hypothesis.settings(suppress_health_check=[hypothesis.HealthCheck.function_scoped_fixture])
+def test_api_conforms_to_its_schema(case: schemathesis.Case, bearer: dict[str, str]) -> None:
+    SENT[case.operation.label] += 1
+    response = case.call_and_validate(headers=bearer, checks=CHECKS)
+    ANSWERED[(case.operation.label, response.status_code)] += 1
+
+
+def test_the_fuzzing_sent_at_least_1000_requests() -> None:
+    """Runs after the fuzzing (pytest keeps the file's order within a database group)."""
+    if set(SENT) != OPERATIONS:
+        pytest.skip(f"needs the whole fuzzing run; {len(OPERATIONS - set(SENT))} operation(s) did not run")
+    total = sum(SENT.values())
+    assert total >= MINIMUM_REQUESTS, f"only {total} requests: {dict(SENT)}"
+    succeeded = {label for (label, status), _ in ANSWERED.items() if 200 <= status < 300}
+    assert succeeded == OPERATIONS, f"never answered 2xx: {sorted(OPERATIONS - succeeded)}"
+
+
+# --- Bugs the fuzzing found, each pinned by a test that would have caught it ------------------------------
+
+
+@pytest.fixture
+def api_client() -> tuple[Client, dict[str, str]]:
+    client = Client(raise_request_exception=False)
+    return client, {"HTTP_AUTHORIZATION": f"Bearer {_administrator_key()}"}
+
+
+def test_a_path_value_outside_the_url_pattern_answers_the_json_error(api_client: Any) -> None:
+    client, auth = api_client
+    for path in ("/api/v1/domains/%C2%84/", "/api/v1/provisions/%C2%84/history/", "/api/v1/gap-scans/1.5/"):
+        response = client.get(path, **auth)
+        assert response.status_code == 404
+        assert response["Content-Type"] == "application/json", path
+
+
+def test_a_non_integer_gap_id_is_not_found(api_client: Any) -> None:
+    client, auth = api_client
+    response = client.post(
+        "/api/v1/gaps/null,null/acknowledge/", {"note": "seen"}, content_type="application/json", **auth
+    )
+    assert response.status_code == 404
+
+
+def test_the_gap_scan_reads_document_their_errors() -> None:
+    for path in ("/api/v1/gap-scans/", "/api/v1/gap-scans/{id}/"):
+        documented = set(schema.raw_schema["paths"][path]["get"]["responses"])
+        assert {"401", "403", "404", "429"} <= documented, path
