@@ -306,7 +306,11 @@ class Capability(models.Model):
     lapses_on = models.DateField(null=True, blank=True)
     fallback = models.TextField(blank=True, help_text="The instrument that would apply if nothing is agreed.")
     description = models.TextField(blank=True)
-    history = HistoricalRecords()
+    # As the last gap scan found it (blank: never scanned): today's dashboards read it, not the rules.
+    coverage_state = models.CharField(
+        max_length=16, choices=CoverageState.choices, blank=True, editable=False
+    )
+    history = HistoricalRecords(excluded_fields=["coverage_state"])
 
     class Meta:
         verbose_name_plural = "capabilities"

@@ -7,9 +7,9 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Count, Q, QuerySet
 
-from provisions.models import Capability, CoverageState, Domain, Gap, Level, Provision, StatusChange
+from provisions.models import Capability, CoverageState, Domain, Gap, Level, Provision, Status, StatusChange
 from provisions.permissions import visible_markings
 from provisions.reports.gaps import persisted_gap_row, withhold_hidden
 from provisions.rules import Evaluation
@@ -96,3 +96,66 @@ def recent_movements(user: Any, *, as_of: datetime.date, limit: int = 10) -> Que
 
 def domain_provisions(domain: Domain, user: Any) -> QuerySet[Provision]:
     return Provision.objects.visible_to(user).filter(domain=domain).with_related().order_by("reference")
+
+
+def coverage_by_domain_as_scanned(user: Any) -> list[dict[str, Any]]:
+    """coverage_by_domain's rows for today, from the states the last scans recorded (two queries,
+    whatever the size of the partnership) instead of evaluating the rules again."""
+    states: dict[str, Counter[str]] = {}
+    for code, state, count in (
+        Capability.objects.order_by().values_list("domain__code", "coverage_state").annotate(n=Count("id"))
+    ):
+        states.setdefault(code, Counter())[state or "unscanned"] += count
+    statuses: dict[str, Counter[str]] = {}
+    for code, status, count in (
+        Provision.objects.visible_to(user)
+        .order_by()
+        .values_list("domain__code", "status")
+        .annotate(n=Count("id"))
+    ):
+        statuses.setdefault(code, Counter())[status] += count
+    rows = []
+    for code, name in Domain.objects.order_by("id").values_list("code", "name"):
+        counted = states.get(code, Counter())
+        total = sum(counted.values())
+        rows.append(
+            {
+                "domain": code,
+                "name": name,
+                "capabilities": total,
+                "capabilities_by_state": {state: counted[state] for state in CoverageState.values},
+                "unscanned": counted["unscanned"],
+                "provisions_by_status": {s: statuses.get(code, Counter())[s] for s in Status.values},
+                "coverage_ratio": round(counted[CoverageState.SECURED] / total, 4) if total else None,
+            }
+        )
+    return rows
+
+
+def open_gap_severities(user: Any) -> list[tuple[Level, int]]:
+    """Open gaps the reader may see, counted by severity (one query)."""
+    visible = Q(provision__isnull=True) | Q(provision__marking__in=visible_markings(user))
+    counts = dict(
+        Gap.objects.open().filter(visible).order_by().values_list("severity").annotate(n=Count("id"))
+    )
+    return [(level, counts.get(level.value, 0)) for level in SEVERITIES]
+
+
+def next_lapses_as_scanned(*, today: datetime.date, limit: int = 8) -> list[Lapse]:
+    upcoming = list(
+        Capability.objects.filter(lapses_on__gte=today)
+        .select_related("domain")
+        .order_by("lapses_on", "code")[:limit]
+    )
+    kinds = dict(
+        Gap.objects.open().filter(capability__in=upcoming).order_by().values_list("capability_id", "kind")
+    )
+    return [
+        Lapse(
+            capability=capability,
+            days=(capability.lapses_on - today).days if capability.lapses_on else 0,
+            state=capability.coverage_state or CoverageState.UNCOVERED.value,
+            gap_kind=kinds.get(capability.pk),
+        )
+        for capability in upcoming
+    ]

@@ -50,10 +50,13 @@ from provisions.reports.gaps import (
 )
 from provisions.rules import coverage_by_domain, evaluate_gaps, provisions_at
 from provisions.selectors import (
+    coverage_by_domain_as_scanned,
     domain_provisions,
     gaps_by_severity,
     next_lapses,
+    next_lapses_as_scanned,
     open_gap_rows,
+    open_gap_severities,
     recent_movements,
 )
 from provisions.services.provisions import coverage_set, position_set
@@ -100,10 +103,17 @@ def _as_of(request: HttpRequest) -> tuple[datetime.date, datetime.date, bool]:
 def overview(request: HttpRequest) -> HttpResponse:
     user = _reader(request)
     as_of, today, travelling = _as_of(request)
-    evaluation = evaluate_gaps(as_of=as_of)
-    coverage = coverage_by_domain(evaluation=evaluation, visible_markings=visible_markings(user))
-    gap_rows = open_gap_rows(user, evaluation=evaluation, today=today)
-    lapses = next_lapses(evaluation, as_of=as_of)
+    if travelling:
+        evaluation = evaluate_gaps(as_of=as_of)
+        coverage = coverage_by_domain(evaluation=evaluation, visible_markings=visible_markings(user))
+        gap_rows = open_gap_rows(user, evaluation=evaluation, today=today)
+        severities, gap_total = gaps_by_severity(gap_rows), len(gap_rows)
+        lapses = next_lapses(evaluation, as_of=as_of)
+    else:  # today: what the scans recorded, in a fixed number of queries whatever the data
+        coverage = coverage_by_domain_as_scanned(user)
+        severities = open_gap_severities(user)
+        gap_total = sum(count for _, count in severities)
+        lapses = next_lapses_as_scanned(today=today)
     totals = Counter(
         {state: sum(row["capabilities_by_state"][state] for row in coverage) for state in STATES}
     )
@@ -114,8 +124,9 @@ def overview(request: HttpRequest) -> HttpResponse:
         "bars": coverage_bars(coverage),
         "states": [(state, STATE_LABELS[state], totals[state]) for state in STATES],
         "capability_total": sum(totals.values()),
-        "severities": gaps_by_severity(gap_rows),
-        "gap_total": len(gap_rows),
+        "severities": severities,
+        "gap_total": gap_total,
+        "unscanned": sum(row.get("unscanned", 0) for row in coverage),
         "lapses": lapses,
         "timeline": lapse_timeline(lapses, as_of=as_of),
         "movements": recent_movements(user, as_of=as_of),

@@ -273,3 +273,17 @@ def test_concurrent_scans_leave_one_consistent_gap_set():
     assert Gap.objects.open().count() == 30
     scans = list(GapScan.objects.order_by("pk").values_list("opened", "unchanged"))
     assert sorted(scans) == [(0, 30), (0, 30), (0, 30), (30, 0)]
+
+
+def test_a_scan_records_each_capabilitys_coverage_state_for_the_dashboards(capability_at_risk):
+    capability, provision = capability_at_risk
+    assert capability.coverage_state == ""  # never scanned
+
+    gaps_scan(trigger=ScanTrigger.COMMAND)
+    capability.refresh_from_db()
+    assert capability.coverage_state == "in_negotiation"
+
+    provision_transition(provision=provision, to=Status.AGREED)
+    gaps_scan(trigger=ScanTrigger.CHANGE, provision_ids=[provision.pk], capability_ids=[])
+    capability.refresh_from_db()
+    assert capability.coverage_state == "secured"

@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from django.db import connection, transaction
 from django.utils import timezone
 
-from provisions.models import Coverage, Gap, GapScan, ScanRequest, ScanTrigger, User
+from provisions.models import Capability, Coverage, Gap, GapScan, ScanRequest, ScanTrigger, User
 from provisions.permissions import can_acknowledge_gaps, can_view_marking, ensure
-from provisions.rules import Finding, evaluate_gaps
+from provisions.rules import CoverageAt, Finding, evaluate_gaps
 from provisions.services.webhooks import webhooks_enqueue_gap_changes
 
 logger = logging.getLogger(__name__)
@@ -128,10 +128,22 @@ def gaps_scan(
                 provision_id__in=provision_ids or ()
             )
         outcome = gaps_reconcile(scan=scan, findings=evaluation.findings, open_gaps=list(open_gaps))
+        _record_coverage_states(evaluation.coverage)
         scan.evaluated_subjects = evaluation.evaluated_subjects
         scan.duration_ms = round((time.perf_counter() - started) * 1000)
         scan.save(update_fields=["evaluated_subjects", "duration_ms"])
     return outcome
+
+
+def _record_coverage_states(coverage: dict[int, CoverageAt]) -> None:
+    """Keep each evaluated capability's coverage state on it, for today's dashboards."""
+    stored = dict(Capability.objects.filter(pk__in=coverage).order_by().values_list("pk", "coverage_state"))
+    changed = [
+        Capability(pk=pk, coverage_state=at.state.value)
+        for pk, at in coverage.items()
+        if stored.get(pk) != at.state.value
+    ]
+    Capability.objects.bulk_update(changed, ["coverage_state"], batch_size=2000)
 
 
 def _identity(gap: Gap) -> tuple[str, str, int]:
