@@ -308,7 +308,7 @@ class Capability(models.Model):
     description = models.TextField(blank=True)
     # As the last gap scan found it (blank: never scanned): today's dashboards read it, not the rules.
     coverage_state = models.CharField(
-        max_length=16, choices=CoverageState.choices, blank=True, editable=False
+        max_length=16, choices=CoverageState.choices, blank=True, default="", editable=False
     )
     history = HistoricalRecords(excluded_fields=["coverage_state"])
 

@@ -29,18 +29,22 @@ class Lapse:
         return CoverageState(self.state).label
 
 
-def open_gap_rows(user: Any, *, evaluation: Evaluation | None, today: datetime.date) -> list[dict[str, Any]]:
-    """Gaps as the reader may see them: the persisted open gaps today, the evaluation's otherwise."""
-    if evaluation is None or evaluation.as_of == today:
-        gaps = (
-            Gap.objects.open()
-            .select_related("capability__domain", "provision__domain", "acknowledged_by")
-            .order_by("-opened_at")
-        )
-        rows = [persisted_gap_row(gap, today=today) for gap in gaps]
-    else:
-        rows = [_finding_row(finding) for finding in evaluation.findings]
-    return withhold_hidden(rows, user)
+def visible_gaps(user: Any) -> QuerySet[Gap]:
+    """Gaps the reader may see: every capability gap, and the gaps of provisions up to their clearance."""
+    visible = Q(provision__isnull=True) | Q(provision__marking__in=visible_markings(user))
+    return Gap.objects.filter(visible).select_related(
+        "capability__domain", "provision__domain", "acknowledged_by"
+    )
+
+
+def persisted_gap_rows(user: Any, gaps: Any, *, today: datetime.date) -> list[dict[str, Any]]:
+    """Report rows of the given gaps (a page of them), with provisions above clearance withheld."""
+    return withhold_hidden([persisted_gap_row(gap, today=today) for gap in gaps], user)
+
+
+def evaluated_gap_rows(user: Any, evaluation: Evaluation) -> list[dict[str, Any]]:
+    """Report rows of an evaluation's findings (time travel), with provisions above clearance withheld."""
+    return withhold_hidden([_finding_row(finding) for finding in evaluation.findings], user)
 
 
 def _finding_row(finding: Any) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
 from django.db.models import Q
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
@@ -52,16 +53,21 @@ from provisions.rules import coverage_by_domain, evaluate_gaps, provisions_at
 from provisions.selectors import (
     coverage_by_domain_as_scanned,
     domain_provisions,
+    evaluated_gap_rows,
     gaps_by_severity,
     next_lapses,
     next_lapses_as_scanned,
-    open_gap_rows,
     open_gap_severities,
+    persisted_gap_rows,
     recent_movements,
+    visible_gaps,
 )
 from provisions.services.provisions import coverage_set, position_set
 from provisions.services.scans import gap_acknowledge
 from provisions.services.status import StaleVersion, TransitionRefused, provision_transition
+
+GAPS_PER_PAGE = 50
+ROWS_PER_PAGE = 50
 
 STATUS_MEANINGS = {
     Status.IDENTIFIED: "Need identified, no text yet.",
@@ -106,7 +112,7 @@ def overview(request: HttpRequest) -> HttpResponse:
     if travelling:
         evaluation = evaluate_gaps(as_of=as_of)
         coverage = coverage_by_domain(evaluation=evaluation, visible_markings=visible_markings(user))
-        gap_rows = open_gap_rows(user, evaluation=evaluation, today=today)
+        gap_rows = evaluated_gap_rows(user, evaluation)
         severities, gap_total = gaps_by_severity(gap_rows), len(gap_rows)
         lapses = next_lapses(evaluation, as_of=as_of)
     else:  # today: what the scans recorded, in a fixed number of queries whatever the data
@@ -139,8 +145,13 @@ def domain_detail(request: HttpRequest, code: str) -> HttpResponse:
     user = _reader(request)
     as_of, today, travelling = _as_of(request)
     domain = get_object_or_404(Domain.objects.select_related("pillar", "partnership"), code=code)
-    capabilities = list(domain.capabilities.order_by("lapses_on", "code"))
-    provisions = list(domain_provisions(domain, user))
+    capability_page = Paginator(domain.capabilities.order_by("lapses_on", "code"), ROWS_PER_PAGE).get_page(
+        request.GET.get("cpage")
+    )
+    provision_page = Paginator(domain_provisions(domain, user), ROWS_PER_PAGE).get_page(
+        request.GET.get("ppage")
+    )
+    capabilities, provisions = list(capability_page.object_list), list(provision_page.object_list)
     evaluation = evaluate_gaps(
         as_of=as_of,
         capability_ids=[capability.pk for capability in capabilities],
@@ -150,9 +161,20 @@ def domain_detail(request: HttpRequest, code: str) -> HttpResponse:
         Provision.objects.exclude(marking__in=visible_markings(user)).values_list("reference", flat=True)
     )
     parties = list(domain.partnership.parties.all())
-    gap_rows = [
-        row for row in open_gap_rows(user, evaluation=evaluation, today=today) if row["domain"] == domain.code
-    ]
+    if travelling:
+        in_domain = evaluate_gaps(
+            as_of=as_of,
+            capability_ids=list(domain.capabilities.values_list("pk", flat=True)),
+            provision_ids=list(Provision.objects.filter(domain=domain).values_list("pk", flat=True)),
+        )
+        gap_rows = evaluated_gap_rows(user, in_domain)[:ROWS_PER_PAGE]
+    else:
+        in_domain_gaps = visible_gaps(user).filter(
+            Q(capability__domain=domain) | Q(provision__domain=domain), resolved_at__isnull=True
+        )
+        gap_rows = persisted_gap_rows(
+            user, in_domain_gaps.order_by("-opened_at")[:ROWS_PER_PAGE], today=today
+        )
     then = provisions_at(as_of, provision_ids=[provision.pk for provision in provisions])
     context = {
         "domain": domain,
@@ -179,6 +201,10 @@ def domain_detail(request: HttpRequest, code: str) -> HttpResponse:
             for provision in provisions
         ],
         "gaps": gap_rows,
+        "capability_page": capability_page,
+        "provision_page": provision_page,
+        "cpage_query": _without_page(request, "cpage"),
+        "ppage_query": _without_page(request, "ppage"),
     }
     return render(request, "provisions/domain.html", context)
 
@@ -329,19 +355,29 @@ def provision_coverage_view(request: HttpRequest, reference: str) -> HttpRespons
 def gaps(request: HttpRequest) -> HttpResponse:
     user = _reader(request)
     as_of, today, travelling = _as_of(request)
-    filters = GapFilter(request.GET, queryset=Gap.objects.none())
-    filters.is_valid()
     chosen = {name: request.GET.get(name, "") for name in ("kind", "severity", "domain", "state")}
-    rows = open_gap_rows(user, evaluation=evaluate_gaps(as_of=as_of) if travelling else None, today=today)
-    if chosen["state"] and not travelling:
-        rows = [row for row in rows if row["state"] == chosen["state"]]
-    for name in ("kind", "severity", "domain"):
-        if chosen[name]:
-            rows = [row for row in rows if row[name] == chosen[name]]
+    if travelling:  # the rules at that date: a list, filtered here
+        filters = GapFilter(request.GET, queryset=Gap.objects.none())
+        rows: list[dict[str, Any]] = evaluated_gap_rows(user, evaluate_gaps(as_of=as_of))
+        for name in ("kind", "severity", "domain"):
+            if chosen[name]:
+                rows = [row for row in rows if row[name] == chosen[name]]
+        page = Paginator(rows, GAPS_PER_PAGE).get_page(request.GET.get("page"))
+        page_rows = list(page.object_list)
+    else:  # what the scans recorded: filtered and paginated in the database
+        data = request.GET.copy()
+        if not chosen["state"]:
+            data["state"] = "open"
+        filters = GapFilter(data, queryset=visible_gaps(user).order_by("-opened_at", "-id"))
+        page = Paginator(filters.qs, GAPS_PER_PAGE).get_page(request.GET.get("page"))
+        page_rows = persisted_gap_rows(user, page.object_list, today=today)
     query = request.GET.copy()
     query.pop("state", None)
+    query.pop("page", None)
     context = {
-        "rows": rows,
+        "rows": page_rows,
+        "page": page,
+        "page_query": _without_page(request),
         "as_of": as_of,
         "travelling": travelling,
         "form": filters.form,
@@ -351,6 +387,12 @@ def gaps(request: HttpRequest) -> HttpResponse:
         "domains": Domain.objects.order_by("name").values_list("code", "name"),
     }
     return render(request, "provisions/gaps.html", context)
+
+
+def _without_page(request: HttpRequest, name: str = "page") -> str:
+    query = request.GET.copy()
+    query.pop(name, None)
+    return query.urlencode()
 
 
 @login_required

@@ -8,7 +8,7 @@ import datetime
 import re
 from typing import Any
 
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
@@ -45,6 +45,7 @@ from provisions.reports.gaps import (
     withhold_hidden,
 )
 from provisions.rules import coverage_by_domain, evaluate_gaps
+from provisions.selectors import visible_gaps
 from provisions.services.provisions import coverage_set, position_set, provision_update
 from provisions.services.scans import gap_acknowledge, scan_request
 from provisions.services.status import provision_transition
@@ -290,12 +291,7 @@ class GapViewSet(mixins.ListModelMixin, viewsets.GenericViewSet[Gap]):
     ordering_fields = ["opened_at", "severity"]
 
     def get_queryset(self) -> QuerySet[Gap]:
-        hidden = ~Q(provision__isnull=False) | Q(provision__marking__in=visible_markings(self.request.user))
-        return (
-            Gap.objects.filter(hidden)
-            .select_related("capability__domain", "provision__domain", "acknowledged_by")
-            .order_by("-opened_at", "-id")
-        )
+        return visible_gaps(self.request.user).order_by("-opened_at", "-id")
 
     @extend_schema(parameters=[AS_OF], responses={200: serializers.GapSerializer(many=True), **READ_ERRORS})
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
