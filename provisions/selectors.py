@@ -11,7 +11,7 @@ from django.db.models import Count, Q, QuerySet
 
 from provisions.models import Capability, CoverageState, Domain, Gap, Level, Provision, Status, StatusChange
 from provisions.permissions import visible_markings
-from provisions.reports.gaps import persisted_gap_row, withhold_hidden
+from provisions.reports.gaps import finding_row, persisted_gap_row, withhold_hidden
 from provisions.rules import Evaluation
 
 SEVERITIES = list(Level)
@@ -44,26 +44,7 @@ def persisted_gap_rows(user: Any, gaps: Any, *, today: datetime.date) -> list[di
 
 def evaluated_gap_rows(user: Any, evaluation: Evaluation) -> list[dict[str, Any]]:
     """Report rows of an evaluation's findings (time travel), with provisions above clearance withheld."""
-    return withhold_hidden([_finding_row(finding) for finding in evaluation.findings], user)
-
-
-def _finding_row(finding: Any) -> dict[str, Any]:
-    return {
-        "id": None,
-        "kind": finding.kind.value,
-        "severity": finding.severity.value,
-        "subject_type": finding.subject_type,
-        "subject_code": finding.subject_code,
-        "subject_name": finding.subject_name,
-        "domain": finding.domain,
-        "coverage_state": finding.coverage_state.value if finding.coverage_state else None,
-        "lapses_on": finding.lapses_on,
-        "days_to_lapse": finding.days_to_lapse,
-        "covering_provisions": ";".join(finding.covering_provisions) or None,
-        "explanation": finding.explanation,
-        "opened_at": None,
-        "state": None,
-    }
+    return withhold_hidden([{**finding_row(finding), "id": None} for finding in evaluation.findings], user)
 
 
 def gaps_by_severity(rows: list[dict[str, Any]]) -> list[tuple[Level, int]]:

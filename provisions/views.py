@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import io
 from collections import Counter
+from collections.abc import Iterator
 from typing import Any
 
 from django.contrib import messages
@@ -274,12 +276,25 @@ def _explain_stale(request: HttpRequest, provision: Provision, stale: StaleVersi
     )
 
 
+@contextlib.contextmanager
+def _reporting(request: HttpRequest, provision: Provision) -> Iterator[None]:
+    """Tell the editor, on the page, why a write was refused (nothing was saved)."""
+    try:
+        yield
+    except StaleVersion as stale:
+        _explain_stale(request, provision, stale)
+    except TransitionRefused as refused:
+        messages.error(request, f"Not moved: {refused.reason}.")
+    except ValidationError as invalid:
+        messages.error(request, "Not saved: " + "; ".join(invalid.messages))
+
+
 @login_required
 @require_POST
 def provision_transition_view(request: HttpRequest, reference: str) -> HttpResponse:
     user = _reader(request)
     provision = _provision_for(request, reference)
-    try:
+    with _reporting(request, provision):
         provision_transition(
             provision=provision,
             to=request.POST.get("to", ""),
@@ -289,10 +304,6 @@ def provision_transition_view(request: HttpRequest, reference: str) -> HttpRespo
             source="web",
         )
         messages.success(request, f"{provision.reference} is now {Status(provision.status).label.lower()}.")
-    except StaleVersion as stale:
-        _explain_stale(request, provision, stale)
-    except TransitionRefused as refused:
-        messages.error(request, f"Not moved: {refused.reason}.")
     return redirect("provisions:provision", reference=provision.reference)
 
 
@@ -304,7 +315,7 @@ def provision_position_view(request: HttpRequest, reference: str) -> HttpRespons
     party = Party.objects.filter(
         partnership_id=provision.domain.partnership_id, code=request.POST.get("party", "")
     ).first()
-    try:
+    with _reporting(request, provision):
         if party is None:
             raise ValidationError({"party": "choose a party"})
         position_set(
@@ -318,10 +329,6 @@ def provision_position_view(request: HttpRequest, reference: str) -> HttpRespons
             reason=request.POST.get("reason", ""),
         )
         messages.success(request, f"Position of {party.code} recorded.")
-    except StaleVersion as stale:
-        _explain_stale(request, provision, stale)
-    except ValidationError as invalid:
-        messages.error(request, "Not saved: " + "; ".join(invalid.messages))
     return redirect("provisions:provision", reference=provision.reference)
 
 
@@ -332,7 +339,7 @@ def provision_coverage_view(request: HttpRequest, reference: str) -> HttpRespons
     provision = _provision_for(request, reference)
     capability = Capability.objects.filter(code=request.POST.get("capability", "")).first()
     extent = request.POST.get("extent") or None
-    try:
+    with _reporting(request, provision):
         if capability is None:
             raise ValidationError({"capability": "choose a capability"})
         coverage_set(
@@ -344,10 +351,6 @@ def provision_coverage_view(request: HttpRequest, reference: str) -> HttpRespons
             reason=request.POST.get("reason", ""),
         )
         messages.success(request, f"Coverage of {capability.code} {'updated' if extent else 'removed'}.")
-    except StaleVersion as stale:
-        _explain_stale(request, provision, stale)
-    except ValidationError as invalid:
-        messages.error(request, "Not saved: " + "; ".join(invalid.messages))
     return redirect("provisions:provision", reference=provision.reference)
 
 

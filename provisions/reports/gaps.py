@@ -96,7 +96,7 @@ def gap_report(
                 ("capability", gap.capability_id) if gap.capability_id else ("provision", gap.provision_id)
             )
             persisted[(gap.kind, subject[0], subject[1])] = gap  # type: ignore[index]
-    rows = [_row(finding, persisted.get(finding.identity)) for finding in findings]
+    rows = [finding_row(finding, persisted.get(finding.identity)) for finding in findings]
     return GapReport(
         as_of=evaluation.as_of,
         read_only=read_only,
@@ -160,7 +160,8 @@ def persisted_gap_row(gap: Gap, *, today: datetime.date) -> dict[str, Any]:
     }
 
 
-def _row(finding: Finding, gap: Gap | None) -> dict[str, Any]:
+def finding_row(finding: Finding, gap: Gap | None = None) -> dict[str, Any]:
+    """A finding in the report's columns; with the open gap it matches, its opened_at and state."""
     return {
         "kind": finding.kind.value,
         "severity": finding.severity.value,
