@@ -207,6 +207,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "LevelEnum": "provisions.models.Level",
         "StatusEnum": "provisions.models.Status",
+        "MarkingEnum": "provisions.models.Marking",
     },
 }
 

@@ -64,7 +64,10 @@ def test_a_token_authenticates_and_a_revoked_or_expired_one_does_not(client: Cli
     api_token_revoke(token=token, by=viewer)
     assert client.get("/api/v1/provisions/", **header).status_code == 401
 
-    expired = bearer(viewer, expires_at=timezone.now() - datetime.timedelta(minutes=1))
+    expired = bearer(viewer, expires_at=timezone.now() + datetime.timedelta(minutes=1))
+    ApiToken.objects.filter(name="test system").update(
+        expires_at=timezone.now() - datetime.timedelta(seconds=1)
+    )
     response = client.get("/api/v1/provisions/", **expired)
     assert response.status_code == 401
     assert response.json()["error"]["message"] == "invalid, expired or revoked token"
@@ -332,17 +335,41 @@ def test_the_schema_and_the_docs_are_served(client: Client, world) -> None:
     assert b"cdn" not in docs.content.lower()
 
 
-def test_a_token_is_throttled(client: Client, world, settings) -> None:
-    from rest_framework.settings import api_settings
-
-    rates = {**api_settings.DEFAULT_THROTTLE_RATES, "caller": "3/minute"}
-    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": rates}
+def test_a_token_is_throttled(client: Client, world, monkeypatch) -> None:
     from provisions.api.conventions import PerCallerThrottle
 
-    PerCallerThrottle.THROTTLE_RATES = rates
-    try:
-        headers = bearer(world["viewer"])
-        codes = [client.get("/api/v1/domains/", **headers).status_code for _ in range(4)]
-    finally:
-        PerCallerThrottle.THROTTLE_RATES = api_settings.DEFAULT_THROTTLE_RATES
+    # DRF reads the rates once, into the class: patch them there (undone after the test).
+    monkeypatch.setattr(PerCallerThrottle, "THROTTLE_RATES", {"caller": "3/minute"})
+    headers = bearer(world["viewer"])
+    codes = [client.get("/api/v1/domains/", **headers).status_code for _ in range(4)]
     assert codes == [200, 200, 200, 429]
+
+
+def test_a_user_creates_lists_and_revokes_their_own_tokens(client: Client, world) -> None:
+    client.force_login(world["analyst"])
+    created = client.post(
+        "/api/v1/tokens/", {"name": "my script", "clearance": "official"}, content_type="application/json"
+    )
+    assert created.status_code == 201
+    key, token_id = created.json()["key"], created.json()["id"]
+    assert created.json()["clearance"] == "official"
+    as_token = Client().get("/api/v1/provisions/", HTTP_AUTHORIZATION=f"Bearer {key}")
+    assert [row["reference"] for row in as_token.json()["results"]] == ["SP-0"]  # the token's clearance
+    listed = client.get("/api/v1/tokens/").json()["results"]
+    assert [(row["id"], "key" in row) for row in listed] == [(token_id, False)]
+
+    past = client.post(
+        "/api/v1/tokens/",
+        {"name": "x", "expires_at": "2020-01-01T00:00:00Z"},
+        content_type="application/json",
+    )
+    assert past.status_code == 400 and "expires_at" in past.json()["error"]["field_errors"]
+    too_high = client.post(
+        "/api/v1/tokens/", {"name": "x", "clearance": "secret"}, content_type="application/json"
+    )
+    assert too_high.status_code == 403  # above the analyst's own clearance
+    someone_else = UserFactory(role="viewer")
+    assert client.delete(f"/api/v1/tokens/{token_id}/").status_code == 204
+    assert Client().get("/api/v1/provisions/", HTTP_AUTHORIZATION=f"Bearer {key}").status_code == 401
+    other_token, _ = api_token_create(owner=someone_else, by=someone_else, name="theirs")
+    assert client.delete(f"/api/v1/tokens/{other_token.pk}/").status_code == 404

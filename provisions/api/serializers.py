@@ -8,6 +8,7 @@ from rest_framework import serializers
 
 from provisions.models import (
     Alignment,
+    ApiToken,
     Capability,
     Coverage,
     CoverageState,
@@ -242,3 +243,43 @@ class ErrorSerializer(serializers.Serializer[Any]):
 
 class ErrorEnvelopeSerializer(serializers.Serializer[Any]):
     error = ErrorSerializer()
+
+
+class ApiTokenSerializer(serializers.ModelSerializer[ApiToken]):
+    user = serializers.CharField(source="user.username", read_only=True)
+    clearance = serializers.CharField(read_only=True, help_text="A marking, or empty: the user's clearance.")
+
+    class Meta:
+        model = ApiToken
+        fields = [
+            "id",
+            "name",
+            "user",
+            "prefix",
+            "clearance",
+            "created_at",
+            "expires_at",
+            "revoked_at",
+            "last_used_at",
+        ]
+        read_only_fields = fields
+
+
+class ApiTokenCreateSerializer(serializers.Serializer[Any]):
+    name = serializers.CharField(max_length=100)
+    expires_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
+    clearance = serializers.ChoiceField(
+        choices=Marking.choices,
+        required=False,
+        default="",
+        allow_blank=True,
+        help_text="Lower than your own to restrict the token; blank: yours.",
+    )
+
+
+class ApiTokenCreatedSerializer(ApiTokenSerializer):
+    key = serializers.CharField(read_only=True, help_text="Shown this once: only a hash is stored.")
+
+    class Meta(ApiTokenSerializer.Meta):
+        fields = [*ApiTokenSerializer.Meta.fields, "key"]
+        read_only_fields = fields

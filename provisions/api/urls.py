@@ -14,6 +14,7 @@ router.register("gaps", views.GapViewSet, basename="gap")
 router.register("gap-scans", views.GapScanViewSet, basename="gap-scan")
 router.register("territories", views.TerritoryViewSet, basename="territory")
 router.register("precedents", views.PrecedentViewSet, basename="precedent")
+router.register("tokens", views.ApiTokenViewSet, basename="token")
 
 urlpatterns = [
     path("coverage/", views.CoverageView.as_view(), name="coverage"),

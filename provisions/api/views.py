@@ -25,6 +25,7 @@ from provisions.api.errors import PreconditionRequired
 from provisions.api.filters import CapabilityFilter, GapFilter, ProvisionFilter
 from provisions.history import provision_audit_trail
 from provisions.models import (
+    ApiToken,
     Capability,
     Domain,
     Gap,
@@ -49,6 +50,7 @@ from provisions.selectors import visible_gaps
 from provisions.services.provisions import coverage_set, position_set, provision_update
 from provisions.services.scans import gap_acknowledge, scan_request
 from provisions.services.status import provision_transition
+from provisions.services.tokens import api_token_create, api_token_revoke
 
 CODE_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"
 ERRORS = {
@@ -367,3 +369,36 @@ class GapScanViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         ensure(can_acknowledge_gaps(request.user), "analysts and above start scans")
         queued = scan_request(full=True, trigger=ScanTrigger.API)
         return Response({"status": "queued", "request": queued.pk if queued else None}, status=202)
+
+
+@extend_schema_view(
+    list=extend_schema(responses={200: serializers.ApiTokenSerializer(many=True), **READ_ERRORS}),
+    destroy=extend_schema(responses={204: None, **ERRORS}),
+)
+class ApiTokenViewSet(mixins.ListModelMixin, mixins.DestroyModelMixin, viewsets.GenericViewSet[ApiToken]):
+    """The caller's own tokens: create one (its key is shown once), list them, revoke one (DELETE)."""
+
+    serializer_class = serializers.ApiTokenSerializer
+    lookup_value_regex = r"\d+"
+
+    def get_queryset(self) -> QuerySet[ApiToken]:
+        if getattr(self, "swagger_fake_view", False):  # drf-spectacular reading the shape: no caller
+            return ApiToken.objects.none()
+        return (
+            ApiToken.objects.filter(user=_caller(self.request)).select_related("user").order_by("-created_at")
+        )
+
+    @extend_schema(
+        request=serializers.ApiTokenCreateSerializer,
+        responses={201: serializers.ApiTokenCreatedSerializer, **ERRORS},
+    )
+    def create(self, request: Request) -> Response:
+        given = serializers.ApiTokenCreateSerializer(data=request.data)
+        given.is_valid(raise_exception=True)
+        caller = _caller(request)
+        token, key = api_token_create(owner=caller, by=caller, **given.validated_data)
+        token.key = key  # type: ignore[attr-defined]  # shown this once, never stored
+        return Response(serializers.ApiTokenCreatedSerializer(token).data, status=status.HTTP_201_CREATED)
+
+    def perform_destroy(self, instance: ApiToken) -> None:
+        api_token_revoke(token=instance, by=_caller(self.request))

@@ -6,6 +6,7 @@ import datetime
 import hashlib
 import secrets
 
+from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from provisions.models import ApiToken, User
@@ -30,6 +31,8 @@ def api_token_create(
     ensure(by == owner or can_administer(by), "only administrators create tokens for others")
     if clearance:
         ensure(clearance in visible_markings(owner), "a token cannot be cleared above its user")
+    if expires_at is not None and expires_at <= timezone.now():
+        raise ValidationError({"expires_at": "a token must expire in the future"})
     key = TOKEN_PREFIX + secrets.token_urlsafe(32)
     token = ApiToken.objects.create(
         user=owner,
