@@ -84,3 +84,36 @@ def lapse_timeline(
     rows = max((mark.row for mark in marks), default=0) + 1
     end = as_of + datetime.timedelta(days=horizon_days)
     return {"marks": marks, "width": width, "height": 30 + rows * 34, "start": as_of, "end": end}
+
+
+@dataclass(frozen=True)
+class Line:
+    state: str
+    label: str
+    points: str  # "x,y x,y ..." for <polyline>
+    markers: list[tuple[float, float, int]]
+
+
+def coverage_over_time(
+    snapshots: list[Any], *, width: float = 600, height: float = 180
+) -> dict[str, Any] | None:
+    """One line per coverage state across the recorded days (None with fewer than two)."""
+    if len(snapshots) < 2:
+        return None
+    first, last = snapshots[0].as_of, snapshots[-1].as_of
+    span = max((last - first).days, 1)
+    top = max(max(getattr(s, state) for state in STATES) for s in snapshots) or 1
+    lines = []
+    for state in STATES:
+        marks = [
+            (
+                width * (s.as_of - first).days / span,
+                height - height * getattr(s, state) / top,
+                getattr(s, state),
+            )
+            for s in snapshots
+        ]
+        lines.append(
+            Line(state, STATE_LABELS[state], " ".join(f"{x:.1f},{y:.1f}" for x, y, _ in marks), marks)
+        )
+    return {"lines": lines, "width": width, "height": height, "first": first, "last": last, "top": top}

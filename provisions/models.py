@@ -780,3 +780,23 @@ class WebhookDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event} to {self.endpoint_id} ({self.state})"
+
+
+class CoverageSnapshot(models.Model):
+    """How many capabilities were in each coverage state on a day: the coverage-over-time chart.
+
+    Written by every full scan (for today) and by `snapshot_coverage` (for past days, from the
+    status history)."""
+
+    as_of = models.DateField(unique=True)
+    secured = models.PositiveIntegerField()
+    partial = models.PositiveIntegerField()
+    in_negotiation = models.PositiveIntegerField()
+    uncovered = models.PositiveIntegerField()
+    recorded_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["as_of"]
+
+    def __str__(self) -> str:
+        return f"Coverage on {self.as_of}"

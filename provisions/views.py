@@ -22,9 +22,10 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from provisions.api.filters import GapFilter, search_provisions
-from provisions.charts import STATE_LABELS, STATES, coverage_bars, lapse_timeline
+from provisions.charts import STATE_LABELS, STATES, coverage_bars, coverage_over_time, lapse_timeline
 from provisions.models import (
     Capability,
+    CoverageSnapshot,
     Domain,
     Extent,
     Firmness,
@@ -122,6 +123,7 @@ def overview(request: HttpRequest) -> HttpResponse:
         severities = open_gap_severities(user)
         gap_total = sum(count for _, count in severities)
         lapses = next_lapses_as_scanned(today=today)
+    snapshots = list(CoverageSnapshot.objects.filter(as_of__lte=as_of))
     totals = Counter(
         {state: sum(row["capabilities_by_state"][state] for row in coverage) for state in STATES}
     )
@@ -138,6 +140,8 @@ def overview(request: HttpRequest) -> HttpResponse:
         "lapses": lapses,
         "timeline": lapse_timeline(lapses, as_of=as_of),
         "movements": recent_movements(user, as_of=as_of),
+        "snapshots": snapshots,
+        "over_time": coverage_over_time(snapshots),
     }
     return render(request, "provisions/overview.html", context)
 

@@ -197,3 +197,18 @@ def test_pages_do_not_grow_queries_with_the_data(
     grow(30)
     with django_assert_max_num_queries(len(few.captured_queries)):
         assert client.get(path).status_code == 200
+
+
+def test_the_overview_draws_coverage_over_time_from_the_status_history(client: Client, partnership) -> None:
+    call_command("snapshot_coverage", "--from", "2020-01-01", "--to", "2021-06-30", stdout=io.StringIO())
+    from provisions.models import CoverageSnapshot
+
+    end_of_2020 = CoverageSnapshot.objects.get(as_of="2020-12-31")
+    # Every one of the 33 capabilities is counted in exactly one state.
+    assert (
+        end_of_2020.secured + end_of_2020.partial + end_of_2020.in_negotiation + end_of_2020.uncovered == 33
+    )
+    assert CoverageSnapshot.objects.get(as_of="2020-01-31").secured == 0
+    page = signed_in(client, role="viewer").get("/?as_of=2021-06-30").content.decode()
+    assert "Coverage over time" in page and 'id="over-time-title"' in page
+    assert "<td>2020-12-31</td>" in page

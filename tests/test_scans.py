@@ -287,3 +287,15 @@ def test_a_scan_records_each_capabilitys_coverage_state_for_the_dashboards(capab
     gaps_scan(trigger=ScanTrigger.CHANGE, provision_ids=[provision.pk], capability_ids=[])
     capability.refresh_from_db()
     assert capability.coverage_state == "secured"
+
+
+def test_a_full_scan_records_the_days_coverage_snapshot(capability_at_risk):
+    from provisions.models import CoverageSnapshot
+
+    gaps_scan(trigger=ScanTrigger.COMMAND)
+    gaps_scan(trigger=ScanTrigger.COMMAND)  # the same day: updated, not duplicated
+
+    snapshot = CoverageSnapshot.objects.get()
+    assert (snapshot.as_of, snapshot.in_negotiation, snapshot.secured) == (today(), 1, 0)
+    gaps_scan(trigger=ScanTrigger.CHANGE, provision_ids=[capability_at_risk[1].pk], capability_ids=[])
+    assert CoverageSnapshot.objects.count() == 1  # a scoped scan does not count everything

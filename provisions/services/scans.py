@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from collections import Counter
 from collections.abc import Collection, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -12,9 +13,19 @@ from dataclasses import dataclass, field
 from django.db import connection, transaction
 from django.utils import timezone
 
-from provisions.models import Capability, Coverage, Gap, GapScan, ScanRequest, ScanTrigger, User
+from provisions.models import (
+    Capability,
+    Coverage,
+    CoverageSnapshot,
+    CoverageState,
+    Gap,
+    GapScan,
+    ScanRequest,
+    ScanTrigger,
+    User,
+)
 from provisions.permissions import can_acknowledge_gaps, can_view_marking, ensure
-from provisions.rules import CoverageAt, Finding, evaluate_gaps
+from provisions.rules import CoverageAt, Evaluation, Finding, evaluate_gaps
 from provisions.services.webhooks import webhooks_enqueue_gap_changes
 
 logger = logging.getLogger(__name__)
@@ -129,6 +140,8 @@ def gaps_scan(
             )
         outcome = gaps_reconcile(scan=scan, findings=evaluation.findings, open_gaps=list(open_gaps))
         _record_coverage_states(evaluation.coverage)
+        if full:
+            coverage_snapshot_record(evaluation=evaluation)
         scan.evaluated_subjects = evaluation.evaluated_subjects
         scan.duration_ms = round((time.perf_counter() - started) * 1000)
         scan.save(update_fields=["evaluated_subjects", "duration_ms"])
@@ -144,6 +157,16 @@ def _record_coverage_states(coverage: dict[int, CoverageAt]) -> None:
         if stored.get(pk) != at.state.value
     ]
     Capability.objects.bulk_update(changed, ["coverage_state"], batch_size=2000)
+
+
+def coverage_snapshot_record(*, evaluation: Evaluation) -> CoverageSnapshot:
+    """Count a full evaluation's capabilities by coverage state, as the snapshot of its day."""
+    counts = Counter(coverage.state.value for coverage in evaluation.coverage.values())
+    snapshot, _ = CoverageSnapshot.objects.update_or_create(
+        as_of=evaluation.as_of,
+        defaults={state: counts[state] for state in CoverageState.values} | {"recorded_at": timezone.now()},
+    )
+    return snapshot
 
 
 def _identity(gap: Gap) -> tuple[str, str, int]:

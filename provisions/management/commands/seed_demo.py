@@ -4,6 +4,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import Group
+from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from provisions.models import Domain, ScanTrigger, User
@@ -43,6 +44,7 @@ class Command(BaseCommand):
         self.stdout.write(f"Partnership loaded from {SHIPPED_FILE.name}:")
         for line in report.lines():
             self.stdout.write(f"  {line}")
+        call_command("snapshot_coverage", stdout=self.stdout)
         scan = gaps_scan(trigger=ScanTrigger.COMMAND).scan
         self.stdout.write(
             f"Gap scan as of {scan.as_of}: {scan.opened + scan.updated + scan.unchanged} open gap(s)"
