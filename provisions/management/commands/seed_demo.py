@@ -60,7 +60,7 @@ class Command(BaseCommand):
             user.save()
             user.groups.set([Group.objects.get(name=role)])
             user.domains.set(Domain.objects.filter(code__in=domains))
-        self.stdout.write("\nDemo logins (http://127.0.0.1:8000/admin/):")
+        self.stdout.write("\nDemo logins (sign in at http://127.0.0.1:8000/; the admin is at /admin/):")
         for username, password, role, clearance, domains in DEMO_USERS:
             where = f" in {', '.join(domains)}" if domains else ""
             self.stdout.write(f"  {username:<11} {password:<22} {role}{where}, cleared to {clearance}")
