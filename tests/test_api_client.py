@@ -1,0 +1,112 @@
+"""A client generated from the OpenAPI schema alone (openapi-python-client) lists, filters, transitions
+and reads gaps, without knowing our code: the schema is complete enough for other systems."""
+
+from __future__ import annotations
+
+import datetime
+import importlib
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from django.core.management import call_command
+from django.core.wsgi import get_wsgi_application
+
+from provisions.models import Domain, Provision, StatusChange
+from provisions.services.scans import gaps_scan
+from provisions.services.tokens import api_token_create
+from tests.factories import UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def generated(tmp_path: Path, client: Any) -> Any:
+    """The package openapi-python-client generates from /api/v1/schema/, imported."""
+    negotiator = UserFactory(role="viewer")
+    client.force_login(negotiator)
+    schema = client.get("/api/v1/schema/", {"format": "json"}, HTTP_ACCEPT="application/vnd.oai.openapi+json")
+    assert schema.status_code == 200
+    (tmp_path / "schema.json").write_text(json.dumps(schema.json()), encoding="utf-8")
+    tool = Path(sys.executable).parent / "openapi-python-client"
+    if not tool.exists() and shutil.which("openapi-python-client") is None:
+        pytest.fail("openapi-python-client is not installed (pip install -e '.[dev]')")
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    result = subprocess.run(
+        [
+            str(tool) if tool.exists() else "openapi-python-client",
+            "generate",
+            "--path",
+            "schema.json",
+            "--output-path",
+            "tracker_client",
+            "--meta",
+            "none",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Warning" not in result.stdout, result.stdout  # every operation and shape was understood
+    sys.path.insert(0, str(tmp_path))
+    try:
+        yield importlib.import_module("tracker_client")
+    finally:
+        sys.path.remove(str(tmp_path))
+        for name in [name for name in sys.modules if name.split(".")[0] == "tracker_client"]:
+            del sys.modules[name]
+
+
+def test_a_generated_client_lists_filters_transitions_and_reads_gaps(
+    generated: Any, shipped_partnership_file
+) -> None:
+    call_command("import_partnership", shipped_partnership_file, stdout=io.StringIO())
+    gaps_scan(trigger="command")
+    negotiator = UserFactory(
+        role="negotiator", clearance="secret", domains=[Domain.objects.get(code="law-enforcement")]
+    )
+    _, key = api_token_create(owner=negotiator, by=negotiator, name="generated client")
+    api = generated.AuthenticatedClient(
+        base_url="http://testserver",
+        token=key,
+        httpx_args={"transport": httpx.WSGITransport(app=get_wsgi_application())},
+    )
+    provisions_list = importlib.import_module("tracker_client.api.provisions.provisions_list")
+    transition = importlib.import_module("tracker_client.api.provisions.provisions_transition_create")
+    gaps_list = importlib.import_module("tracker_client.api.gaps.gaps_list")
+    models = importlib.import_module("tracker_client.models")
+
+    page = provisions_list.sync(
+        client=api, domain="law-enforcement", status=models.StatusEnum.UNDER_NEGOTIATION
+    )
+    assert [provision.reference for provision in page.results] == ["SP-LE-04"]
+    provision = page.results[0]
+
+    moved = transition.sync(
+        client=api,
+        reference="SP-LE-04",
+        body=models.TransitionRequest(
+            to=models.StatusEnum.AGREED, note="Final round", version=provision.version
+        ),
+    )
+    assert moved.status == models.StatusEnum.AGREED
+    assert StatusChange.objects.filter(provision__reference="SP-LE-04").latest("id").changed_by == negotiator
+    assert Provision.objects.get(reference="SP-LE-04").status == "agreed"
+
+    critical = gaps_list.sync(
+        client=api, severity=models.GapsListSeverity.CRITICAL, kind=models.GapsListKind.LAPSED
+    )
+    assert critical.results and all(gap.severity == models.LevelEnum.CRITICAL for gap in critical.results)
+    past = gaps_list.sync(client=api, as_of=datetime.date(2020, 12, 20), domain="law-enforcement")
+    assert {gap.subject_code for gap in past.results} >= {"SIS-II", "SP-LE-04"}
