@@ -17,6 +17,8 @@ from typing import Any
 import httpx
 import pytest
 from django.core.management import call_command
+from django.core.signals import request_finished, request_started
+from django.db import close_old_connections
 from django.core.wsgi import get_wsgi_application
 
 from provisions.models import Domain, Provision, StatusChange
@@ -25,6 +27,17 @@ from provisions.services.tokens import api_token_create
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def _keep_the_test_connection() -> Any:
+    """Requests through the WSGI app fire request_started/finished, whose close_old_connections would
+    close the test's own PostgreSQL connection mid-transaction (Django's test client disconnects it too)."""
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    yield
+    request_started.connect(close_old_connections)
+    request_finished.connect(close_old_connections)
 
 
 @pytest.fixture
@@ -68,6 +81,7 @@ def generated(tmp_path: Path, client: Any) -> Any:
             del sys.modules[name]
 
 
+@pytest.mark.usefixtures("_keep_the_test_connection")
 def test_a_generated_client_lists_filters_transitions_and_reads_gaps(
     generated: Any, shipped_partnership_file
 ) -> None:
