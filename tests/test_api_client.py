@@ -18,8 +18,8 @@ import httpx
 import pytest
 from django.core.management import call_command
 from django.core.signals import request_finished, request_started
-from django.db import close_old_connections
 from django.core.wsgi import get_wsgi_application
+from django.db import close_old_connections
 
 from provisions.models import Domain, Provision, StatusChange
 from provisions.services.scans import gaps_scan
@@ -30,7 +30,7 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def _keep_the_test_connection() -> Any:
+def _keep_the_test_connection(generated: Any) -> Any:  # after `generated`: its test-client request reconnects
     """Requests through the WSGI app fire request_started/finished, whose close_old_connections would
     close the test's own PostgreSQL connection mid-transaction (Django's test client disconnects it too)."""
     request_started.disconnect(close_old_connections)
