@@ -62,6 +62,7 @@ from provisions.permissions import (
     editable_domains,
     visible_markings,
 )
+from provisions.reports.gaps import hidden_references
 from provisions.services.scans import gap_acknowledge, scan_request
 from provisions.services.status import provision_record_first_status
 from provisions.services.tokens import api_token_create, api_token_revoke
@@ -110,11 +111,7 @@ def _hidden_references(request: HttpRequest) -> list[str]:
     """References of the provisions above the user's clearance (cached for the request)."""
     cached: list[str] | None = getattr(request, "_tracker_hidden_references", None)
     if cached is None:
-        cached = list(
-            Provision.objects.exclude(pk__in=_visible_provisions(request).values("pk")).values_list(
-                "reference", flat=True
-            )
-        )
+        cached = sorted(hidden_references(request.user))
         request._tracker_hidden_references = cached  # type: ignore[attr-defined]
     return cached
 

@@ -47,6 +47,7 @@ from provisions.reports.gaps import (
     GapReportFilters,
     ReportFilterInvalid,
     gap_report,
+    hidden_references,
     render_csv,
     render_json,
     render_pdf,
@@ -158,23 +159,21 @@ def domain_detail(request: HttpRequest, code: str) -> HttpResponse:
         request.GET.get("ppage")
     )
     capabilities, provisions = list(capability_page.object_list), list(provision_page.object_list)
-    evaluation = evaluate_gaps(
-        as_of=as_of,
-        capability_ids=[capability.pk for capability in capabilities],
-        provision_ids=[provision.pk for provision in provisions],
-    )
-    hidden = set(
-        Provision.objects.exclude(marking__in=visible_markings(user)).values_list("reference", flat=True)
-    )
+    hidden = hidden_references(user)
     parties = list(domain.partnership.parties.all())
-    if travelling:
-        in_domain = evaluate_gaps(
+    if travelling:  # the whole domain's gaps then; its coverage serves this page's capabilities too
+        evaluation = evaluate_gaps(
             as_of=as_of,
             capability_ids=list(domain.capabilities.values_list("pk", flat=True)),
             provision_ids=list(Provision.objects.filter(domain=domain).values_list("pk", flat=True)),
         )
-        gap_rows = evaluated_gap_rows(user, in_domain)[:ROWS_PER_PAGE]
+        gap_rows = evaluated_gap_rows(user, evaluation)[:ROWS_PER_PAGE]
     else:
+        evaluation = evaluate_gaps(
+            as_of=as_of,
+            capability_ids=[capability.pk for capability in capabilities],
+            provision_ids=[provision.pk for provision in provisions],
+        )
         in_domain_gaps = visible_gaps(user).filter(
             Q(capability__domain=domain) | Q(provision__domain=domain), resolved_at__isnull=True
         )

@@ -104,6 +104,12 @@ def gap_report(
     )
 
 
+def hidden_references(user: Any = None, *, markings: Collection[str] | None = None) -> set[str]:
+    """References of the provisions above a reader's clearance (a user, or the markings it may see)."""
+    visible = list(markings) if markings is not None else visible_markings(user)
+    return set(Provision.objects.exclude(marking__in=visible).values_list("reference", flat=True))
+
+
 def withhold_hidden(
     rows: list[dict[str, Any]], user: Any = None, *, markings: Collection[str] | None = None
 ) -> list[dict[str, Any]]:
@@ -112,8 +118,7 @@ def withhold_hidden(
 
     The reader is a user, or the markings it may see (a webhook endpoint has a clearance, no user).
     """
-    visible = list(markings) if markings is not None else visible_markings(user)
-    hidden = set(Provision.objects.exclude(marking__in=visible).values_list("reference", flat=True))
+    hidden = hidden_references(user, markings=markings)
     if not hidden:
         return rows
     shown = []
