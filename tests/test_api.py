@@ -14,6 +14,7 @@ from provisions.models import ApiToken, Extent, Gap, GapScan, Marking, Provision
 from provisions.services.scans import gaps_scan
 from provisions.services.tokens import api_token_create, api_token_revoke
 from tests.factories import CapabilityFactory, DomainFactory, PartyFactory, ProvisionFactory, UserFactory
+from tests.test_pages import csp_directives
 
 pytestmark = pytest.mark.django_db
 
@@ -333,10 +334,12 @@ def test_the_schema_and_the_docs_are_served(client: Client, world) -> None:
     assert b"/api/v1/provisions/{reference}/transition/" in schema.content
     docs = client.get("/api/v1/docs/", **bearer(world["viewer"]))
     assert docs.status_code == 200 and b"swagger-ui" in docs.content
-    # Every script and stylesheet is served by us: no absolute or protocol-relative URL. (Not a
-    # search for "cdn": the page embeds a random CSRF token, which may contain those letters.)
+    # Every script, stylesheet and icon is ours: a path on this server, never another host.
     assets = re.findall(r'(?:src|href)="([^"]+)"', docs.content.decode())
-    assert assets and all(url.startswith("/static/") for url in assets), assets
+    assert assets and all(url.startswith("/") and not url.startswith("//") for url in assets), assets
+    assert csp_directives(docs)["default-src"] == "'self'" and "script-src" not in csp_directives(docs)
+    script = client.get("/api/v1/docs/?script=", **bearer(world["viewer"]))
+    assert script.status_code == 200 and b"SwaggerUIBundle" in script.content
 
 
 def test_a_token_is_throttled(client: Client, world, monkeypatch) -> None:

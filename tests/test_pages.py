@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+from typing import Any
 
 import pytest
 from django.core.management import call_command
@@ -212,3 +213,20 @@ def test_the_overview_draws_coverage_over_time_from_the_status_history(client: C
     page = signed_in(client, role="viewer").get("/?as_of=2021-06-30").content.decode()
     assert "Coverage over time" in page and 'id="over-time-title"' in page
     assert "<td>2020-12-31</td>" in page
+
+
+def csp_directives(response: Any) -> dict[str, str]:
+    return dict(d.strip().split(" ", 1) for d in response["Content-Security-Policy"].split(";"))
+
+
+@pytest.mark.parametrize("path", ["/accounts/login/", "/", "/provisions/SP-LE-04/", "/admin/provisions/provision/"])
+def test_pages_carry_a_strict_content_security_policy(client: Client, partnership, path: str) -> None:
+    signed_in(client, role="administrator", clearance=Marking.SECRET, is_staff=True)
+    response = client.get(path)
+    assert response.status_code == 200
+    directives = csp_directives(response)
+    assert directives["default-src"] == "'self'" and directives["frame-ancestors"] == "'none'"
+    assert "script-src" not in directives  # no inline script anywhere: default-src 'self' applies
+    # Only Django's admin may use inline style attributes (its autocomplete widget writes them).
+    expected_style = "'self' 'unsafe-inline'" if path.startswith("/admin/") else None
+    assert directives.get("style-src") == expected_style

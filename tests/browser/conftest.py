@@ -179,7 +179,8 @@ class PageProblems:
     def _console(self, message: ConsoleMessage) -> None:
         # The browser asks for /favicon.ico by itself when a page names no icon (Django's admin).
         if message.type == "error" and not message.location.get("url", "").endswith("/favicon.ico"):
-            self.problems.append(f"console error: {message.text} ({message.location.get('url', '')})")
+            where = message.location.get("url") or (message.page.url if message.page else "")
+            self.problems.append(f"console error: {message.text} ({where})")
 
     def _failed(self, request: Request) -> None:
         # A request the page itself dropped (it navigated away) is no fault; a blocked one (by the CSP,
