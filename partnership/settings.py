@@ -304,3 +304,7 @@ CELERY_BEAT_SCHEDULE = {
     # Sends again the webhook deliveries whose task was lost the same way.
     "pending-webhook-deliveries": {"task": "provisions.tasks.resend_pending_webhooks", "schedule": 60.0},
 }
+
+# Webhooks go only to hosts on the public internet unless this is set (a receiver on the same
+# network, or tests): an administrator's typo must not make the tracker POST to its own services.
+WEBHOOK_ALLOW_PRIVATE_ADDRESSES = env_bool("WEBHOOK_ALLOW_PRIVATE_ADDRESSES", False)

@@ -50,6 +50,7 @@ from provisions.models import (
     StatusChange,
     Territory,
     User,
+    WebhookAttempt,
     WebhookDelivery,
     WebhookEndpoint,
     WebhookEvent,
@@ -66,6 +67,7 @@ from provisions.reports.gaps import hidden_references
 from provisions.services.scans import gap_acknowledge, scan_request
 from provisions.services.status import provision_record_first_status
 from provisions.services.tokens import api_token_create, api_token_revoke
+from provisions.services.webhooks import webhook_url_problem
 
 if TYPE_CHECKING:
     from django.utils.functional import _StrOrPromise
@@ -1028,6 +1030,13 @@ class WebhookEndpointForm(forms.ModelForm):
         model = WebhookEndpoint
         fields = ["url", "events", "secret", "clearance", "active"]
 
+    def clean_url(self) -> str:
+        url: str = self.cleaned_data["url"]
+        problem = webhook_url_problem(url)
+        if problem:
+            raise forms.ValidationError(problem[0].upper() + problem[1:] + ".")
+        return url
+
 
 @admin.register(WebhookEndpoint)
 class WebhookEndpointAdmin(AdministratorsOnly):
@@ -1042,8 +1051,28 @@ class WebhookEndpointAdmin(AdministratorsOnly):
         super().save_model(request, obj, form, change)
 
 
+class WebhookAttemptInline(admin.TabularInline):
+    """Every try at sending the delivery, in order, with the receiver's answer."""
+
+    model = WebhookAttempt
+    fields = ("number", "sent_at", "duration_ms", "status_code", "error", "response")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return can_administer(request.user)
+
+
 @admin.register(WebhookDelivery)
 class WebhookDeliveryAdmin(ReadOnlyModelAdmin):
+    inlines = [WebhookAttemptInline]
     list_display = (
         "event",
         "endpoint",

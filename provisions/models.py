@@ -782,6 +782,27 @@ class WebhookDelivery(models.Model):
         return f"{self.event} to {self.endpoint_id} ({self.state})"
 
 
+class WebhookAttempt(models.Model):
+    """One try at sending a delivery: when, how long it took, and what the receiver answered."""
+
+    delivery = models.ForeignKey(WebhookDelivery, on_delete=models.CASCADE, related_name="attempt_log")
+    number = models.PositiveIntegerField()
+    sent_at = models.DateTimeField()
+    duration_ms = models.PositiveIntegerField()
+    status_code = models.PositiveIntegerField(null=True, blank=True)
+    response = models.TextField(blank=True, help_text="The start of the receiver's answer.")
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["delivery", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["delivery", "number"], name="webhook_attempt_number_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"attempt {self.number} of delivery {self.delivery_id}"
+
+
 class CoverageSnapshot(models.Model):
     """How many capabilities were in each coverage state on a day: the coverage-over-time chart.
 

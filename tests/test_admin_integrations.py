@@ -6,8 +6,9 @@ import re
 
 import pytest
 from django.test import Client
+from django.utils import timezone
 
-from provisions.models import ApiToken, WebhookEndpoint
+from provisions.models import ApiToken, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -74,6 +75,42 @@ def test_a_webhook_endpoint_takes_only_known_events(administrator_client) -> Non
     endpoint = WebhookEndpoint.objects.get()
     assert endpoint.events == ["gap.opened", "provision.status_changed"]
     assert endpoint.created_by.username == "root"
+
+
+@pytest.mark.parametrize(
+    "url, error",
+    [
+        ("http://127.0.0.1:8000/hooks", "127.0.0.1, an internal address"),
+        ("http://169.254.169.254/latest/", "169.254.169.254, an internal address"),
+        ("ftp://receiver.example/", "Only http and https URLs can receive webhooks"),
+    ],
+)
+def test_a_webhook_endpoint_at_an_internal_address_is_refused(
+    administrator_client, url: str, error: str
+) -> None:
+    form = {"url": url, "events": ["gap.opened"], "secret": "s", "clearance": "official", "active": "on"}
+    response = administrator_client.post("/admin/provisions/webhookendpoint/add/", form)
+    assert response.status_code == 200 and not WebhookEndpoint.objects.exists()
+    assert error in response.content.decode()
+
+
+def test_a_webhook_deliverys_page_lists_every_attempt(administrator_client) -> None:
+    endpoint = WebhookEndpoint.objects.create(
+        url="https://receiver.example/hook", events=["gap.opened"], secret="s"
+    )
+    delivery = WebhookDelivery.objects.create(endpoint=endpoint, event="gap.opened", payload={}, attempts=2)
+    for number, code, answer in [(1, 503, "busy, try later"), (2, 200, "thanks")]:
+        WebhookAttempt.objects.create(
+            delivery=delivery,
+            number=number,
+            sent_at=timezone.now(),
+            duration_ms=12,
+            status_code=code,
+            response=answer,
+        )
+    page = administrator_client.get(f"/admin/provisions/webhookdelivery/{delivery.pk}/change/")
+    assert page.status_code == 200
+    assert "busy, try later" in page.content.decode() and "thanks" in page.content.decode()
 
 
 @pytest.mark.parametrize("role", ["viewer", "analyst", "negotiator"])

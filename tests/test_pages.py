@@ -219,7 +219,9 @@ def csp_directives(response: Any) -> dict[str, str]:
     return dict(d.strip().split(" ", 1) for d in response["Content-Security-Policy"].split(";"))
 
 
-@pytest.mark.parametrize("path", ["/accounts/login/", "/", "/provisions/SP-LE-04/", "/admin/provisions/provision/"])
+@pytest.mark.parametrize(
+    "path", ["/accounts/login/", "/", "/provisions/SP-LE-04/", "/admin/provisions/provision/"]
+)
 def test_pages_carry_a_strict_content_security_policy(client: Client, partnership, path: str) -> None:
     signed_in(client, role="administrator", clearance=Marking.SECRET, is_staff=True)
     response = client.get(path)

@@ -31,6 +31,7 @@ from provisions.models import (
     Marking,
     ScanTrigger,
     Status,
+    WebhookAttempt,
     WebhookDelivery,
     WebhookEndpoint,
     WebhookEvent,
@@ -41,10 +42,12 @@ from provisions.services.scans import gaps_scan
 from provisions.services.status import provision_transition
 from provisions.services.webhooks import (
     WEBHOOK_MAX_ATTEMPTS,
+    WEBHOOK_TIMEOUT_SECONDS,
     WebhookDeliveryFailed,
     webhook_deliver,
     webhook_signature,
     webhook_signature_verify,
+    webhook_url_problem,
     webhooks_resend_pending,
 )
 from provisions.tasks import deliver_webhook
@@ -54,6 +57,12 @@ pytestmark = pytest.mark.django_db
 
 SECRET = "s3cret-shared-with-the-receiver"
 ALL_EVENTS = list(WebhookEvent.values)
+
+
+@pytest.fixture(autouse=True)
+def receivers_on_this_machine(settings: Any) -> None:
+    """The receiver listens on 127.0.0.1, which webhooks refuse unless this is allowed."""
+    settings.WEBHOOK_ALLOW_PRIVATE_ADDRESSES = True
 
 
 # --- a real receiver ----------------------------------------------------------------------------------------
@@ -452,7 +461,14 @@ def test_each_attempt_and_its_answer_is_recorded(receiver, pending_delivery, cap
     assert (pending_delivery.last_status_code, pending_delivery.last_response) == (200, "thanks")
     assert pending_delivery.last_error == ""
     assert pending_delivery.delivered_at == pending_delivery.last_attempt_at
-    # Both answers are in the log; the row keeps the latest.
+    # Each attempt has its own record; the delivery row keeps the latest, and both are in the log.
+    attempts = list(WebhookAttempt.objects.filter(delivery=pending_delivery).order_by("number"))
+    assert [(a.number, a.status_code, a.response, a.error) for a in attempts] == [
+        (1, 500, "boom: database down", "HTTP 500"),
+        (2, 200, "thanks", ""),
+    ]
+    assert attempts[0].sent_at < attempts[1].sent_at == pending_delivery.last_attempt_at
+    assert all(a.duration_ms < WEBHOOK_TIMEOUT_SECONDS * 1000 for a in attempts)
     messages = [record.getMessage() for record in caplog.records]
     assert any("attempt 1 of 7 failed (HTTP 500)" in message for message in messages)
     assert any("delivered" in message and "HTTP 200" in message for message in messages)
@@ -651,6 +667,39 @@ def test_the_periodic_job_leaves_deliveries_waiting_for_a_retry_alone(receiver, 
 
 
 # --- signatures ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "url, problem",
+    [
+        ("http://127.0.0.1:8000/hooks", "127.0.0.1, an internal address"),
+        ("http://localhost/hooks", "an internal address"),
+        ("http://169.254.169.254/latest/meta-data/", "169.254.169.254, an internal address"),
+        ("http://10.1.2.3/hooks", "10.1.2.3, an internal address"),
+        ("https://[::1]/hooks", "::1, an internal address"),
+        ("http://0.0.0.0/", "0.0.0.0, an internal address"),
+        ("ftp://8.8.8.8/hooks", "only http and https"),
+        ("https:///hooks", "names no host"),
+        ("https://8.8.8.8/hooks", ""),
+        ("https://receiver.invalid/hooks", ""),  # does not resolve now: sending fails and is retried
+    ],
+)
+def test_webhooks_go_only_to_public_addresses(settings, url: str, problem: str) -> None:
+    settings.WEBHOOK_ALLOW_PRIVATE_ADDRESSES = False
+    found = webhook_url_problem(url)
+    assert (problem in found) if problem else found == "", found
+    settings.WEBHOOK_ALLOW_PRIVATE_ADDRESSES = True
+    assert webhook_url_problem(url) == ("" if "internal" in problem else found)
+
+
+def test_a_delivery_to_an_internal_address_is_not_sent(settings, receiver, pending_delivery) -> None:
+    settings.WEBHOOK_ALLOW_PRIVATE_ADDRESSES = False
+
+    delivery = webhook_deliver(delivery_id=pending_delivery.pk)
+
+    assert delivery is not None and (delivery.state, delivery.attempts) == ("failed", 0)
+    assert "127.0.0.1, an internal address" in delivery.last_error
+    assert receiver.requests == [] and not WebhookAttempt.objects.exists()
 
 
 def test_a_signature_verifies_only_for_the_same_secret_body_and_a_fresh_timestamp():

@@ -18,8 +18,10 @@ import functools
 import hashlib
 import hmac
 import http.client
+import ipaddress
 import json
 import logging
+import socket
 import time
 import urllib.error
 import urllib.request
@@ -30,6 +32,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from celery.exceptions import Retry
+from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 from django.db.models import Q
@@ -41,6 +44,7 @@ from provisions.models import (
     Level,
     Marking,
     StatusChange,
+    WebhookAttempt,
     WebhookDelivery,
     WebhookEndpoint,
     WebhookEvent,
@@ -352,21 +356,24 @@ class _Answer:
     status_code: int | None
     text: str
     error: str
+    duration_ms: int
 
 
 def _post(url: str, *, body: bytes, headers: dict[str, str]) -> _Answer:
     request = urllib.request.Request(url, data=body, headers=headers, method="POST")  # noqa: S310
+    started = time.perf_counter()
     try:
         with _opener.open(request, timeout=WEBHOOK_TIMEOUT_SECONDS) as response:
-            return _Answer(response.status, _start_of(response.read(RESPONSE_KEPT_CHARS * 4)), "")
+            text, status_code, error = _start_of(response.read(RESPONSE_KEPT_CHARS * 4)), response.status, ""
     except urllib.error.HTTPError as answer:  # a 3xx, 4xx or 5xx: an answer, with a body
         with answer:
             text = _start_of(answer.read(RESPONSE_KEPT_CHARS * 4))
-        return _Answer(answer.code, text, f"HTTP {answer.code}")
+        status_code, error = answer.code, f"HTTP {answer.code}"
     # Refused, unreachable, timed out, TLS, a broken answer, a malformed URL.
-    except (OSError, http.client.HTTPException, ValueError) as error:
-        reason = getattr(error, "reason", None) or error
-        return _Answer(None, "", f"{type(error).__name__}: {reason}"[:2000])
+    except (OSError, http.client.HTTPException, ValueError) as failure:
+        reason = getattr(failure, "reason", None) or failure
+        text, status_code, error = "", None, f"{type(failure).__name__}: {reason}"[:2000]
+    return _Answer(status_code, text, error, round((time.perf_counter() - started) * 1000))
 
 
 def _start_of(content: bytes) -> str:
@@ -416,6 +423,15 @@ def webhook_deliver(*, delivery_id: int) -> WebhookDelivery | None:
         accepted = answer.status_code is not None and 200 <= answer.status_code < 300
         delivery.attempts += 1
         delivery.last_attempt_at = timezone.now()
+        WebhookAttempt.objects.create(
+            delivery=delivery,
+            number=delivery.attempts,
+            sent_at=delivery.last_attempt_at,
+            duration_ms=answer.duration_ms,
+            status_code=answer.status_code,
+            response=answer.text,
+            error=answer.error,
+        )
         delivery.last_status_code = answer.status_code
         delivery.last_response = answer.text
         delivery.last_error = answer.error
@@ -458,8 +474,37 @@ def _refusal(delivery: WebhookDelivery, endpoint: WebhookEndpoint) -> str:
     prepared_for = delivery.payload.get("clearance") if isinstance(delivery.payload, dict) else None
     if prepared_for not in markings_up_to(endpoint.clearance):
         return "the endpoint's clearance was lowered after this delivery was prepared"
-    if urlsplit(endpoint.url).scheme not in ("http", "https"):
+    return webhook_url_problem(endpoint.url)
+
+
+def webhook_url_problem(url: str) -> str:
+    """Why `url` cannot receive webhooks; empty when it can.
+
+    Only http and https; and, unless settings.WEBHOOK_ALLOW_PRIVATE_ADDRESSES, only a host whose
+    every address is on the public internet: not loopback, private, link-local (cloud metadata),
+    shared or reserved. A name that does not resolve now is no problem here: sending it fails and
+    is retried like any unreachable receiver. Checked when an endpoint is registered and again
+    before each delivery (a name may resolve elsewhere later).
+    """
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https"):
         return "only http and https URLs can receive webhooks"
+    if not parts.hostname:
+        return "the URL names no host"
+    if settings.WEBHOOK_ALLOW_PRIVATE_ADDRESSES:
+        return ""
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        resolved = socket.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
+        addresses = {str(info[4][0]) for info in resolved}
+    except (OSError, ValueError):  # does not resolve (now), or a malformed port
+        return ""
+    for address in sorted(addresses):
+        if not ipaddress.ip_address(address.split("%", 1)[0]).is_global:
+            return (
+                f"{parts.hostname} is at {address}, an internal address: webhooks go only to public "
+                "addresses (set WEBHOOK_ALLOW_PRIVATE_ADDRESSES to allow a receiver on this network)"
+            )
     return ""
 
 
