@@ -19,6 +19,7 @@ from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from provisions.api.filters import GapFilter, search_provisions
@@ -405,13 +406,19 @@ def _without_page(request: HttpRequest, name: str = "page") -> str:
 @require_POST
 def gap_acknowledge_view(request: HttpRequest, pk: int) -> HttpResponse:
     user = _reader(request)
-    gap = get_object_or_404(Gap.objects.select_related("provision"), pk=pk)
+    # A gap on a provision above the reader's clearance does not exist for them (404, not 403).
+    gap = get_object_or_404(visible_gaps(user), pk=pk)
     try:
         gap_acknowledge(gap=gap, by=user, note=request.POST.get("note", ""))
         messages.success(request, "Gap acknowledged; it stays open until the rules clear it.")
     except ValueError as refused:
         messages.error(request, f"Not acknowledged: {refused}.")
-    return redirect(request.POST.get("next") or reverse("provisions:gaps"))
+    back = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(
+        back, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        back = reverse("provisions:gaps")  # only back to a page of this site, never elsewhere
+    return redirect(back)
 
 
 EXPORTS = {
