@@ -29,6 +29,9 @@ def api_token_create(
 ) -> tuple[ApiToken, str]:
     """A new token for `owner`; returns it and its key, which is shown once and never stored."""
     ensure(by == owner or can_administer(by), "only administrators create tokens for others")
+    # Blank means "as cleared as its user"; made through a token cleared below its user, that is the
+    # token's clearance, or a capped token could mint an uncapped one.
+    clearance = clearance or (by.token_clearance if by == owner else "")
     if clearance:
         ensure(clearance in visible_markings(owner), "a token cannot be cleared above its user")
     if expires_at is not None and expires_at <= timezone.now():
