@@ -19,6 +19,7 @@ from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.dateparse import parse_date
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
@@ -26,11 +27,13 @@ from provisions.api.filters import GapFilter, search_provisions
 from provisions.charts import STATE_LABELS, STATES, coverage_bars, coverage_over_time, lapse_timeline
 from provisions.models import (
     Capability,
+    ConsultationOutcome,
     CoverageSnapshot,
     Domain,
     Extent,
     Firmness,
     Gap,
+    Marking,
     Party,
     Provision,
     Stance,
@@ -67,7 +70,7 @@ from provisions.selectors import (
     recent_movements,
     visible_gaps,
 )
-from provisions.services.provisions import coverage_set, position_set
+from provisions.services.provisions import consultation_record, coverage_set, position_set, provision_update
 from provisions.services.scans import gap_acknowledge
 from provisions.services.status import StaleVersion, TransitionRefused, provision_transition
 
@@ -243,7 +246,10 @@ def provision_detail(request: HttpRequest, reference: str) -> HttpResponse:
         for target in Status.values
         if Status.move_refusal(provision.status, target, "a reason") is None
     ]
-    capabilities = Capability.objects.order_by("code").values_list("code", "name")
+    # Suggestions for the coverage form: the provision's own domain (any code may be typed).
+    capabilities = (
+        Capability.objects.filter(domain_id=provision.domain_id).order_by("code").values_list("code", "name")
+    )
     context = {
         "provision": provision,
         "status": status,
@@ -255,6 +261,11 @@ def provision_detail(request: HttpRequest, reference: str) -> HttpResponse:
         "firmness_choices": Firmness.choices,
         "extent_choices": Extent.choices,
         "capability_choices": capabilities,
+        "marking_choices": [
+            (value, label) for value, label in Marking.choices if value in visible_markings(user)
+        ],
+        "outcome_choices": ConsultationOutcome.choices,
+        "today": timezone.localdate(),
         "awaiting": provision.territories_awaiting_consultation,
         "history": sorted(provision.status_changes.all(), key=lambda change: (change.changed_on, change.pk)),
     }
@@ -336,16 +347,79 @@ def provision_position_view(request: HttpRequest, reference: str) -> HttpRespons
     return redirect("provisions:provision", reference=provision.reference)
 
 
+def _posted_date(request: HttpRequest, name: str, label: str) -> datetime.date | None:
+    """A date field of the posted form: None when left empty; a clear error when not a date."""
+    raw = request.POST.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        value = parse_date(raw)
+    except ValueError:
+        value = None
+    if value is None:
+        raise ValidationError({name: f"{label} must be a date (YYYY-MM-DD), not {raw!r}"})
+    return value
+
+
+@login_required
+@require_POST
+def provision_details_view(request: HttpRequest, reference: str) -> HttpResponse:
+    user = _reader(request)
+    provision = _provision_for(request, reference)
+    with _reporting(request, provision):
+        provision_update(
+            provision=provision,
+            by=user,
+            expected_version=_version(request),
+            reason=request.POST.get("reason", ""),
+            title=request.POST.get("title", "").strip(),
+            text=request.POST.get("text", "").strip(),
+            target_date=_posted_date(request, "target_date", "the target date"),
+            review_date=_posted_date(request, "review_date", "the review date"),
+            marking=request.POST.get("marking", provision.marking),
+        )
+        messages.success(request, f"{provision.reference} saved.")
+    return redirect("provisions:provision", reference=provision.reference)
+
+
+@login_required
+@require_POST
+def provision_consultation_view(request: HttpRequest, reference: str) -> HttpResponse:
+    user = _reader(request)
+    provision = _provision_for(request, reference)
+    territory = provision.territories.filter(code=request.POST.get("territory", "")).first()
+    with _reporting(request, provision):
+        if territory is None:
+            raise ValidationError({"territory": "choose a territory the provision extends to"})
+        consulted_on = _posted_date(request, "consulted_on", "the consultation date")
+        if consulted_on is None:
+            raise ValidationError({"consulted_on": "give the date of the consultation"})
+        consultation_record(
+            provision=provision,
+            territory=territory,
+            consulted_on=consulted_on,
+            outcome=request.POST.get("outcome", ""),
+            note=request.POST.get("note", ""),
+            by=user,
+            expected_version=_version(request),
+        )
+        messages.success(request, f"Consultation of {territory.name} recorded.")
+    return redirect("provisions:provision", reference=provision.reference)
+
+
 @login_required
 @require_POST
 def provision_coverage_view(request: HttpRequest, reference: str) -> HttpResponse:
     user = _reader(request)
     provision = _provision_for(request, reference)
-    capability = Capability.objects.filter(code=request.POST.get("capability", "")).first()
+    code = request.POST.get("capability", "").strip()
+    capability = Capability.objects.filter(code=code).first()
     extent = request.POST.get("extent") or None
     with _reporting(request, provision):
         if capability is None:
-            raise ValidationError({"capability": "choose a capability"})
+            raise ValidationError(
+                {"capability": f"no capability has the code {code!r}" if code else "give a capability's code"}
+            )
         coverage_set(
             provision=provision,
             capability=capability,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import datetime
 import io
 from typing import Any
 
@@ -132,6 +133,102 @@ def test_positions_and_coverage_are_edited_in_place(client: Client) -> None:
     provision.refresh_from_db()
     assert provision.positions.get().stance == "opposes"
     assert provision.coverage.get().capability == capability and provision.version == 3
+
+
+@pytest.mark.parametrize(
+    "action, data, error",
+    [
+        (
+            "coverage",
+            {"capability": "NO-SUCH", "extent": "full"},
+            "no capability has the code &#x27;NO-SUCH&#x27;",
+        ),
+        ("coverage", {"capability": "", "extent": "full"}, "give a capability&#x27;s code"),
+        (
+            "details",
+            {"title": "T", "target_date": "31/03/2031"},
+            "the target date must be a date (YYYY-MM-DD)",
+        ),
+        ("details", {"title": ""}, "This field cannot be blank"),
+        (
+            "consultation",
+            {"territory": "SCT", "consulted_on": "2026-01-15", "outcome": "content"},
+            "choose a territory",
+        ),
+        ("consultation", {"territory": "GI", "consulted_on": "", "outcome": "content"}, "give the date"),
+        (
+            "consultation",
+            {"territory": "GI", "consulted_on": "2026-01-15", "outcome": "delighted"},
+            "delighted",
+        ),
+    ],
+)
+def test_a_bad_form_is_refused_with_what_was_wrong_and_changes_nothing(
+    client: Client, action: str, data: dict[str, str], error: str
+) -> None:
+    from provisions.models import Territory
+
+    provision = ProvisionFactory(reference="SP-1", title="Original", status=Status.PROPOSED)
+    provision.territories.add(
+        Territory.objects.create(code="GI", name="Gibraltar", kind="overseas_territory")
+    )
+    Territory.objects.create(code="SCT", name="Scotland", kind="devolved_administration")
+    CapabilityFactory(code="PNR")
+    client = signed_in(client, role="negotiator", domains=[provision.domain])
+
+    response = client.post(f"/provisions/SP-1/{action}/", {**data, "version": provision.version}, follow=True)
+
+    assert response.status_code == 200 and "Not saved: " in response.content.decode()
+    assert error in response.content.decode()
+    provision.refresh_from_db()
+    assert (provision.version, provision.title, provision.target_date) == (1, "Original", None)
+    assert not provision.coverage.exists() and not provision.consultations.exists()
+
+
+def test_details_and_consultations_are_recorded_from_the_page_with_a_reason(client: Client) -> None:
+    from provisions.models import Territory
+
+    provision = ProvisionFactory(reference="SP-1", title="Original", status=Status.PROPOSED)
+    provision.territories.add(
+        Territory.objects.create(code="GI", name="Gibraltar", kind="overseas_territory")
+    )
+    client = signed_in(client, role="negotiator", domains=[provision.domain])
+    page = client.get("/provisions/SP-1/").content.decode()
+    assert "Not yet consulted: Gibraltar" in page
+
+    client.post(
+        "/provisions/SP-1/details/",
+        {
+            "title": "Retitled",
+            "text": "New text",
+            "review_date": "2027-02-01",
+            "version": 1,
+            "reason": "Round 5",
+        },
+    )
+    client.post(
+        "/provisions/SP-1/consultation/",
+        {
+            "territory": "GI",
+            "consulted_on": "2026-01-15",
+            "outcome": "concerns",
+            "note": "Ports",
+            "version": 2,
+        },
+    )
+    stale = client.post("/provisions/SP-1/details/", {"title": "Lost edit", "version": 1}, follow=True)
+
+    provision.refresh_from_db()
+    assert (provision.title, provision.text, provision.review_date) == (
+        "Retitled",
+        "New text",
+        datetime.date(2027, 2, 1),
+    )
+    assert provision.version == 3
+    assert "you had version 1, it is now 3" in stale.content.decode()
+    assert provision.history.filter(history_change_reason="Round 5").exists()
+    page = client.get("/provisions/SP-1/").content.decode()
+    assert "Gibraltar, 2026-01-15: Raised concerns. Ports" in page and "Not yet consulted" not in page
 
 
 def test_gaps_filter_and_export_exactly_what_is_shown(client: Client, partnership) -> None:

@@ -14,8 +14,7 @@ provision (the marking under test) and by an official neighbour; both proposed 1
 the EU opposes the target. The scan then finds four gaps: the capability at risk, both provisions
 stalled, and the target divergent; a reader below the target's marking sees two.
 
-The pages have no form to edit a provision's own fields or to record a consultation (the services
-exist: provision_update, consultation_record), so there is nothing of theirs to test here.
+The target extends to Gibraltar, not yet consulted, so its page offers a consultation form.
 """
 
 from __future__ import annotations
@@ -36,7 +35,19 @@ from django.db import transaction
 from django.test import Client, override_settings
 from django.utils import timezone
 
-from provisions.models import Extent, Gap, GapKind, Level, Marking, Provision, ScanTrigger, Stance, Status
+from provisions.models import (
+    Extent,
+    Gap,
+    GapKind,
+    Level,
+    Marking,
+    Provision,
+    ScanTrigger,
+    Stance,
+    Status,
+    Territory,
+    TerritoryKind,
+)
 from provisions.services.scans import gaps_scan
 from tests.factories import (
     CapabilityFactory,
@@ -118,6 +129,9 @@ def build_world(marking: Marking) -> World:
     for provision in (target, neighbour):
         CoverageFactory(provision=provision, capability=capability, extent=Extent.FULL)
     PositionFactory(provision=target, party=eu, stance=Stance.OPPOSES)
+    target.territories.add(
+        Territory.objects.create(code="GI", name="Gibraltar", kind=TerritoryKind.OVERSEAS_TERRITORY)
+    )
     gaps_scan(trigger=ScanTrigger.COMMAND)
     users = {
         (actor, clearance): make_actor(actor, clearance, domain) for actor in ACTORS for clearance in MARKINGS
@@ -234,7 +248,13 @@ PAGES = {
     "export-json-as-of": Page("/gaps/export.json?as_of={as_of}", explains_capability_gap=True, export="json"),
 }
 EXPORT_LINKS = [f'href="/gaps/export.{fmt}?' for fmt in ("csv", "xlsx", "pdf", "json")]
-EDIT_FORMS = ["Move status</button>", "Record position</button>", "Save coverage</button>"]
+EDIT_FORMS = [
+    "Move status</button>",
+    "Record position</button>",
+    "Save coverage</button>",
+    "Save</button>",
+    "Record consultation</button>",
+]
 
 
 def expected_page_status(actor: str, clearance: Marking, marking: Marking, page: Page) -> int:
@@ -300,6 +320,8 @@ class ProvisionState(NamedTuple):
     moves: list[tuple[str, str, str]]  # (from, to, note) of every status change
     positions: list[tuple[str, str, str, str]]  # (party, stance, firmness, note)
     coverage: list[tuple[str, str]]  # (capability, extent)
+    details: tuple[str, datetime.date | None, datetime.date | None]  # (text, target date, review date)
+    consultations: list[tuple[str, datetime.date, str, str]]  # (territory, on, outcome, note)
 
 
 def provision_state(reference: str) -> ProvisionState:
@@ -311,6 +333,8 @@ def provision_state(reference: str) -> ProvisionState:
         list(provision.status_changes.order_by("id").values_list("from_status", "to_status", "note")),
         sorted(provision.positions.values_list("party__code", "stance", "firmness", "note")),
         sorted(provision.coverage.values_list("capability__code", "extent")),
+        (provision.text, provision.target_date, provision.review_date),
+        sorted(provision.consultations.values_list("territory__code", "consulted_on", "outcome", "note")),
     )
 
 
@@ -339,6 +363,21 @@ FORMS = {
         "coverage",
         {"capability": CAPABILITY, "extent": Extent.PARTIAL},
         lambda state: state.coverage == [(CAPABILITY, Extent.PARTIAL)],
+    ),
+    "edit-details": Form(
+        "details",
+        {"title": "Retitled quokka arrangement", "text": "Revised text", "target_date": "2031-03-31"},
+        lambda state: (
+            state.title == "Retitled quokka arrangement"
+            and state.details == ("Revised text", datetime.date(2031, 3, 31), None)
+        ),
+    ),
+    "record-consultation": Form(
+        "consultation",
+        {"territory": "GI", "consulted_on": "2026-01-15", "outcome": "concerns", "note": "Border checks"},
+        lambda state: (
+            state.consultations == [("GI", datetime.date(2026, 1, 15), "concerns", "Border checks")]
+        ),
     ),
 }
 
