@@ -246,6 +246,9 @@ def provision_detail(request: HttpRequest, reference: str) -> HttpResponse:
         for target in Status.values
         if Status.move_refusal(provision.status, target, "a reason") is None
     ]
+    # The form suggests the next step up the ladder, never a step back.
+    rank = status.rank
+    forward = [target for target, _ in moves if rank is not None and (Status(target).rank or -1) > rank]
     # Suggestions for the coverage form: the provision's own domain (any code may be typed).
     capabilities = (
         Capability.objects.filter(domain_id=provision.domain_id).order_by("code").values_list("code", "name")
@@ -255,6 +258,8 @@ def provision_detail(request: HttpRequest, reference: str) -> HttpResponse:
         "status": status,
         "meaning": STATUS_MEANINGS[status],
         "moves": moves,
+        "suggested_move": forward[0] if forward else None,
+        "stakeholders": [territory for territory in provision.territories.all() if territory.is_stakeholder],
         "stances": _stances(provision, list(provision.domain.partnership.parties.all())),
         "can_edit": can_edit_provision(user, provision),
         "stance_choices": Stance.choices,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import datetime
 import io
+import re
 from typing import Any
 
 import pytest
@@ -161,6 +162,11 @@ def test_positions_and_coverage_are_edited_in_place(client: Client) -> None:
             {"territory": "GI", "consulted_on": "2026-01-15", "outcome": "delighted"},
             "delighted",
         ),
+        (
+            "consultation",
+            {"territory": "UK", "consulted_on": "2026-01-15", "outcome": "content"},
+            "not consulted",
+        ),
     ],
 )
 def test_a_bad_form_is_refused_with_what_was_wrong_and_changes_nothing(
@@ -170,7 +176,8 @@ def test_a_bad_form_is_refused_with_what_was_wrong_and_changes_nothing(
 
     provision = ProvisionFactory(reference="SP-1", title="Original", status=Status.PROPOSED)
     provision.territories.add(
-        Territory.objects.create(code="GI", name="Gibraltar", kind="overseas_territory")
+        Territory.objects.create(code="GI", name="Gibraltar", kind="overseas_territory"),
+        Territory.objects.create(code="UK", name="United Kingdom", kind="state"),
     )
     Territory.objects.create(code="SCT", name="Scotland", kind="devolved_administration")
     CapabilityFactory(code="PNR")
@@ -229,6 +236,24 @@ def test_details_and_consultations_are_recorded_from_the_page_with_a_reason(clie
     assert provision.history.filter(history_change_reason="Round 5").exists()
     page = client.get("/provisions/SP-1/").content.decode()
     assert "Gibraltar, 2026-01-15: Raised concerns. Ports" in page and "Not yet consulted" not in page
+
+
+@pytest.mark.parametrize(
+    "status, suggested",
+    [
+        (Status.UNDER_NEGOTIATION, "agreed_in_principle"),
+        (Status.IDENTIFIED, "scoping"),
+        (Status.SUSPENDED, ""),
+    ],
+)
+def test_the_move_form_suggests_the_next_step_up_never_a_step_back(client: Client, status, suggested) -> None:
+    provision = ProvisionFactory(reference="SP-1", status=status)
+    client = signed_in(client, role="negotiator", domains=[provision.domain])
+    page = client.get("/provisions/SP-1/").content.decode()
+    start = page.index('<select id="move-to"')
+    form = page[start : page.index("</select>", start)]
+    assert re.findall(r'<option value="([a-z_]*)" selected>', form) == ([suggested] if suggested else [])
+    assert ('<option value="">Choose a status</option>' in form) == (suggested == "")
 
 
 def test_gaps_filter_and_export_exactly_what_is_shown(client: Client, partnership) -> None:

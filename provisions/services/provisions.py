@@ -141,6 +141,13 @@ def consultation_record(
     with _editing(provision, by=by, expected_version=expected_version) as locked:
         if not locked.territories.filter(pk=territory.pk).exists():
             raise ValidationError({"territory": f"{locked.reference} does not extend to {territory.name}"})
+        if not territory.is_stakeholder:
+            raise ValidationError(
+                {
+                    "territory": f"{territory.name} is not consulted: Devolved Administrations, Crown "
+                    "Dependencies and Overseas Territories are"
+                }
+            )
         consultation = Consultation(
             provision=locked,
             territory=territory,
