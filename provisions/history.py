@@ -1,5 +1,5 @@
-"""A provision's audit trail: every recorded change to it, its positions and its coverage, with
-who, when, why and the fields that changed (from django-simple-history's tables)."""
+"""A provision's audit trail: every recorded change to it, its positions, its coverage and its
+consultations, with who, when, why and the fields that changed (django-simple-history's tables)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from provisions.models import Coverage, Position, Provision
+from provisions.models import Consultation, Coverage, Position, Provision
 
 _ACTIONS = {"+": "created", "~": "changed", "-": "deleted"}
 _IGNORED = {
@@ -80,7 +80,7 @@ def _fields(model: type[Any]) -> list[str]:
 
 
 def provision_audit_trail(provision: Provision) -> list[AuditEntry]:
-    """Oldest first. Three queries, whatever the length of the history."""
+    """Oldest first. Four queries, whatever the length of the history."""
     provision_records = provision.history.select_related("history_user").order_by(
         "history_date", "history_id"
     )
@@ -94,11 +94,21 @@ def provision_audit_trail(provision: Provision) -> list[AuditEntry]:
         .select_related("history_user", "capability")
         .order_by("history_date", "history_id")
     )
+    consultation_records = (
+        Consultation.history.filter(provision_id=provision.pk)
+        .select_related("history_user", "territory")
+        .order_by("history_date", "history_id")
+    )
     entries = [
         *_entries(
             provision_records, [f for f in _fields(Provision) if f != "created_at"], lambda r: "provision"
         ),
         *_entries(position_records, ["stance", "firmness", "note"], lambda r: f"position of {r.party.code}"),
         *_entries(coverage_records, ["extent"], lambda r: f"coverage of {r.capability.code}"),
+        *_entries(
+            consultation_records,
+            ["consulted_on", "outcome", "note"],
+            lambda r: f"consultation of {r.territory.name}",
+        ),
     ]
     return sorted(entries, key=lambda entry: entry.at)

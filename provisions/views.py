@@ -25,6 +25,7 @@ from django.views.decorators.http import require_POST
 
 from provisions.api.filters import GapFilter, search_provisions
 from provisions.charts import STATE_LABELS, STATES, coverage_bars, coverage_over_time, lapse_timeline
+from provisions.history import provision_audit_trail
 from provisions.models import (
     Capability,
     ConsultationOutcome,
@@ -273,6 +274,7 @@ def provision_detail(request: HttpRequest, reference: str) -> HttpResponse:
         "today": timezone.localdate(),
         "awaiting": provision.territories_awaiting_consultation,
         "history": sorted(provision.status_changes.all(), key=lambda change: (change.changed_on, change.pk)),
+        "audit_trail": provision_audit_trail(provision)[::-1],  # newest first
     }
     return render(request, "provisions/provision.html", context)
 

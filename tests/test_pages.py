@@ -236,6 +236,13 @@ def test_details_and_consultations_are_recorded_from_the_page_with_a_reason(clie
     assert provision.history.filter(history_change_reason="Round 5").exists()
     page = client.get("/provisions/SP-1/").content.decode()
     assert "Gibraltar, 2026-01-15: Raised concerns. Ports" in page and "Not yet consulted" not in page
+    # Every change, with who, what (before and after) and why, newest first.
+    trail = page[page.index('id="audit-heading"') :]
+    assert trail.index("Consultation of Gibraltar created") < trail.index("Provision changed")
+    assert "<strong>title</strong>: Original → Retitled" in trail
+    assert "<strong>review_date</strong>: – → 2027-02-01" in trail
+    assert "<strong>outcome</strong>: – → concerns" in trail
+    assert "Round 5" in trail and provision.history.first().history_user.username in trail
 
 
 @pytest.mark.parametrize(

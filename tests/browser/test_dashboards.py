@@ -127,6 +127,47 @@ def test_a_stale_edit_is_refused_and_explained(
     assert provision.positions.get(party__code="UK").stance == "proposes"  # the stale write was refused
 
 
+def test_a_negotiator_edits_details_and_records_a_consultation_in_place(
+    page: Page,
+    negotiator: Any,
+    assert_accessible: Callable[..., None],
+    screenshot: Callable[[Page, str], Any],
+) -> None:
+    from playwright.sync_api import expect
+
+    from provisions.models import Territory
+
+    provision = Provision.objects.get(reference="SP-LE-04")
+    provision.territories.add(Territory.objects.get(code="GIB"))
+    sign_in(page, negotiator.username)
+    page.goto("/provisions/SP-LE-04/")
+    expect(page.get_by_text("Not yet consulted: Gibraltar.")).to_be_visible()
+
+    page.get_by_text("Edit title, text, dates and marking").click()
+    page.get_by_label("Review date").fill("2027-03-01")
+    page.get_by_label("Why (kept in the history)").fill("Review after the summer round")
+    assert_accessible(page, "provision-edit")
+    screenshot(page, "provision-edit")
+    page.get_by_role("button", name="Save", exact=True).click()
+    expect(page.get_by_role("status")).to_contain_text("SP-LE-04 saved.")
+    expect(page.locator(".facts")).to_contain_text("2027-03-01")
+
+    page.get_by_label("Consulted").select_option("GIB")
+    page.get_by_label("On", exact=True).fill("2026-11-20")
+    page.get_by_label("Outcome").select_option("concerns")
+    page.get_by_label("Note", exact=True).last.fill("Asked about border checks")
+    page.get_by_role("button", name="Record consultation").click()
+    expect(page.get_by_role("status")).to_contain_text("Consultation of Gibraltar recorded.")
+    expect(
+        page.get_by_text("Gibraltar, 2026-11-20: Raised concerns. Asked about border checks")
+    ).to_be_visible()
+    expect(page.get_by_text("Not yet consulted")).to_have_count(0)
+
+    provision.refresh_from_db()
+    assert provision.review_date.isoformat() == "2027-03-01" and provision.version == 4
+    assert provision.consultations.get().recorded_by == negotiator
+
+
 def test_the_overview_on_a_phone(
     phone_page: Page,
     negotiator: Any,
