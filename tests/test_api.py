@@ -179,6 +179,19 @@ def test_readers_cannot_write(client: Client, world, caller: str) -> None:
     assert Provision.objects.get(reference="SP-0").title != "Mine now"
 
 
+@pytest.mark.parametrize("action", ["", "transition/", "positions/", "coverage/"])
+def test_a_caller_who_may_not_write_is_told_so_before_the_body_is_read(client, world, action: str) -> None:
+    method = client.patch if not action else client.post
+    response = method(
+        f"/api/v1/provisions/SP-0/{action}",
+        {"to": 42, "title": "", "extent": "enormous"},  # wrong in every way
+        content_type="application/json",
+        **bearer(world["viewer"]),
+    )
+    assert response.status_code == 403
+    assert response.json()["error"]["message"].startswith("You may not edit this provision")
+
+
 def test_a_negotiator_cannot_write_outside_their_domains(client: Client, world) -> None:
     ProvisionFactory(reference="SP-CJ-1", domain=DomainFactory(code="criminal-justice"))
     response = client.patch(

@@ -12,7 +12,7 @@ from rest_framework.pagination import PageNumberPagination
 from rest_framework.request import Request
 
 from provisions.models import ApiToken
-from provisions.permissions import role_of
+from provisions.permissions import can_edit_provision, role_of
 
 
 class HasRole(permissions.BasePermission):
@@ -22,6 +22,18 @@ class HasRole(permissions.BasePermission):
 
     def has_permission(self, request: Request, view: Any) -> bool:
         return role_of(request.user) is not None
+
+
+class MayEditProvision(HasRole):
+    """A write to a provision: only a negotiator of its domain cleared for it, or an administrator.
+
+    Decided before the request's body is read, so a caller who may not write is told so (403)
+    rather than what was wrong with the body; the services decide again when they write."""
+
+    message = "You may not edit this provision: only negotiators of its domain and administrators may."
+
+    def has_object_permission(self, request: Request, view: Any, obj: Any) -> bool:
+        return request.method in permissions.SAFE_METHODS or can_edit_provision(request.user, obj)
 
 
 class Pagination(PageNumberPagination):

@@ -21,6 +21,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from provisions.api import serializers
+from provisions.api.conventions import MayEditProvision
 from provisions.api.errors import PreconditionRequired
 from provisions.api.filters import CapabilityFilter, GapFilter, ProvisionFilter
 from provisions.history import provision_audit_trail
@@ -156,6 +157,7 @@ class ProvisionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
     """Provisions up to the caller's clearance, with positions, coverage and alignment inline."""
 
     serializer_class = serializers.ProvisionSerializer
+    permission_classes = [MayEditProvision]
     lookup_field = "reference"
     lookup_value_regex = CODE_PATTERN
     filterset_class = ProvisionFilter
