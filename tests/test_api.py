@@ -393,3 +393,20 @@ def test_a_user_creates_lists_and_revokes_their_own_tokens(client: Client, world
     assert Client().get("/api/v1/provisions/", HTTP_AUTHORIZATION=f"Bearer {key}").status_code == 401
     other_token, _ = api_token_create(owner=someone_else, by=someone_else, name="theirs")
     assert client.delete(f"/api/v1/tokens/{other_token.pk}/").status_code == 404
+
+
+def test_an_unreadable_body_or_an_unanswerable_accept_gets_the_documented_error(
+    client: Client, world
+) -> None:
+    headers = bearer(world["negotiator"])
+    wrong_type = client.post(
+        "/api/v1/provisions/SP-0/transition/", "to=agreed", content_type="text/plain", **headers
+    )
+    wrong_accept = client.get("/api/v1/provisions/", HTTP_ACCEPT="application/xml", **headers)
+    schema = client.get("/api/v1/schema/?format=json", **headers).json()
+    transition = schema["paths"]["/api/v1/provisions/{reference}/transition/"]["post"]["responses"]
+    listing = schema["paths"]["/api/v1/provisions/"]["get"]["responses"]
+    assert wrong_type.status_code == 415 and "415" in transition
+    assert wrong_accept.status_code == 406 and "406" in listing
+    for response in (wrong_type, wrong_accept):
+        assert set(response.json()["error"]) >= {"status", "code", "message"}

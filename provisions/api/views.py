@@ -61,13 +61,15 @@ ERRORS = {
         401: "No or bad credentials.",
         403: "The caller's role or clearance does not allow it.",
         404: "Not found (or above the caller's clearance).",
+        406: "The Accept header asks for a format the API does not answer in (JSON, or HTML for a browser).",
         409: "The status move is not allowed by the lifecycle.",
         412: "The provision changed since the version sent (If-Match or version).",
+        415: "The body's Content-Type is not one the API reads (application/json, or a form).",
         428: "A write needs the version it is based on (If-Match or version).",
         429: "Too many requests for this token.",
     }.items()
 }
-READ_ERRORS = {code: ERRORS[code] for code in (400, 401, 403, 404, 429)}
+READ_ERRORS = {code: ERRORS[code] for code in (400, 401, 403, 404, 406, 429)}
 WRITE_ERRORS = ERRORS
 
 
