@@ -8,6 +8,8 @@ from typing import Any, ClassVar
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
+from django.contrib.postgres.indexes import GinIndex
+from django.contrib.postgres.search import SearchVector
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import RowNumber
@@ -346,6 +348,11 @@ class ProvisionQuerySet(models.QuerySet["Provision"]):
         )
 
 
+# Full-text search over provisions: the expression of the GIN index below (PostgreSQL only, see
+# migration 0011); a search must use this same expression for the index to serve it.
+PROVISION_SEARCH_VECTOR = SearchVector("reference", "title", "text", config="english")
+
+
 class Provision(models.Model):
     reference = models.CharField(max_length=64, unique=True)
     title = models.CharField(max_length=300)
@@ -376,6 +383,7 @@ class Provision(models.Model):
         indexes = [
             # Domain pages list a domain's provisions by status.
             models.Index(fields=["domain", "status"], name="provision_domain_status"),
+            GinIndex(PROVISION_SEARCH_VECTOR, name="provision_search"),
         ]
 
     def __str__(self) -> str:

@@ -328,6 +328,22 @@ def test_search_finds_provisions_by_their_words(client: Client, world) -> None:
     assert [row["reference"] for row in found] == ["SP-CJ-9"]
 
 
+@pytest.mark.services
+def test_search_is_served_by_the_gin_index(world) -> None:
+    from django.db import connection
+
+    from provisions.api.filters import search_provisions
+
+    query = search_provisions(Provision.objects.all(), "surrender of persons")
+    sql, params = query.query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")  # a handful of rows: make the planner show its hand
+        cursor.execute(f"EXPLAIN {sql}", params)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    # The search's expression is the index's, exactly: otherwise PostgreSQL could not use it.
+    assert "Index Scan on provision_search" in plan, plan
+
+
 @pytest.mark.parametrize("path", ["/api/v1/provisions/", "/api/v1/gaps/", "/api/v1/capabilities/"])
 def test_list_queries_do_not_grow_with_the_page(client, world, path, django_assert_max_num_queries) -> None:
     for n in range(30):

@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import django_filters
-from django.contrib.postgres.search import SearchQuery, SearchVector
+from django.contrib.postgres.search import SearchQuery
 from django.db import connection
 from django.db.models import Q, QuerySet
 
-from provisions.models import Capability, Gap, GapKind, GapState, Level, Marking, Provision, Status
-
-# The expression the GIN index of migration 0006 is built on: a search must use the same one.
-PROVISION_SEARCH_VECTOR = SearchVector("reference", "title", "text", config="english")
+from provisions.models import (
+    PROVISION_SEARCH_VECTOR,
+    Capability,
+    Gap,
+    GapKind,
+    GapState,
+    Level,
+    Marking,
+    Provision,
+    Status,
+)
 
 
 def search_provisions(queryset: QuerySet[Provision], text: str) -> QuerySet[Provision]:
