@@ -49,6 +49,7 @@ from provisions.permissions import (
     visible_markings,
 )
 from provisions.reports.gaps import (
+    PDF_MAX_ROWS_ONLINE,
     GapReportFilters,
     ReportFilterInvalid,
     gap_report,
@@ -470,6 +471,7 @@ def gaps(request: HttpRequest) -> HttpResponse:
         "travelling": travelling,
         "form": filters.form,
         "export_query": query.urlencode(),
+        "pdf_max_rows": PDF_MAX_ROWS_ONLINE,
         "can_export": can_export(user),
         "can_acknowledge": can_acknowledge_gaps(user) and not travelling,
         "domains": Domain.objects.order_by("name").values_list("code", "name"),
@@ -528,6 +530,13 @@ def gaps_export(request: HttpRequest, fmt: str) -> HttpResponseBase:
         report = gap_report(as_of=as_of if travelling else None, filters=filters, user=user)
     except ReportFilterInvalid as invalid:
         return HttpResponse(str(invalid), status=400, content_type="text/plain")
+    if fmt == "pdf" and len(report.rows) > PDF_MAX_ROWS_ONLINE:
+        messages.error(
+            request,
+            f"Not exported: a PDF lists at most {PDF_MAX_ROWS_ONLINE:,} gaps and these are "
+            f"{len(report.rows):,}. Narrow the filters, or export CSV or Excel.",
+        )
+        return redirect(f"{reverse('provisions:gaps')}?{request.GET.urlencode()}")
     content_type, render_report, binary = EXPORTS[fmt]
     buffer: Any = io.BytesIO() if binary else io.StringIO()
     if fmt == "pdf":

@@ -72,6 +72,9 @@ class GapReport:
 
 
 WITHHELD = "[a provision above your clearance]"
+# A PDF is a summary: WeasyPrint lays out about 100 rows a second here, so a page request renders at
+# most this many (about 10 s); `export_gaps --format pdf` has no limit.
+PDF_MAX_ROWS_ONLINE = 1000
 
 
 def gap_report(
