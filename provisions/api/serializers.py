@@ -120,7 +120,11 @@ class ProvisionUpdateSerializer(serializers.Serializer[Any]):
 class TransitionSerializer(serializers.Serializer[Any]):
     to = serializers.ChoiceField(choices=Status.choices)
     note = serializers.CharField(required=False, allow_blank=True, default="")
-    version = serializers.IntegerField(min_value=1, required=False, help_text="Or send If-Match.")
+    version = serializers.IntegerField(
+        min_value=1,
+        required=False,
+        help_text="Optional (or If-Match): the move is refused if the provision changed.",
+    )
 
 
 class PositionInputSerializer(serializers.Serializer[Any]):

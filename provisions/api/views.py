@@ -73,17 +73,23 @@ READ_ERRORS = {code: ERRORS[code] for code in (400, 401, 403, 404, 406, 429)}
 WRITE_ERRORS = ERRORS
 
 
-def _expected_version(request: Request, body_version: int | None) -> int:
-    """The version a write is based on: If-Match ("3" or W/"3") or the body's version."""
+def _given_version(request: Request, body_version: int | None) -> int | None:
+    """The version a write says it is based on: If-Match ("3" or W/"3") or the body's version."""
     header = request.headers.get("If-Match", "").strip()
     if header:
         match = re.fullmatch(r'(?:W/)?"(\d+)"', header)
         if match is None:
             raise ValidationError({"If-Match": ['expected the ETag of the provision, e.g. "3"']})
         return int(match.group(1))
-    if body_version is None:
-        raise PreconditionRequired()
     return body_version
+
+
+def _expected_version(request: Request, body_version: int | None) -> int:
+    """The version an edit is based on, which it must give (428 otherwise)."""
+    version = _given_version(request, body_version)
+    if version is None:
+        raise PreconditionRequired()
+    return version
 
 
 def _caller(request: Request) -> User:
@@ -201,8 +207,15 @@ class ProvisionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
 
     @extend_schema(
         request=serializers.TransitionSerializer,
-        responses={200: serializers.ProvisionSerializer, **WRITE_ERRORS},
-        parameters=[OpenApiParameter("If-Match", str, OpenApiParameter.HEADER, description='e.g. "3"')],
+        responses={
+            200: serializers.ProvisionSerializer,
+            **{c: r for c, r in WRITE_ERRORS.items() if c != 428},
+        },
+        parameters=[
+            OpenApiParameter(
+                "If-Match", str, OpenApiParameter.HEADER, description='Optional, e.g. "3": refuse if stale.'
+            )
+        ],
     )
     @action(detail=True, methods=["post"])
     def transition(self, request: Request, reference: str | None = None) -> Response:
@@ -210,7 +223,9 @@ class ProvisionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
         provision = self.get_object()
         given = serializers.TransitionSerializer(data=request.data)
         given.is_valid(raise_exception=True)
-        version = _expected_version(request, given.validated_data.get("version"))
+        # DESIGN's contract is {"to", "note"}: a move is checked against the lifecycle under the row's
+        # lock, so the version is optional here; when given, a stale one is refused (412).
+        version = _given_version(request, given.validated_data.get("version"))
         provision_transition(
             provision=provision,
             to=given.validated_data["to"],
