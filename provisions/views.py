@@ -505,7 +505,7 @@ def gap_acknowledge_view(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 EXPORTS = {
-    "csv": ("text/csv", render_csv, False),
+    "csv": ("text/csv; charset=utf-8", render_csv, False),
     "json": ("application/json", render_json, False),
     "xlsx": ("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", render_xlsx, True),
     "pdf": ("application/pdf", render_pdf, True),

@@ -100,7 +100,8 @@ def export(tmp_path: Path, fmt: str = "csv", *options: str) -> Path:
 
 
 def read_csv(path: Path) -> tuple[list[str], list[dict[str, str]]]:
-    with path.open(encoding="utf-8", newline="") as text:
+    assert path.read_bytes().startswith(b"\xef\xbb\xbfkind,"), "UTF-8 with a byte-order mark, for Excel"
+    with path.open(encoding="utf-8-sig", newline="") as text:
         rows = list(csv.reader(text))
     header, body = rows[0], rows[1:]
     return header, [dict(zip(header, row, strict=True)) for row in body]

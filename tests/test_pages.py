@@ -270,7 +270,8 @@ def test_gaps_filter_and_export_exactly_what_is_shown(client: Client, partnershi
     assert page.count('class="gap severity-critical"') == 5
 
     export = client.get("/gaps/export.csv?as_of=2020-12-20&severity=critical&domain=law-enforcement")
-    rows = list(csv.DictReader(io.StringIO(b"".join(export.streaming_content).decode())))
+    rows = list(csv.DictReader(io.StringIO(b"".join(export.streaming_content).decode("utf-8-sig"))))
+    assert export["Content-Type"] == "text/csv; charset=utf-8"
     assert len(rows) == 5 and {row["severity"] for row in rows} == {"critical"}
     assert export["Content-Disposition"] == 'attachment; filename="gaps-2020-12-20.csv"'
     for fmt, start in (("xlsx", b"PK"), ("pdf", b"%PDF"), ("json", b"[")):

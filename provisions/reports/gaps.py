@@ -201,6 +201,9 @@ def _neutralised(value: str) -> str:
 
 
 def render_csv(report: GapReport, output: io.TextIOBase | Any) -> None:
+    """The report as CSV, for UTF-8 output. It starts with a byte-order mark: without one, Excel
+    reads UTF-8 as the local code page ("Prüm" becomes "PrÃ¼m"); csv readers and LibreOffice skip it."""
+    output.write("\ufeff")
     writer = csv.writer(output)
     writer.writerow(GAP_REPORT_COLUMNS)
     for row in report.rows:
