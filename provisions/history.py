@@ -3,12 +3,13 @@ consultations, with who, when, why and the fields that changed (django-simple-hi
 
 from __future__ import annotations
 
+import bisect
 import datetime
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from provisions.models import Consultation, Coverage, Position, Provision
+from provisions.models import Consultation, Coverage, Position, Provision, StatusChange
 
 _ACTIONS = {"+": "created", "~": "changed", "-": "deleted"}
 _IGNORED = {
@@ -79,36 +80,54 @@ def _fields(model: type[Any]) -> list[str]:
     return [field.attname for field in model._meta.concrete_fields if field.attname not in _IGNORED]
 
 
-def provision_audit_trail(provision: Provision) -> list[AuditEntry]:
-    """Oldest first. Four queries, whatever the length of the history."""
-    provision_records = provision.history.select_related("history_user").order_by(
-        "history_date", "history_id"
+@dataclass(frozen=True)
+class ProvisionHistory:
+    status_changes: list[StatusChange]  # oldest first
+    audit: list[AuditEntry]  # oldest first
+
+
+def provision_history(provision: Provision, *, visible_markings: Collection[str]) -> ProvisionHistory:
+    """The provision's status changes and audit trail as a reader cleared for `visible_markings` may
+    see them: nothing recorded while the provision was marked above that clearance (its text then,
+    its positions, coverage, consultations, status notes), even if it is marked lower now. Five
+    queries, whatever the length of the history."""
+    provision_records = list(
+        provision.history.select_related("history_user").order_by("history_date", "history_id")
     )
-    position_records = (
-        Position.history.filter(provision_id=provision.pk)
-        .select_related("history_user", "party")
-        .order_by("history_date", "history_id")
-    )
-    coverage_records = (
-        Coverage.history.filter(provision_id=provision.pk)
-        .select_related("history_user", "capability")
-        .order_by("history_date", "history_id")
-    )
-    consultation_records = (
-        Consultation.history.filter(provision_id=provision.pk)
-        .select_related("history_user", "territory")
-        .order_by("history_date", "history_id")
-    )
+    since = [record.history_date for record in provision_records]
+    hidden = [record.marking not in visible_markings for record in provision_records]
+
+    def shown(when: datetime.datetime) -> bool:
+        """Whether the provision's marking at that moment is one the reader may see."""
+        latest = bisect.bisect_right(since, when) - 1
+        return not hidden[max(latest, 0)] if hidden else True
+
+    def children(model: Any, *related: str) -> list[Any]:
+        records = model.history.filter(provision_id=provision.pk).select_related("history_user", *related)
+        return [
+            record for record in records.order_by("history_date", "history_id") if shown(record.history_date)
+        ]
+
     entries = [
         *_entries(
-            provision_records, [f for f in _fields(Provision) if f != "created_at"], lambda r: "provision"
+            [record for record, off in zip(provision_records, hidden, strict=True) if not off],
+            [f for f in _fields(Provision) if f != "created_at"],
+            lambda r: "provision",
         ),
-        *_entries(position_records, ["stance", "firmness", "note"], lambda r: f"position of {r.party.code}"),
-        *_entries(coverage_records, ["extent"], lambda r: f"coverage of {r.capability.code}"),
         *_entries(
-            consultation_records,
+            children(Position, "party"),
+            ["stance", "firmness", "note"],
+            lambda r: f"position of {r.party.code}",
+        ),
+        *_entries(children(Coverage, "capability"), ["extent"], lambda r: f"coverage of {r.capability.code}"),
+        *_entries(
+            children(Consultation, "territory"),
             ["consulted_on", "outcome", "note"],
             lambda r: f"consultation of {r.territory.name}",
         ),
     ]
-    return sorted(entries, key=lambda entry: entry.at)
+    changes = provision.status_changes.select_related("changed_by").order_by("changed_on", "id")
+    return ProvisionHistory(
+        status_changes=[change for change in changes if shown(change.recorded_at)],
+        audit=sorted(entries, key=lambda entry: entry.at),
+    )

@@ -25,7 +25,7 @@ from django.views.decorators.http import require_POST
 
 from provisions.api.filters import GapFilter, search_provisions
 from provisions.charts import STATE_LABELS, STATES, coverage_bars, coverage_over_time, lapse_timeline
-from provisions.history import provision_audit_trail
+from provisions.history import provision_history
 from provisions.models import (
     Capability,
     ConsultationOutcome,
@@ -229,7 +229,7 @@ def _provision_for(request: HttpRequest, reference: str) -> Provision:
     provision = (
         Provision.objects.visible_to(_reader(request))
         .with_related()
-        .prefetch_related("status_changes__changed_by", "consultations__territory")
+        .prefetch_related("consultations__territory")
         .filter(reference=reference)
         .first()
     )
@@ -251,6 +251,7 @@ def provision_detail(request: HttpRequest, reference: str) -> HttpResponse:
     # The form suggests the next step up the ladder, never a step back.
     rank = status.rank
     forward = [target for target, _ in moves if rank is not None and (Status(target).rank or -1) > rank]
+    history = provision_history(provision, visible_markings=visible_markings(user))
     # Suggestions for the coverage form: the provision's own domain (any code may be typed).
     capabilities = (
         Capability.objects.filter(domain_id=provision.domain_id).order_by("code").values_list("code", "name")
@@ -274,8 +275,8 @@ def provision_detail(request: HttpRequest, reference: str) -> HttpResponse:
         "outcome_choices": ConsultationOutcome.choices,
         "today": timezone.localdate(),
         "awaiting": provision.territories_awaiting_consultation,
-        "history": sorted(provision.status_changes.all(), key=lambda change: (change.changed_on, change.pk)),
-        "audit_trail": provision_audit_trail(provision)[::-1],  # newest first
+        "history": history.status_changes,
+        "audit_trail": history.audit[::-1],  # newest first
     }
     return render(request, "provisions/provision.html", context)
 

@@ -448,3 +448,64 @@ def test_a_long_reason_is_kept_whole_in_the_audit_trail(negotiator_and_provision
     provision_transition(provision=provision, to=Status.UNDER_NEGOTIATION, by=negotiator, note=reason)
 
     assert provision.history.latest("history_date").history_change_reason == reason.strip()
+
+
+def test_a_reader_never_sees_what_was_recorded_while_a_provision_was_above_their_clearance(client) -> None:
+    """Downgraded after redaction: the text, notes and moves of its sensitive days stay hidden from
+    readers below that marking, on the page and through the API; what came after is shown."""
+    from tests.test_api import bearer
+
+    domain = DomainFactory()
+    provision = ProvisionFactory(
+        reference="SP-NJ-1",
+        domain=domain,
+        marking=Marking.OFFICIAL_SENSITIVE,
+        status=Status.PROPOSED,
+        text="Operation Nightjar intercepts",
+    )
+    negotiator = UserFactory(role="negotiator", clearance=Marking.SECRET, domains=[domain])
+    party = PartyFactory(partnership=domain.partnership, code="EU")
+    position_set(
+        provision=provision,
+        party=party,
+        stance=Stance.OPPOSES,
+        firmness="definitive",
+        note="Nightjar sources at risk",
+        by=negotiator,
+        expected_version=None,
+    )
+    provision_transition(
+        provision=provision, to=Status.UNDER_NEGOTIATION, note="Nightjar round", by=negotiator
+    )
+    provision_update(
+        provision=provision,
+        by=negotiator,
+        expected_version=provision.version,
+        reason="Redacted for release",
+        text="Exchange of operational information",
+        marking=Marking.OFFICIAL,
+    )
+    position_set(
+        provision=provision,
+        party=party,
+        stance=Stance.SUPPORTS,
+        firmness="definitive",
+        note="Agreed after redaction",
+        by=negotiator,
+        expected_version=None,
+    )
+    viewer = UserFactory(role="viewer", clearance=Marking.OFFICIAL)
+    cleared = UserFactory(role="viewer", clearance=Marking.OFFICIAL_SENSITIVE)
+
+    client.force_login(viewer)
+    page = client.get("/provisions/SP-NJ-1/").content.decode()
+    api = client.get("/api/v1/provisions/SP-NJ-1/history/", **bearer(viewer)).content.decode()
+    for body in (page, api):
+        assert "Nightjar" not in body
+        assert "Exchange of operational information" in body and "Agreed after redaction" in body
+    client.force_login(cleared)
+    page = client.get("/provisions/SP-NJ-1/").content.decode()
+    api = client.get("/api/v1/provisions/SP-NJ-1/history/", **bearer(cleared)).content.decode()
+    for body in (page, api):
+        for sensitive in ("Operation Nightjar intercepts", "Nightjar sources at risk", "Nightjar round"):
+            assert sensitive in body, sensitive

@@ -24,7 +24,7 @@ from provisions.api import serializers
 from provisions.api.conventions import MayEditProvision
 from provisions.api.errors import PreconditionRequired
 from provisions.api.filters import CapabilityFilter, GapFilter, ProvisionFilter
-from provisions.history import provision_audit_trail
+from provisions.history import provision_history
 from provisions.models import (
     ApiToken,
     Capability,
@@ -295,10 +295,10 @@ class ProvisionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
     def history(self, request: Request, reference: str | None = None) -> Response:
         """Status changes, and every recorded change to the provision, its positions and coverage."""
         provision = self.get_object()
-        changes = provision.status_changes.select_related("changed_by").order_by("changed_on", "id")
+        history = provision_history(provision, visible_markings=visible_markings(request.user))
         body = {
-            "status_changes": serializers.StatusChangeSerializer(changes, many=True).data,
-            "audit": [dataclasses.asdict(entry) for entry in provision_audit_trail(provision)],
+            "status_changes": serializers.StatusChangeSerializer(history.status_changes, many=True).data,
+            "audit": [dataclasses.asdict(entry) for entry in history.audit],
         }
         return Response(serializers.ProvisionHistorySerializer(body).data)
 
