@@ -281,11 +281,15 @@ def provision_detail(request: HttpRequest, reference: str) -> HttpResponse:
     return render(request, "provisions/provision.html", context)
 
 
-def _version(request: HttpRequest) -> int | None:
+def _version(request: HttpRequest) -> int:
+    """The version the form was loaded with: every page write must say it (else it could overwrite
+    an edit it never saw)."""
     try:
         return int(request.POST.get("version", ""))
     except ValueError:
-        return None
+        raise ValidationError(
+            {"version": "the form did not say which version of the provision it was based on; reload it"}
+        ) from None
 
 
 def _explain_stale(request: HttpRequest, provision: Provision, stale: StaleVersion) -> None:

@@ -14,7 +14,14 @@ from django.test import Client
 
 from provisions.models import Gap, Marking, Provision, Status
 from provisions.services.scans import gaps_scan
-from tests.factories import CapabilityFactory, CoverageFactory, DomainFactory, ProvisionFactory, UserFactory
+from tests.factories import (
+    CapabilityFactory,
+    CoverageFactory,
+    DomainFactory,
+    PartyFactory,
+    ProvisionFactory,
+    UserFactory,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -167,6 +174,11 @@ def test_positions_and_coverage_are_edited_in_place(client: Client) -> None:
             {"territory": "UK", "consulted_on": "2026-01-15", "outcome": "content"},
             "not consulted",
         ),
+        ("details", {"title": "New", "version": ""}, "did not say which version"),
+        ("details", {"title": "New", "version": "abc"}, "did not say which version"),
+        ("coverage", {"capability": "PNR", "extent": "full", "version": ""}, "did not say which version"),
+        ("position", {"party": "EU", "stance": "supports", "version": ""}, "did not say which version"),
+        ("transition", {"to": "under_negotiation", "version": ""}, "did not say which version"),
     ],
 )
 def test_a_bad_form_is_refused_with_what_was_wrong_and_changes_nothing(
@@ -180,10 +192,11 @@ def test_a_bad_form_is_refused_with_what_was_wrong_and_changes_nothing(
         Territory.objects.create(code="UK", name="United Kingdom", kind="state"),
     )
     Territory.objects.create(code="SCT", name="Scotland", kind="devolved_administration")
+    PartyFactory(partnership=provision.domain.partnership, code="EU")
     CapabilityFactory(code="PNR")
     client = signed_in(client, role="negotiator", domains=[provision.domain])
 
-    response = client.post(f"/provisions/SP-1/{action}/", {**data, "version": provision.version}, follow=True)
+    response = client.post(f"/provisions/SP-1/{action}/", {"version": provision.version, **data}, follow=True)
 
     assert response.status_code == 200 and "Not saved: " in response.content.decode()
     assert error in response.content.decode()
