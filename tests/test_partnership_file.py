@@ -925,6 +925,19 @@ def test_reimport_of_a_file_without_history_moves_the_provision_to_the_files_sta
     assert Provision.objects.get(reference="SP-LE-04").status == "agreed"
 
 
+def test_reimport_of_a_file_without_markings_never_lowers_one(imported: str, tmp_path: Path) -> None:
+    data = shipped_data(imported)
+    assert provision_in(data, "SP-LE-04")["marking"] == "official_sensitive"
+    for provision in data["provisions"]:
+        provision.pop("marking", None)
+    provision_in(data, "SP-LE-05")["marking"] = "secret"  # a marking the file does give is applied
+
+    run_import(write_yaml(tmp_path, data))
+
+    assert Provision.objects.get(reference="SP-LE-04").marking == "official_sensitive"
+    assert Provision.objects.get(reference="SP-LE-05").marking == "secret"
+
+
 # --- dates of history entries -----------------------------------------------------------------------------
 
 

@@ -26,6 +26,7 @@ from provisions.models import (
     Capability,
     Coverage,
     Domain,
+    Marking,
     Milestone,
     Partnership,
     Party,
@@ -505,7 +506,8 @@ def _import_provision(
     territories: dict[str, int],
     precedents: dict[str, int],
 ) -> None:
-    provision = Provision.objects.filter(reference=item["reference"]).first()
+    # Locked: an edit through the API or a page waits for the import instead of crossing it.
+    provision = Provision.objects.select_for_update().filter(reference=item["reference"]).first()
     is_new = provision is None
     fields = {
         "title": item["title"],
@@ -513,7 +515,9 @@ def _import_provision(
         "domain": domains[item["domain"]],
         "target_date": _date(item.get("target_date")),
         "review_date": _date(item.get("review_date")),
-        "marking": item.get("marking", "official"),
+        # A file that leaves the marking out never lowers it: new provisions are official, recorded
+        # ones keep theirs (only a marking written in the file changes it).
+        "marking": item.get("marking", Marking.OFFICIAL if provision is None else provision.marking),
     }
     history = _history_entries(item) or []
     if provision is None:
