@@ -39,6 +39,23 @@ SubjectType = Literal["capability", "provision"]
 # Enum members by value, and their rank and weight, as plain dicts: Status(value), .rank and
 # .weight go through the enum machinery (about 1 µs each), hundreds of thousands of times in a
 # full evaluation.
+# The dates the rules are evaluated at: a partnership's lifetime, with room either side (beyond them,
+# date arithmetic of the charts and reports would overflow).
+EARLIEST_AS_OF = datetime.date(1900, 1, 1)
+LATEST_AS_OF = datetime.date(2999, 12, 31)
+
+
+def parse_as_of(text: str) -> datetime.date:
+    """An `as_of` date from a page or API parameter; ValueError says what is wrong with it."""
+    try:
+        as_of = datetime.date.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a date (YYYY-MM-DD)") from None
+    if not EARLIEST_AS_OF <= as_of <= LATEST_AS_OF:
+        raise ValueError(f"{text} is outside {EARLIEST_AS_OF} to {LATEST_AS_OF}")
+    return as_of
+
+
 _STATUS_BY_VALUE = {status.value: status for status in Status}
 _LEVEL_BY_VALUE = {level.value: level for level in Level}
 _RANK_BY_STATUS = {status: status.rank for status in Status}

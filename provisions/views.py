@@ -59,7 +59,7 @@ from provisions.reports.gaps import (
     render_pdf,
     render_xlsx,
 )
-from provisions.rules import coverage_by_domain, evaluate_gaps, provisions_at
+from provisions.rules import coverage_by_domain, evaluate_gaps, parse_as_of, provisions_at
 from provisions.selectors import (
     coverage_by_domain_as_scanned,
     domain_provisions,
@@ -108,9 +108,9 @@ def _as_of(request: HttpRequest) -> tuple[datetime.date, datetime.date, bool]:
     if not raw:
         return today, today, False
     try:
-        as_of = datetime.date.fromisoformat(raw)
-    except ValueError:
-        messages.error(request, f"“{raw}” is not a date (YYYY-MM-DD): showing today.")
+        as_of = parse_as_of(raw)
+    except ValueError as invalid:
+        messages.error(request, f"{str(invalid)[0].upper()}{str(invalid)[1:]}: showing today.")
         return today, today, False
     return as_of, today, as_of != today
 

@@ -334,9 +334,28 @@ def test_an_analyst_acknowledges_a_gap_from_the_page(client: Client, partnership
     assert gap.acknowledgement_note == "Handled by the fallback"
 
 
-def test_a_bad_date_is_ignored_with_a_message(client: Client, partnership) -> None:
-    page = signed_in(client, role="viewer").get("/?as_of=31-12-2020").content.decode()
-    assert "is not a date (YYYY-MM-DD): showing today" in page
+@pytest.mark.parametrize(
+    "as_of, message",
+    [
+        ("31-12-2020", "&#x27;31-12-2020&#x27; is not a date (YYYY-MM-DD): showing today"),
+        ("9999-12-31", "9999-12-31 is outside 1900-01-01 to 2999-12-31: showing today"),
+        ("0001-01-01", "0001-01-01 is outside 1900-01-01 to 2999-12-31: showing today"),
+    ],
+)
+@pytest.mark.parametrize("path", ["/", "/domains/law-enforcement/", "/gaps/"])
+def test_a_bad_date_is_ignored_with_a_message(client: Client, partnership, path, as_of, message) -> None:
+    response = signed_in(client, role="viewer").get(f"{path}?as_of={as_of}")
+    assert response.status_code == 200 and message in response.content.decode()
+
+
+@pytest.mark.parametrize("as_of", ["9999-12-31", "31-12-2020"])
+def test_the_api_refuses_a_date_the_rules_do_not_take(client: Client, partnership, as_of: str) -> None:
+    from tests.test_api import bearer
+
+    viewer = UserFactory(role="viewer")
+    for path in ("/api/v1/gaps/", "/api/v1/coverage/"):
+        response = client.get(f"{path}?as_of={as_of}", **bearer(viewer))
+        assert response.status_code == 400 and "as_of" in response.json()["error"]["field_errors"]
 
 
 @pytest.mark.parametrize("path", ["/", "/domains/d-0/", "/gaps/", "/provisions/SP-FIRST/"])
@@ -394,3 +413,22 @@ def test_pages_carry_a_strict_content_security_policy(client: Client, partnershi
     # Only Django's admin may use inline style attributes (its autocomplete widget writes them).
     expected_style = "'self' 'unsafe-inline'" if path.startswith("/admin/") else None
     assert directives.get("style-src") == expected_style
+
+
+@pytest.mark.parametrize(
+    "method, path, data",
+    [
+        ("get", "/search/?q=euro%00pol", None),
+        ("get", "/gaps/?domain=law%00", None),
+        ("post", "/provisions/SP-LE-04/position/", {"party": "EU\x00", "stance": "supports", "version": "2"}),
+        ("post", "/provisions/SP-LE-04/details/", {"title": "T\x00", "version": "2"}),
+    ],
+)
+def test_a_nul_character_gets_a_clear_400_and_changes_nothing(
+    client: Client, partnership, method, path, data
+):
+    client = signed_in(client, role="administrator", clearance=Marking.SECRET)
+    before = Provision.objects.get(reference="SP-LE-04").version
+    response = getattr(client, method)(path, data) if data else client.get(path)
+    assert response.status_code == 400 and b"NUL character" in response.content
+    assert Provision.objects.get(reference="SP-LE-04").version == before

@@ -46,7 +46,7 @@ from provisions.reports.gaps import (
     persisted_gap_row,
     withhold_hidden,
 )
-from provisions.rules import coverage_by_domain, evaluate_gaps
+from provisions.rules import coverage_by_domain, evaluate_gaps, parse_as_of
 from provisions.selectors import visible_gaps
 from provisions.services.provisions import coverage_set, position_set, provision_update
 from provisions.services.scans import gap_acknowledge, scan_request
@@ -104,9 +104,9 @@ def _as_of(request: Request) -> datetime.date | None:
     if raw in (None, ""):
         return None
     try:
-        return datetime.date.fromisoformat(raw)
-    except ValueError:
-        raise ValidationError({"as_of": ["expected a date as YYYY-MM-DD"]}) from None
+        return parse_as_of(raw)
+    except ValueError as invalid:
+        raise ValidationError({"as_of": [str(invalid)]}) from None
 
 
 AS_OF = OpenApiParameter(
