@@ -813,13 +813,9 @@ class GapAdmin(admin.ModelAdmin):
     form = GapAcknowledgementForm
     list_display = ("kind", "severity", "subject", "state", "opened_at", "resolved_at", "acknowledged_at")
     list_filter = (GapStateFilter, "kind", "severity", GapDomainFilter, "opened_at")
-    search_fields = (
-        "capability__code",
-        "capability__name",
-        "provision__reference",
-        "provision__title",
-        "explanation",
-    )
+    # Not the explanation: a capability gap's names the provisions covering it, and a search for a
+    # reference above the reader's clearance would tell them it exists.
+    search_fields = ("capability__code", "capability__name", "provision__reference", "provision__title")
     list_select_related = ("capability", "provision")
     ordering = ("-opened_at", "-id")
     fields = (

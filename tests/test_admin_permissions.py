@@ -653,6 +653,20 @@ def test_a_capability_gaps_explanation_is_withheld_when_it_names_a_provision_abo
         assert "withheld" in html
 
 
+@pytest.mark.parametrize("clearance", MARKINGS, ids=lambda marking: marking.value)
+def test_searching_gaps_for_a_reference_above_clearance_finds_nothing(
+    client: Client, world: World, clearance: Marking
+) -> None:
+    client.force_login(make_actor("viewer", clearance, world))
+    secret = REFERENCES[Marking.SECRET]
+
+    response = client.get(reverse("admin:provisions_gap_changelist"), {"q": secret})
+
+    assert response.status_code == 200
+    found = response.context["cl"].result_count
+    assert found == (1 if clearance == Marking.SECRET else 0)  # its own stalled gap, when cleared for it
+
+
 # --- users ------------------------------------------------------------------------------------------------
 
 
