@@ -257,8 +257,10 @@ class User(AbstractUser):
         Domain, blank=True, related_name="negotiators", help_text="The domains this user negotiates in."
     )
 
-    # Not a column: an API token restricted below its user's clearance sets it for one request.
+    # Not columns: set for one request by the API token it came with (its clearance, if restricted
+    # below its user's, and its expiry); a token made through a token inherits both limits.
     token_clearance: str = ""
+    token_expires_at: datetime.datetime | None = None
 
     class Meta(AbstractUser.Meta):
         constraints = [_choice_check("clearance", Marking, "user_clearance_valid")]

@@ -428,6 +428,24 @@ def test_a_user_creates_lists_and_revokes_their_own_tokens(client: Client, world
     assert client.delete(f"/api/v1/tokens/{other_token.pk}/").status_code == 404
 
 
+def test_a_token_made_through_an_expiring_token_expires_with_it(client: Client, world) -> None:
+    soon = timezone.now() + datetime.timedelta(minutes=5)
+    _, key = api_token_create(owner=world["analyst"], by=world["analyst"], name="short", expires_at=soon)
+    later = (timezone.now() + datetime.timedelta(days=30)).isoformat()
+
+    for body in ({"name": "forever"}, {"name": "longer", "expires_at": later}):
+        made = client.post(
+            "/api/v1/tokens/", body, content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {key}"
+        )
+        assert made.status_code == 201
+        assert ApiToken.objects.get(pk=made.json()["id"]).expires_at == soon
+    client.force_login(world["analyst"])  # a signed-in user is not limited by any token
+    assert (
+        client.post("/api/v1/tokens/", {"name": "mine"}, content_type="application/json").json()["expires_at"]
+        is None
+    )
+
+
 def test_an_unreadable_body_or_an_unanswerable_accept_gets_the_documented_error(
     client: Client, world
 ) -> None:

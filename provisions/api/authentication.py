@@ -30,6 +30,7 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=timezone.now())
         user = token.user
         user.token_clearance = token.clearance  # provisions.permissions reads it: the lower clearance wins
+        user.token_expires_at = token.expires_at
         return user, token
 
     def authenticate_header(self, request: Request) -> str:

@@ -32,6 +32,9 @@ def api_token_create(
     # Blank means "as cleared as its user"; made through a token cleared below its user, that is the
     # token's clearance, or a capped token could mint an uncapped one.
     clearance = clearance or (by.token_clearance if by == owner else "")
+    # Nor may an expiring token mint one that outlives it.
+    if by == owner and by.token_expires_at is not None:
+        expires_at = min(expires_at or by.token_expires_at, by.token_expires_at)
     if clearance:
         ensure(clearance in visible_markings(owner), "a token cannot be cleared above its user")
     if expires_at is not None and expires_at <= timezone.now():
