@@ -937,10 +937,40 @@ class TrackerUserAdmin(UserAdmin):
         return can_administer(request.user) and super().has_add_permission(request)
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return can_administer(request.user) and super().has_change_permission(request, obj)
+        return (
+            can_administer(request.user)
+            and _within_clearance(request, obj)
+            and super().has_change_permission(request, obj)
+        )
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return can_administer(request.user) and super().has_delete_permission(request, obj)
+        return (
+            can_administer(request.user)
+            and _within_clearance(request, obj)
+            and super().has_delete_permission(request, obj)
+        )
+
+    # An administrator cleared below SECRET cannot reach SECRET through users: no clearance above
+    # their own to give (themselves included), no changing (or setting the password of) a user
+    # cleared above them, and only a superuser makes superusers.
+    def formfield_for_choice_field(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if db_field.name == "clearance":
+            kwargs["choices"] = _markings_up_to_own(request)
+        return super().formfield_for_choice_field(db_field, request, **kwargs)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        readonly = tuple(super().get_readonly_fields(request, obj))
+        return readonly if request.user.is_superuser else (*readonly, "is_superuser", "user_permissions")
+
+
+def _markings_up_to_own(request: HttpRequest) -> list[tuple[str, str]]:
+    visible = visible_markings(request.user)
+    return [(value, label) for value, label in Marking.choices if value in visible]
+
+
+def _within_clearance(request: HttpRequest, user: Any) -> bool:
+    """Whether the administrator is cleared at least as high as the user they would change."""
+    return user is None or user.clearance in visible_markings(request.user)
 
 
 class AdministratorsOnly(admin.ModelAdmin):
@@ -1041,6 +1071,14 @@ class WebhookEndpointAdmin(AdministratorsOnly):
     list_filter = ("active", "clearance")
     search_fields = ("url",)
 
+    def formfield_for_choice_field(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if db_field.name == "clearance":  # never cleared above the administrator registering it
+            kwargs["choices"] = _markings_up_to_own(request)
+        return super().formfield_for_choice_field(db_field, request, **kwargs)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[WebhookEndpoint]:
+        return super().get_queryset(request).filter(clearance__in=visible_markings(request.user))
+
     def save_model(self, request: HttpRequest, obj: WebhookEndpoint, form: Any, change: bool) -> None:
         if not change:
             obj.created_by = _acting_user(request)
@@ -1087,3 +1125,7 @@ class WebhookDeliveryAdmin(ReadOnlyModelAdmin):
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return can_administer(request.user)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[WebhookDelivery]:
+        # A delivery carries its subject: only those prepared for a clearance the reader holds.
+        return super().get_queryset(request).filter(payload__clearance__in=visible_markings(request.user))

@@ -98,7 +98,9 @@ def test_a_webhook_deliverys_page_lists_every_attempt(administrator_client) -> N
     endpoint = WebhookEndpoint.objects.create(
         url="https://receiver.example/hook", events=["gap.opened"], secret="s"
     )
-    delivery = WebhookDelivery.objects.create(endpoint=endpoint, event="gap.opened", payload={}, attempts=2)
+    delivery = WebhookDelivery.objects.create(
+        endpoint=endpoint, event="gap.opened", payload={"clearance": "official"}, attempts=2
+    )
     for number, code, answer in [(1, 503, "busy, try later"), (2, 200, "thanks")]:
         WebhookAttempt.objects.create(
             delivery=delivery,
@@ -118,3 +120,86 @@ def test_a_webhook_deliverys_page_lists_every_attempt(administrator_client) -> N
 def test_only_administrators_reach_tokens_and_webhooks(client: Client, role: str, page: str) -> None:
     client.force_login(UserFactory(role=role, clearance="secret", is_staff=True))
     assert client.get(f"/admin/provisions/{page}/").status_code == 403
+
+
+@pytest.fixture
+def official_administrator(client: Client) -> Client:
+    client.force_login(UserFactory(username="low", role="administrator", clearance="official", is_staff=True))
+    return client
+
+
+def test_an_administrator_cannot_clear_an_endpoint_above_their_own_clearance(official_administrator) -> None:
+    form = {"url": "https://8.8.8.8/hook", "events": ["gap.opened"], "secret": "s", "active": "on"}
+    add = "/admin/provisions/webhookendpoint/add/"
+    refused = official_administrator.post(add, {**form, "clearance": "secret"})
+    assert refused.status_code == 200 and not WebhookEndpoint.objects.exists()
+    assert "Select a valid choice" in refused.content.decode()
+    assert official_administrator.post(add, {**form, "clearance": "official"}).status_code == 302
+    assert WebhookEndpoint.objects.get().clearance == "official"
+
+
+def test_an_administrator_sees_only_deliveries_and_endpoints_up_to_their_clearance(
+    official_administrator,
+) -> None:
+    endpoint = WebhookEndpoint.objects.create(url="https://8.8.8.8/hook", events=["gap.opened"], secret="s")
+    secret_endpoint = WebhookEndpoint.objects.create(
+        url="https://8.8.4.4/hook", events=["gap.opened"], secret="s", clearance="secret"
+    )
+    official = WebhookDelivery.objects.create(
+        endpoint=endpoint, event="gap.opened", payload={"clearance": "official"}
+    )
+    secret = WebhookDelivery.objects.create(
+        endpoint=secret_endpoint,
+        event="gap.opened",
+        payload={"clearance": "secret", "data": {"title": "Nightjar"}},
+    )
+    listed = official_administrator.get("/admin/provisions/webhookdelivery/")
+    assert [row.pk for row in listed.context["cl"].result_list] == [official.pk]
+    assert (
+        official_administrator.get(f"/admin/provisions/webhookdelivery/{secret.pk}/change/").status_code
+        == 302
+    )
+    endpoints = official_administrator.get("/admin/provisions/webhookendpoint/")
+    assert [row.pk for row in endpoints.context["cl"].result_list] == [endpoint.pk]
+
+
+def test_an_administrator_cannot_raise_a_clearance_above_their_own_nor_change_a_higher_user(
+    official_administrator,
+) -> None:
+    me = UserFactory._meta.model.objects.get(username="low")
+    someone = UserFactory(role="viewer", clearance="official")
+    higher = UserFactory(role="viewer", clearance="secret")
+    page = official_administrator.get(f"/admin/provisions/user/{me.pk}/change/").content.decode()
+    assert 'value="secret"' not in page and 'name="is_superuser"' not in page
+    for user in (me, someone):
+        form = (
+            official_administrator.get(f"/admin/provisions/user/{user.pk}/change/").context["adminform"].form
+        )
+        data = {
+            **form.initial,
+            "clearance": "secret",
+            "date_joined_0": "2026-01-01",
+            "date_joined_1": "00:00:00",
+        }
+        data = {key: value for key, value in data.items() if value is not None and key != "password"}
+        data["groups"] = [group.pk for group in user.groups.all()]
+        data["domains"] = []
+        data.pop("last_login", None)
+        url = f"/admin/provisions/user/{user.pk}/change/"
+        refused = official_administrator.post(url, data)
+        assert refused.status_code == 200 and "Select a valid choice" in refused.content.decode()
+        accepted = official_administrator.post(
+            url, {**data, "clearance": "official", "first_name": "Renamed"}
+        )
+        assert accepted.status_code == 302, accepted.context["adminform"].form.errors
+        user.refresh_from_db()
+        assert (user.clearance, user.first_name) == ("official", "Renamed")
+    # A user cleared above them: shown read-only, never changed, and no new password for them.
+    view = official_administrator.get(f"/admin/provisions/user/{higher.pk}/change/")
+    assert view.status_code == 200 and 'name="clearance"' not in view.content.decode()
+    assert official_administrator.post(f"/admin/provisions/user/{higher.pk}/change/", {}).status_code == 403
+    password = f"/admin/provisions/user/{higher.pk}/password/"
+    assert official_administrator.get(password).status_code == 403
+    official_administrator.post(password, {"password1": "taken-over-1", "password2": "taken-over-1"})
+    higher.refresh_from_db()
+    assert not higher.check_password("taken-over-1")
