@@ -10,6 +10,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.contrib.postgres.indexes import GinIndex
 from django.contrib.postgres.search import SearchVector
+from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import RowNumber
@@ -19,6 +20,15 @@ from simple_history.models import HistoricalRecords
 
 def _choice_check(field: str, choices: type[models.TextChoices], name: str) -> models.CheckConstraint:
     return models.CheckConstraint(condition=Q(**{f"{field}__in": choices.values}), name=name)
+
+
+# Codes and references, as the partnership file's schema has them ($defs.code): they name things in
+# URLs and in the ";"-joined lists of reports, so nothing else is allowed in them.
+CODE_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"
+code_validator = RegexValidator(
+    rf"^{CODE_PATTERN}\Z",
+    "Letters, digits, '.', '_' and '-' only, starting with a letter or digit (at most 64).",
+)
 
 
 class Level(models.TextChoices):
@@ -184,7 +194,7 @@ class Partnership(models.Model):
 
 class Party(models.Model):
     partnership = models.ForeignKey(Partnership, on_delete=models.CASCADE, related_name="parties")
-    code = models.CharField(max_length=64)
+    code = models.CharField(max_length=64, validators=[code_validator])
     name = models.CharField(max_length=200)
 
     class Meta:
@@ -200,7 +210,7 @@ class Party(models.Model):
 
 class Milestone(models.Model):
     partnership = models.ForeignKey(Partnership, on_delete=models.CASCADE, related_name="milestones")
-    code = models.CharField(max_length=64)
+    code = models.CharField(max_length=64, validators=[code_validator])
     title = models.CharField(max_length=200)
     date = models.DateField()
     note = models.TextField(blank=True)
@@ -229,7 +239,7 @@ class Pillar(models.Model):
 
 class Domain(models.Model):
     partnership = models.ForeignKey(Partnership, on_delete=models.PROTECT, related_name="domains")
-    code = models.CharField(max_length=64, unique=True)
+    code = models.CharField(max_length=64, unique=True, validators=[code_validator])
     name = models.CharField(max_length=200)
     pillar = models.ForeignKey(
         Pillar, on_delete=models.PROTECT, null=True, blank=True, related_name="domains"
@@ -267,7 +277,7 @@ class User(AbstractUser):
 
 
 class Territory(models.Model):
-    code = models.CharField(max_length=64, unique=True)
+    code = models.CharField(max_length=64, unique=True, validators=[code_validator])
     name = models.CharField(max_length=200)
     kind = models.CharField(max_length=32, choices=TerritoryKind.choices, default=TerritoryKind.OTHER)
 
@@ -290,7 +300,7 @@ class Territory(models.Model):
 
 
 class Precedent(models.Model):
-    code = models.CharField(max_length=64, unique=True)
+    code = models.CharField(max_length=64, unique=True, validators=[code_validator])
     title = models.CharField(max_length=300)
     description = models.TextField(blank=True)
     url = models.CharField(max_length=500, blank=True)
@@ -303,7 +313,7 @@ class Precedent(models.Model):
 
 
 class Capability(models.Model):
-    code = models.CharField(max_length=64, unique=True)
+    code = models.CharField(max_length=64, unique=True, validators=[code_validator])
     name = models.CharField(max_length=300)
     domain = models.ForeignKey(Domain, on_delete=models.PROTECT, related_name="capabilities")
     criticality = models.CharField(max_length=16, choices=Level.choices)
@@ -356,7 +366,7 @@ PROVISION_SEARCH_VECTOR = SearchVector("reference", "title", "text", config="eng
 
 
 class Provision(models.Model):
-    reference = models.CharField(max_length=64, unique=True)
+    reference = models.CharField(max_length=64, unique=True, validators=[code_validator])
     title = models.CharField(max_length=300)
     text = models.TextField(blank=True)
     domain = models.ForeignKey(Domain, on_delete=models.PROTECT, related_name="provisions")

@@ -415,3 +415,24 @@ def test_a_status_has_its_rank_on_the_ladder_or_none_off_it(status: str, rank: i
 
 def test_a_partnership_without_parties_has_undetermined_alignment() -> None:
     assert Alignment.of([]) == Alignment.UNDETERMINED
+
+
+@pytest.mark.parametrize("reference", ["SP;LE-99", "SP/LE-99", "-SP", "SP LE", "x" * 65, ""])
+def test_a_reference_outside_the_files_pattern_is_refused_with_what_is_allowed(reference: str) -> None:
+    from django.core.exceptions import ValidationError
+
+    from tests.factories import DomainFactory
+
+    provision = Provision(reference=reference, title="T", domain=DomainFactory(), status="proposed")
+    with pytest.raises(ValidationError) as refused:
+        provision.full_clean()
+    assert "reference" in refused.value.message_dict
+
+
+@pytest.mark.parametrize("reference", ["SP-LE-99", "sp.le_99", "9"])
+def test_a_reference_in_the_files_pattern_is_accepted(reference: str) -> None:
+    from tests.factories import DomainFactory
+
+    Provision(reference=reference, title="T", domain=DomainFactory(), status="proposed").full_clean(
+        exclude=["domain"]
+    )

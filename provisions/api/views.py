@@ -26,6 +26,7 @@ from provisions.api.errors import PreconditionRequired
 from provisions.api.filters import CapabilityFilter, GapFilter, ProvisionFilter
 from provisions.history import provision_history
 from provisions.models import (
+    CODE_PATTERN,
     ApiToken,
     Capability,
     Domain,
@@ -53,7 +54,6 @@ from provisions.services.scans import gap_acknowledge, scan_request
 from provisions.services.status import provision_transition
 from provisions.services.tokens import api_token_create, api_token_revoke
 
-CODE_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"
 ERRORS = {
     code: OpenApiResponse(serializers.ErrorEnvelopeSerializer, description=description)
     for code, description in {
