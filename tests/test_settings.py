@@ -67,6 +67,10 @@ def error_line(result: subprocess.CompletedProcess[str]) -> str:
             {"SECRET_KEY": "", "DEBUG": "false"}, "SECRET_KEY", None, id="DEBUG false, empty SECRET_KEY"
         ),
         pytest.param({"DEBUG": "maybe"}, "DEBUG", "maybe", id="DEBUG not a boolean"),
+        pytest.param({"CACHE_URL": "memcached://x"}, "CACHE_URL", "memcached://x", id="cache not redis"),
+        pytest.param(
+            {"SECURE_HSTS_SECONDS": "a year"}, "SECURE_HSTS_SECONDS", "a year", id="HSTS not a number"
+        ),
         pytest.param({"WARNING_DAYS": "abc"}, "WARNING_DAYS", "abc", id="WARNING_DAYS not a number"),
         pytest.param({"STALL_DAYS": "-5"}, "STALL_DAYS", "-5", id="STALL_DAYS negative"),
         pytest.param({"SECURED_STATUS": "bogus"}, "SECURED_STATUS", "bogus", id="SECURED_STATUS unknown"),
@@ -132,3 +136,30 @@ def test_with_a_redis_broker_tasks_are_queued() -> None:
 
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "broker"
+
+
+def test_a_redis_cache_and_a_tls_proxy_are_configured_from_the_environment() -> None:
+    probe = (
+        "import django; django.setup(); from django.conf import settings; "
+        "print(settings.CACHES['default']['BACKEND'], settings.CACHES['default'].get('LOCATION'), "
+        "settings.SECURE_PROXY_SSL_HEADER, settings.SECURE_HSTS_SECONDS)"
+    )
+    configured = start(
+        {
+            "CACHE_URL": "redis://127.0.0.1:6379/1",
+            "BEHIND_TLS_PROXY": "true",
+            "SECURE_HSTS_SECONDS": "31536000",
+        },
+        "-c",
+        probe,
+    )
+    assert configured.returncode == 0, configured.stderr
+    assert configured.stdout.split() == [
+        "django.core.cache.backends.redis.RedisCache",
+        "redis://127.0.0.1:6379/1",
+        "('HTTP_X_FORWARDED_PROTO',",
+        "'https')",
+        "31536000",
+    ]
+    default = start({}, "-c", probe)
+    assert default.stdout.split() == ["django.core.cache.backends.locmem.LocMemCache", "None", "None", "0"]
