@@ -18,5 +18,6 @@ urlpatterns = [
     path("gaps/", views.gaps, name="gaps"),
     path("gaps/<int:pk>/acknowledge/", views.gap_acknowledge_view, name="acknowledge"),
     path("gaps/export.<str:fmt>", views.gaps_export, name="gaps-export"),
+    path("coverage/export.<str:fmt>", views.coverage_export, name="coverage-export"),
     path("search/", views.search, name="search"),
 ]

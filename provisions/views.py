@@ -6,7 +6,7 @@ import contextlib
 import datetime
 import io
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from django.contrib import messages
@@ -48,6 +48,7 @@ from provisions.permissions import (
     role_of,
     visible_markings,
 )
+from provisions.reports import coverage
 from provisions.reports.gaps import (
     PDF_MAX_ROWS_ONLINE,
     GapReportFilters,
@@ -149,6 +150,7 @@ def overview(request: HttpRequest) -> HttpResponse:
         "movements": recent_movements(user, as_of=as_of),
         "snapshots": snapshots,
         "over_time": coverage_over_time(snapshots),
+        "can_export": can_export(user),
     }
     return render(request, "provisions/overview.html", context)
 
@@ -509,22 +511,54 @@ def gap_acknowledge_view(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect(back)
 
 
-EXPORTS = {
-    "csv": ("text/csv; charset=utf-8", render_csv, False),
-    "json": ("application/json", render_json, False),
-    "xlsx": ("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", render_xlsx, True),
-    "pdf": ("application/pdf", render_pdf, True),
+CONTENT_TYPES = {
+    "csv": "text/csv; charset=utf-8",
+    "json": "application/json",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "pdf": "application/pdf",
 }
+GAP_RENDERERS: dict[str, Callable[..., None]] = {
+    "csv": render_csv,
+    "json": render_json,
+    "xlsx": render_xlsx,
+    "pdf": render_pdf,
+}
+COVERAGE_RENDERERS: dict[str, Callable[..., None]] = {
+    "csv": coverage.render_csv,
+    "json": coverage.render_json,
+    "xlsx": coverage.render_xlsx,
+    "pdf": coverage.render_pdf,
+}
+
+
+def _exporter(request: HttpRequest, fmt: str) -> User:
+    """The reader, if they may export in that format (analysts and above)."""
+    user = _reader(request)
+    if not can_export(user):
+        raise PermissionDenied("analysts and above export reports")
+    if fmt not in CONTENT_TYPES:
+        raise Http404("unknown format")
+    return user
+
+
+def _download(fmt: str, filename: str, write: Callable[[Any], None]) -> FileResponse:
+    """A report written by `write` into a buffer of the format's kind, as an attachment."""
+    binary = fmt in ("xlsx", "pdf")
+    buffer: Any = io.BytesIO() if binary else io.StringIO()
+    write(buffer)
+    data = buffer.getvalue()
+    return FileResponse(
+        io.BytesIO(data if binary else data.encode("utf-8")),
+        as_attachment=True,
+        filename=filename,
+        content_type=CONTENT_TYPES[fmt],
+    )
 
 
 @login_required
 def gaps_export(request: HttpRequest, fmt: str) -> HttpResponseBase:
     """The gap report of exactly what the gaps page shows (its filters and date)."""
-    user = _reader(request)
-    if not can_export(user):
-        raise PermissionDenied("analysts and above export reports")
-    if fmt not in EXPORTS:
-        raise Http404("unknown format")
+    user = _exporter(request, fmt)
     as_of, _, travelling = _as_of(request)
     filters = GapReportFilters(
         domain=request.GET.get("domain") or None,
@@ -542,20 +576,21 @@ def gaps_export(request: HttpRequest, fmt: str) -> HttpResponseBase:
             f"{len(report.rows):,}. Narrow the filters, or export CSV or Excel.",
         )
         return redirect(f"{reverse('provisions:gaps')}?{request.GET.urlencode()}")
-    content_type, render_report, binary = EXPORTS[fmt]
-    buffer: Any = io.BytesIO() if binary else io.StringIO()
-    if fmt == "pdf":
-        render_pdf(report, buffer, filters=filters)
-    else:
-        render_report(report, buffer)
-    data = buffer.getvalue()
-    response = FileResponse(
-        io.BytesIO(data if binary else data.encode("utf-8")),
-        as_attachment=True,
-        filename=f"gaps-{report.as_of:%Y-%m-%d}.{fmt}",
-        content_type=content_type,
+    options = {"filters": filters} if fmt == "pdf" else {}
+    return _download(
+        fmt, f"gaps-{report.as_of:%Y-%m-%d}.{fmt}", lambda out: GAP_RENDERERS[fmt](report, out, **options)
     )
-    return response
+
+
+@login_required
+def coverage_export(request: HttpRequest, fmt: str) -> HttpResponseBase:
+    """The coverage report (one row per domain) at the overview's date."""
+    user = _exporter(request, fmt)
+    as_of, _, _ = _as_of(request)
+    report = coverage.coverage_report(user=user, as_of=as_of)
+    return _download(
+        fmt, f"coverage-{report.as_of:%Y-%m-%d}.{fmt}", lambda out: COVERAGE_RENDERERS[fmt](report, out)
+    )
 
 
 @login_required

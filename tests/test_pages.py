@@ -432,3 +432,54 @@ def test_a_nul_character_gets_a_clear_400_and_changes_nothing(
     response = getattr(client, method)(path, data) if data else client.get(path)
     assert response.status_code == 400 and b"NUL character" in response.content
     assert Provision.objects.get(reference="SP-LE-04").version == before
+
+
+def test_the_coverage_report_is_exported_as_the_api_counts_it(client: Client, partnership) -> None:
+    """CSV, Excel and PDF, read back with real readers, against the API's coverage rows."""
+    import openpyxl
+    import pypdf
+
+    from tests.test_api import bearer
+
+    analyst = UserFactory(role="analyst", clearance=Marking.OFFICIAL)
+    client.force_login(analyst)
+    overview = client.get("/?as_of=2020-12-20").content.decode()
+    assert 'href="/coverage/export.csv?as_of=2020-12-20"' in overview
+    expected = Client().get("/api/v1/coverage/?as_of=2020-12-20", **bearer(analyst)).json()
+
+    response = client.get("/coverage/export.csv?as_of=2020-12-20")
+    assert response["Content-Disposition"] == 'attachment; filename="coverage-2020-12-20.csv"'
+    rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode("utf-8-sig"))))
+    assert [row["domain"] for row in rows] == [row["domain"] for row in expected]
+    for row, api in zip(rows, expected, strict=True):
+        assert int(row["capabilities"]) == api["capabilities"]
+        assert {state: int(row[state]) for state in api["capabilities_by_state"]} == api[
+            "capabilities_by_state"
+        ]
+        assert {s: int(row[f"provisions_{s}"]) for s in api["provisions_by_status"]} == api[
+            "provisions_by_status"
+        ]
+    # An official reader's counts leave out SP-LE-04 (official-sensitive), which a secret reader's include.
+    secret = UserFactory(role="analyst", clearance=Marking.SECRET)
+    fuller = Client().get("/api/v1/coverage/?as_of=2020-12-20", **bearer(secret)).json()
+    law = next(row for row in rows if row["domain"] == "law-enforcement")
+    assert (
+        int(law["provisions"])
+        == sum(next(r for r in fuller if r["domain"] == "law-enforcement")["provisions_by_status"].values())
+        - 1
+    )
+
+    workbook = openpyxl.load_workbook(
+        io.BytesIO(b"".join(client.get("/coverage/export.xlsx").streaming_content))
+    )
+    sheet = workbook["Coverage"]
+    header = [cell.value for cell in sheet[1]]
+    assert header[:4] == ["domain", "name", "capabilities", "secured"] and sheet.max_row == len(rows) + 1
+
+    pdf = pypdf.PdfReader(io.BytesIO(b"".join(client.get("/coverage/export.pdf").streaming_content)))
+    text = "\n".join(page.extract_text() for page in pdf.pages)
+    assert "Coverage report" in text and "Law enforcement" in text
+
+    client.force_login(UserFactory(role="viewer"))
+    assert client.get("/coverage/export.csv").status_code == 403
+    assert 'href="/coverage/export.csv' not in client.get("/").content.decode()

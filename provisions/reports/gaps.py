@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import csv
 import datetime
 import io
-import json
 import re
 from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
-import xlsxwriter
-from django.template.loader import render_to_string
 from django.utils import timezone
 
 from provisions.models import Domain, Gap, GapKind, Level, Provision
 from provisions.permissions import visible_markings
+from provisions.reports.tables import write_csv, write_json, write_pdf, write_xlsx
 from provisions.rules import Finding, evaluate_gaps
 
 GAP_REPORT_COLUMNS = (
@@ -187,80 +184,21 @@ def finding_row(finding: Finding, gap: Gap | None = None) -> dict[str, Any]:
     }
 
 
-def _text(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, datetime.date):
-        return value.isoformat()
-    return str(value)
-
-
-def _neutralised(value: str) -> str:
-    """Spreadsheets run a cell that starts with = + - @ as a formula; user text must stay text."""
-    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
-
-
 def render_csv(report: GapReport, output: io.TextIOBase | Any) -> None:
-    """The report as CSV, for UTF-8 output. It starts with a byte-order mark: without one, Excel
-    reads UTF-8 as the local code page ("Prüm" becomes "PrÃ¼m"); csv readers and LibreOffice skip it."""
-    output.write("\ufeff")
-    writer = csv.writer(output)
-    writer.writerow(GAP_REPORT_COLUMNS)
-    for row in report.rows:
-        writer.writerow(
-            [
-                _text(value) if not isinstance(value, str) else _neutralised(value)
-                for value in (row[column] for column in GAP_REPORT_COLUMNS)
-            ]
-        )
+    write_csv(GAP_REPORT_COLUMNS, report.rows, output)
 
 
 def render_json(report: GapReport, output: io.TextIOBase | Any) -> None:
-    rows = [
-        {
-            column: (_text(value) if isinstance(value, datetime.date) else value)
-            for column, value in row.items()
-        }
-        for row in report.rows
-    ]
-    json.dump(rows, output, indent=2, ensure_ascii=False)
-    output.write("\n")
+    write_json(GAP_REPORT_COLUMNS, report.rows, output)
 
 
 def render_pdf(report: GapReport, output: BinaryIO, *, filters: GapReportFilters | None = None) -> None:
-    """A printable A4 landscape table (WeasyPrint); fine for summaries, large ones belong in a task."""
-    import weasyprint  # imported here: it loads Pango, which only PDF rendering needs
-
+    """A printable A4 landscape table; fine for summaries (see PDF_MAX_ROWS_ONLINE)."""
     described = ", ".join(
         f"{name} {value}" for name, value in vars(filters or GapReportFilters()).items() if value is not None
     )
-    html = render_to_string("reports/gaps.html", {"report": report, "filters": described})
-    weasyprint.HTML(string=html).write_pdf(output)
+    write_pdf("reports/gaps.html", {"report": report, "filters": described}, output)
 
 
 def render_xlsx(report: GapReport, output: BinaryIO) -> None:
-    # strings_to_formulas off: names and explanations are user text, never formulas.
-    workbook = xlsxwriter.Workbook(
-        output, {"constant_memory": True, "strings_to_formulas": False, "strings_to_urls": False}
-    )
-    sheet = workbook.add_worksheet("Gaps")
-    bold = workbook.add_format({"bold": True})
-    dates = workbook.add_format({"num_format": "yyyy-mm-dd"})
-    datetimes = workbook.add_format({"num_format": "yyyy-mm-dd hh:mm:ss"})
-    sheet.write_row(0, 0, GAP_REPORT_COLUMNS, bold)
-    for row_number, row in enumerate(report.rows, start=1):
-        for column_number, column in enumerate(GAP_REPORT_COLUMNS):
-            value = row[column]
-            if value is None:
-                continue
-            if isinstance(value, datetime.datetime):
-                sheet.write_datetime(row_number, column_number, value.replace(tzinfo=None), datetimes)
-            elif isinstance(value, datetime.date):
-                sheet.write_datetime(row_number, column_number, value, dates)
-            elif isinstance(value, int):
-                sheet.write_number(row_number, column_number, value)
-            else:
-                sheet.write_string(row_number, column_number, value)
-    sheet.freeze_panes(1, 0)
-    sheet.autofilter(0, 0, max(len(report.rows), 1), len(GAP_REPORT_COLUMNS) - 1)
-    workbook.close()
+    write_xlsx(GAP_REPORT_COLUMNS, report.rows, output, sheet_name="Gaps")
