@@ -35,6 +35,7 @@ from provisions.models import (
     Coverage,
     Domain,
     Gap,
+    GapRuleThresholds,
     GapScan,
     GapState,
     Marking,
@@ -64,7 +65,8 @@ from provisions.permissions import (
     visible_markings,
 )
 from provisions.reports.gaps import hidden_references
-from provisions.services.scans import gap_acknowledge, scan_request
+from provisions.rules import Thresholds
+from provisions.services.scans import gap_acknowledge, gap_thresholds_set, scan_request
 from provisions.services.status import provision_record_first_status
 from provisions.services.tokens import api_token_create, api_token_revoke
 from provisions.services.webhooks import webhook_url_problem
@@ -1046,6 +1048,51 @@ class ApiTokenAdmin(AdministratorsOnly):
         for token in queryset:
             api_token_revoke(token=token, by=_acting_user(request))
         self.message_user(request, f"{queryset.count()} token(s) revoked.")
+
+
+@admin.register(GapRuleThresholds)
+class GapRuleThresholdsAdmin(SimpleHistoryAdmin):
+    """One row: the thresholds the gap rules use (until it exists, the settings'). Saving it asks for
+    a full scan, since every gap may change."""
+
+    fields = ("secured_status", "warning_days", "urgent_days", "stall_days", "updated_at", "updated_by")
+    readonly_fields = ("updated_at", "updated_by")
+    list_display = ("__str__", "secured_status", "warning_days", "urgent_days", "stall_days", "updated_at")
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return can_administer(request.user)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return can_administer(request.user)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return can_administer(request.user)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return can_administer(request.user) and not GapRuleThresholds.objects.exists()
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:
+        current = Thresholds.current()  # the settings' until a row exists
+        return {
+            "secured_status": current.secured_status.value,
+            "warning_days": current.warning_days,
+            "urgent_days": current.urgent_days,
+            "stall_days": current.stall_days,
+        }
+
+    def save_model(self, request: HttpRequest, obj: GapRuleThresholds, form: Any, change: bool) -> None:
+        saved = gap_thresholds_set(
+            by=_acting_user(request),
+            secured_status=obj.secured_status,
+            warning_days=obj.warning_days,
+            urgent_days=obj.urgent_days,
+            stall_days=obj.stall_days,
+        )
+        obj.pk = saved.pk
+        self.message_user(request, "Thresholds saved; a full gap scan has been requested.")
 
 
 class WebhookEndpointForm(forms.ModelForm):

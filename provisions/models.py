@@ -10,7 +10,8 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.contrib.postgres.indexes import GinIndex
 from django.contrib.postgres.search import SearchVector
-from django.core.validators import RegexValidator
+from django.core.exceptions import ValidationError
+from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import RowNumber
@@ -821,6 +822,54 @@ class WebhookAttempt(models.Model):
 
     def __str__(self) -> str:
         return f"attempt {self.number} of delivery {self.delivery_id}"
+
+
+LADDER_STATUSES = [(status.value, status.label) for status in Status if status.rank is not None]
+
+
+class GapRuleThresholds(models.Model):
+    """The gap rules' thresholds as the administrators set them in the admin (a single row). Until
+    they do, the settings' (SECURED_STATUS, WARNING_DAYS, URGENT_DAYS, STALL_DAYS) apply."""
+
+    secured_status = models.CharField(
+        max_length=32,
+        choices=LADDER_STATUSES,
+        help_text="The lowest status that secures a capability (its rank and above).",
+    )
+    warning_days = models.PositiveIntegerField(help_text="A lapse this many days away or nearer warns.")
+    urgent_days = models.PositiveIntegerField(help_text="A lapse this many days away or nearer is urgent.")
+    stall_days = models.PositiveIntegerField(
+        validators=[MinValueValidator(1)], help_text="Days without a move after which a negotiation stalls."
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    history = HistoricalRecords()
+
+    class Meta:
+        verbose_name = verbose_name_plural = "gap rule thresholds"
+        constraints = [
+            models.CheckConstraint(condition=Q(pk=1), name="gap_rule_thresholds_single_row"),
+            models.CheckConstraint(
+                condition=Q(urgent_days__lte=models.F("warning_days")), name="urgent_within_warning"
+            ),
+            models.CheckConstraint(
+                condition=Q(secured_status__in=[value for value, _ in LADDER_STATUSES]),
+                name="gap_rule_thresholds_secured_status_valid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return "Gap rule thresholds"
+
+    def clean(self) -> None:
+        if (
+            self.urgent_days is not None
+            and self.warning_days is not None
+            and self.urgent_days > self.warning_days
+        ):
+            raise ValidationError({"urgent_days": "Urgent must be no more days away than warning."})
 
 
 class CoverageSnapshot(models.Model):

@@ -26,6 +26,7 @@ from provisions.models import (
     Domain,
     Extent,
     GapKind,
+    GapRuleThresholds,
     Level,
     Position,
     Provision,
@@ -76,6 +77,19 @@ class Thresholds:
             warning_days=settings.WARNING_DAYS,
             urgent_days=settings.URGENT_DAYS,
             stall_days=settings.STALL_DAYS,
+        )
+
+    @classmethod
+    def current(cls) -> Thresholds:
+        """The thresholds the administrators set (one query), or the settings' until they do."""
+        row = GapRuleThresholds.objects.filter(pk=1).first()
+        if row is None:
+            return cls.from_settings()
+        return cls(
+            secured_status=Status(row.secured_status),
+            warning_days=row.warning_days,
+            urgent_days=row.urgent_days,
+            stall_days=row.stall_days,
         )
 
     @functools.cached_property
@@ -415,7 +429,7 @@ def evaluate_gaps(
     are evaluated (a scan of what a write touched); whatever they depend on is still read.
     """
     with _without_garbage_collection():
-        return _evaluate(as_of, capability_ids, provision_ids, thresholds or Thresholds.from_settings())
+        return _evaluate(as_of, capability_ids, provision_ids, thresholds or Thresholds.current())
 
 
 def _evaluate(

@@ -68,8 +68,9 @@ ADMIN_MODELS: list[type[models.Model]] = [
     ScanRequest,
 ]
 
-# Session, user, two filters' choices, two counts, the page of rows, the alignment column's two prefetches.
-PROVISION_CHANGELIST_MAX_QUERIES = 9
+# Session, user, two filters' choices, two counts, the page of rows, the alignment column's two prefetches,
+# and whether the gap rule thresholds' single row exists yet (the sidebar offers "add" only until it does).
+PROVISION_CHANGELIST_MAX_QUERIES = 10
 
 _serial = itertools.count(1)
 

@@ -203,3 +203,66 @@ def test_an_administrator_cannot_raise_a_clearance_above_their_own_nor_change_a_
     official_administrator.post(password, {"password1": "taken-over-1", "password2": "taken-over-1"})
     higher.refresh_from_db()
     assert not higher.check_password("taken-over-1")
+
+
+def test_an_administrator_sets_the_gap_rules_thresholds_and_a_full_scan_is_asked_for(
+    administrator_client, django_capture_on_commit_callbacks
+) -> None:
+    from provisions.models import GapRuleThresholds, ScanRequest
+
+    add = "/admin/provisions/gaprulethresholds/add/"
+    form = administrator_client.get(add).context["adminform"].form
+    assert form.initial == {
+        "secured_status": "agreed",
+        "warning_days": 180,
+        "urgent_days": 30,
+        "stall_days": 60,
+    }
+
+    refused = administrator_client.post(
+        add, {"secured_status": "agreed", "warning_days": 20, "urgent_days": 30, "stall_days": 60}
+    )
+    assert (
+        refused.status_code == 200
+        and "Urgent must be no more days away than warning." in refused.content.decode()
+    )
+    assert not GapRuleThresholds.objects.exists()
+    suspended = administrator_client.post(
+        add, {"secured_status": "suspended", "warning_days": 90, "urgent_days": 30, "stall_days": 60}
+    )
+    assert suspended.status_code == 200 and not GapRuleThresholds.objects.exists()
+
+    with django_capture_on_commit_callbacks(execute=False):
+        saved = administrator_client.post(
+            add, {"secured_status": "signed", "warning_days": 90, "urgent_days": 14, "stall_days": 45}
+        )
+    assert saved.status_code == 302
+    thresholds = GapRuleThresholds.objects.get()
+    assert (
+        thresholds.secured_status,
+        thresholds.warning_days,
+        thresholds.urgent_days,
+        thresholds.stall_days,
+    ) == (
+        "signed",
+        90,
+        14,
+        45,
+    )
+    assert thresholds.updated_by.username == "root"
+    assert ScanRequest.objects.filter(full=True).exists()
+    assert administrator_client.get(add).status_code == 403  # one row: change it, do not add another
+
+
+def test_only_administrators_set_the_thresholds(client: Client) -> None:
+    from django.core.exceptions import PermissionDenied
+
+    from provisions.services.scans import gap_thresholds_set
+
+    analyst = UserFactory(role="analyst", clearance="secret", is_staff=True)
+    client.force_login(analyst)
+    assert client.get("/admin/provisions/gaprulethresholds/").status_code == 403
+    with pytest.raises(PermissionDenied):
+        gap_thresholds_set(
+            by=analyst, secured_status="agreed", warning_days=180, urgent_days=30, stall_days=60
+        )

@@ -823,6 +823,22 @@ def test_stall_days_from_settings(settings):
     assert gaps_of(before) == []
 
 
+def test_thresholds_the_administrators_set_win_over_the_settings(settings):
+    from provisions.models import GapRuleThresholds
+
+    settings.STALL_DAYS = 60
+    stuck = provision("proposed", created=-10)
+    assert gaps_of(stuck) == []
+    GapRuleThresholds.objects.create(
+        pk=1, secured_status="signed", warning_days=90, urgent_days=10, stall_days=10
+    )
+
+    assert Thresholds.current() == Thresholds(
+        secured_status=Status.SIGNED, warning_days=90, urgent_days=10, stall_days=10
+    )
+    assert gaps_of(stuck) == [("stalled", "low")]
+
+
 @pytest.mark.parametrize(
     ("secured_status", "status", "secured"),
     [

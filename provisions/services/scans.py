@@ -19,12 +19,13 @@ from provisions.models import (
     CoverageSnapshot,
     CoverageState,
     Gap,
+    GapRuleThresholds,
     GapScan,
     ScanRequest,
     ScanTrigger,
     User,
 )
-from provisions.permissions import can_acknowledge_gaps, can_view_marking, ensure
+from provisions.permissions import can_acknowledge_gaps, can_administer, can_view_marking, ensure
 from provisions.rules import CoverageAt, Evaluation, Finding, evaluate_gaps
 from provisions.services.webhooks import webhooks_enqueue_gap_changes
 
@@ -278,6 +279,27 @@ def gaps_run_requested() -> ScanOutcome | None:
         ScanRequest.objects.filter(pk__in=[request.pk for request in requests]).delete()
     logger.info("Scan %s handled %d request(s)", outcome.scan.pk, len(requests))
     return outcome
+
+
+def gap_thresholds_set(
+    *, by: User, secured_status: str, warning_days: int, urgent_days: int, stall_days: int
+) -> GapRuleThresholds:
+    """Set the gap rules' thresholds (administrators only) and ask for a full scan: every gap may
+    change with them. A bad value raises ValidationError naming the field; nothing is saved."""
+    ensure(can_administer(by), "only administrators set the gap rules' thresholds")
+    with transaction.atomic():
+        thresholds = GapRuleThresholds.objects.select_for_update().filter(pk=1).first() or GapRuleThresholds(
+            pk=1
+        )
+        thresholds.secured_status = secured_status
+        thresholds.warning_days = warning_days
+        thresholds.urgent_days = urgent_days
+        thresholds.stall_days = stall_days
+        thresholds.updated_by = by
+        thresholds.full_clean(exclude=["updated_by"])
+        thresholds.save()
+        scan_request(full=True, trigger=ScanTrigger.WEB)
+    return thresholds
 
 
 def gap_acknowledge(*, gap: Gap, by: User, note: str) -> Gap:
