@@ -461,3 +461,35 @@ def test_an_unreadable_body_or_an_unanswerable_accept_gets_the_documented_error(
     assert wrong_accept.status_code == 406 and "406" in listing
     for response in (wrong_type, wrong_accept):
         assert set(response.json()["error"]) >= {"status", "code", "message"}
+
+
+def test_ordering_by_severity_or_status_follows_their_rank_not_their_spelling(client: Client, world) -> None:
+    for status in (Status.SIGNED, Status.IDENTIFIED, Status.AGREED_IN_PRINCIPLE, Status.WITHDRAWN):
+        ProvisionFactory(domain=world["domain"], status=status)
+    headers = bearer(world["negotiator"])  # cleared to secret: every provision
+    statuses = [
+        row["status"]
+        for row in client.get("/api/v1/provisions/?ordering=status&page_size=100", **headers).json()[
+            "results"
+        ]
+    ]
+    ladder = [status.value for status in Status]
+    assert statuses == sorted(statuses, key=ladder.index) and len(set(statuses)) >= 4
+    for level in ("low", "critical", "medium", "high"):
+        Gap.objects.create(
+            kind="uncovered", severity=level, capability=CapabilityFactory(domain=world["domain"])
+        )
+    severities = [
+        row["severity"] for row in client.get("/api/v1/gaps/?ordering=-severity", **headers).json()["results"]
+    ]
+    assert severities == ["critical", "high", "medium", "low"]
+
+
+@pytest.mark.parametrize("as_of", ["", "&as_of=2020-12-20"])
+def test_an_unknown_domain_in_the_gap_filters_is_a_400_with_or_without_as_of(
+    client: Client, world, as_of
+) -> None:
+    response = client.get(f"/api/v1/gaps/?domain=nowhere{as_of}", **bearer(world["viewer"]))
+    assert response.status_code == 400 and "domain" in response.json()["error"]["field_errors"]
+    known = client.get(f"/api/v1/gaps/?domain=law-enforcement{as_of}", **bearer(world["viewer"]))
+    assert known.status_code == 200

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from rest_framework import permissions, throttling
+from django.db.models import Case, IntegerField, QuerySet, Value, When
+from rest_framework import filters, permissions, throttling
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.request import Request
 
-from provisions.models import ApiToken
+from provisions.models import ApiToken, Level, Status
 from provisions.permissions import can_edit_provision, role_of
 
 
@@ -53,3 +54,38 @@ class PerCallerThrottle(throttling.SimpleRateThrottle):
         if request.user and request.user.is_authenticated:
             return f"throttle-user-{request.user.pk}"
         return f"throttle-anon-{self.get_ident(request)}"
+
+
+def _rank(field: str, ranks: dict[str, int]) -> Case:
+    return Case(
+        *(When(**{field: value}, then=Value(rank)) for value, rank in ranks.items()),
+        output_field=IntegerField(),
+    )
+
+
+# Enum fields order by what they mean, not by their text: severity low < medium < high < critical,
+# status up the ladder (identified ... in_force), then suspended and withdrawn.
+RANKED_FIELDS = {
+    "severity": _rank("severity", {level.value: level.weight for level in Level}),
+    "criticality": _rank("criticality", {level.value: level.weight for level in Level}),
+    "status": _rank("status", {status.value: index for index, status in enumerate(Status)}),
+}
+
+
+class RankedOrderingFilter(filters.OrderingFilter):
+    """DRF's `ordering`, with RANKED_FIELDS ordered by rank (`?ordering=-severity` is critical first)
+    and ties broken by primary key, so that pages of a list never overlap or skip."""
+
+    def filter_queryset(self, request: Request, queryset: QuerySet[Any], view: Any) -> QuerySet[Any]:
+        ordering = self.get_ordering(request, queryset, view)
+        if not ordering:
+            return queryset
+        terms: list[Any] = []
+        for term in ordering:
+            name = term.lstrip("-")
+            if name in RANKED_FIELDS:
+                rank = RANKED_FIELDS[name]
+                terms.append(rank.desc() if term.startswith("-") else rank.asc())
+            else:
+                terms.append(term)
+        return queryset.order_by(*terms, "pk")  # ties broken the same way on every page

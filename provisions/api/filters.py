@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import django_filters
 from django.contrib.postgres.search import SearchQuery
+from django.core.exceptions import ValidationError
 from django.db import connection
 from django.db.models import Q, QuerySet
 
 from provisions.models import (
     PROVISION_SEARCH_VECTOR,
     Capability,
+    Domain,
     Gap,
     GapKind,
     GapState,
@@ -59,10 +61,18 @@ class CapabilityFilter(django_filters.FilterSet):
         fields = ["domain", "criticality", "lapses_before", "lapses_after"]
 
 
+def known_domain(code: str) -> None:
+    """An unknown domain code is a mistake to report (400), as with `as_of`, not an empty list."""
+    if not Domain.objects.filter(code=code).exists():
+        raise ValidationError(f"unknown domain {code!r}")
+
+
 class GapFilter(django_filters.FilterSet):
     kind = django_filters.ChoiceFilter(choices=GapKind.choices)
     severity = django_filters.ChoiceFilter(choices=Level.choices)
-    domain = django_filters.CharFilter(method="filter_domain", label="Domain (code)")
+    domain = django_filters.CharFilter(
+        method="filter_domain", label="Domain (code)", validators=[known_domain]
+    )
     state = django_filters.ChoiceFilter(choices=GapState.choices, method="filter_state")
     as_of = django_filters.DateFilter(method="filter_nothing", label="Evaluate read-only at this date")
 
