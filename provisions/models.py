@@ -790,6 +790,8 @@ class WebhookDelivery(models.Model):
     last_response = models.TextField(blank=True, help_text="The start of the receiver's answer.")
     last_error = models.TextField(blank=True)
     delivered_at = models.DateTimeField(null=True, blank=True)
+    # When the periodic job last queued it again (it waits a while before queuing it once more).
+    resent_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -758,3 +758,16 @@ def test_a_real_worker_delivers_through_redis_and_retries_after_a_countdown(rece
     assert len(receiver.requests) == 3
     for request in receiver.requests:
         assert_signed(request)
+
+
+def test_the_periodic_job_queues_a_lost_delivery_once_then_waits(receiver, pending_delivery, monkeypatch):
+    """A backed-up queue: the resend's task has not run yet, so the next runs must not add copies."""
+    queued: list[int] = []
+    monkeypatch.setattr(deliver_webhook, "delay", queued.append)
+    WebhookDelivery.objects.update(created_at=timezone.now() - datetime.timedelta(minutes=5))
+
+    assert webhooks_resend_pending() == 1
+    assert webhooks_resend_pending() == 0  # a minute later, the first copy still waiting
+    WebhookDelivery.objects.update(resent_at=timezone.now() - datetime.timedelta(minutes=11))
+    assert webhooks_resend_pending() == 1  # long enough: that copy is taken as lost too
+    assert queued == [pending_delivery.pk, pending_delivery.pk] and receiver.requests == []

@@ -65,6 +65,7 @@ WEBHOOK_UNSENT_AFTER = datetime.timedelta(minutes=2)
 WEBHOOK_RETRY_LOST_AFTER = datetime.timedelta(seconds=WEBHOOK_RETRY_BACKOFF_MAX) + datetime.timedelta(
     minutes=5
 )
+WEBHOOK_RESEND_AGAIN_AFTER = datetime.timedelta(minutes=10)
 WEBHOOK_RESEND_BATCH = 500
 WEBHOOK_SIGNATURE_TOLERANCE_SECONDS = 300
 RESPONSE_KEPT_CHARS = 2000
@@ -519,10 +520,14 @@ def webhooks_resend_pending(*, limit: int = WEBHOOK_RESEND_BATCH) -> int:
             Q(last_attempt_at__isnull=True, created_at__lt=now - WEBHOOK_UNSENT_AFTER)
             | Q(last_attempt_at__lt=now - WEBHOOK_RETRY_LOST_AFTER)
         )
+        # Not again while an earlier resend may still wait in a backed-up queue: each copy would
+        # spend an attempt at once, without the backoff.
+        .filter(Q(resent_at__isnull=True) | Q(resent_at__lt=now - WEBHOOK_RESEND_AGAIN_AFTER))
         .order_by("created_at", "id")
         .values_list("pk", flat=True)[:limit]
     )
     delivery_ids = list(lost)
+    WebhookDelivery.objects.filter(pk__in=delivery_ids).update(resent_at=now)
     for delivery_id in delivery_ids:
         _queue(delivery_id)
     return len(delivery_ids)
