@@ -66,6 +66,7 @@ from provisions.permissions import (
 )
 from provisions.reports.gaps import hidden_references
 from provisions.rules import Thresholds
+from provisions.services.provisions import consultation_refusal
 from provisions.services.scans import gap_acknowledge, gap_thresholds_set, scan_request
 from provisions.services.status import provision_record_first_status
 from provisions.services.tokens import api_token_create, api_token_revoke
@@ -419,8 +420,23 @@ class PositionInline(ProvisionPartInline):
         return formset
 
 
+class ConsultationInlineForm(forms.ModelForm):
+    """A consultation row under its provision: the same rules as consultation_record."""
+
+    def clean(self) -> dict[str, Any]:
+        cleaned: dict[str, Any] = super().clean() or {}
+        territory = cleaned.get("territory")
+        provision = getattr(self.instance, "provision", None)
+        if territory is not None and provision is not None and provision.pk is not None:
+            problem = consultation_refusal(provision, territory)
+            if problem:
+                self.add_error("territory", problem[0].upper() + problem[1:] + ".")
+        return cleaned
+
+
 class ConsultationInline(ProvisionPartInline):
     model = Consultation
+    form = ConsultationInlineForm
     fields = ("territory", "consulted_on", "outcome", "note")
     autocomplete_fields = ("territory",)
     extra = 0
@@ -632,6 +648,8 @@ class ProvisionAdmin(AuditedAdmin):
         reason = form.cleaned_data.get("change_reason") or None
         for inline_form in formset.forms:
             inline_form.instance._change_reason = reason
+            if formset.model is Consultation and inline_form.instance.pk is None:
+                inline_form.instance.recorded_by = _acting_user(request)  # who recorded it: the one signed in
         super().save_formset(request, form, formset, change)
 
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
@@ -690,7 +708,16 @@ class ConsultationAdminForm(forms.ModelForm):
 
     class Meta:
         model = Consultation
-        fields = ("provision", "territory", "consulted_on", "outcome", "note", "recorded_by")
+        fields = ("provision", "territory", "consulted_on", "outcome", "note")
+
+    def clean(self) -> dict[str, Any]:
+        cleaned: dict[str, Any] = super().clean() or {}
+        provision, territory = cleaned.get("provision"), cleaned.get("territory")
+        if provision is not None and territory is not None:
+            problem = consultation_refusal(provision, territory)
+            if problem:
+                self.add_error("territory", problem[0].upper() + problem[1:] + ".")
+        return cleaned
 
     def clean_provision(self) -> Provision:
         provision: Provision = self.cleaned_data["provision"]
@@ -739,6 +766,8 @@ class ConsultationAdmin(admin.ModelAdmin):
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def save_model(self, request: HttpRequest, obj: Consultation, form: Any, change: bool) -> None:
+        if not change:
+            obj.recorded_by = _acting_user(request)  # who recorded it is the one signed in, never typed
         super().save_model(request, obj, form, change)
         if not change or form.has_changed():
             # A consultation is part of its provision: moving one to another provision changes both.

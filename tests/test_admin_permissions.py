@@ -587,6 +587,30 @@ def test_a_negotiator_cannot_add_a_consultation_to_another_domains_provision(
     )
     assert response.status_code == 302
     assert world.provisions[Marking.SECRET].consultations.count() == 2
+    recorded = world.provisions[Marking.SECRET].consultations.latest("id")
+    assert recorded.recorded_by.username == "negotiator-of-the-domain-2"  # the one signed in
+
+
+def test_a_consultation_in_the_admin_follows_the_services_rules(client: Client, world: World) -> None:
+    provision = world.provisions[Marking.OFFICIAL]
+    client.force_login(make_actor("negotiator of the domain", Marking.SECRET, world))
+    elsewhere = Territory.objects.create(code="IOM", name="Isle of Man", kind="crown_dependency")
+    state = Territory.objects.create(code="UKX", name="United Kingdom", kind="state")
+    provision.territories.add(state)
+    before = provision.consultations.count()
+    for territory, error in ((elsewhere, "does not extend to Isle of Man"), (state, "is not consulted")):
+        response = client.post(
+            reverse("admin:provisions_consultation_add"),
+            {
+                "provision": provision.pk,
+                "territory": territory.pk,
+                "consulted_on": "2020-03-01",
+                "outcome": "content",
+            },
+        )
+        assert response.status_code == 200
+        assert error in " ".join(response.context["adminform"].form.errors["territory"])
+    assert provision.consultations.count() == before
 
 
 @pytest.mark.parametrize("model", [StatusChange, Consultation, Gap], ids=lambda model: model.__name__)

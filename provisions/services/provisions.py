@@ -127,6 +127,18 @@ def coverage_set(
     return link
 
 
+def consultation_refusal(provision: Provision, territory: Territory) -> str | None:
+    """Why a consultation of `territory` on `provision` cannot be recorded (None: it can)."""
+    if not provision.territories.filter(pk=territory.pk).exists():
+        return f"{provision.reference} does not extend to {territory.name}"
+    if not territory.is_stakeholder:
+        return (
+            f"{territory.name} is not consulted: Devolved Administrations, Crown Dependencies and "
+            "Overseas Territories are"
+        )
+    return None
+
+
 def consultation_record(
     *,
     provision: Provision,
@@ -139,15 +151,9 @@ def consultation_record(
 ) -> Consultation:
     """Record that a stakeholder the provision extends to was consulted on it."""
     with _editing(provision, by=by, expected_version=expected_version) as locked:
-        if not locked.territories.filter(pk=territory.pk).exists():
-            raise ValidationError({"territory": f"{locked.reference} does not extend to {territory.name}"})
-        if not territory.is_stakeholder:
-            raise ValidationError(
-                {
-                    "territory": f"{territory.name} is not consulted: Devolved Administrations, Crown "
-                    "Dependencies and Overseas Territories are"
-                }
-            )
+        problem = consultation_refusal(locked, territory)
+        if problem:
+            raise ValidationError({"territory": problem})
         consultation = Consultation(
             provision=locked,
             territory=territory,
