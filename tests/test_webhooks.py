@@ -771,3 +771,44 @@ def test_the_periodic_job_queues_a_lost_delivery_once_then_waits(receiver, pendi
     WebhookDelivery.objects.update(resent_at=timezone.now() - datetime.timedelta(minutes=11))
     assert webhooks_resend_pending() == 1  # long enough: that copy is taken as lost too
     assert queued == [pending_delivery.pk, pending_delivery.pk] and receiver.requests == []
+
+
+@pytest.mark.parametrize(
+    "address, internal",
+    [
+        ("8.8.8.8", False),
+        ("2001:4860:4860::8888", False),
+        ("127.0.0.1", True),
+        ("::ffff:127.0.0.1", True),  # IPv4-mapped
+        ("2002:7f00:1::", True),  # 6to4 of 127.0.0.1
+        ("64:ff9b::7f00:1", True),  # NAT64 of 127.0.0.1
+        ("64:ff9b::808:808", False),  # NAT64 of 8.8.8.8
+        ("fe80::1%eth0", True),
+    ],
+)
+def test_internal_addresses_are_seen_through_their_ipv6_forms(address: str, internal: bool) -> None:
+    assert webhooks._internal_address(address) is internal
+
+
+def test_a_name_that_rebinds_to_an_internal_address_after_the_check_is_not_connected_to(
+    settings, receiver, pending_delivery, monkeypatch
+) -> None:
+    """The check before sending sees a public address; the connection would see 127.0.0.1."""
+    settings.WEBHOOK_ALLOW_PRIVATE_ADDRESSES = False
+    port = int(receiver.url.rsplit(":", 1)[1])
+    answers = iter([[(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("8.8.8.8", port))]])
+
+    def rebinding(host: str, *args: Any, **kwargs: Any) -> list[Any]:
+        assert host == "rebind.example"
+        return next(answers, [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))])
+
+    monkeypatch.setattr(webhooks.socket, "getaddrinfo", rebinding)
+    pending_delivery.endpoint.url = f"http://rebind.example:{port}/hooks"
+    pending_delivery.endpoint.save(update_fields=["url"])
+
+    with pytest.raises(WebhookDeliveryFailed):
+        webhook_deliver(delivery_id=pending_delivery.pk)
+
+    attempt = WebhookAttempt.objects.get(delivery=pending_delivery)
+    assert "127.0.0.1, an internal address: not connected" in attempt.error and attempt.status_code is None
+    assert receiver.requests == []

@@ -349,7 +349,75 @@ class _NoRedirects(urllib.request.HTTPRedirectHandler):
         return None
 
 
-_opener = urllib.request.build_opener(_NoRedirects)
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+
+
+def _internal_address(address: str) -> bool:
+    """Whether an address is not on the public internet, looking through the IPv6 forms that carry
+    an IPv4 address (mapped, 6to4, NAT64)."""
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    candidates: list[ipaddress.IPv4Address | ipaddress.IPv6Address] = [ip]
+    if isinstance(ip, ipaddress.IPv6Address):
+        candidates += [embedded for embedded in (ip.ipv4_mapped, ip.sixtofour) if embedded is not None]
+        if ip in _NAT64:
+            candidates.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+    return any(not candidate.is_global for candidate in candidates)
+
+
+def _connect_to_public_address(
+    address: tuple[str, int], timeout: Any = None, source_address: Any = None
+) -> socket.socket:
+    """socket.create_connection, refusing internal addresses at the moment of connecting: the name
+    is resolved once, and the address checked is the address connected to (no DNS rebinding)."""
+    host, port = address
+    resolved = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    allow_private = settings.WEBHOOK_ALLOW_PRIVATE_ADDRESSES
+    error: OSError | None = None
+    for family, kind, protocol, _, sockaddr in resolved:
+        if not allow_private and _internal_address(str(sockaddr[0])):
+            error = OSError(f"{host} is at {sockaddr[0]}, an internal address: not connected")
+            continue
+        connection = socket.socket(family, kind, protocol)
+        try:
+            if isinstance(timeout, int | float):  # else http.client's "no timeout given" marker
+                connection.settimeout(timeout)
+            if source_address:
+                connection.bind(source_address)
+            connection.connect(sockaddr)
+            return connection
+        except OSError as failed:
+            connection.close()
+            error = failed
+    raise error or OSError(f"{host} did not resolve")
+
+
+class _GuardedHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._create_connection = _connect_to_public_address
+
+
+class _GuardedHTTPSConnection(http.client.HTTPSConnection):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._create_connection = _connect_to_public_address
+
+
+class _GuardedHTTPHandler(urllib.request.HTTPHandler):
+    def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        return self.do_open(_GuardedHTTPConnection, req)
+
+
+class _GuardedHTTPSHandler(urllib.request.HTTPSHandler):
+    def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        return self.do_open(_GuardedHTTPSConnection, req, context=self._context)  # type: ignore[attr-defined]
+
+
+# No proxies from the environment (a proxy's address would be checked, not the receiver's), no
+# redirects, and connections only to public addresses.
+_opener = urllib.request.build_opener(
+    urllib.request.ProxyHandler({}), _GuardedHTTPHandler, _GuardedHTTPSHandler, _NoRedirects
+)
 
 
 @dataclass(frozen=True)
@@ -501,7 +569,7 @@ def webhook_url_problem(url: str) -> str:
     except (OSError, ValueError):  # does not resolve (now), or a malformed port
         return ""
     for address in sorted(addresses):
-        if not ipaddress.ip_address(address.split("%", 1)[0]).is_global:
+        if _internal_address(address):
             return (
                 f"{parts.hostname} is at {address}, an internal address: webhooks go only to public "
                 "addresses (set WEBHOOK_ALLOW_PRIVATE_ADDRESSES to allow a receiver on this network)"
