@@ -130,7 +130,13 @@ def withhold_hidden(
         if named:
             explanation = row["explanation"]
             for reference in named:
-                explanation = re.sub(rf"(?<![\w-]){re.escape(reference)}(?![\w-])", WITHHELD, explanation)
+                # The provision goes, and its status with it: "the only covering provision, SP-9, is
+                # scoping" says no more than that it is not secured (the capability's coverage state).
+                name = rf"(?<![\w-]){re.escape(reference)}(?![\w-])"
+                explanation = re.sub(
+                    rf"{name}, is [a-z ]+(?=[.;])", f"{WITHHELD}, is not secured", explanation
+                )
+                explanation = re.sub(rf"{name}(?: \([a-z ]+\))?", WITHHELD, explanation)
             kept = ";".join(reference for reference in covering if reference and reference not in hidden)
             row = {**row, "covering_provisions": kept or None, "explanation": explanation}
         shown.append(row)
