@@ -29,6 +29,7 @@ from provisions.models import (
     Gap,
     Level,
     Marking,
+    Provision,
     ScanTrigger,
     Status,
     WebhookAttempt,
@@ -417,6 +418,27 @@ def test_a_delivery_prepared_before_the_clearance_was_lowered_is_not_sent(
 
     assert delivery is not None and delivery.state == "failed" and delivery.attempts == 0
     assert "clearance" in delivery.last_error
+    assert receiver.requests == []
+
+
+@pytest.mark.parametrize("events", [["provision.status_changed"], ["gap.opened"]])
+def test_a_delivery_naming_a_provision_marked_higher_since_is_not_sent(
+    receiver, capability_at_risk, django_capture_on_commit_callbacks, events
+):
+    """Prepared while the provision was official; raised to secret before it went out."""
+    _, provision = capability_at_risk
+    endpoint_for(receiver, events=events, clearance=Marking.OFFICIAL)
+    with django_capture_on_commit_callbacks(execute=False):  # recorded, not sent yet
+        provision_transition(provision=provision, to=Status.PROPOSED, note="Sent back")
+        gaps_scan(trigger=ScanTrigger.COMMAND)
+    delivery = WebhookDelivery.objects.get()
+    assert provision.reference in json.dumps(delivery.payload)
+    Provision.objects.filter(pk=provision.pk).update(marking=Marking.SECRET)
+
+    sent = webhook_deliver(delivery_id=delivery.pk)
+
+    assert sent is not None and (sent.state, sent.attempts) == ("failed", 0)
+    assert "marked above the endpoint's clearance" in sent.last_error
     assert receiver.requests == []
 
 

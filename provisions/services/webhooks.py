@@ -43,6 +43,7 @@ from provisions.models import (
     GapKind,
     Level,
     Marking,
+    Provision,
     StatusChange,
     WebhookAttempt,
     WebhookDelivery,
@@ -541,9 +542,26 @@ def _refusal(delivery: WebhookDelivery, endpoint: WebhookEndpoint) -> str:
     if not endpoint.active:
         return "the endpoint was deactivated before this delivery was sent"
     prepared_for = delivery.payload.get("clearance") if isinstance(delivery.payload, dict) else None
-    if prepared_for not in markings_up_to(endpoint.clearance):
+    cleared = markings_up_to(endpoint.clearance)
+    if prepared_for not in cleared:
         return "the endpoint's clearance was lowered after this delivery was prepared"
+    named = _named_references(delivery.payload.get("data"))
+    if named and Provision.objects.filter(reference__in=named).exclude(marking__in=cleared).exists():
+        return "a provision it names was marked above the endpoint's clearance after it was prepared"
     return webhook_url_problem(endpoint.url)
+
+
+def _named_references(data: Any) -> set[str]:
+    """The provision references an event's data names: its subject, and the provisions covering a
+    capability gap (in the gap escalated from, too)."""
+    if not isinstance(data, dict):
+        return set()
+    named = {data["reference"]} if isinstance(data.get("reference"), str) else set()
+    if data.get("subject_type") == "provision" and isinstance(data.get("subject_code"), str):
+        named.add(data["subject_code"])
+    if isinstance(data.get("covering_provisions"), str):
+        named.update(reference for reference in data["covering_provisions"].split(";") if reference)
+    return named | _named_references(data.get("escalated_from"))
 
 
 def webhook_url_problem(url: str) -> str:
