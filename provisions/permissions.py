@@ -49,6 +49,11 @@ def has_role(user: Any, role: Role) -> bool:
     return held is not None and _ROLE_ORDER.index(held) >= _ROLE_ORDER.index(role)
 
 
+def markings_up_to(clearance: str) -> list[str]:
+    """The markings visible at a clearance (official < official_sensitive < secret)."""
+    return [marking.value for marking in _MARKING_ORDER[: _MARKING_ORDER.index(Marking(clearance)) + 1]]
+
+
 def visible_markings(user: Any) -> list[str]:
     """The markings a user may see: up to their clearance (nothing without a role)."""
     if role_of(user) is None:
@@ -56,7 +61,7 @@ def visible_markings(user: Any) -> list[str]:
     clearance = Marking(user.clearance) if not user.is_superuser else Marking.SECRET
     if user.token_clearance:  # an API token cleared below its user
         clearance = min(clearance, Marking(user.token_clearance), key=_MARKING_ORDER.index)
-    return [marking.value for marking in _MARKING_ORDER[: _MARKING_ORDER.index(clearance) + 1]]
+    return markings_up_to(clearance)
 
 
 def can_view_marking(user: Any, marking: str) -> bool:

@@ -42,7 +42,6 @@ from provisions.models import (
     Gap,
     GapKind,
     Level,
-    Marking,
     Provision,
     StatusChange,
     WebhookAttempt,
@@ -50,6 +49,7 @@ from provisions.models import (
     WebhookEndpoint,
     WebhookEvent,
 )
+from provisions.permissions import markings_up_to
 from provisions.reports.gaps import persisted_gap_row, withhold_hidden
 
 logger = logging.getLogger(__name__)
@@ -71,7 +71,6 @@ WEBHOOK_RESEND_BATCH = 500
 WEBHOOK_SIGNATURE_TOLERANCE_SECONDS = 300
 RESPONSE_KEPT_CHARS = 2000
 
-_MARKING_ORDER = list(Marking)
 _USER_AGENT = "security-partnership-tracker-webhooks/1"
 
 
@@ -127,11 +126,6 @@ class WebhookOccurrence:
     data_for: Callable[[tuple[str, ...]], dict[str, Any] | None]
 
 
-def markings_up_to(clearance: str) -> tuple[str, ...]:
-    """The markings visible at a clearance (official < official_sensitive < secret)."""
-    return tuple(marking.value for marking in _MARKING_ORDER[: _MARKING_ORDER.index(Marking(clearance)) + 1])
-
-
 def webhooks_enqueue(*, occurrences: Sequence[WebhookOccurrence]) -> list[WebhookDelivery]:
     """Record a delivery for each occurrence and each active endpoint subscribed to its event and
     cleared for its subject, with data built for that endpoint's clearance; send them on commit.
@@ -155,7 +149,7 @@ def webhooks_enqueue(*, occurrences: Sequence[WebhookOccurrence]) -> list[Webhoo
         for endpoint in endpoints:
             if occurrence.event.value not in endpoint.events:
                 continue
-            visible = markings_up_to(endpoint.clearance)
+            visible = tuple(markings_up_to(endpoint.clearance))
             if occurrence.marking is not None and occurrence.marking not in visible:
                 continue
             if visible not in built:
