@@ -67,6 +67,13 @@ def render_xlsx(report: CoverageReport, output: BinaryIO) -> None:
 
 
 def render_pdf(report: CoverageReport, output: BinaryIO) -> None:
-    states = [(state.value, state.label) for state in CoverageState]
-    statuses = [(status.value, status.label) for status in Status]
-    write_pdf("reports/coverage.html", {"report": report, "states": states, "statuses": statuses}, output)
+    lines = [
+        (
+            row,
+            [row[state] for state in CoverageState.values],
+            [row[f"provisions_{status}"] for status in Status.values],
+        )
+        for row in report.rows
+    ]
+    context = {"report": report, "lines": lines, "states": CoverageState.labels, "statuses": Status.labels}
+    write_pdf("reports/coverage.html", context, output)
