@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import functools
 import io
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -319,47 +320,59 @@ def _reporting(request: HttpRequest, provision: Provision) -> Iterator[None]:
         messages.error(request, "Not saved: " + "; ".join(invalid.messages))
 
 
-@login_required
-@require_POST
-def provision_transition_view(request: HttpRequest, reference: str) -> HttpResponse:
-    user = _reader(request)
-    provision = _provision_for(request, reference)
-    with _reporting(request, provision):
-        provision_transition(
-            provision=provision,
-            to=request.POST.get("to", ""),
-            note=request.POST.get("note", ""),
-            by=user,
-            expected_version=_version(request),
-            source="web",
-        )
-        messages.success(request, f"{provision.reference} is now {Status(provision.status).label.lower()}.")
-    return redirect("provisions:provision", reference=provision.reference)
+ProvisionWrite = Callable[[HttpRequest, User, Provision], str]
 
 
-@login_required
-@require_POST
-def provision_position_view(request: HttpRequest, reference: str) -> HttpResponse:
-    user = _reader(request)
-    provision = _provision_for(request, reference)
+def provision_form(write: ProvisionWrite) -> Callable[[HttpRequest, str], HttpResponse]:
+    """A form posted on a provision's page: `write(request, user, provision)` makes the change and
+    returns what to tell the editor. The provision is found as its page finds it (404 above the
+    reader's clearance); a refusal (stale, lifecycle, invalid) is told on the page with nothing
+    saved, a PermissionDenied answers 403; either way the editor lands back on the page."""
+
+    @login_required
+    @require_POST
+    @functools.wraps(write)
+    def view(request: HttpRequest, reference: str) -> HttpResponse:
+        user = _reader(request)
+        provision = _provision_for(request, reference)
+        with _reporting(request, provision):
+            messages.success(request, write(request, user, provision))
+        return redirect("provisions:provision", reference=provision.reference)
+
+    return view
+
+
+@provision_form
+def provision_transition_view(request: HttpRequest, user: User, provision: Provision) -> str:
+    provision_transition(
+        provision=provision,
+        to=request.POST.get("to", ""),
+        note=request.POST.get("note", ""),
+        by=user,
+        expected_version=_version(request),
+        source="web",
+    )
+    return f"{provision.reference} is now {Status(provision.status).label.lower()}."
+
+
+@provision_form
+def provision_position_view(request: HttpRequest, user: User, provision: Provision) -> str:
     party = Party.objects.filter(
         partnership_id=provision.domain.partnership_id, code=request.POST.get("party", "")
     ).first()
-    with _reporting(request, provision):
-        if party is None:
-            raise ValidationError({"party": "choose a party"})
-        position_set(
-            provision=provision,
-            party=party,
-            stance=request.POST.get("stance", ""),
-            firmness=request.POST.get("firmness", Firmness.PROVISIONAL),
-            note=request.POST.get("note", ""),
-            by=user,
-            expected_version=_version(request),
-            reason=request.POST.get("reason", ""),
-        )
-        messages.success(request, f"Position of {party.code} recorded.")
-    return redirect("provisions:provision", reference=provision.reference)
+    if party is None:
+        raise ValidationError({"party": "choose a party"})
+    position_set(
+        provision=provision,
+        party=party,
+        stance=request.POST.get("stance", ""),
+        firmness=request.POST.get("firmness", Firmness.PROVISIONAL),
+        note=request.POST.get("note", ""),
+        by=user,
+        expected_version=_version(request),
+        reason=request.POST.get("reason", ""),
+    )
+    return f"Position of {party.code} recorded."
 
 
 def _posted_date(request: HttpRequest, name: str, label: str) -> datetime.date | None:
@@ -376,75 +389,60 @@ def _posted_date(request: HttpRequest, name: str, label: str) -> datetime.date |
     return value
 
 
-@login_required
-@require_POST
-def provision_details_view(request: HttpRequest, reference: str) -> HttpResponse:
-    user = _reader(request)
-    provision = _provision_for(request, reference)
-    with _reporting(request, provision):
-        provision_update(
-            provision=provision,
-            by=user,
-            expected_version=_version(request),
-            reason=request.POST.get("reason", ""),
-            title=request.POST.get("title", "").strip(),
-            text=request.POST.get("text", "").strip(),
-            target_date=_posted_date(request, "target_date", "the target date"),
-            review_date=_posted_date(request, "review_date", "the review date"),
-            marking=request.POST.get("marking", provision.marking),
-        )
-        messages.success(request, f"{provision.reference} saved.")
-    return redirect("provisions:provision", reference=provision.reference)
+@provision_form
+def provision_details_view(request: HttpRequest, user: User, provision: Provision) -> str:
+    provision_update(
+        provision=provision,
+        by=user,
+        expected_version=_version(request),
+        reason=request.POST.get("reason", ""),
+        title=request.POST.get("title", "").strip(),
+        text=request.POST.get("text", "").strip(),
+        target_date=_posted_date(request, "target_date", "the target date"),
+        review_date=_posted_date(request, "review_date", "the review date"),
+        marking=request.POST.get("marking", provision.marking),
+    )
+    return f"{provision.reference} saved."
 
 
-@login_required
-@require_POST
-def provision_consultation_view(request: HttpRequest, reference: str) -> HttpResponse:
-    user = _reader(request)
-    provision = _provision_for(request, reference)
+@provision_form
+def provision_consultation_view(request: HttpRequest, user: User, provision: Provision) -> str:
     territory = provision.territories.filter(code=request.POST.get("territory", "")).first()
-    with _reporting(request, provision):
-        if territory is None:
-            raise ValidationError({"territory": "choose a territory the provision extends to"})
-        consulted_on = _posted_date(request, "consulted_on", "the consultation date")
-        if consulted_on is None:
-            raise ValidationError({"consulted_on": "give the date of the consultation"})
-        consultation_record(
-            provision=provision,
-            territory=territory,
-            consulted_on=consulted_on,
-            outcome=request.POST.get("outcome", ""),
-            note=request.POST.get("note", ""),
-            by=user,
-            expected_version=_version(request),
-        )
-        messages.success(request, f"Consultation of {territory.name} recorded.")
-    return redirect("provisions:provision", reference=provision.reference)
+    if territory is None:
+        raise ValidationError({"territory": "choose a territory the provision extends to"})
+    consulted_on = _posted_date(request, "consulted_on", "the consultation date")
+    if consulted_on is None:
+        raise ValidationError({"consulted_on": "give the date of the consultation"})
+    consultation_record(
+        provision=provision,
+        territory=territory,
+        consulted_on=consulted_on,
+        outcome=request.POST.get("outcome", ""),
+        note=request.POST.get("note", ""),
+        by=user,
+        expected_version=_version(request),
+    )
+    return f"Consultation of {territory.name} recorded."
 
 
-@login_required
-@require_POST
-def provision_coverage_view(request: HttpRequest, reference: str) -> HttpResponse:
-    user = _reader(request)
-    provision = _provision_for(request, reference)
+@provision_form
+def provision_coverage_view(request: HttpRequest, user: User, provision: Provision) -> str:
     code = request.POST.get("capability", "").strip()
     capability = Capability.objects.filter(code=code).first()
-    extent = request.POST.get("extent") or None
-    with _reporting(request, provision):
-        if capability is None:
-            raise ValidationError(
-                {"capability": f"no capability has the code {code!r}" if code else "give a capability's code"}
-            )
-        coverage_set(
-            provision=provision,
-            capability=capability,
-            extent=extent,
-            by=user,
-            expected_version=_version(request),
-            reason=request.POST.get("reason", ""),
+    if capability is None:
+        raise ValidationError(
+            {"capability": f"no capability has the code {code!r}" if code else "give a capability's code"}
         )
-        messages.success(request, f"Coverage of {capability.code} {'updated' if extent else 'removed'}.")
-    return redirect("provisions:provision", reference=provision.reference)
+    extent = request.POST.get("extent") or None
+    coverage_set(
+        provision=provision,
+        capability=capability,
+        extent=extent,
+        by=user,
+        expected_version=_version(request),
+        reason=request.POST.get("reason", ""),
+    )
+    return f"Coverage of {capability.code} {'updated' if extent else 'removed'}."
 
 
 @login_required
