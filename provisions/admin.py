@@ -61,7 +61,9 @@ from provisions.permissions import (
     can_administer,
     can_edit_provision,
     can_view_marking,
+    clearance_of,
     editable_domains,
+    users_cleared_within,
     visible_markings,
 )
 from provisions.reports.gaps import hidden_references
@@ -956,6 +958,16 @@ class TrackerUserAdmin(UserAdmin):
     list_filter = (*UserAdmin.list_filter, "clearance", "groups")
     filter_horizontal = (*UserAdmin.filter_horizontal, "domains")
 
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Any], search_term: str
+    ) -> tuple[QuerySet[Any], bool]:
+        queryset, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        if request.GET.get("field_name"):
+            # A user picker (the owner of a token) offers only users cleared no higher than the
+            # administrator; users cleared higher stay listed, read-only, on the users page.
+            queryset = queryset.filter(pk__in=users_cleared_within(request.user).values("pk"))
+        return queryset, may_have_duplicates
+
     # Users, their roles and clearances are administered by administrators only, whatever model
     # permissions a role group carries.
     def has_module_permission(self, request: HttpRequest) -> bool:
@@ -1001,7 +1013,7 @@ def _markings_up_to_own(request: HttpRequest) -> list[tuple[str, str]]:
 
 def _within_clearance(request: HttpRequest, user: Any) -> bool:
     """Whether the administrator is cleared at least as high as the user they would change."""
-    return user is None or user.clearance in visible_markings(request.user)
+    return user is None or clearance_of(user) in visible_markings(request.user)
 
 
 class AdministratorsOnly(admin.ModelAdmin):
@@ -1054,6 +1066,21 @@ class ApiTokenAdmin(AdministratorsOnly):
         return (
             ("user", "name", "clearance", "prefix", "created_at", "last_used_at", "revoked_at") if obj else ()
         )
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[ApiToken]:
+        # Tokens of users cleared above the administrator are not theirs to see or revoke.
+        return super().get_queryset(request).filter(user__in=users_cleared_within(request.user).values("pk"))
+
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if db_field.name == "user":  # only users cleared no higher than the administrator
+            kwargs["queryset"] = users_cleared_within(request.user)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def formfield_for_choice_field(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if db_field.name == "clearance":  # never cleared above the administrator making it
+            own = _markings_up_to_own(request)
+            kwargs["choices"] = [("", "As cleared as its user (at most as you)"), *own]
+        return super().formfield_for_choice_field(db_field, request, **kwargs)
 
     def save_model(self, request: HttpRequest, obj: ApiToken, form: Any, change: bool) -> None:
         if change:

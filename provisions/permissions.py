@@ -13,7 +13,7 @@ from django.core.exceptions import PermissionDenied
 from django.db import models
 from django.db.models import QuerySet
 
-from provisions.models import Domain, Marking
+from provisions.models import Domain, Marking, User
 
 
 class Role(models.TextChoices):
@@ -54,14 +54,31 @@ def markings_up_to(clearance: str) -> list[str]:
     return [marking.value for marking in _MARKING_ORDER[: _MARKING_ORDER.index(Marking(clearance)) + 1]]
 
 
+def lower_clearance(first: str, second: str) -> Marking:
+    return min(Marking(first), Marking(second), key=_MARKING_ORDER.index)
+
+
+def clearance_of(user: Any) -> Marking:
+    """The user's own clearance (a superuser is cleared to SECRET), whatever token they came with."""
+    return Marking.SECRET if user.is_superuser else Marking(user.clearance)
+
+
 def visible_markings(user: Any) -> list[str]:
     """The markings a user may see: up to their clearance (nothing without a role)."""
     if role_of(user) is None:
         return []
-    clearance = Marking(user.clearance) if not user.is_superuser else Marking.SECRET
+    clearance = clearance_of(user)
     if user.token_clearance:  # an API token cleared below its user
-        clearance = min(clearance, Marking(user.token_clearance), key=_MARKING_ORDER.index)
+        clearance = lower_clearance(clearance, user.token_clearance)
     return markings_up_to(clearance)
+
+
+def users_cleared_within(actor: Any) -> QuerySet[User]:
+    """The users cleared no higher than the actor may see: those an administrator may pick, change
+    or make a token for (superusers are cleared to SECRET)."""
+    visible = visible_markings(actor)
+    users = User.objects.filter(clearance__in=visible)
+    return users if Marking.SECRET in visible else users.exclude(is_superuser=True)
 
 
 def can_view_marking(user: Any, marking: str) -> bool:

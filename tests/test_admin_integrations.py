@@ -266,3 +266,59 @@ def test_only_administrators_set_the_thresholds(client: Client) -> None:
         gap_thresholds_set(
             by=analyst, secured_status="agreed", warning_days=180, urgent_days=30, stall_days=60
         )
+
+
+@pytest.fixture
+def sensitive_administrator(client: Client) -> Client:
+    client.force_login(
+        UserFactory(username="os-admin", role="administrator", clearance="official_sensitive", is_staff=True)
+    )
+    return client
+
+
+def token_form(user_pk: int, clearance: str = "") -> dict[str, object]:
+    dates = {"expires_at_0": "", "expires_at_1": ""}
+    return {"user": user_pk, "name": "Mine now", "clearance": clearance, **dates}
+
+
+def test_an_administrator_below_secret_cannot_make_a_token_for_a_secret_user(sensitive_administrator) -> None:
+    """The critical hole: a blank clearance meant "as cleared as its owner", SECRET here."""
+    secret_user = UserFactory(username="secret-negotiator", role="negotiator", clearance="secret")
+    response = sensitive_administrator.post("/admin/provisions/apitoken/add/", token_form(secret_user.pk))
+    assert response.status_code == 200
+    assert "Select a valid choice" in response.content.decode()
+    assert "shown this once" not in response.content.decode()
+    assert not ApiToken.objects.exists()
+
+
+def test_a_token_an_administrator_makes_is_cleared_no_higher_than_they_are(sensitive_administrator) -> None:
+    owner = UserFactory(username="tool", role="viewer", clearance="official_sensitive")
+    refused = sensitive_administrator.post("/admin/provisions/apitoken/add/", token_form(owner.pk, "secret"))
+    assert refused.status_code == 200 and not ApiToken.objects.exists()
+    made = sensitive_administrator.post("/admin/provisions/apitoken/add/", token_form(owner.pk), follow=True)
+    assert "shown this once" in made.content.decode()
+    assert ApiToken.objects.get().clearance == "official_sensitive"
+
+
+def test_the_user_pickers_offer_only_users_cleared_no_higher(sensitive_administrator) -> None:
+    UserFactory(username="secret-negotiator", role="negotiator", clearance="secret")
+    UserFactory(username="root-user", clearance="official", is_superuser=True, is_staff=True)
+    UserFactory(username="sensitive-analyst", role="analyst", clearance="official_sensitive")
+    found = sensitive_administrator.get(
+        "/admin/autocomplete/",
+        {"app_label": "provisions", "model_name": "apitoken", "field_name": "user", "term": ""},
+    )
+    assert found.status_code == 200
+    names = {result["text"] for result in found.json()["results"]}
+    assert "sensitive-analyst" in names and "os-admin" in names
+    assert not names & {"secret-negotiator", "root-user"}
+
+
+def test_tokens_of_users_cleared_higher_are_not_listed(sensitive_administrator) -> None:
+    from provisions.services.tokens import api_token_create
+
+    secret_user = UserFactory(role="negotiator", clearance="secret")
+    token, _ = api_token_create(owner=secret_user, by=secret_user, name="secret script")
+    listing = sensitive_administrator.get("/admin/provisions/apitoken/")
+    assert "secret script" not in listing.content.decode()
+    assert sensitive_administrator.get(f"/admin/provisions/apitoken/{token.pk}/change/").status_code == 302

@@ -10,7 +10,14 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from provisions.models import ApiToken, User
-from provisions.permissions import can_administer, ensure, visible_markings
+from provisions.permissions import (
+    can_administer,
+    clearance_of,
+    ensure,
+    lower_clearance,
+    markings_up_to,
+    visible_markings,
+)
 
 TOKEN_PREFIX = "spt_"  # noqa: S105 (not a secret: every key starts with it, so leaks are easy to scan for)
 
@@ -27,11 +34,29 @@ def api_token_create(
     expires_at: datetime.datetime | None = None,
     clearance: str = "",
 ) -> tuple[ApiToken, str]:
-    """A new token for `owner`; returns it and its key, which is shown once and never stored."""
+    """A new token for `owner`; returns it and its key, which is shown once and never stored.
+
+    Nobody obtains through a token more than they may see themselves: an administrator makes one
+    for a user cleared no higher than they are, and it is cleared at most as high as the lower of
+    the two, written on the token (so it does not follow its user if their clearance is raised).
+    """
     ensure(by == owner or can_administer(by), "only administrators create tokens for others")
-    # Blank means "as cleared as its user"; made through a token cleared below its user, that is the
-    # token's clearance, or a capped token could mint an uncapped one.
-    clearance = clearance or (by.token_clearance if by == owner else "")
+    if by == owner:
+        # Blank means "as cleared as its user"; made through a token cleared below its user, that is
+        # the token's clearance, or a capped token could mint an uncapped one.
+        clearance = clearance or by.token_clearance
+    else:
+        actor_sees = visible_markings(by)
+        ensure(
+            clearance_of(owner) in actor_sees,
+            f"{owner.get_username()} is cleared above you: you may not make a token for them",
+        )
+        ceiling = lower_clearance(clearance_of(owner), actor_sees[-1])
+        ensure(
+            not clearance or clearance in markings_up_to(ceiling),
+            "a token cannot be cleared above its user or above you",
+        )
+        clearance = clearance or ceiling.value
     # Nor may an expiring token mint one that outlives it.
     if by == owner and by.token_expires_at is not None:
         expires_at = min(expires_at or by.token_expires_at, by.token_expires_at)
