@@ -349,7 +349,7 @@ def test_search_finds_provisions_by_their_words(client: Client, world) -> None:
 def test_search_is_served_by_the_gin_index(world) -> None:
     from django.db import connection
 
-    from provisions.api.filters import search_provisions
+    from provisions.filters import search_provisions
 
     query = search_provisions(Provision.objects.all(), "surrender of persons")
     sql, params = query.query.sql_with_params()

@@ -295,13 +295,14 @@ def test_gaps_filter_and_export_exactly_what_is_shown(client: Client, partnershi
 def test_a_pdf_too_long_to_render_online_is_refused_with_what_to_do(
     client: Client, partnership, monkeypatch
 ) -> None:
-    from provisions import views
+    from provisions.views import exports, pages
 
     client = signed_in(client, role="analyst", clearance=Marking.SECRET)
     shown = client.get("/gaps/?severity=critical").content.decode()
     count = int(re.search(r"<p>(\d+) gaps?", shown).group(1))
     assert count > 2
-    monkeypatch.setattr(views, "PDF_MAX_ROWS_ONLINE", 2)
+    monkeypatch.setattr(pages, "PDF_MAX_ROWS_ONLINE", 2)
+    monkeypatch.setattr(exports, "PDF_MAX_ROWS_ONLINE", 2)
     page = client.get("/gaps/").content.decode()
     refused = client.get("/gaps/export.pdf?severity=critical", follow=True)
     assert "(up to 2 gaps)" in page

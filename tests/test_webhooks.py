@@ -38,13 +38,13 @@ from provisions.models import (
     WebhookEvent,
 )
 from provisions.reports.gaps import WITHHELD
-from provisions.services import webhooks
 from provisions.services.scans import gaps_scan
 from provisions.services.status import provision_transition
 from provisions.services.webhooks import (
     WEBHOOK_MAX_ATTEMPTS,
     WEBHOOK_TIMEOUT_SECONDS,
     WebhookDeliveryFailed,
+    transport,
     webhook_deliver,
     webhook_signature,
     webhook_signature_verify,
@@ -464,7 +464,7 @@ def pending_delivery(receiver: Receiver) -> WebhookDelivery:
 def test_each_attempt_and_its_answer_is_recorded(receiver, pending_delivery, caplog):
     receiver.answers = [(500, "boom: database down")]
 
-    with caplog.at_level(logging.INFO, logger="provisions.services.webhooks"):
+    with caplog.at_level(logging.INFO, logger="provisions.services.webhooks.delivery"):
         with pytest.raises(WebhookDeliveryFailed):
             webhook_deliver(delivery_id=pending_delivery.pk)
         pending_delivery.refresh_from_db()
@@ -628,7 +628,7 @@ def test_an_unreachable_receiver_is_recorded_as_an_error(pending_delivery):
 
 
 def test_a_slow_receiver_times_out(receiver, pending_delivery, monkeypatch):
-    monkeypatch.setattr(webhooks, "WEBHOOK_TIMEOUT_SECONDS", 0.2)
+    monkeypatch.setattr(transport, "WEBHOOK_TIMEOUT_SECONDS", 0.2)
     receiver.delay = 1.0
 
     with pytest.raises(WebhookDeliveryFailed):
@@ -809,7 +809,7 @@ def test_the_periodic_job_queues_a_lost_delivery_once_then_waits(receiver, pendi
     ],
 )
 def test_internal_addresses_are_seen_through_their_ipv6_forms(address: str, internal: bool) -> None:
-    assert webhooks._internal_address(address) is internal
+    assert transport._internal_address(address) is internal
 
 
 def test_a_name_that_rebinds_to_an_internal_address_after_the_check_is_not_connected_to(
@@ -824,7 +824,7 @@ def test_a_name_that_rebinds_to_an_internal_address_after_the_check_is_not_conne
         assert host == "rebind.example"
         return next(answers, [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))])
 
-    monkeypatch.setattr(webhooks.socket, "getaddrinfo", rebinding)
+    monkeypatch.setattr(transport.socket, "getaddrinfo", rebinding)
     pending_delivery.endpoint.url = f"http://rebind.example:{port}/hooks"
     pending_delivery.endpoint.save(update_fields=["url"])
 

@@ -23,7 +23,7 @@ from rest_framework.views import APIView
 from provisions.api import serializers
 from provisions.api.conventions import MayEditProvision
 from provisions.api.errors import PreconditionRequired
-from provisions.api.filters import CapabilityFilter, GapFilter, ProvisionFilter
+from provisions.filters import CapabilityFilter, GapFilter, ProvisionFilter
 from provisions.history import provision_history
 from provisions.models import (
     CODE_PATTERN,

@@ -27,6 +27,7 @@ from provisions.models import (
 )
 from provisions.permissions import can_acknowledge_gaps, can_administer, can_view_marking, ensure
 from provisions.rules import CoverageAt, Evaluation, Finding, evaluate_gaps
+from provisions.services.queueing import RUN_REQUESTED_SCANS, task_queue_on_commit
 from provisions.services.webhooks import webhooks_enqueue_gap_changes
 
 logger = logging.getLogger(__name__)
@@ -70,7 +71,7 @@ def scan_request(
         capability_ids=sorted(capability_ids),
         full=full,
     )
-    transaction.on_commit(_send_scan_task, robust=True)
+    task_queue_on_commit(RUN_REQUESTED_SCANS)
     return request
 
 
@@ -88,12 +89,6 @@ def scan_requests_batched() -> Iterator[None]:
         _batch.reset(token)
     if scope.full or scope.provision_ids or scope.capability_ids:
         scan_request(provision_ids=scope.provision_ids, capability_ids=scope.capability_ids, full=scope.full)
-
-
-def _send_scan_task() -> None:
-    from provisions.tasks import run_requested_scans
-
-    run_requested_scans.delay()
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,145 @@
+"""What every admin page shares: who is acting, what they may see and edit, read-only and audited
+pages."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from typing import TYPE_CHECKING, Any
+
+from django.contrib import admin
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import F
+from django.http import Http404, HttpRequest, HttpResponse
+from django.utils import timezone
+from simple_history.admin import SimpleHistoryAdmin
+
+from provisions.models import (
+    Provision,
+    ProvisionQuerySet,
+    User,
+)
+from provisions.permissions import (
+    can_edit_provision,
+)
+from provisions.reports.gaps import hidden_references
+
+if TYPE_CHECKING:
+    pass
+
+
+def _acting_user(request: HttpRequest) -> User:
+    user = request.user
+    if not isinstance(user, User):  # the admin only serves signed-in staff
+        raise PermissionDenied
+    return user
+
+
+def _bump_versions(provision_ids: Collection[int]) -> None:
+    """A provision or one of its inlines changed: writes based on the version before are now stale."""
+    if provision_ids:
+        Provision.objects.filter(pk__in=provision_ids).update(
+            version=F("version") + 1, updated_at=timezone.now()
+        )
+
+
+def _visible_provisions(request: HttpRequest) -> ProvisionQuerySet:
+    return Provision.objects.visible_to(request.user)
+
+
+def _may_edit(request: HttpRequest, provision: Provision | None) -> bool:
+    """Whether the user may edit the provision (None: a provision being added, decided by its form).
+
+    Asked once per provision, domain and marking in a request: a change page asks for the provision
+    and each of its inlines many times.
+    """
+    if provision is None:
+        return True
+    answers: dict[tuple[int | None, int | None, str], bool] = request.__dict__.setdefault(
+        "_tracker_may_edit", {}
+    )
+    key = (provision.pk, provision.domain_id, provision.marking)
+    if key not in answers:
+        answers[key] = can_edit_provision(request.user, provision)
+    return answers[key]
+
+
+def _hidden_references(request: HttpRequest) -> list[str]:
+    """References of the provisions above the user's clearance (cached for the request)."""
+    cached: list[str] | None = getattr(request, "_tracker_hidden_references", None)
+    if cached is None:
+        cached = sorted(hidden_references(request.user))
+        request._tracker_hidden_references = cached  # type: ignore[attr-defined]
+    return cached
+
+
+class ReadOnlyModelAdmin(admin.ModelAdmin):
+    """Records written by the services (history, scans, the outbox): viewable, never edited here."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class AuditedAdmin(SimpleHistoryAdmin):
+    """Adds a "History" page: each change with its fields (old → new), who made it, when and why.
+
+    Read only: restoring a past version would save it past the services (status moves, versions,
+    scans, permission checks), so django-simple-history's revert is disabled and its version page
+    only answers GET. An object's history is shown only to those who may view the object.
+    """
+
+    def revert_disabled(self, request: HttpRequest, obj: Any = None) -> bool:
+        return True
+
+    def has_view_history_or_change_history_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # Even with SIMPLE_HISTORY_ENFORCE_HISTORY_MODEL_PERMISSIONS (which checks model permissions
+        # only), the history of an object is for those who may view the object.
+        allowed: bool = super().has_view_history_or_change_history_permission(request, obj)
+        return allowed and self.has_view_permission(request, obj)
+
+    def _ensure_visible(self, request: HttpRequest, object_id: str) -> None:
+        """404 for an object that exists but is not in the user's queryset (django-simple-history
+        would otherwise fall back to its latest historical record)."""
+        pk = unquote(object_id)
+        try:
+            exists = self.model._default_manager.filter(pk=pk).exists()
+        except (ValueError, ValidationError) as error:
+            raise Http404 from error
+        if exists and not self.get_queryset(request).filter(pk=pk).exists():
+            raise Http404
+
+    def history_view(
+        self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        self._ensure_visible(request, object_id)
+        response: HttpResponse = super().history_view(request, object_id, extra_context)
+        return response
+
+    def history_form_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        version_id: str,
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        if request.method not in ("GET", "HEAD"):
+            # django-simple-history saves a posted version form whatever the user may change.
+            raise PermissionDenied
+        self._ensure_visible(request, object_id)
+        history_manager = getattr(self.model, self.model._meta.simple_history_manager_attribute)
+        pk_name = self.model._meta.pk.attname
+        versions = self.get_history_queryset(request, history_manager, pk_name, unquote(object_id))
+        try:
+            shown = versions.filter(history_id=version_id).exists()
+        except (ValueError, ValidationError) as error:
+            raise Http404 from error
+        if not shown:
+            raise Http404
+        response: HttpResponse = super().history_form_view(request, object_id, version_id, extra_context)
+        return response

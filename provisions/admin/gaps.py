@@ -1,0 +1,236 @@
+"""What the gap engine records, in the admin: gaps (acknowledged here), scans, scan requests, and
+the thresholds of the rules."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from django import forms
+from django.contrib import admin
+from django.core.exceptions import ValidationError
+from django.db.models import Q, QuerySet
+from django.http import HttpRequest
+from simple_history.admin import SimpleHistoryAdmin
+
+from provisions.models import (
+    Domain,
+    Gap,
+    GapRuleThresholds,
+    GapScan,
+    GapState,
+    ScanRequest,
+)
+from provisions.permissions import (
+    can_acknowledge_gaps,
+    can_administer,
+)
+from provisions.rules import Thresholds
+from provisions.services.scans import gap_acknowledge, gap_thresholds_set
+
+if TYPE_CHECKING:
+    from django.utils.functional import _StrOrPromise
+from provisions.admin.base import ReadOnlyModelAdmin, _acting_user, _hidden_references, _visible_provisions
+
+
+class GapStateFilter(admin.SimpleListFilter):
+    title = "state"
+    parameter_name = "state"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> Iterable[tuple[str, _StrOrPromise]]:
+        return GapState.choices
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        match self.value():
+            case GapState.OPEN:
+                return queryset.filter(resolved_at__isnull=True, acknowledged_at__isnull=True)
+            case GapState.ACKNOWLEDGED:
+                return queryset.filter(resolved_at__isnull=True, acknowledged_at__isnull=False)
+            case GapState.RESOLVED:
+                return queryset.filter(resolved_at__isnull=False)
+        return queryset
+
+
+class GapDomainFilter(admin.SimpleListFilter):
+    """A gap's domain is its subject's: the capability's or the provision's."""
+
+    title = "domain"
+    parameter_name = "domain"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> Iterable[tuple[str, _StrOrPromise]]:
+        return list(Domain.objects.order_by("code").values_list("code", "name"))
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        code = self.value()
+        if not code:
+            return queryset
+        return queryset.filter(Q(capability__domain__code=code) | Q(provision__domain__code=code))
+
+
+class GapAcknowledgementForm(forms.ModelForm):
+    class Meta:
+        model = Gap
+        fields = ("acknowledgement_note",)
+
+    def clean_acknowledgement_note(self) -> str:
+        note: str = self.cleaned_data["acknowledgement_note"].strip()
+        if not note and "acknowledgement_note" in self.changed_data:
+            raise ValidationError("An acknowledgement needs a note.", code="note_required")
+        return note
+
+
+_WITHHELD = "(withheld: it names a provision above your clearance)"
+
+
+@admin.register(Gap)
+class GapAdmin(admin.ModelAdmin):
+    """Gaps are opened and resolved by scans; people only acknowledge an open one, with a note."""
+
+    form = GapAcknowledgementForm
+    list_display = ("kind", "severity", "subject", "state", "opened_at", "resolved_at", "acknowledged_at")
+    list_filter = (GapStateFilter, "kind", "severity", GapDomainFilter, "opened_at")
+    # Not the explanation: a capability gap's names the provisions covering it, and a search for a
+    # reference above the reader's clearance would tell them it exists.
+    search_fields = ("capability__code", "capability__name", "provision__reference", "provision__title")
+    list_select_related = ("capability", "provision")
+    ordering = ("-opened_at", "-id")
+    fields = (
+        "kind",
+        "severity",
+        "capability",
+        "provision",
+        "explanation_shown",
+        "state",
+        "opened_at",
+        "opened_by_scan",
+        "resolved_at",
+        "resolved_by_scan",
+        "acknowledged_at",
+        "acknowledged_by",
+        "acknowledgement_note",
+    )
+    readonly_fields = tuple(field for field in fields if field != "acknowledgement_note")
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Gap]:
+        # A capability's gaps stay visible (their subject names no provision); a provision's only
+        # when the provision is.
+        visible = Q(provision__isnull=True) | Q(provision__in=_visible_provisions(request).values("pk"))
+        return (
+            super()
+            .get_queryset(request)
+            .filter(visible)
+            .select_related(
+                "capability", "provision", "opened_by_scan", "resolved_by_scan", "acknowledged_by"
+            )
+        )
+
+    def get_object(self, request: HttpRequest, object_id: str, from_field: str | None = None) -> Gap | None:
+        gap: Gap | None = super().get_object(request, object_id, from_field)
+        if gap is not None:
+            # A capability gap's explanation names the provisions covering it, which may be above
+            # the user's clearance: then it is withheld.
+            names_hidden = any(reference in gap.explanation for reference in _hidden_references(request))
+            gap._explanation_shown = _WITHHELD if names_hidden else gap.explanation  # type: ignore[attr-defined]
+        return gap
+
+    @admin.display(description="subject")
+    def subject(self, gap: Gap) -> str:
+        return str(gap.capability or gap.provision)
+
+    @admin.display(description="explanation")
+    def explanation_shown(self, gap: Gap) -> str:
+        return getattr(gap, "_explanation_shown", _WITHHELD)
+
+    @admin.display(description="state")
+    def state(self, gap: Gap) -> str:
+        return gap.state.label
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Gap | None = None) -> bool:
+        # A resolved gap is history: it can no longer be acknowledged.
+        if obj is not None and obj.resolved_at is not None:
+            return False
+        allowed: bool = super().has_change_permission(request, obj)
+        return allowed and can_acknowledge_gaps(request.user)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Gap | None = None) -> bool:
+        return False
+
+    def save_model(self, request: HttpRequest, obj: Gap, form: Any, change: bool) -> None:
+        if "acknowledgement_note" in form.changed_data:
+            gap_acknowledge(gap=obj, by=_acting_user(request), note=form.cleaned_data["acknowledgement_note"])
+
+
+@admin.register(GapScan)
+class GapScanAdmin(ReadOnlyModelAdmin):
+    list_display = (
+        "id",
+        "as_of",
+        "trigger",
+        "full",
+        "started_at",
+        "duration_ms",
+        "evaluated_subjects",
+        "opened",
+        "updated",
+        "resolved",
+        "unchanged",
+    )
+    list_filter = ("trigger", "full", "as_of")
+    ordering = ("-started_at", "-id")
+
+
+@admin.register(ScanRequest)
+class ScanRequestAdmin(ReadOnlyModelAdmin):
+    """The outbox of scans asked for and not yet run; a scan deletes the requests it handles."""
+
+    list_display = ("id", "requested_at", "trigger", "full", "provision_ids", "capability_ids")
+    list_filter = ("trigger", "full")
+    ordering = ("id",)
+
+
+@admin.register(GapRuleThresholds)
+class GapRuleThresholdsAdmin(SimpleHistoryAdmin):
+    """One row: the thresholds the gap rules use (until it exists, the settings'). Saving it asks for
+    a full scan, since every gap may change."""
+
+    fields = ("secured_status", "warning_days", "urgent_days", "stall_days", "updated_at", "updated_by")
+    readonly_fields = ("updated_at", "updated_by")
+    list_display = ("__str__", "secured_status", "warning_days", "urgent_days", "stall_days", "updated_at")
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return can_administer(request.user)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return can_administer(request.user)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return can_administer(request.user)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return can_administer(request.user) and not GapRuleThresholds.objects.exists()
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:
+        current = Thresholds.current()  # the settings' until a row exists
+        return {
+            "secured_status": current.secured_status.value,
+            "warning_days": current.warning_days,
+            "urgent_days": current.urgent_days,
+            "stall_days": current.stall_days,
+        }
+
+    def save_model(self, request: HttpRequest, obj: GapRuleThresholds, form: Any, change: bool) -> None:
+        saved = gap_thresholds_set(
+            by=_acting_user(request),
+            secured_status=obj.secured_status,
+            warning_days=obj.warning_days,
+            urgent_days=obj.urgent_days,
+            stall_days=obj.stall_days,
+        )
+        obj.pk = saved.pk
+        self.message_user(request, "Thresholds saved; a full gap scan has been requested.")

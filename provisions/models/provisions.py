@@ -1,0 +1,281 @@
+"""Capabilities, provisions and what hangs off a provision: coverage, positions, status changes and
+consultations (DESIGN.md, "Vocabulary")."""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any, ClassVar
+
+from django.conf import settings
+from django.contrib.postgres.indexes import GinIndex
+from django.contrib.postgres.search import SearchVector
+from django.db import models
+from django.db.models import Q
+from django.db.models.functions import RowNumber
+from django.utils import timezone
+from simple_history.models import HistoricalRecords
+
+from provisions.models.partnership import Domain, Party, Precedent, Territory
+from provisions.models.vocabulary import (
+    Alignment,
+    ConsultationOutcome,
+    CoverageState,
+    Extent,
+    Firmness,
+    Level,
+    Marking,
+    Stance,
+    Status,
+    choice_check,
+    code_validator,
+)
+
+
+class Capability(models.Model):
+    code = models.CharField(max_length=64, unique=True, validators=[code_validator])
+    name = models.CharField(max_length=300)
+    domain = models.ForeignKey(Domain, on_delete=models.PROTECT, related_name="capabilities")
+    criticality = models.CharField(max_length=16, choices=Level.choices)
+    lapses_on = models.DateField(null=True, blank=True)
+    fallback = models.TextField(blank=True, help_text="The instrument that would apply if nothing is agreed.")
+    description = models.TextField(blank=True)
+    # As the last gap scan found it (blank: never scanned): today's dashboards read it, not the rules.
+    coverage_state = models.CharField(
+        max_length=16, choices=CoverageState.choices, blank=True, default="", editable=False
+    )
+    history = HistoricalRecords(excluded_fields=["coverage_state"])
+
+    class Meta:
+        verbose_name_plural = "capabilities"
+        ordering = ["id"]
+        constraints = [choice_check("criticality", Level, "capability_criticality_valid")]
+        indexes = [
+            # The lapse timeline and "what lapses soon" read capabilities by lapse date.
+            models.Index(fields=["lapses_on"], name="capability_lapses_on"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.name}"
+
+    def days_to_lapse(self, as_of: datetime.date) -> int | None:
+        return None if self.lapses_on is None else (self.lapses_on - as_of).days
+
+
+class ProvisionQuerySet(models.QuerySet["Provision"]):
+    def visible_to(self, user: Any) -> ProvisionQuerySet:
+        """Provisions whose handling marking the user's clearance allows."""
+        from provisions.permissions import visible_markings
+
+        return self.filter(marking__in=visible_markings(user))
+
+    def with_related(self) -> ProvisionQuerySet:
+        """Everything a provision's page, export or API row shows, in a fixed number of queries."""
+        return self.select_related("domain", "domain__partnership").prefetch_related(
+            "positions__party",
+            "coverage__capability",
+            "precedents",
+            "territories",
+            "domain__partnership__parties",
+        )
+
+
+# Full-text search over provisions: the expression of the GIN index below (PostgreSQL only, see
+# migration 0011); a search must use this same expression for the index to serve it.
+PROVISION_SEARCH_VECTOR = SearchVector("reference", "title", "text", config="english")
+
+
+class Provision(models.Model):
+    reference = models.CharField(max_length=64, unique=True, validators=[code_validator])
+    title = models.CharField(max_length=300)
+    text = models.TextField(blank=True)
+    domain = models.ForeignKey(Domain, on_delete=models.PROTECT, related_name="provisions")
+    # The current status: the to_status of its latest StatusChange (one service writes both).
+    status = models.CharField(max_length=32, choices=Status.choices)
+    target_date = models.DateField(null=True, blank=True)
+    review_date = models.DateField(null=True, blank=True)
+    marking = models.CharField(max_length=32, choices=Marking.choices, default=Marking.OFFICIAL)
+    precedents = models.ManyToManyField(Precedent, blank=True, related_name="provisions")
+    territories = models.ManyToManyField(Territory, blank=True, related_name="provisions")
+    # Optimistic concurrency: every write bumps it; a write based on an older version is refused.
+    version = models.PositiveIntegerField(default=1)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+    # Field-level audit trail: who changed what, when and why (django-simple-history).
+    history = HistoricalRecords(m2m_fields=[precedents, territories], excluded_fields=["updated_at"])
+
+    objects: ClassVar[ProvisionQuerySet] = ProvisionQuerySet.as_manager()  # type: ignore[assignment]
+
+    class Meta:
+        ordering = ["reference"]
+        constraints = [
+            choice_check("status", Status, "provision_status_valid"),
+            choice_check("marking", Marking, "provision_marking_valid"),
+        ]
+        indexes = [
+            # Domain pages list a domain's provisions by status.
+            models.Index(fields=["domain", "status"], name="provision_domain_status"),
+            GinIndex(PROVISION_SEARCH_VECTOR, name="provision_search"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.reference}: {self.title}"
+
+    @property
+    def status_label(self) -> str:
+        return Status(self.status).label
+
+    @property
+    def territories_awaiting_consultation(self) -> list[Territory]:
+        """Stakeholders the provision extends to that have not been consulted on it yet."""
+        consulted = {consultation.territory_id for consultation in self.consultations.all()}
+        return [t for t in self.territories.all() if t.is_stakeholder and t.pk not in consulted]
+
+    @property
+    def alignment(self) -> Alignment:
+        """From each party's position; reads prefetched positions and parties when present."""
+        stance_by_party = {position.party_id: position.stance for position in self.positions.all()}
+        parties = self.domain.partnership.parties.all()
+        return Alignment.of(stance_by_party.get(party.pk) for party in parties)
+
+
+class Coverage(models.Model):
+    """A provision covers a capability, fully or partially."""
+
+    provision = models.ForeignKey(Provision, on_delete=models.CASCADE, related_name="coverage")
+    capability = models.ForeignKey(Capability, on_delete=models.CASCADE, related_name="coverage")
+    extent = models.CharField(max_length=16, choices=Extent.choices, default=Extent.FULL)
+    history = HistoricalRecords()
+
+    class Meta:
+        verbose_name_plural = "coverage"
+        ordering = ["provision_id", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["provision", "capability"], name="coverage_once_per_capability"),
+            choice_check("extent", Extent, "coverage_extent_valid"),
+        ]
+        indexes = [
+            # Which provisions cover a capability (the unique constraint serves the other way round).
+            models.Index(fields=["capability", "provision"], name="coverage_by_capability"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.provision_id} covers {self.capability_id} ({self.extent})"
+
+
+class Position(models.Model):
+    """One party's stance on a provision."""
+
+    provision = models.ForeignKey(Provision, on_delete=models.CASCADE, related_name="positions")
+    party = models.ForeignKey(Party, on_delete=models.PROTECT, related_name="positions")
+    stance = models.CharField(max_length=16, choices=Stance.choices)
+    firmness = models.CharField(max_length=16, choices=Firmness.choices, default=Firmness.PROVISIONAL)
+    note = models.TextField(blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    history = HistoricalRecords(excluded_fields=["updated_at"])
+
+    class Meta:
+        ordering = ["provision_id", "party_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["provision", "party"], name="position_once_per_party"),
+            choice_check("stance", Stance, "position_stance_valid"),
+            choice_check("firmness", Firmness, "position_firmness_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.party_id} {self.stance} {self.provision_id}"
+
+
+class StatusChangeQuerySet(models.QuerySet["StatusChange"]):
+    def update(self, **kwargs: Any) -> int:
+        raise TypeError("status changes are immutable")
+
+    def delete(self) -> tuple[int, dict[str, int]]:
+        raise TypeError("status changes are immutable")
+
+    def chronological(self) -> StatusChangeQuerySet:
+        """Oldest first; several on one day keep the order they were recorded in."""
+        return self.order_by("provision_id", "changed_on", "id")
+
+    def latest_per_provision(self, *, on_or_before: datetime.date) -> StatusChangeQuerySet:
+        """Each provision's latest change on or before the date: its status at that date."""
+        return (
+            self.filter(changed_on__lte=on_or_before)
+            .annotate(
+                position_from_latest=models.Window(
+                    RowNumber(),
+                    partition_by=[models.F("provision_id")],
+                    order_by=[models.F("changed_on").desc(), models.F("id").desc()],
+                )
+            )
+            .filter(position_from_latest=1)
+        )
+
+
+class StatusChange(models.Model):
+    """An immutable record of a provision's move from one status to another."""
+
+    provision = models.ForeignKey(Provision, on_delete=models.PROTECT, related_name="status_changes")
+    from_status = models.CharField(max_length=32, choices=Status.choices, blank=True)
+    to_status = models.CharField(max_length=32, choices=Status.choices)
+    # The calendar day (project time zone) the move counts from: rules compare this.
+    changed_on = models.DateField()
+    recorded_at = models.DateTimeField(default=timezone.now, editable=False)
+    changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    note = models.TextField(blank=True)
+    source = models.CharField(max_length=16, default="web")
+
+    objects: ClassVar[StatusChangeQuerySet] = StatusChangeQuerySet.as_manager()  # type: ignore[assignment]
+
+    class Meta:
+        ordering = ["provision_id", "changed_on", "id"]
+        constraints = [
+            choice_check("to_status", Status, "status_change_to_valid"),
+            models.CheckConstraint(
+                condition=Q(from_status="") | Q(from_status__in=Status.values),
+                name="status_change_from_valid",
+            ),
+            models.CheckConstraint(
+                condition=~Q(from_status=models.F("to_status")), name="status_change_not_noop"
+            ),
+        ]
+        indexes = [
+            # Status at a date: the latest change per provision on or before T.
+            models.Index(fields=["provision", "changed_on", "id"], name="status_change_timeline"),
+            # Recent movements across the partnership.
+            models.Index(fields=["changed_on"], name="status_change_changed_on"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.provision_id}: {self.from_status or '(new)'} → {self.to_status} on {self.changed_on}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self._state.adding:
+            raise TypeError("status changes are immutable")
+        kwargs["force_insert"] = True  # an instance given an existing pk must not update that row
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
+        raise TypeError("status changes are immutable")
+
+
+class Consultation(models.Model):
+    """A stakeholder (Devolved Administration, Gibraltar, a Crown Dependency...) consulted on a provision."""
+
+    provision = models.ForeignKey(Provision, on_delete=models.CASCADE, related_name="consultations")
+    territory = models.ForeignKey(Territory, on_delete=models.PROTECT, related_name="consultations")
+    consulted_on = models.DateField()
+    outcome = models.CharField(max_length=16, choices=ConsultationOutcome.choices)
+    note = models.TextField(blank=True)
+    recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["provision_id", "consulted_on", "id"]
+        constraints = [choice_check("outcome", ConsultationOutcome, "consultation_outcome_valid")]
+
+    def __str__(self) -> str:
+        return f"{self.territory_id} consulted on {self.provision_id} ({self.consulted_on})"

@@ -1,0 +1,318 @@
+"""Importing a checked partnership file: an all-or-nothing, idempotent upsert by code and reference
+(DESIGN.md, "Contracts"); recorded history is never rewritten."""
+
+from __future__ import annotations
+
+import datetime
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import models, transaction
+from django.utils import timezone
+
+from provisions.models import (
+    Capability,
+    Coverage,
+    Domain,
+    Marking,
+    Milestone,
+    Partnership,
+    Party,
+    Pillar,
+    Position,
+    Precedent,
+    Provision,
+    Territory,
+)
+from provisions.services.partnership_file.reading import (
+    IMPORT_NOTE,
+    HistoryEntry,
+    PartnershipFileInvalid,
+    check_partnership_file,
+    history_entries,
+    unrecorded_entries,
+)
+from provisions.services.scans import scan_request, scan_requests_batched
+from provisions.services.status import provision_record_first_status, provision_transition
+
+
+@dataclass
+class ImportReport:
+    """What an import did (or, in a dry run, would do), per kind of record."""
+
+    dry_run: bool = False
+    counts: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
+    status_changes_added: int = 0
+
+    def count(self, kind: str, outcome: str) -> None:
+        self.counts[kind][outcome] += 1
+
+    @property
+    def changed(self) -> bool:
+        return self.status_changes_added > 0 or any(
+            counter["created"] or counter["updated"] for counter in self.counts.values()
+        )
+
+    def lines(self) -> list[str]:
+        lines = []
+        for kind, counter in self.counts.items():
+            parts = [f"{counter[outcome]} {outcome}" for outcome in ("created", "updated", "unchanged")]
+            lines.append(f"{kind}: {', '.join(parts)}")
+        lines.append(f"status changes: {self.status_changes_added} added")
+        return lines
+
+
+def _upsert(
+    report: ImportReport, kind: str, model: type[models.Model], lookup: dict[str, Any], values: dict[str, Any]
+) -> Any:
+    """Create or update one row by its natural key, counting what happened; None if unchanged."""
+    instance = model._default_manager.filter(**lookup).first()
+    if instance is None:
+        report.count(kind, "created")
+        return model._default_manager.create(**lookup, **values)
+    changed = [name for name, value in values.items() if getattr(instance, name) != value]
+    if not changed:
+        report.count(kind, "unchanged")
+        return None
+    for name in changed:
+        setattr(instance, name, values[name])
+    instance.save(update_fields=changed)
+    report.count(kind, "updated")
+    return instance
+
+
+def _date(value: str | None) -> datetime.date | None:
+    return datetime.date.fromisoformat(value) if value else None
+
+
+def partnership_import(*, data: dict[str, Any], dry_run: bool = False) -> ImportReport:
+    """Upsert a checked partnership file by code and reference, all or nothing.
+
+    A dry run does the same work in a transaction that is rolled back, so its report is exact.
+    Every affected subject is rescanned once the import commits (one scan request).
+    """
+    problems = check_partnership_file(data)
+    if problems:
+        raise PartnershipFileInvalid(problems)
+    report = ImportReport(dry_run=dry_run)
+    with transaction.atomic():
+        with scan_requests_batched():
+            _import(data, report)
+        if dry_run:
+            transaction.set_rollback(True)
+    return report
+
+
+def _import(data: dict[str, Any], report: ImportReport) -> None:
+    spec = data["partnership"]
+    _upsert(
+        report,
+        "partnerships",
+        Partnership,
+        {"code": spec["code"]},
+        {"title": spec["title"], "description": spec.get("description", "")},
+    )
+    partnership = Partnership.objects.get(code=spec["code"])
+    for item in spec["parties"]:
+        _upsert(
+            report,
+            "parties",
+            Party,
+            {"partnership": partnership, "code": item["code"]},
+            {"name": item["name"]},
+        )
+    parties = {party.code: party for party in partnership.parties.all()}
+    for item in spec.get("milestones", []):
+        _upsert(
+            report,
+            "milestones",
+            Milestone,
+            {"partnership": partnership, "code": item["code"]},
+            {"title": item["title"], "date": _date(item["date"]), "note": item.get("note", "")},
+        )
+    for item in data.get("territories", []):
+        _upsert(
+            report,
+            "territories",
+            Territory,
+            {"code": item["code"]},
+            {"name": item["name"], "kind": item.get("kind", "other")},
+        )
+    for item in data.get("precedents", []):
+        _upsert(
+            report,
+            "precedents",
+            Precedent,
+            {"code": item["code"]},
+            {"title": item["title"], "description": item.get("description", ""), "url": item.get("url", "")},
+        )
+    for item in data["domains"]:
+        pillar = Pillar.objects.get_or_create(name=item["pillar"])[0] if item.get("pillar") else None
+        _upsert(
+            report,
+            "domains",
+            Domain,
+            {"code": item["code"]},
+            {
+                "partnership": partnership,
+                "name": item["name"],
+                "pillar": pillar,
+                "description": item.get("description", ""),
+            },
+        )
+    domains = {domain.code: domain for domain in Domain.objects.all()}
+    touched_capabilities: list[int] = []
+    for item in data.get("capabilities", []):
+        capability = _upsert(
+            report,
+            "capabilities",
+            Capability,
+            {"code": item["code"]},
+            {
+                "name": item["name"],
+                "domain": domains[item["domain"]],
+                "criticality": item["criticality"],
+                "lapses_on": _date(item.get("lapses_on")),
+                "fallback": item.get("fallback", ""),
+                "description": item.get("description", ""),
+            },
+        )
+        if capability is not None:
+            touched_capabilities.append(capability.pk)
+    scan_request(capability_ids=touched_capabilities)
+    capabilities = dict(Capability.objects.values_list("code", "pk"))
+    territories = dict(Territory.objects.values_list("code", "pk"))
+    precedents = dict(Precedent.objects.values_list("code", "pk"))
+    for item in data.get("provisions", []):
+        _import_provision(item, report, domains, parties, capabilities, territories, precedents)
+
+
+def _import_provision(
+    item: dict[str, Any],
+    report: ImportReport,
+    domains: dict[str, Domain],
+    parties: dict[str, Party],
+    capabilities: dict[str, int],
+    territories: dict[str, int],
+    precedents: dict[str, int],
+) -> None:
+    # Locked: an edit through the API or a page waits for the import instead of crossing it.
+    provision = Provision.objects.select_for_update().filter(reference=item["reference"]).first()
+    is_new = provision is None
+    fields = {
+        "title": item["title"],
+        "text": item.get("text", ""),
+        "domain": domains[item["domain"]],
+        "target_date": _date(item.get("target_date")),
+        "review_date": _date(item.get("review_date")),
+        # A file that leaves the marking out never lowers it: new provisions are official, recorded
+        # ones keep theirs (only a marking written in the file changes it).
+        "marking": item.get("marking", Marking.OFFICIAL if provision is None else provision.marking),
+    }
+    history = history_entries(item) or []
+    if provision is None:
+        first_status = history[0][1] if history else item["status"]
+        provision = Provision.objects.create(reference=item["reference"], status=first_status, **fields)
+    changed = [name for name, value in fields.items() if getattr(provision, name) != value]
+    for name in changed:
+        setattr(provision, name, fields[name])
+
+    changed += _sync_links(provision, item, parties, capabilities, territories, precedents)
+    if changed and not is_new:
+        provision.version += 1
+        provision.save(update_fields=sorted({*(name for name in changed if name in fields), "version"}))
+    report.count("provisions", "created" if is_new else ("updated" if changed else "unchanged"))
+    moves = _import_history(provision, item, history, is_new)
+    report.status_changes_added += moves
+    if is_new or changed or moves:
+        scan_request(provision_ids=[provision.pk])
+
+
+def _sync_links(
+    provision: Provision,
+    item: dict[str, Any],
+    parties: dict[str, Party],
+    capabilities: dict[str, int],
+    territories: dict[str, int],
+    precedents: dict[str, int],
+) -> list[str]:
+    """Make coverage, positions, precedents and territories what the file says (where it says)."""
+    changed: list[str] = []
+    if "covers" in item:
+        wanted = {capabilities[link["capability"]]: link.get("extent", "full") for link in item["covers"]}
+        current = dict(provision.coverage.values_list("capability_id", "extent"))
+        if wanted != current:
+            removed = set(current) - set(wanted)
+            provision.coverage.filter(capability_id__in=removed).delete()
+            for capability_id, extent in wanted.items():
+                Coverage.objects.update_or_create(
+                    provision=provision, capability_id=capability_id, defaults={"extent": extent}
+                )
+            scan_request(capability_ids=removed)
+            changed.append("covers")
+    if "positions" in item:
+        wanted_positions = {
+            parties[entry["party"]].pk: (
+                entry["stance"],
+                entry.get("firmness", "provisional"),
+                entry.get("note", ""),
+            )
+            for entry in item["positions"]
+        }
+        current_positions = {
+            party_id: (stance, firmness, note)
+            for party_id, stance, firmness, note in provision.positions.values_list(
+                "party_id", "stance", "firmness", "note"
+            )
+        }
+        if wanted_positions != current_positions:
+            provision.positions.exclude(party_id__in=wanted_positions).delete()
+            for party_id, (stance, firmness, note) in wanted_positions.items():
+                Position.objects.update_or_create(
+                    provision=provision,
+                    party_id=party_id,
+                    defaults={"stance": stance, "firmness": firmness, "note": note},
+                )
+            changed.append("positions")
+    for key, manager, ids in (
+        ("precedents", provision.precedents, precedents),
+        ("territories", provision.territories, territories),
+    ):
+        if key in item:
+            wanted_ids = {ids[code] for code in item[key]}
+            if wanted_ids != set(manager.values_list("pk", flat=True)):
+                manager.set(wanted_ids)
+                changed.append(key)
+    return changed
+
+
+def _import_history(
+    provision: Provision,
+    item: dict[str, Any],
+    history: list[HistoryEntry],
+    is_new: bool,
+) -> int:
+    """Add the history entries not yet recorded, in order; end at the file's status. Returns how many."""
+    added = 0
+    if is_new:
+        if history:
+            _, _, on, note = history[0]
+            provision_record_first_status(provision=provision, on=on, note=note, source="import")
+            history = history[1:]
+        else:
+            provision_record_first_status(provision=provision, on=timezone.localdate(), source="import")
+        added += 1
+        new = history
+    else:
+        recorded = list(
+            provision.status_changes.order_by("changed_on", "id").values_list("to_status", "changed_on")
+        )
+        new, _ = unrecorded_entries(history, recorded)
+    for _, status, on, note in new:
+        provision_transition(provision=provision, to=status, note=note, on=on, source="import")
+        added += 1
+    if provision.status != item["status"]:
+        provision_transition(provision=provision, to=item["status"], note=IMPORT_NOTE, source="import")
+        added += 1
+    return added

@@ -1,0 +1,239 @@
+"""Recording webhook events: one delivery per event and endpoint subscribed to it and cleared for
+its subject, written in the transaction that caused it (an outbox), queued once it commits."""
+
+from __future__ import annotations
+
+import datetime
+import functools
+import json
+import logging
+import uuid
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import transaction
+from django.utils import timezone
+
+from provisions.models import (
+    Gap,
+    GapKind,
+    Level,
+    StatusChange,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookEvent,
+)
+from provisions.permissions import markings_up_to
+from provisions.reports.gaps import persisted_gap_row, withhold_hidden
+from provisions.services.webhooks.delivery import webhooks_queue
+
+# --- recording events ---------------------------------------------------------------------------------------
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class WebhookOccurrence:
+    """One event to tell endpoints of.
+
+    `marking` is the subject provision's marking: endpoints cleared below it get nothing (None: a
+    subject without a marking, such as a capability). `data_for` builds the event's data for the
+    markings an endpoint may see (None: nothing to send at that clearance).
+    """
+
+    event: WebhookEvent
+    occurred_at: datetime.datetime
+    marking: str | None
+    data_for: Callable[[tuple[str, ...]], dict[str, Any] | None]
+
+
+def webhooks_enqueue(*, occurrences: Sequence[WebhookOccurrence]) -> list[WebhookDelivery]:
+    """Record a delivery for each occurrence and each active endpoint subscribed to its event and
+    cleared for its subject, with data built for that endpoint's clearance; send them on commit.
+
+    Called inside the transaction that caused the events, so the rows commit (or not) with it.
+    """
+    if not occurrences:
+        return []
+    wanted = {occurrence.event.value for occurrence in occurrences}
+    endpoints = [
+        endpoint
+        for endpoint in WebhookEndpoint.objects.filter(active=True).order_by("id")
+        if wanted.intersection(endpoint.events or ())
+    ]
+    if not endpoints:
+        return []
+    deliveries: list[WebhookDelivery] = []
+    for occurrence in occurrences:
+        built: dict[tuple[str, ...], dict[str, Any] | None] = {}
+        event_id = str(uuid.uuid4())  # the same for every endpoint told of this occurrence
+        for endpoint in endpoints:
+            if occurrence.event.value not in endpoint.events:
+                continue
+            visible = tuple(markings_up_to(endpoint.clearance))
+            if occurrence.marking is not None and occurrence.marking not in visible:
+                continue
+            if visible not in built:
+                built[visible] = occurrence.data_for(visible)
+            data = built[visible]
+            if data is None:
+                continue
+            payload = {
+                "event": occurrence.event.value,
+                "id": event_id,
+                "occurred_at": occurrence.occurred_at,
+                "clearance": endpoint.clearance,
+                "data": data,
+            }
+            deliveries.append(
+                WebhookDelivery(endpoint=endpoint, event=occurrence.event.value, payload=_plain_json(payload))
+            )
+    if not deliveries:
+        return []
+    WebhookDelivery.objects.bulk_create(deliveries, batch_size=1000)
+    ids = [delivery.pk for delivery in deliveries]
+    if None in ids:  # a database that returns no ids from a bulk insert
+        raise RuntimeError("bulk_create returned no ids for webhook deliveries")
+    transaction.on_commit(lambda: webhooks_queue(ids), robust=True)
+    return deliveries
+
+
+def _plain_json(value: Any) -> Any:
+    """Dates and times as ISO 8601 strings: what is stored is exactly what is sent."""
+    return json.loads(json.dumps(value, cls=DjangoJSONEncoder))
+
+
+def webhooks_enqueue_status_change(*, change: StatusChange) -> list[WebhookDelivery]:
+    """`provision.status_changed` for a recorded move; endpoints cleared below the provision's
+    marking are not told of it."""
+    provision = change.provision
+    data = {
+        "reference": provision.reference,
+        "title": provision.title,
+        "domain": provision.domain.code,
+        "marking": provision.marking,
+        "from": change.from_status or None,
+        "to": change.to_status,
+        "changed_on": change.changed_on,
+        "note": change.note,
+        "by": change.changed_by.get_username() if change.changed_by else None,
+        "source": change.source,
+    }
+    occurrence = WebhookOccurrence(
+        event=WebhookEvent.PROVISION_STATUS_CHANGED,
+        occurred_at=change.recorded_at,
+        marking=provision.marking,
+        data_for=lambda visible: data,
+    )
+    return webhooks_enqueue(occurrences=[occurrence])
+
+
+def webhooks_enqueue_gap_changes(
+    *,
+    opened: Collection[Gap],
+    resolved: Collection[Gap],
+    updated: Collection[Gap],
+    severities_before: dict[int, str],
+    as_of: datetime.date,
+) -> list[WebhookDelivery]:
+    """`gap.opened`, `gap.resolved` and `gap.escalated` for what one scan reconciled.
+
+    Every opened and resolved gap is told as such. A gap escalated when a capability's gap was
+    replaced in the scan by one that is lapsed or more severe (at_risk to lapsed), or when a gap
+    still open became more severe; its data is the gap now open and `escalated_from`.
+    A provision gap goes only to endpoints cleared for the provision; a capability gap goes to all,
+    provisions above an endpoint's clearance withheld from its covering provisions and explanation.
+    """
+    if not (opened or resolved or updated):
+        return []
+    subscribed = _subscribed_events()
+    escalations = (
+        _escalations(opened=opened, resolved=resolved, updated=updated, before=severities_before)
+        if WebhookEvent.GAP_ESCALATED in subscribed
+        else []
+    )
+    opened = opened if WebhookEvent.GAP_OPENED in subscribed else ()
+    resolved = resolved if WebhookEvent.GAP_RESOLVED in subscribed else ()
+    changed = [*opened, *resolved, *(gap for gap, _ in escalations)]
+    if not changed:
+        return []
+    loaded = {
+        gap.pk: gap
+        for gap in Gap.objects.filter(pk__in={gap.pk for gap in changed}).select_related(
+            "capability__domain", "provision__domain", "acknowledged_by"
+        )
+    }
+    rows = {pk: persisted_gap_row(gap, today=as_of) for pk, gap in loaded.items()}
+    shown: dict[tuple[str, ...], dict[int, dict[str, Any]]] = {}
+
+    def gap_data(
+        visible: tuple[str, ...], *, pk: int, escalated_from: dict[str, Any] | None = None
+    ) -> dict[str, Any] | None:
+        if visible not in shown:  # once per clearance, not per gap and endpoint
+            kept = withhold_hidden(list(rows.values()), markings=visible)
+            shown[visible] = {row["id"]: row for row in kept}
+        row = shown[visible].get(pk)
+        if row is None or escalated_from is None:
+            return row
+        return {**row, "escalated_from": escalated_from}
+
+    def marking_of(gap: Gap) -> str | None:
+        provision = loaded[gap.pk].provision
+        return provision.marking if provision is not None else None
+
+    now = timezone.now()
+    occurrences = [
+        WebhookOccurrence(
+            event=event,
+            occurred_at=(gap.resolved_at if event == WebhookEvent.GAP_RESOLVED else gap.opened_at) or now,
+            marking=marking_of(gap),
+            data_for=functools.partial(gap_data, pk=gap.pk),
+        )
+        for event, gaps in ((WebhookEvent.GAP_OPENED, opened), (WebhookEvent.GAP_RESOLVED, resolved))
+        for gap in gaps
+    ]
+    occurrences += [
+        WebhookOccurrence(
+            event=WebhookEvent.GAP_ESCALATED,
+            occurred_at=now,
+            marking=marking_of(gap),
+            data_for=functools.partial(gap_data, pk=gap.pk, escalated_from=previous),
+        )
+        for gap, previous in escalations
+    ]
+    return webhooks_enqueue(occurrences=occurrences)
+
+
+def _escalations(
+    *, opened: Collection[Gap], resolved: Collection[Gap], updated: Collection[Gap], before: dict[int, str]
+) -> list[tuple[Gap, dict[str, Any]]]:
+    """The gaps now open that escalated, each with what it escalated from (id, kind, severity)."""
+    found: list[tuple[Gap, dict[str, Any]]] = []
+    replaced = {gap.capability_id: gap for gap in resolved if gap.capability_id is not None}
+    for gap in opened:
+        old = replaced.get(gap.capability_id) if gap.capability_id is not None else None
+        if old is None:
+            continue
+        lapsed_now = gap.kind == GapKind.LAPSED and old.kind != GapKind.LAPSED
+        if lapsed_now or _weight(gap.severity) > _weight(old.severity):
+            found.append((gap, {"id": old.pk, "kind": old.kind, "severity": old.severity}))
+    for gap in updated:
+        previous = before.get(gap.pk)
+        if previous is not None and _weight(gap.severity) > _weight(previous):
+            found.append((gap, {"id": gap.pk, "kind": gap.kind, "severity": previous}))
+    return found
+
+
+def _weight(severity: str) -> int:
+    return Level(severity).weight
+
+
+def _subscribed_events() -> set[str]:
+    """The events some active endpoint subscribes to (one query; endpoints are few)."""
+    return {
+        event
+        for events in WebhookEndpoint.objects.filter(active=True).values_list("events", flat=True)
+        for event in events or ()
+    }

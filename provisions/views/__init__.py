@@ -1,0 +1,1 @@
+"""The pages (function-based views): reading, editing, exporting."""

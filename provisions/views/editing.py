@@ -1,0 +1,216 @@
+"""The forms posted on a provision's page (and the gaps page's acknowledgement): each calls one
+service and lands the editor back on the page, told what happened."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import functools
+from collections.abc import Callable, Iterator
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect
+from django.urls import reverse
+from django.utils.dateparse import parse_date
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_POST
+
+from provisions.models import (
+    Capability,
+    Firmness,
+    Party,
+    Provision,
+    Status,
+    User,
+)
+from provisions.selectors import (
+    visible_gaps,
+)
+from provisions.services.provisions import consultation_record, coverage_set, position_set, provision_update
+from provisions.services.scans import gap_acknowledge
+from provisions.services.status import StaleVersion, TransitionRefused, provision_transition
+from provisions.views.common import page_reader
+from provisions.views.pages import provision_for_page
+
+
+def _version(request: HttpRequest) -> int:
+    """The version the form was loaded with: every page write must say it (else it could overwrite
+    an edit it never saw)."""
+    try:
+        return int(request.POST.get("version", ""))
+    except ValueError:
+        raise ValidationError(
+            {"version": "the form did not say which version of the provision it was based on; reload it"}
+        ) from None
+
+
+def _explain_stale(request: HttpRequest, provision: Provision, stale: StaleVersion) -> None:
+    latest = provision.status_changes.order_by("-changed_on", "-id").select_related("changed_by").first()
+    who = (
+        f" Latest status change: {latest.to_status} by {latest.changed_by or 'the system'}." if latest else ""
+    )
+    messages.error(
+        request,
+        f"Not saved: {stale}. The page now shows the current version; check it and make your change "
+        f"again.{who}",
+    )
+
+
+@contextlib.contextmanager
+def _reporting(request: HttpRequest, provision: Provision) -> Iterator[None]:
+    """Tell the editor, on the page, why a write was refused (nothing was saved)."""
+    try:
+        yield
+    except StaleVersion as stale:
+        _explain_stale(request, provision, stale)
+    except TransitionRefused as refused:
+        messages.error(request, f"Not moved: {refused.reason}.")
+    except ValidationError as invalid:
+        messages.error(request, "Not saved: " + "; ".join(invalid.messages))
+
+
+ProvisionWrite = Callable[[HttpRequest, User, Provision], str]
+
+
+def provision_form(write: ProvisionWrite) -> Callable[[HttpRequest, str], HttpResponse]:
+    """A form posted on a provision's page: `write(request, user, provision)` makes the change and
+    returns what to tell the editor. The provision is found as its page finds it (404 above the
+    reader's clearance); a refusal (stale, lifecycle, invalid) is told on the page with nothing
+    saved, a PermissionDenied answers 403; either way the editor lands back on the page."""
+
+    @login_required
+    @require_POST
+    @functools.wraps(write)
+    def view(request: HttpRequest, reference: str) -> HttpResponse:
+        user = page_reader(request)
+        provision = provision_for_page(request, reference)
+        with _reporting(request, provision):
+            messages.success(request, write(request, user, provision))
+        return redirect("provisions:provision", reference=provision.reference)
+
+    return view
+
+
+@provision_form
+def provision_transition_view(request: HttpRequest, user: User, provision: Provision) -> str:
+    provision_transition(
+        provision=provision,
+        to=request.POST.get("to", ""),
+        note=request.POST.get("note", ""),
+        by=user,
+        expected_version=_version(request),
+        source="web",
+    )
+    return f"{provision.reference} is now {Status(provision.status).label.lower()}."
+
+
+@provision_form
+def provision_position_view(request: HttpRequest, user: User, provision: Provision) -> str:
+    party = Party.objects.filter(
+        partnership_id=provision.domain.partnership_id, code=request.POST.get("party", "")
+    ).first()
+    if party is None:
+        raise ValidationError({"party": "choose a party"})
+    position_set(
+        provision=provision,
+        party=party,
+        stance=request.POST.get("stance", ""),
+        firmness=request.POST.get("firmness", Firmness.PROVISIONAL),
+        note=request.POST.get("note", ""),
+        by=user,
+        expected_version=_version(request),
+        reason=request.POST.get("reason", ""),
+    )
+    return f"Position of {party.code} recorded."
+
+
+def _posted_date(request: HttpRequest, name: str, label: str) -> datetime.date | None:
+    """A date field of the posted form: None when left empty; a clear error when not a date."""
+    raw = request.POST.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        value = parse_date(raw)
+    except ValueError:
+        value = None
+    if value is None:
+        raise ValidationError({name: f"{label} must be a date (YYYY-MM-DD), not {raw!r}"})
+    return value
+
+
+@provision_form
+def provision_details_view(request: HttpRequest, user: User, provision: Provision) -> str:
+    provision_update(
+        provision=provision,
+        by=user,
+        expected_version=_version(request),
+        reason=request.POST.get("reason", ""),
+        title=request.POST.get("title", "").strip(),
+        text=request.POST.get("text", "").strip(),
+        target_date=_posted_date(request, "target_date", "the target date"),
+        review_date=_posted_date(request, "review_date", "the review date"),
+        marking=request.POST.get("marking", provision.marking),
+    )
+    return f"{provision.reference} saved."
+
+
+@provision_form
+def provision_consultation_view(request: HttpRequest, user: User, provision: Provision) -> str:
+    territory = provision.territories.filter(code=request.POST.get("territory", "")).first()
+    if territory is None:
+        raise ValidationError({"territory": "choose a territory the provision extends to"})
+    consulted_on = _posted_date(request, "consulted_on", "the consultation date")
+    if consulted_on is None:
+        raise ValidationError({"consulted_on": "give the date of the consultation"})
+    consultation_record(
+        provision=provision,
+        territory=territory,
+        consulted_on=consulted_on,
+        outcome=request.POST.get("outcome", ""),
+        note=request.POST.get("note", ""),
+        by=user,
+        expected_version=_version(request),
+    )
+    return f"Consultation of {territory.name} recorded."
+
+
+@provision_form
+def provision_coverage_view(request: HttpRequest, user: User, provision: Provision) -> str:
+    code = request.POST.get("capability", "").strip()
+    capability = Capability.objects.filter(code=code).first()
+    if capability is None:
+        raise ValidationError(
+            {"capability": f"no capability has the code {code!r}" if code else "give a capability's code"}
+        )
+    extent = request.POST.get("extent") or None
+    coverage_set(
+        provision=provision,
+        capability=capability,
+        extent=extent,
+        by=user,
+        expected_version=_version(request),
+        reason=request.POST.get("reason", ""),
+    )
+    return f"Coverage of {capability.code} {'updated' if extent else 'removed'}."
+
+
+@login_required
+@require_POST
+def gap_acknowledge_view(request: HttpRequest, pk: int) -> HttpResponse:
+    user = page_reader(request)
+    # A gap on a provision above the reader's clearance does not exist for them (404, not 403).
+    gap = get_object_or_404(visible_gaps(user), pk=pk)
+    try:
+        gap_acknowledge(gap=gap, by=user, note=request.POST.get("note", ""))
+        messages.success(request, "Gap acknowledged; it stays open until the rules clear it.")
+    except ValueError as refused:
+        messages.error(request, f"Not acknowledged: {refused}.")
+    back = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(
+        back, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        back = reverse("provisions:gaps")  # only back to a page of this site, never elsewhere
+    return redirect(back)

@@ -1,0 +1,115 @@
+"""Reports downloaded from the pages, in exactly the rows, filters and date the page shows."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.http.response import HttpResponseBase
+from django.shortcuts import redirect
+from django.urls import reverse
+
+from provisions.models import (
+    User,
+)
+from provisions.permissions import (
+    can_export,
+)
+from provisions.reports import coverage
+from provisions.reports.gaps import (
+    PDF_MAX_ROWS_ONLINE,
+    GapReportFilters,
+    ReportFilterInvalid,
+    gap_report,
+    render_csv,
+    render_json,
+    render_pdf,
+    render_xlsx,
+)
+from provisions.views.common import page_as_of, page_reader
+
+CONTENT_TYPES = {
+    "csv": "text/csv; charset=utf-8",
+    "json": "application/json",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "pdf": "application/pdf",
+}
+GAP_RENDERERS: dict[str, Callable[..., None]] = {
+    "csv": render_csv,
+    "json": render_json,
+    "xlsx": render_xlsx,
+    "pdf": render_pdf,
+}
+COVERAGE_RENDERERS: dict[str, Callable[..., None]] = {
+    "csv": coverage.render_csv,
+    "json": coverage.render_json,
+    "xlsx": coverage.render_xlsx,
+    "pdf": coverage.render_pdf,
+}
+
+
+def _exporter(request: HttpRequest, fmt: str) -> User:
+    """The reader, if they may export in that format (analysts and above)."""
+    user = page_reader(request)
+    if not can_export(user):
+        raise PermissionDenied("analysts and above export reports")
+    if fmt not in CONTENT_TYPES:
+        raise Http404("unknown format")
+    return user
+
+
+def _download(fmt: str, filename: str, write: Callable[[Any], None]) -> FileResponse:
+    """A report written by `write` into a buffer of the format's kind, as an attachment."""
+    binary = fmt in ("xlsx", "pdf")
+    buffer: Any = io.BytesIO() if binary else io.StringIO()
+    write(buffer)
+    data = buffer.getvalue()
+    return FileResponse(
+        io.BytesIO(data if binary else data.encode("utf-8")),
+        as_attachment=True,
+        filename=filename,
+        content_type=CONTENT_TYPES[fmt],
+    )
+
+
+@login_required
+def gaps_export(request: HttpRequest, fmt: str) -> HttpResponseBase:
+    """The gap report of exactly what the gaps page shows (its filters and date)."""
+    user = _exporter(request, fmt)
+    as_of, _, travelling = page_as_of(request)
+    filters = GapReportFilters(
+        domain=request.GET.get("domain") or None,
+        severity=request.GET.get("severity") or None,
+        kind=request.GET.get("kind") or None,
+    )
+    try:
+        report = gap_report(as_of=as_of if travelling else None, filters=filters, user=user)
+    except ReportFilterInvalid as invalid:
+        return HttpResponse(str(invalid), status=400, content_type="text/plain")
+    if fmt == "pdf" and len(report.rows) > PDF_MAX_ROWS_ONLINE:
+        messages.error(
+            request,
+            f"Not exported: a PDF lists at most {PDF_MAX_ROWS_ONLINE:,} gaps and these are "
+            f"{len(report.rows):,}. Narrow the filters, or export CSV or Excel.",
+        )
+        return redirect(f"{reverse('provisions:gaps')}?{request.GET.urlencode()}")
+    options = {"filters": filters} if fmt == "pdf" else {}
+    return _download(
+        fmt, f"gaps-{report.as_of:%Y-%m-%d}.{fmt}", lambda out: GAP_RENDERERS[fmt](report, out, **options)
+    )
+
+
+@login_required
+def coverage_export(request: HttpRequest, fmt: str) -> HttpResponseBase:
+    """The coverage report (one row per domain) at the overview's date."""
+    user = _exporter(request, fmt)
+    as_of, _, _ = page_as_of(request)
+    report = coverage.coverage_report(user=user, as_of=as_of)
+    return _download(
+        fmt, f"coverage-{report.as_of:%Y-%m-%d}.{fmt}", lambda out: COVERAGE_RENDERERS[fmt](report, out)
+    )
