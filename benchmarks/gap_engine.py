@@ -562,6 +562,7 @@ def run(args: argparse.Namespace) -> None:
     from provisions.models import Coverage, Gap, Provision, ScanRequest, ScanTrigger, Status
     from provisions.rules import evaluate_gaps
     from provisions.services.scans import gaps_run_requested, gaps_scan
+    from provisions.permissions import Reader
     from provisions.services.status import provision_transition
 
     if connection.vendor != "postgresql":
@@ -649,13 +650,14 @@ def run(args: argparse.Namespace) -> None:
             Coverage.objects.filter(provision_id=provision_id).values_list("capability_id", flat=True)
         )
         ScanRequest.objects.all().delete()
-        with mock.patch("provisions.services.scans._send_scan_task"):
+        with mock.patch("provisions.services.scans.task_queue_on_commit"):
             move = timed(
                 functools.partial(
                     provision_transition,
                     provision=provision,
                     to=Status.AGREED,
                     note="benchmark: agreed",
+                    by=Reader.system(),
                     source="benchmark",
                 )
             )
@@ -683,6 +685,7 @@ def run(args: argparse.Namespace) -> None:
                 provision=provision,
                 to=Status.SIGNED,
                 note="benchmark: signed",
+                by=Reader.system(),
                 source="benchmark",
             )
         )

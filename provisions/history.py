@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import bisect
 import datetime
-from collections.abc import Collection, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from provisions.models import Consultation, Coverage, Position, Provision, StatusChange
+from provisions.models import Consultation, Coverage, MarkingsReader, Position, Provision, StatusChange
 
 _ACTIONS = {"+": "created", "~": "changed", "-": "deleted"}
 _IGNORED = {
@@ -86,8 +86,8 @@ class ProvisionHistory:
     audit: list[AuditEntry]  # oldest first
 
 
-def provision_history(provision: Provision, *, visible_markings: Collection[str]) -> ProvisionHistory:
-    """The provision's status changes and audit trail as a reader cleared for `visible_markings` may
+def provision_history(provision: Provision, *, reader: MarkingsReader) -> ProvisionHistory:
+    """The provision's status changes and audit trail as the reader may
     see them: nothing recorded while the provision was marked above that clearance (its text then,
     its positions, coverage, consultations, status notes), even if it is marked lower now. Five
     queries, whatever the length of the history."""
@@ -95,7 +95,7 @@ def provision_history(provision: Provision, *, visible_markings: Collection[str]
         provision.history.select_related("history_user").order_by("history_date", "history_id")
     )
     since = [record.history_date for record in provision_records]
-    hidden = [record.marking not in visible_markings for record in provision_records]
+    hidden = [record.marking not in reader.markings for record in provision_records]
 
     def shown(when: datetime.datetime) -> bool:
         """Whether the provision's marking at that moment is one the reader may see."""

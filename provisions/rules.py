@@ -28,6 +28,7 @@ from provisions.models import (
     GapKind,
     GapRuleThresholds,
     Level,
+    MarkingsReader,
     Position,
     Provision,
     Stance,
@@ -534,7 +535,7 @@ def _evaluate(
     )
 
 
-def coverage_by_domain(*, evaluation: Evaluation, visible_markings: Collection[str]) -> list[dict[str, Any]]:
+def coverage_by_domain(*, evaluation: Evaluation, reader: MarkingsReader) -> list[dict[str, Any]]:
     """One row per domain: its capabilities by coverage state at the evaluation's date, the
     provisions (that the reader may see) by status then, and the share of capabilities secured."""
     as_of = evaluation.as_of
@@ -543,7 +544,7 @@ def coverage_by_domain(*, evaluation: Evaluation, visible_markings: Collection[s
         states[evaluation.capabilities[capability_id].domain][coverage.state.value] += 1
     statuses: defaultdict[str, Counter[str]] = defaultdict(Counter)
     for provision in provisions_at(as_of).values():
-        if provision.marking in visible_markings:
+        if provision.marking in reader.markings:
             statuses[provision.domain][provision.status.value] += 1
     rows: list[dict[str, Any]] = []
     for code, name in Domain.objects.order_by("id").values_list("code", "name"):

@@ -10,7 +10,7 @@ from typing import Any
 from django.db.models import Count, Q, QuerySet
 
 from provisions.models import Capability, CoverageState, Domain, Gap, Level, Provision, Status, StatusChange
-from provisions.permissions import visible_markings
+from provisions.permissions import Reader
 from provisions.reports.gaps import finding_row, persisted_gap_row, withhold_hidden
 from provisions.rules import Evaluation
 
@@ -29,22 +29,22 @@ class Lapse:
         return CoverageState(self.state).label
 
 
-def visible_gaps(user: Any) -> QuerySet[Gap]:
+def visible_gaps(reader: Reader) -> QuerySet[Gap]:
     """Gaps the reader may see: every capability gap, and the gaps of provisions up to their clearance."""
-    visible = Q(provision__isnull=True) | Q(provision__marking__in=visible_markings(user))
+    visible = Q(provision__isnull=True) | Q(provision__marking__in=reader.markings)
     return Gap.objects.filter(visible).select_related(
         "capability__domain", "provision__domain", "acknowledged_by"
     )
 
 
-def persisted_gap_rows(user: Any, gaps: Any, *, today: datetime.date) -> list[dict[str, Any]]:
+def persisted_gap_rows(reader: Reader, gaps: Any, *, today: datetime.date) -> list[dict[str, Any]]:
     """Report rows of the given gaps (a page of them), with provisions above clearance withheld."""
-    return withhold_hidden([persisted_gap_row(gap, today=today) for gap in gaps], user)
+    return withhold_hidden([persisted_gap_row(gap, today=today) for gap in gaps], reader)
 
 
-def evaluated_gap_rows(user: Any, evaluation: Evaluation) -> list[dict[str, Any]]:
+def evaluated_gap_rows(reader: Reader, evaluation: Evaluation) -> list[dict[str, Any]]:
     """Report rows of an evaluation's findings (time travel), with provisions above clearance withheld."""
-    return withhold_hidden([{**finding_row(finding), "id": None} for finding in evaluation.findings], user)
+    return withhold_hidden([{**finding_row(finding), "id": None} for finding in evaluation.findings], reader)
 
 
 def gaps_by_severity(rows: list[dict[str, Any]]) -> list[tuple[Level, int]]:
@@ -71,19 +71,19 @@ def next_lapses(evaluation: Evaluation, *, as_of: datetime.date, limit: int = 8)
     ]
 
 
-def recent_movements(user: Any, *, as_of: datetime.date, limit: int = 10) -> QuerySet[StatusChange]:
+def recent_movements(reader: Reader, *, as_of: datetime.date, limit: int = 10) -> QuerySet[StatusChange]:
     return (
-        StatusChange.objects.filter(provision__marking__in=visible_markings(user), changed_on__lte=as_of)
+        StatusChange.objects.filter(provision__marking__in=reader.markings, changed_on__lte=as_of)
         .select_related("provision", "changed_by")
         .order_by("-changed_on", "-id")[:limit]
     )
 
 
-def domain_provisions(domain: Domain, user: Any) -> QuerySet[Provision]:
-    return Provision.objects.visible_to(user).filter(domain=domain).with_related().order_by("reference")
+def domain_provisions(domain: Domain, reader: Reader) -> QuerySet[Provision]:
+    return Provision.objects.visible_to(reader).filter(domain=domain).with_related().order_by("reference")
 
 
-def coverage_by_domain_as_scanned(user: Any) -> list[dict[str, Any]]:
+def coverage_by_domain_as_scanned(reader: Reader) -> list[dict[str, Any]]:
     """coverage_by_domain's rows for today, from the states the last scans recorded (two queries,
     whatever the size of the partnership) instead of evaluating the rules again."""
     states: dict[str, Counter[str]] = {}
@@ -93,7 +93,7 @@ def coverage_by_domain_as_scanned(user: Any) -> list[dict[str, Any]]:
         states.setdefault(code, Counter())[state or "unscanned"] += count
     statuses: dict[str, Counter[str]] = {}
     for code, status, count in (
-        Provision.objects.visible_to(user)
+        Provision.objects.visible_to(reader)
         .order_by()
         .values_list("domain__code", "status")
         .annotate(n=Count("id"))
@@ -117,9 +117,9 @@ def coverage_by_domain_as_scanned(user: Any) -> list[dict[str, Any]]:
     return rows
 
 
-def open_gap_severities(user: Any) -> list[tuple[Level, int]]:
+def open_gap_severities(reader: Reader) -> list[tuple[Level, int]]:
     """Open gaps the reader may see, counted by severity (one query)."""
-    visible = Q(provision__isnull=True) | Q(provision__marking__in=visible_markings(user))
+    visible = Q(provision__isnull=True) | Q(provision__marking__in=reader.markings)
     counts = dict(
         Gap.objects.open().filter(visible).order_by().values_list("severity").annotate(n=Count("id"))
     )

@@ -39,6 +39,7 @@ from provisions.models import (
     TerritoryKind,
     User,
 )
+from provisions.permissions import Reader
 from provisions.services.status import provision_transition
 from tests.factories import (
     CapabilityFactory,
@@ -102,7 +103,7 @@ def build_records(count: int, *, user: User) -> list[Provision]:
             partnership=provision.domain.partnership, code=f"m{n}", title=f"Milestone {n}", date="2020-12-31"
         )
         provision_transition(
-            provision=provision, to=Status.UNDER_NEGOTIATION, by=user, on=datetime.date(2020, 3, 1)
+            provision=provision, to=Status.UNDER_NEGOTIATION, by=Reader.of(user), on=datetime.date(2020, 3, 1)
         )
         scan = GapScan.objects.create(as_of=datetime.date(2020, 3, 2), trigger=ScanTrigger.COMMAND)
         Gap.objects.create(
@@ -274,7 +275,7 @@ def test_saving_an_unchanged_provision_changes_nothing(admin_client: Client) -> 
 def test_a_provision_changed_since_the_page_was_opened_is_not_overwritten(admin_client: Client) -> None:
     provision = ProvisionFactory.create(status=Status.PROPOSED)
     form = admin_client.get(change_url(provision))
-    provision_transition(provision=provision, to=Status.UNDER_NEGOTIATION)
+    provision_transition(by=Reader.system(), provision=provision, to=Status.UNDER_NEGOTIATION)
 
     response = admin_client.post(change_url(provision), posted_back(form, title="Renamed"))
 

@@ -9,6 +9,7 @@ from django.test import Client
 from django.utils import timezone
 
 from provisions.models import ApiToken, WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from provisions.permissions import Reader
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -44,7 +45,7 @@ def test_an_administrator_revokes_tokens(administrator_client) -> None:
     from provisions.services.tokens import api_token_create
 
     system = UserFactory(role="viewer")
-    token, key = api_token_create(owner=system, by=system, name="old")
+    token, key = api_token_create(owner=system, by=Reader.of(system), name="old")
     administrator_client.post(
         "/admin/provisions/apitoken/", {"action": "revoke", "_selected_action": [token.pk]}
     )
@@ -264,7 +265,7 @@ def test_only_administrators_set_the_thresholds(client: Client) -> None:
     assert client.get("/admin/provisions/gaprulethresholds/").status_code == 403
     with pytest.raises(PermissionDenied):
         gap_thresholds_set(
-            by=analyst, secured_status="agreed", warning_days=180, urgent_days=30, stall_days=60
+            by=Reader.of(analyst), secured_status="agreed", warning_days=180, urgent_days=30, stall_days=60
         )
 
 
@@ -318,7 +319,7 @@ def test_tokens_of_users_cleared_higher_are_not_listed(sensitive_administrator) 
     from provisions.services.tokens import api_token_create
 
     secret_user = UserFactory(role="negotiator", clearance="secret")
-    token, _ = api_token_create(owner=secret_user, by=secret_user, name="secret script")
+    token, _ = api_token_create(owner=secret_user, by=Reader.of(secret_user), name="secret script")
     listing = sensitive_administrator.get("/admin/provisions/apitoken/")
     assert "secret script" not in listing.content.decode()
     assert sensitive_administrator.get(f"/admin/provisions/apitoken/{token.pk}/change/").status_code == 302

@@ -11,6 +11,7 @@ from django.test import Client
 from django.utils import timezone
 
 from provisions.models import ApiToken, Extent, Gap, GapScan, Marking, Provision, Status, StatusChange
+from provisions.permissions import Reader
 from provisions.services.scans import gaps_scan
 from provisions.services.tokens import api_token_create, api_token_revoke
 from tests.factories import CapabilityFactory, DomainFactory, PartyFactory, ProvisionFactory, UserFactory
@@ -20,7 +21,7 @@ pytestmark = pytest.mark.django_db
 
 
 def bearer(user: Any, **options: Any) -> dict[str, str]:
-    _, key = api_token_create(owner=user, by=user, name="test system", **options)
+    _, key = api_token_create(owner=user, by=Reader.of(user), name="test system", **options)
     return {"HTTP_AUTHORIZATION": f"Bearer {key}"}
 
 
@@ -58,12 +59,12 @@ def test_without_credentials_every_endpoint_answers_401_with_the_error_shape(cli
 
 def test_a_token_authenticates_and_a_revoked_or_expired_one_does_not(client: Client, world) -> None:
     viewer = world["viewer"]
-    token, key = api_token_create(owner=viewer, by=viewer, name="briefing tool")
+    token, key = api_token_create(owner=viewer, by=Reader.of(viewer), name="briefing tool")
     header = {"HTTP_AUTHORIZATION": f"Bearer {key}"}
     assert client.get("/api/v1/provisions/", **header).status_code == 200
     assert ApiToken.objects.get().key_hash != key and key.startswith(token.prefix)  # stored hashed
 
-    api_token_revoke(token=token, by=viewer)
+    api_token_revoke(token=token, by=Reader.of(viewer))
     assert client.get("/api/v1/provisions/", **header).status_code == 401
 
     expired = bearer(viewer, expires_at=timezone.now() + datetime.timedelta(minutes=1))
@@ -424,13 +425,15 @@ def test_a_user_creates_lists_and_revokes_their_own_tokens(client: Client, world
     someone_else = UserFactory(role="viewer")
     assert client.delete(f"/api/v1/tokens/{token_id}/").status_code == 204
     assert Client().get("/api/v1/provisions/", HTTP_AUTHORIZATION=f"Bearer {key}").status_code == 401
-    other_token, _ = api_token_create(owner=someone_else, by=someone_else, name="theirs")
+    other_token, _ = api_token_create(owner=someone_else, by=Reader.of(someone_else), name="theirs")
     assert client.delete(f"/api/v1/tokens/{other_token.pk}/").status_code == 404
 
 
 def test_a_token_made_through_an_expiring_token_expires_with_it(client: Client, world) -> None:
     soon = timezone.now() + datetime.timedelta(minutes=5)
-    _, key = api_token_create(owner=world["analyst"], by=world["analyst"], name="short", expires_at=soon)
+    _, key = api_token_create(
+        owner=world["analyst"], by=Reader.of(world["analyst"]), name="short", expires_at=soon
+    )
     later = (timezone.now() + datetime.timedelta(days=30)).isoformat()
 
     for body in ({"name": "forever"}, {"name": "longer", "expires_at": later}):

@@ -22,6 +22,7 @@ from django.core.wsgi import get_wsgi_application
 from django.db import close_old_connections
 
 from provisions.models import Domain, Provision, StatusChange
+from provisions.permissions import Reader
 from provisions.services.scans import gaps_scan
 from provisions.services.tokens import api_token_create
 from tests.factories import UserFactory
@@ -90,7 +91,7 @@ def test_a_generated_client_lists_filters_transitions_and_reads_gaps(
     negotiator = UserFactory(
         role="negotiator", clearance="secret", domains=[Domain.objects.get(code="law-enforcement")]
     )
-    _, key = api_token_create(owner=negotiator, by=negotiator, name="generated client")
+    _, key = api_token_create(owner=negotiator, by=Reader.of(negotiator), name="generated client")
     api = generated.AuthenticatedClient(
         base_url="http://testserver",
         token=key,

@@ -57,6 +57,7 @@ from provisions.models import (
     Status,
     Territory,
 )
+from provisions.permissions import Reader
 from provisions.services.scans import gaps_scan
 from provisions.services.tokens import api_token_create
 from tests.factories import UserFactory
@@ -127,7 +128,7 @@ def _administrator_key() -> str:
     transactional test run earlier may have flushed them."""
     Group.objects.get_or_create(name="administrator")
     admin = UserFactory(username="api-fuzzer", role="administrator", clearance=Marking.SECRET)
-    _, key = api_token_create(owner=admin, by=admin, name="fuzz")
+    _, key = api_token_create(owner=admin, by=Reader.of(admin), name="fuzz")
     return key
 
 

@@ -43,7 +43,7 @@ from provisions.models import (
     Territory,
     TerritoryKind,
 )
-from provisions.permissions import Role
+from provisions.permissions import Reader, Role
 from provisions.reports.gaps import WITHHELD
 from provisions.services.scans import gaps_scan
 from provisions.services.tokens import api_token_create
@@ -206,7 +206,7 @@ def build_world() -> dict[str, Any]:
         provision.territories.add(territory)
         provision.precedents.add(precedent)
     stranger = UserFactory(role="viewer")
-    stranger_token, _ = api_token_create(owner=stranger, by=stranger, name="stranger's script")
+    stranger_token, _ = api_token_create(owner=stranger, by=Reader.of(stranger), name="stranger's script")
     scan = gaps_scan(trigger="command").scan
     callers: dict[Caller, tuple[Any, dict[str, str]]] = {ANONYMOUS: (None, {})}
     for caller in CALLERS[1:]:
@@ -621,7 +621,7 @@ def test_a_token_is_cleared_at_most_as_high_as_its_caller(world, caller: Caller,
 def test_a_caller_revokes_only_its_own_tokens(world, caller: Caller, whose: str) -> None:
     session = sign_in(caller, world)
     if whose == "own" and session.user is not None:
-        token, _ = api_token_create(owner=session.user, by=session.user, name="spare")
+        token, _ = api_token_create(owner=session.user, by=Reader.of(session.user), name="spare")
     else:
         token = world["stranger_token"]
 

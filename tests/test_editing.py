@@ -25,7 +25,7 @@ from provisions.models import (
     Territory,
     TerritoryKind,
 )
-from provisions.permissions import Role, can_edit_provision, role_of, visible_markings
+from provisions.permissions import Reader, Role, can_edit_provision
 from provisions.services.provisions import consultation_record, coverage_set, position_set, provision_update
 from provisions.services.scans import gap_acknowledge
 from provisions.services.status import StaleVersion, provision_transition
@@ -58,21 +58,21 @@ def expected_to_edit(actor: str, clearance: Marking, marking: Marking) -> bool:
 
 WRITES = {
     "move status": lambda p, user, party, capability: provision_transition(
-        provision=p, to=Status.UNDER_NEGOTIATION, by=user
+        provision=p, to=Status.UNDER_NEGOTIATION, by=Reader.of(user)
     ),
     "edit title": lambda p, user, party, capability: provision_update(
-        provision=p, by=user, expected_version=p.version, title="Retitled"
+        provision=p, by=Reader.of(user), expected_version=p.version, title="Retitled"
     ),
     "set position": lambda p, user, party, capability: position_set(
         provision=p,
         party=party,
         stance=Stance.SUPPORTS,
         firmness="definitive",
-        by=user,
+        by=Reader.of(user),
         expected_version=None,
     ),
     "set coverage": lambda p, user, party, capability: coverage_set(
-        provision=p, capability=capability, extent=Extent.PARTIAL, by=user, expected_version=None
+        provision=p, capability=capability, extent=Extent.PARTIAL, by=Reader.of(user), expected_version=None
     ),
 }
 
@@ -120,7 +120,7 @@ def test_a_user_sees_only_provisions_up_to_their_clearance(actor: str | None, cl
         ProvisionFactory(reference=f"SP-{marking}", marking=marking, domain=domain)
     user = make_actor(actor, clearance, domain) if actor else UserFactory(clearance=clearance)  # no role
 
-    seen = set(Provision.objects.visible_to(user).values_list("marking", flat=True))
+    seen = set(Provision.objects.visible_to(Reader.of(user)).values_list("marking", flat=True))
 
     expected = set() if actor is None else {m.value for m in MARKINGS[: MARKINGS.index(clearance) + 1]}
     assert seen == expected
@@ -130,15 +130,15 @@ def test_anonymous_and_inactive_users_have_no_role_and_see_nothing() -> None:
     from django.contrib.auth.models import AnonymousUser
 
     inactive = UserFactory(role="administrator", clearance=Marking.SECRET, is_active=False)
-    assert role_of(AnonymousUser()) is None and visible_markings(AnonymousUser()) == []
-    assert role_of(inactive) is None and visible_markings(inactive) == []
+    assert Reader.of(AnonymousUser()).role is None and Reader.of(AnonymousUser()).markings == ()
+    assert Reader.of(inactive).role is None and Reader.of(inactive).markings == ()
 
 
 def test_roles_are_ordered_and_a_superuser_is_an_administrator_cleared_to_secret() -> None:
     superuser = UserFactory(is_superuser=True, clearance=Marking.OFFICIAL)
-    assert role_of(superuser) == Role.ADMINISTRATOR
-    assert visible_markings(superuser) == [m.value for m in MARKINGS]
-    assert can_edit_provision(superuser, ProvisionFactory(marking=Marking.SECRET))
+    assert Reader.of(superuser).role == Role.ADMINISTRATOR
+    assert list(Reader.of(superuser).markings) == [m.value for m in MARKINGS]
+    assert can_edit_provision(Reader.of(superuser), ProvisionFactory(marking=Marking.SECRET))
 
 
 def test_a_negotiator_cannot_mark_a_provision_above_their_clearance() -> None:
@@ -146,7 +146,9 @@ def test_a_negotiator_cannot_mark_a_provision_above_their_clearance() -> None:
     negotiator = UserFactory(role="negotiator", clearance=Marking.OFFICIAL, domains=[provision.domain])
 
     with pytest.raises(PermissionDenied, match="above your clearance"):
-        provision_update(provision=provision, by=negotiator, expected_version=None, marking=Marking.SECRET)
+        provision_update(
+            provision=provision, by=Reader.of(negotiator), expected_version=None, marking=Marking.SECRET
+        )
 
     provision.refresh_from_db()
     assert provision.marking == Marking.OFFICIAL
@@ -162,9 +164,9 @@ def test_only_analysts_and_above_acknowledge_gaps(actor: str) -> None:
 
     if actor == "viewer":
         with pytest.raises(PermissionDenied):
-            gap_acknowledge(gap=gap, by=user, note="seen")
+            gap_acknowledge(gap=gap, by=Reader.of(user), note="seen")
     else:
-        gap_acknowledge(gap=gap, by=user, note="seen")
+        gap_acknowledge(gap=gap, by=Reader.of(user), note="seen")
     gap.refresh_from_db()
     assert (gap.acknowledged_by == user) is (actor != "viewer")
 
@@ -174,7 +176,9 @@ def test_a_gap_on_a_provision_above_clearance_cannot_be_acknowledged() -> None:
     gap = Gap.objects.create(kind=GapKind.STALLED, severity=Level.LOW, provision=provision, explanation="x")
 
     with pytest.raises(PermissionDenied):
-        gap_acknowledge(gap=gap, by=UserFactory(role="analyst", clearance=Marking.OFFICIAL), note="seen")
+        gap_acknowledge(
+            gap=gap, by=Reader.of(UserFactory(role="analyst", clearance=Marking.OFFICIAL)), note="seen"
+        )
 
 
 # --- stale versions -----------------------------------------------------------------------------------------
@@ -189,12 +193,16 @@ def negotiator_and_provision():
 def test_an_edit_based_on_a_stale_version_is_refused_and_changes_nothing(negotiator_and_provision) -> None:
     negotiator, provision = negotiator_and_provision
     loaded = provision.version
-    provision_update(provision=provision, by=negotiator, expected_version=loaded, title="First edit")
+    provision_update(
+        provision=provision, by=Reader.of(negotiator), expected_version=loaded, title="First edit"
+    )
 
     stale = Provision.objects.get(pk=provision.pk)
     stale.version = loaded
     with pytest.raises(StaleVersion, match=r"you had version 1, it is now 2"):
-        provision_update(provision=stale, by=negotiator, expected_version=loaded, title="Second edit")
+        provision_update(
+            provision=stale, by=Reader.of(negotiator), expected_version=loaded, title="Second edit"
+        )
 
     provision.refresh_from_db()
     assert (provision.title, provision.version) == ("First edit", 2)
@@ -205,7 +213,7 @@ def test_position_and_coverage_writes_are_refused_on_a_stale_version(negotiator_
     negotiator, provision = negotiator_and_provision
     party = PartyFactory(partnership=provision.domain.partnership, code="EU")
     capability = CapabilityFactory()
-    provision_update(provision=provision, by=negotiator, expected_version=None, title="Moved on")
+    provision_update(provision=provision, by=Reader.of(negotiator), expected_version=None, title="Moved on")
     before = snapshot(provision)
 
     with pytest.raises(StaleVersion):
@@ -215,7 +223,7 @@ def test_position_and_coverage_writes_are_refused_on_a_stale_version(negotiator_
                 party=party,
                 stance=Stance.OPPOSES,
                 firmness="provisional",
-                by=negotiator,
+                by=Reader.of(negotiator),
                 expected_version=1,
             )
         else:
@@ -223,7 +231,7 @@ def test_position_and_coverage_writes_are_refused_on_a_stale_version(negotiator_
                 provision=provision,
                 capability=capability,
                 extent=Extent.FULL,
-                by=negotiator,
+                by=Reader.of(negotiator),
                 expected_version=1,
             )
     assert snapshot(provision) == before
@@ -236,10 +244,12 @@ def test_invalid_values_are_refused_with_the_field_named_and_nothing_written(
     before = snapshot(provision)
 
     with pytest.raises(ValidationError) as invalid:
-        provision_update(provision=provision, by=negotiator, expected_version=None, title="")
+        provision_update(provision=provision, by=Reader.of(negotiator), expected_version=None, title="")
     assert "title" in invalid.value.message_dict
     with pytest.raises(ValidationError) as invalid:
-        provision_update(provision=provision, by=negotiator, expected_version=None, status="agreed")
+        provision_update(
+            provision=provision, by=Reader.of(negotiator), expected_version=None, status="agreed"
+        )
     assert "status" in invalid.value.message_dict
     with pytest.raises(ValidationError) as invalid:
         position_set(
@@ -247,7 +257,7 @@ def test_invalid_values_are_refused_with_the_field_named_and_nothing_written(
             party=PartyFactory(partnership=provision.domain.partnership),
             stance="maybe",
             firmness="provisional",
-            by=negotiator,
+            by=Reader.of(negotiator),
             expected_version=None,
         )
     assert "stance" in invalid.value.message_dict
@@ -266,7 +276,10 @@ def test_two_simultaneous_edits_never_lose_a_change_silently():
         try:
             barrier.wait()
             provision_update(
-                provision=Provision.objects.get(pk=provision.pk), by=user, expected_version=1, title=title
+                provision=Provision.objects.get(pk=provision.pk),
+                by=Reader.of(user),
+                expected_version=1,
+                title=title,
             )
             outcomes.append(f"saved {title}")
         except StaleVersion:
@@ -297,7 +310,7 @@ def test_every_edit_is_recorded_with_who_when_what_and_why(negotiator_and_provis
 
     provision_update(
         provision=provision,
-        by=negotiator,
+        by=Reader.of(negotiator),
         expected_version=None,
         title="New title",
         reason="Agreed wording at round 4",
@@ -307,7 +320,7 @@ def test_every_edit_is_recorded_with_who_when_what_and_why(negotiator_and_provis
         party=party,
         stance=Stance.PROPOSES,
         firmness="provisional",
-        by=negotiator,
+        by=Reader.of(negotiator),
         expected_version=None,
         reason="Tabled",
     )
@@ -316,7 +329,7 @@ def test_every_edit_is_recorded_with_who_when_what_and_why(negotiator_and_provis
         party=party,
         stance=Stance.SUPPORTS,
         firmness="definitive",
-        by=negotiator,
+        by=Reader.of(negotiator),
         expected_version=None,
         reason="Confirmed by ministers",
     )
@@ -324,7 +337,7 @@ def test_every_edit_is_recorded_with_who_when_what_and_why(negotiator_and_provis
         provision=provision,
         capability=capability,
         extent=Extent.FULL,
-        by=negotiator,
+        by=Reader.of(negotiator),
         expected_version=None,
         reason="Covers the database",
     )
@@ -332,11 +345,13 @@ def test_every_edit_is_recorded_with_who_when_what_and_why(negotiator_and_provis
         provision=provision,
         capability=capability,
         extent=None,
-        by=negotiator,
+        by=Reader.of(negotiator),
         expected_version=None,
         reason="Moved to another provision",
     )
-    provision_transition(provision=provision, to=Status.UNDER_NEGOTIATION, by=negotiator, note="Round 5")
+    provision_transition(
+        provision=provision, to=Status.UNDER_NEGOTIATION, by=Reader.of(negotiator), note="Round 5"
+    )
 
     latest, previous = provision.history.all()[:2]
     assert (latest.history_user, latest.history_change_reason, latest.status) == (
@@ -382,7 +397,7 @@ def test_a_provision_shows_stakeholders_not_yet_consulted_until_consulted(negoti
         consulted_on=datetime.date(2020, 6, 1),
         outcome=ConsultationOutcome.CONTENT,
         note="No concerns",
-        by=negotiator,
+        by=Reader.of(negotiator),
         expected_version=None,
     )
 
@@ -405,7 +420,7 @@ def test_a_consultation_with_a_territory_the_provision_does_not_extend_to_is_ref
             territory=isle_of_man,
             consulted_on=datetime.date(2020, 6, 1),
             outcome=ConsultationOutcome.CONTENT,
-            by=negotiator,
+            by=Reader.of(negotiator),
             expected_version=None,
         )
     assert not Consultation.objects.exists()
@@ -431,8 +446,12 @@ def test_the_gap_report_never_names_a_provision_above_the_readers_clearance() ->
         party=PartyFactory(partnership=secret.domain.partnership, code="EU"), stance="opposes"
     )
 
-    cleared = gap_report(as_of=today, user=UserFactory(role="viewer", clearance=Marking.SECRET)).rows
-    uncleared = gap_report(as_of=today, user=UserFactory(role="viewer", clearance=Marking.OFFICIAL)).rows
+    cleared = gap_report(
+        as_of=today, reader=Reader.of(UserFactory(role="viewer", clearance=Marking.SECRET))
+    ).rows
+    uncleared = gap_report(
+        as_of=today, reader=Reader.of(UserFactory(role="viewer", clearance=Marking.OFFICIAL))
+    ).rows
 
     assert {row["subject_code"] for row in cleared} == {"SIS-II", "SP-SECRET-1"}
     assert [row["subject_code"] for row in uncleared] == ["SIS-II"]
@@ -445,7 +464,9 @@ def test_a_long_reason_is_kept_whole_in_the_audit_trail(negotiator_and_provision
     negotiator, provision = negotiator_and_provision
     reason = "Agreed after the fifth round, subject to the data protection review; " * 5
 
-    provision_transition(provision=provision, to=Status.UNDER_NEGOTIATION, by=negotiator, note=reason)
+    provision_transition(
+        provision=provision, to=Status.UNDER_NEGOTIATION, by=Reader.of(negotiator), note=reason
+    )
 
     assert provision.history.latest("history_date").history_change_reason == reason.strip()
 
@@ -471,15 +492,15 @@ def test_a_reader_never_sees_what_was_recorded_while_a_provision_was_above_their
         stance=Stance.OPPOSES,
         firmness="definitive",
         note="Nightjar sources at risk",
-        by=negotiator,
+        by=Reader.of(negotiator),
         expected_version=None,
     )
     provision_transition(
-        provision=provision, to=Status.UNDER_NEGOTIATION, note="Nightjar round", by=negotiator
+        provision=provision, to=Status.UNDER_NEGOTIATION, note="Nightjar round", by=Reader.of(negotiator)
     )
     provision_update(
         provision=provision,
-        by=negotiator,
+        by=Reader.of(negotiator),
         expected_version=provision.version,
         reason="Redacted for release",
         text="Exchange of operational information",
@@ -491,7 +512,7 @@ def test_a_reader_never_sees_what_was_recorded_while_a_provision_was_above_their
         stance=Stance.SUPPORTS,
         firmness="definitive",
         note="Agreed after redaction",
-        by=negotiator,
+        by=Reader.of(negotiator),
         expected_version=None,
     )
     viewer = UserFactory(role="viewer", clearance=Marking.OFFICIAL)

@@ -20,6 +20,7 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from provisions.models import Capability, Extent, Gap, Marking, Provision, StatusChange
+from provisions.permissions import Reader
 from provisions.reports.gaps import GAP_REPORT_COLUMNS
 from provisions.services.scans import gap_acknowledge
 from tests.factories import (
@@ -411,7 +412,9 @@ def test_opened_at_and_state_are_filled_after_a_scan_without_as_of(gaps_today, t
 def test_state_follows_acknowledgement(gaps_today, tmp_path):
     call_command("scan_gaps", stdout=StringIO())
     gap_acknowledge(
-        gap=Gap.objects.get(kind="stalled"), by=UserFactory(role="analyst"), note="talks resume next week"
+        gap=Gap.objects.get(kind="stalled"),
+        by=Reader.of(UserFactory(role="analyst")),
+        note="talks resume next week",
     )
 
     rows = {row["subject_code"]: row for row in csv_rows(tmp_path)}
@@ -716,5 +719,5 @@ def test_a_withheld_provision_takes_its_status_with_it(explanation: str, shown: 
     ProvisionFactory(reference="SP-9", marking=Marking.SECRET)
     ProvisionFactory(reference="SP-1", marking=Marking.OFFICIAL)
     row = {"subject_type": "capability", "subject_code": "PNR", "covering_provisions": "SP-1;SP-9"}
-    [withheld] = withhold_hidden([{**row, "explanation": explanation}], markings=[Marking.OFFICIAL])
+    [withheld] = withhold_hidden([{**row, "explanation": explanation}], Reader.cleared(Marking.OFFICIAL))
     assert withheld["explanation"] == shown and withheld["covering_provisions"] == "SP-1"

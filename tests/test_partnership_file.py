@@ -35,6 +35,7 @@ from provisions.models import (
     StatusChange,
     Territory,
 )
+from provisions.permissions import Reader
 from provisions.services.partnership_file import (
     IMPORT_NOTE,
     SCHEMA_PATH,
@@ -823,7 +824,9 @@ def test_a_file_with_ten_mistakes_gets_all_ten_listed_and_nothing_written(
 
 def test_reimport_keeps_a_move_recorded_since_and_ends_at_the_files_status(imported: str) -> None:
     provision = Provision.objects.get(reference="SP-LE-04")
-    provision_transition(provision=provision, to="agreed_in_principle", note="Breakthrough in round nine")
+    provision_transition(
+        by=Reader.system(), provision=provision, to="agreed_in_principle", note="Breakthrough in round nine"
+    )
     recorded = list(StatusChange.objects.order_by("id").values())
 
     stdout, _ = run_import(imported)
@@ -847,7 +850,7 @@ def test_reimport_keeps_a_move_recorded_since_and_ends_at_the_files_status(impor
 
 def test_reimport_refuses_a_status_the_lifecycle_cannot_reach_and_writes_nothing(imported: str) -> None:
     provision = Provision.objects.get(reference="SP-LE-04")
-    provision_transition(provision=provision, to="in_force")
+    provision_transition(by=Reader.system(), provision=provision, to="in_force")
     counts, rows = row_counts(), snapshot()
 
     message, stderr = run_failing_import(imported)
@@ -866,6 +869,7 @@ def test_a_file_entry_dated_before_a_recorded_move_is_refused_as_a_rewrite(
     imported: str, tmp_path: Path
 ) -> None:
     provision_transition(
+        by=Reader.system(),
         provision=Provision.objects.get(reference="SP-LE-04"),
         to="agreed_in_principle",
         on=datetime.date(2020, 9, 1),

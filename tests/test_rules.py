@@ -15,6 +15,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from provisions.models import Capability, Extent, Gap, GapScan, Provision, Status, StatusChange
+from provisions.permissions import Reader
 from provisions.rules import Evaluation, Finding, Thresholds, evaluate_gaps
 from provisions.services.status import provision_transition
 from tests.factories import (
@@ -731,7 +732,9 @@ def test_both_stalled_and_divergent_on_one_provision():
 def test_a_provision_proposed_at_t_but_agreed_today_is_judged_as_proposed():
     covered = capability("critical", lapses_in=20)
     moved = provision("proposed", created=-10, covers=[covered], stances=["proposes", "opposes"])
-    provision_transition(provision=moved, to=Status.AGREED, note="agreed at last", on=timezone.localdate())
+    provision_transition(
+        by=Reader.system(), provision=moved, to=Status.AGREED, note="agreed at last", on=timezone.localdate()
+    )
     moved.refresh_from_db()
     assert moved.status == "agreed"
 

@@ -6,10 +6,12 @@ import datetime
 import threading
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.db import connection
 from django.utils import timezone
 
 from provisions.models import Gap, GapKind, GapScan, Level, ScanRequest, ScanTrigger, Status
+from provisions.permissions import Reader
 from provisions.services.scans import gap_acknowledge, gaps_run_requested, gaps_scan
 from provisions.services.status import provision_transition
 from tests.factories import CapabilityFactory, CoverageFactory, ProvisionFactory, UserFactory
@@ -84,7 +86,7 @@ def test_a_scan_resolves_a_gap_no_longer_found(capability_at_risk):
     _, provision = capability_at_risk
     gaps_scan(trigger=ScanTrigger.COMMAND)
 
-    provision_transition(provision=provision, to=Status.AGREED)
+    provision_transition(by=Reader.system(), provision=provision, to=Status.AGREED)
     scan = gaps_scan(trigger=ScanTrigger.COMMAND).scan
 
     gap = Gap.objects.get()
@@ -128,7 +130,7 @@ def test_a_status_move_requests_a_scan_that_runs_once_committed(
     gaps_scan(trigger=ScanTrigger.COMMAND)
 
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
-        provision_transition(provision=provision, to=Status.AGREED)
+        provision_transition(by=Reader.system(), provision=provision, to=Status.AGREED)
 
     assert len(callbacks) == 1
     assert ScanRequest.objects.count() == 0  # handled by the task, run in process
@@ -148,7 +150,7 @@ def test_many_writes_in_one_transaction_run_one_scan(django_capture_on_commit_ca
 
         with transaction.atomic():
             for provision in provisions:
-                provision_transition(provision=provision, to=Status.UNDER_NEGOTIATION)
+                provision_transition(by=Reader.system(), provision=provision, to=Status.UNDER_NEGOTIATION)
 
     # Five requests were written; the first task handled all of them in one scan, the rest found none.
     scans = list(GapScan.objects.all())
@@ -195,7 +197,7 @@ def test_an_import_of_many_provisions_writes_one_scan_request(tmp_path):
 def test_requests_stay_pending_when_the_broker_is_down_and_the_periodic_job_runs_them(capability_at_risk):
     # Outside the capture fixture on_commit callbacks never run: as if the broker refused the task.
     _, provision = capability_at_risk
-    provision_transition(provision=provision, to=Status.AGREED)
+    provision_transition(by=Reader.system(), provision=provision, to=Status.AGREED)
     assert ScanRequest.objects.count() == 1
 
     outcome = gaps_run_requested()
@@ -211,14 +213,14 @@ def test_an_acknowledged_gap_stays_open_until_the_rules_clear_it(capability_at_r
     gap = Gap.objects.get()
     analyst = UserFactory(role="analyst")
 
-    gap_acknowledge(gap=gap, by=analyst, note="Escalated to the negotiating team")
+    gap_acknowledge(gap=gap, by=Reader.of(analyst), note="Escalated to the negotiating team")
     gaps_scan(trigger=ScanTrigger.COMMAND)
 
     gap.refresh_from_db()
     assert gap.state == "acknowledged" and gap.resolved_at is None
     assert gap.acknowledged_by == analyst
 
-    provision_transition(provision=provision, to=Status.AGREED)
+    provision_transition(by=Reader.system(), provision=provision, to=Status.AGREED)
     gaps_scan(trigger=ScanTrigger.COMMAND)
     gap.refresh_from_db()
     assert gap.state == "resolved"
@@ -227,8 +229,8 @@ def test_an_acknowledged_gap_stays_open_until_the_rules_clear_it(capability_at_r
 def test_acknowledging_needs_a_note_and_an_open_gap(capability_at_risk):
     gaps_scan(trigger=ScanTrigger.COMMAND)
     gap = Gap.objects.get()
-    with pytest.raises(ValueError, match="needs a note"):
-        gap_acknowledge(gap=gap, by=UserFactory(role="analyst"), note="  ")
+    with pytest.raises(ValidationError, match="needs a note"):
+        gap_acknowledge(gap=gap, by=Reader.of(UserFactory(role="analyst")), note="  ")
     gap.refresh_from_db()
     assert gap.acknowledged_at is None
 
@@ -283,7 +285,7 @@ def test_a_scan_records_each_capabilitys_coverage_state_for_the_dashboards(capab
     capability.refresh_from_db()
     assert capability.coverage_state == "in_negotiation"
 
-    provision_transition(provision=provision, to=Status.AGREED)
+    provision_transition(by=Reader.system(), provision=provision, to=Status.AGREED)
     gaps_scan(trigger=ScanTrigger.CHANGE, provision_ids=[provision.pk], capability_ids=[])
     capability.refresh_from_db()
     assert capability.coverage_state == "secured"

@@ -12,6 +12,7 @@ import pytest
 from django.db import connection
 
 from provisions.models import Provision, ScanRequest, Status, StatusChange
+from provisions.permissions import Reader
 from provisions.services import status as status_service
 from provisions.services.status import (
     StaleVersion,
@@ -121,12 +122,12 @@ def test_the_service_enforces_the_lifecycle_on_every_move(current: str, target: 
     before = _snapshot(provision)
 
     if design_allows(current, target, has_reason=bool(note)):
-        change = provision_transition(provision=provision, to=target, note=note)
+        change = provision_transition(by=Reader.system(), provision=provision, to=target, note=note)
         assert (change.from_status, change.to_status) == (current, target)
         assert _snapshot(provision) == (target, before[1] + 1, before[2] + 1, before[3] + 1)
     else:
         with pytest.raises(TransitionRefused):
-            provision_transition(provision=provision, to=target, note=note)
+            provision_transition(by=Reader.system(), provision=provision, to=target, note=note)
         assert _snapshot(provision) == before
 
 
@@ -157,7 +158,7 @@ def test_a_move_writes_one_status_change_dated_today_in_the_project_time_zone(
             provision=provision,
             to=Status.UNDER_NEGOTIATION,
             note="  Both sides tabled text.  ",
-            by=negotiator,
+            by=Reader.of(negotiator),
             source="api",
         )
 
@@ -180,7 +181,9 @@ def test_a_move_on_a_given_day_is_dated_that_day_and_asks_for_a_scan_of_the_prov
     provision = ProvisionFactory(status=Status.AGREED, created_on=datetime.date(2020, 3, 1))
     scan_requests_before = ScanRequest.objects.count()
 
-    change = provision_transition(provision=provision, to=Status.SIGNED, on=datetime.date(2020, 12, 24))
+    change = provision_transition(
+        by=Reader.system(), provision=provision, to=Status.SIGNED, on=datetime.date(2020, 12, 24)
+    )
 
     change.refresh_from_db()
     assert change.changed_on == datetime.date(2020, 12, 24)
@@ -197,7 +200,7 @@ def test_successive_moves_each_bump_the_version_and_leave_the_status_at_the_late
     path = [Status.SCOPING, Status.PROPOSED, Status.AGREED, Status.SIGNED, Status.IN_FORCE]
 
     for target in path:
-        provision_transition(provision=provision, to=target)
+        provision_transition(by=Reader.system(), provision=provision, to=target)
 
     stored = Provision.objects.get(pk=provision.pk)
     assert stored.version == start + len(path)
@@ -226,7 +229,7 @@ def test_a_refused_move_names_the_provision_the_move_and_the_reason_and_writes_n
     scan_requests_before = ScanRequest.objects.count()
 
     with pytest.raises(TransitionRefused) as refused:
-        provision_transition(provision=provision, to=target, note=note)
+        provision_transition(by=Reader.system(), provision=provision, to=target, note=note)
 
     message = str(refused.value)
     assert "SP-LE-03" in message
@@ -246,9 +249,11 @@ def test_moving_back_without_a_reason_says_a_reason_is_needed() -> None:
     provision = ProvisionFactory(status=Status.AGREED)
 
     with pytest.raises(TransitionRefused, match="reason"):
-        provision_transition(provision=provision, to=Status.PROPOSED)
+        provision_transition(by=Reader.system(), provision=provision, to=Status.PROPOSED)
 
-    change = provision_transition(provision=provision, to=Status.PROPOSED, note="Text reopened.")
+    change = provision_transition(
+        by=Reader.system(), provision=provision, to=Status.PROPOSED, note="Text reopened."
+    )
     assert change.note == "Text reopened."
 
 
@@ -256,11 +261,15 @@ def test_moving_back_without_a_reason_says_a_reason_is_needed() -> None:
 def test_a_move_based_on_a_stale_version_raises_and_writes_nothing() -> None:
     provision = ProvisionFactory(reference="SP-CJ-01", status=Status.PROPOSED)
     loaded_version = provision.version
-    provision_transition(provision=Provision.objects.get(pk=provision.pk), to=Status.UNDER_NEGOTIATION)
+    provision_transition(
+        by=Reader.system(), provision=Provision.objects.get(pk=provision.pk), to=Status.UNDER_NEGOTIATION
+    )
     before = _snapshot(provision)
 
     with pytest.raises(StaleVersion) as stale:
-        provision_transition(provision=provision, to=Status.AGREED, expected_version=loaded_version)
+        provision_transition(
+            by=Reader.system(), provision=provision, to=Status.AGREED, expected_version=loaded_version
+        )
 
     assert (stale.value.expected, stale.value.actual) == (loaded_version, loaded_version + 1)
     assert "SP-CJ-01" in str(stale.value)
@@ -271,7 +280,9 @@ def test_a_move_based_on_a_stale_version_raises_and_writes_nothing() -> None:
 def test_a_move_based_on_the_current_version_goes_through() -> None:
     provision = ProvisionFactory(status=Status.PROPOSED)
 
-    provision_transition(provision=provision, to=Status.AGREED, expected_version=provision.version)
+    provision_transition(
+        by=Reader.system(), provision=provision, to=Status.AGREED, expected_version=provision.version
+    )
 
     assert Provision.objects.get(pk=provision.pk).status == Status.AGREED
 
@@ -279,11 +290,15 @@ def test_a_move_based_on_the_current_version_goes_through() -> None:
 @pytest.mark.django_db
 def test_a_move_dated_before_the_latest_recorded_change_is_refused() -> None:
     provision = ProvisionFactory(status=Status.PROPOSED, created_on=datetime.date(2020, 5, 10))
-    provision_transition(provision=provision, to=Status.UNDER_NEGOTIATION, on=datetime.date(2020, 6, 1))
+    provision_transition(
+        by=Reader.system(), provision=provision, to=Status.UNDER_NEGOTIATION, on=datetime.date(2020, 6, 1)
+    )
     before = _snapshot(provision)
 
     with pytest.raises(TransitionRefused, match="2020-05-31"):
-        provision_transition(provision=provision, to=Status.AGREED, on=datetime.date(2020, 5, 31))
+        provision_transition(
+            by=Reader.system(), provision=provision, to=Status.AGREED, on=datetime.date(2020, 5, 31)
+        )
 
     assert _snapshot(provision) == before
 
@@ -293,8 +308,8 @@ def test_several_moves_on_the_same_day_keep_their_order() -> None:
     day = datetime.date(2020, 5, 10)
     provision = ProvisionFactory(status=Status.PROPOSED, created_on=day)
 
-    provision_transition(provision=provision, to=Status.UNDER_NEGOTIATION, on=day)
-    provision_transition(provision=provision, to=Status.AGREED, on=day)
+    provision_transition(by=Reader.system(), provision=provision, to=Status.UNDER_NEGOTIATION, on=day)
+    provision_transition(by=Reader.system(), provision=provision, to=Status.AGREED, on=day)
 
     assert list(provision.status_changes.chronological().values_list("to_status", flat=True)) == [
         Status.PROPOSED,
@@ -315,7 +330,7 @@ def test_the_status_change_and_the_new_status_are_written_in_one_transaction() -
         mock.patch.object(status_service, "scan_request", side_effect=RuntimeError("broker down")),
         pytest.raises(RuntimeError, match="broker down"),
     ):
-        provision_transition(provision=provision, to=Status.AGREED)
+        provision_transition(by=Reader.system(), provision=provision, to=Status.AGREED)
 
     assert _snapshot(provision) == before
 
@@ -328,7 +343,11 @@ def test_the_first_status_change_brings_a_provision_into_existence() -> None:
     )
 
     change = provision_record_first_status(
-        provision=provision, on=datetime.date(2020, 2, 3), note=" Imported. ", by=author, source="import"
+        provision=provision,
+        on=datetime.date(2020, 2, 3),
+        note=" Imported. ",
+        by=Reader.of(author),
+        source="import",
     )
 
     stored = StatusChange.objects.get(provision=provision)
@@ -346,7 +365,7 @@ def test_a_first_status_outside_the_lifecycle_is_refused() -> None:
     provision = Provision(reference="SP-HS-03", title="x", domain=DomainFactory(), status="drafting")
 
     with pytest.raises(TransitionRefused, match="SP-HS-03"):
-        provision_record_first_status(provision=provision)
+        provision_record_first_status(by=Reader.system(), provision=provision)
 
     assert not StatusChange.objects.exists()
 
@@ -374,7 +393,9 @@ def test_two_concurrent_moves_from_the_same_version_let_exactly_one_through() ->
         try:
             own_copy = Provision.objects.get(pk=provision.pk)
             start.wait(timeout=10)
-            outcomes[target] = provision_transition(provision=own_copy, to=target, expected_version=version)
+            outcomes[target] = provision_transition(
+                by=Reader.system(), provision=own_copy, to=target, expected_version=version
+            )
         except Exception as error:
             outcomes[target] = error
         finally:
@@ -404,6 +425,6 @@ def test_a_provision_with_history_cannot_be_given_a_first_status_again() -> None
     provision = ProvisionFactory.create(status=Status.PROPOSED)
 
     with pytest.raises(TransitionRefused, match="already has a status history"):
-        provision_record_first_status(provision=provision)
+        provision_record_first_status(by=Reader.system(), provision=provision)
 
     assert provision.status_changes.count() == 1

@@ -37,6 +37,7 @@ from provisions.models import (
     WebhookEndpoint,
     WebhookEvent,
 )
+from provisions.permissions import Reader
 from provisions.reports.gaps import WITHHELD
 from provisions.services.scans import gaps_scan
 from provisions.services.status import provision_transition
@@ -201,7 +202,10 @@ def test_a_status_move_and_the_gap_it_opens_reach_the_receiver_signed(
 
     with django_capture_on_commit_callbacks(execute=True):
         provision_transition(
-            provision=provision, to=Status.UNDER_NEGOTIATION, note="Reopened on data retention", by=negotiator
+            provision=provision,
+            to=Status.UNDER_NEGOTIATION,
+            note="Reopened on data retention",
+            by=Reader.of(negotiator),
         )
 
     assert [request.event for request in receiver.requests] == ["provision.status_changed", "gap.opened"]
@@ -252,7 +256,7 @@ def test_a_scan_that_resolves_a_gap_tells_gap_resolved(
     endpoint_for(receiver, "/moves", events=["provision.status_changed"])
 
     with django_capture_on_commit_callbacks(execute=True):
-        provision_transition(provision=provision, to=Status.AGREED)
+        provision_transition(by=Reader.system(), provision=provision, to=Status.AGREED)
 
     [resolved] = receiver.at("/gaps")
     assert_signed(resolved)
@@ -348,7 +352,9 @@ def test_endpoints_not_subscribed_or_inactive_get_nothing(
     endpoint_for(receiver, "/inactive", active=False)
 
     with django_capture_on_commit_callbacks(execute=True):
-        provision_transition(provision=provision, to=Status.PROPOSED, note="Text sent back")
+        provision_transition(
+            by=Reader.system(), provision=provision, to=Status.PROPOSED, note="Text sent back"
+        )
 
     assert receiver.at("/inactive") == []
     assert [request.event for request in receiver.at("/gaps-only")] == ["gap.opened"]
@@ -378,7 +384,7 @@ def test_an_endpoint_hears_nothing_about_a_provision_above_its_clearance(
     with django_capture_on_commit_callbacks(execute=True):
         gaps_scan(trigger=ScanTrigger.COMMAND)
     with django_capture_on_commit_callbacks(execute=True):
-        provision_transition(provision=secret, to=Status.PROPOSED, note="Sent back")
+        provision_transition(by=Reader.system(), provision=secret, to=Status.PROPOSED, note="Sent back")
 
     cleared = receiver.at("/secret")
     assert sorted((request.event, request.payload["data"].get("subject_code")) for request in cleared) == [
@@ -410,7 +416,7 @@ def test_a_delivery_prepared_before_the_clearance_was_lowered_is_not_sent(
     _, provision = capability_at_risk
     endpoint = endpoint_for(receiver, events=["provision.status_changed"], clearance=Marking.SECRET)
     with django_capture_on_commit_callbacks(execute=False):
-        provision_transition(provision=provision, to=Status.PROPOSED, note="Sent back")
+        provision_transition(by=Reader.system(), provision=provision, to=Status.PROPOSED, note="Sent back")
     endpoint.clearance = Marking.OFFICIAL
     endpoint.save(update_fields=["clearance"])
 
@@ -429,7 +435,7 @@ def test_a_delivery_naming_a_provision_marked_higher_since_is_not_sent(
     _, provision = capability_at_risk
     endpoint_for(receiver, events=events, clearance=Marking.OFFICIAL)
     with django_capture_on_commit_callbacks(execute=False):  # recorded, not sent yet
-        provision_transition(provision=provision, to=Status.PROPOSED, note="Sent back")
+        provision_transition(by=Reader.system(), provision=provision, to=Status.PROPOSED, note="Sent back")
         gaps_scan(trigger=ScanTrigger.COMMAND)
     delivery = WebhookDelivery.objects.get()
     assert provision.reference in json.dumps(delivery.payload)
@@ -518,7 +524,7 @@ def test_the_task_retries_a_refused_delivery_until_it_is_delivered(
     receiver.answers = [(500, "try later")]
 
     with django_capture_on_commit_callbacks(execute=True):
-        provision_transition(provision=provision, to=Status.PROPOSED, note="Sent back")
+        provision_transition(by=Reader.system(), provision=provision, to=Status.PROPOSED, note="Sent back")
 
     delivery = WebhookDelivery.objects.get()
     assert (delivery.state, delivery.attempts, delivery.last_status_code) == ("delivered", 2, 200)
@@ -554,7 +560,9 @@ def test_without_a_worker_a_refused_delivery_stays_pending_and_others_still_go(
     receiver.answers = [(500, "no")]  # the first request is the refusing endpoint's (lower id)
 
     with django_capture_on_commit_callbacks(execute=True):
-        change = provision_transition(provision=provision, to=Status.PROPOSED, note="Sent back")
+        change = provision_transition(
+            by=Reader.system(), provision=provision, to=Status.PROPOSED, note="Sent back"
+        )
 
     assert change.pk is not None
     assert dict(WebhookDelivery.objects.values_list("endpoint_id", "state")) == {
@@ -654,7 +662,9 @@ def test_deliveries_survive_a_broker_outage_and_the_periodic_job_sends_them(
     with monkeypatch.context() as patched:
         patched.setattr(deliver_webhook, "delay", broker_down)
         with django_capture_on_commit_callbacks(execute=True):
-            change = provision_transition(provision=provision, to=Status.PROPOSED, note="Sent back")
+            change = provision_transition(
+                by=Reader.system(), provision=provision, to=Status.PROPOSED, note="Sent back"
+            )
 
     assert change.pk is not None  # the write stands
     assert receiver.requests == []
@@ -766,7 +776,7 @@ def test_a_real_worker_delivers_through_redis_and_retries_after_a_countdown(rece
 
     with start_worker(celery_app, pool="solo", perform_ping_check=False, shutdown_timeout=30):
         # Autocommit: the move commits, on_commit publishes to Redis, the worker consumes.
-        provision_transition(provision=provision, to=Status.PROPOSED, note="Sent back")
+        provision_transition(by=Reader.system(), provision=provision, to=Status.PROPOSED, note="Sent back")
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if WebhookDelivery.objects.filter(state="delivered").count() == 2:

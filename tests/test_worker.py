@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from partnership.celery import app as celery_app
 from provisions.models import Gap, GapScan, Level, ScanRequest, Status
+from provisions.permissions import Reader
 from provisions.rules import evaluate_gaps
 from provisions.services.scans import scan_request
 from provisions.services.status import provision_transition
@@ -52,6 +53,7 @@ def test_a_status_move_is_scanned_by_a_real_worker_through_redis():
     with start_worker(celery_app, pool="solo", perform_ping_check=False, shutdown_timeout=30):
         # The move commits, its on_commit publishes the task to Redis, the worker consumes it.
         provision_transition(
+            by=Reader.system(),
             provision=ProvisionFactory._meta.model.objects.get(pk=provision_id),
             to=Status.PROPOSED,
             note="Text sent back for redrafting",

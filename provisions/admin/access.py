@@ -25,14 +25,13 @@ from provisions.permissions import (
     can_administer,
     clearance_of,
     users_cleared_within,
-    visible_markings,
 )
 from provisions.services.tokens import api_token_create, api_token_revoke
 from provisions.services.webhooks import webhook_url_problem
 
 if TYPE_CHECKING:
     pass
-from provisions.admin.base import ReadOnlyModelAdmin, _acting_user
+from provisions.admin.base import ReadOnlyModelAdmin, admin_reader
 
 
 @admin.register(User)
@@ -52,30 +51,30 @@ class TrackerUserAdmin(UserAdmin):
         if request.GET.get("field_name"):
             # A user picker (the owner of a token) offers only users cleared no higher than the
             # administrator; users cleared higher stay listed, read-only, on the users page.
-            queryset = queryset.filter(pk__in=users_cleared_within(request.user).values("pk"))
+            queryset = queryset.filter(pk__in=users_cleared_within(admin_reader(request)).values("pk"))
         return queryset, may_have_duplicates
 
     # Users, their roles and clearances are administered by administrators only, whatever model
     # permissions a role group carries.
     def has_module_permission(self, request: HttpRequest) -> bool:
-        return can_administer(request.user) and super().has_module_permission(request)
+        return can_administer(admin_reader(request)) and super().has_module_permission(request)
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return can_administer(request.user) and super().has_view_permission(request, obj)
+        return can_administer(admin_reader(request)) and super().has_view_permission(request, obj)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
-        return can_administer(request.user) and super().has_add_permission(request)
+        return can_administer(admin_reader(request)) and super().has_add_permission(request)
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return (
-            can_administer(request.user)
+            can_administer(admin_reader(request))
             and _within_clearance(request, obj)
             and super().has_change_permission(request, obj)
         )
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return (
-            can_administer(request.user)
+            can_administer(admin_reader(request))
             and _within_clearance(request, obj)
             and super().has_delete_permission(request, obj)
         )
@@ -94,29 +93,29 @@ class TrackerUserAdmin(UserAdmin):
 
 
 def _markings_up_to_own(request: HttpRequest) -> list[tuple[str, str]]:
-    visible = visible_markings(request.user)
+    visible = admin_reader(request).markings
     return [(value, label) for value, label in Marking.choices if value in visible]
 
 
 def _within_clearance(request: HttpRequest, user: Any) -> bool:
     """Whether the administrator is cleared at least as high as the user they would change."""
-    return user is None or clearance_of(user) in visible_markings(request.user)
+    return user is None or clearance_of(user) in admin_reader(request).markings
 
 
 class AdministratorsOnly(admin.ModelAdmin):
     """Only administrators see and change these (tokens and webhook endpoints reach other systems)."""
 
     def has_module_permission(self, request: HttpRequest) -> bool:
-        return can_administer(request.user)
+        return can_administer(admin_reader(request))
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return can_administer(request.user)
+        return can_administer(admin_reader(request))
 
     def has_add_permission(self, request: HttpRequest) -> bool:
-        return can_administer(request.user)
+        return can_administer(admin_reader(request))
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return can_administer(request.user)
+        return can_administer(admin_reader(request))
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
@@ -156,11 +155,15 @@ class ApiTokenAdmin(AdministratorsOnly):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[ApiToken]:
         # Tokens of users cleared above the administrator are not theirs to see or revoke.
-        return super().get_queryset(request).filter(user__in=users_cleared_within(request.user).values("pk"))
+        return (
+            super()
+            .get_queryset(request)
+            .filter(user__in=users_cleared_within(admin_reader(request)).values("pk"))
+        )
 
     def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
         if db_field.name == "user":  # only users cleared no higher than the administrator
-            kwargs["queryset"] = users_cleared_within(request.user)
+            kwargs["queryset"] = users_cleared_within(admin_reader(request))
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def formfield_for_choice_field(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
@@ -176,7 +179,7 @@ class ApiTokenAdmin(AdministratorsOnly):
         try:
             token, key = api_token_create(
                 owner=obj.user,
-                by=_acting_user(request),
+                by=admin_reader(request),
                 name=obj.name,
                 expires_at=obj.expires_at,
                 clearance=obj.clearance,
@@ -189,7 +192,7 @@ class ApiTokenAdmin(AdministratorsOnly):
     @admin.action(description="Revoke the selected tokens")
     def revoke(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:
         for token in queryset:
-            api_token_revoke(token=token, by=_acting_user(request))
+            api_token_revoke(token=token, by=admin_reader(request))
         self.message_user(request, f"{queryset.count()} token(s) revoked.")
 
 
@@ -222,11 +225,11 @@ class WebhookEndpointAdmin(AdministratorsOnly):
         return super().formfield_for_choice_field(db_field, request, **kwargs)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[WebhookEndpoint]:
-        return super().get_queryset(request).filter(clearance__in=visible_markings(request.user))
+        return super().get_queryset(request).filter(clearance__in=admin_reader(request).markings)
 
     def save_model(self, request: HttpRequest, obj: WebhookEndpoint, form: Any, change: bool) -> None:
         if not change:
-            obj.created_by = _acting_user(request)
+            obj.created_by = admin_reader(request).user
         super().save_model(request, obj, form, change)
 
 
@@ -246,7 +249,7 @@ class WebhookAttemptInline(admin.TabularInline):
         return False
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return can_administer(request.user)
+        return can_administer(admin_reader(request))
 
 
 @admin.register(WebhookDelivery)
@@ -266,11 +269,11 @@ class WebhookDeliveryAdmin(ReadOnlyModelAdmin):
     search_fields = ("endpoint__url", "event")
 
     def has_module_permission(self, request: HttpRequest) -> bool:
-        return can_administer(request.user)
+        return can_administer(admin_reader(request))
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return can_administer(request.user)
+        return can_administer(admin_reader(request))
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[WebhookDelivery]:
         # A delivery carries its subject: only those prepared for a clearance the reader holds.
-        return super().get_queryset(request).filter(payload__clearance__in=visible_markings(request.user))
+        return super().get_queryset(request).filter(payload__clearance__in=admin_reader(request).markings)

@@ -4,7 +4,7 @@ pages."""
 from __future__ import annotations
 
 from collections.abc import Collection
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.contrib import admin
 from django.contrib.admin.utils import unquote
@@ -17,22 +17,14 @@ from simple_history.admin import SimpleHistoryAdmin
 from provisions.models import (
     Provision,
     ProvisionQuerySet,
-    User,
 )
-from provisions.permissions import (
-    can_edit_provision,
-)
+from provisions.permissions import Reader, can_edit_provision, reader_of
 from provisions.reports.gaps import hidden_references
 
-if TYPE_CHECKING:
-    pass
 
-
-def _acting_user(request: HttpRequest) -> User:
-    user = request.user
-    if not isinstance(user, User):  # the admin only serves signed-in staff
-        raise PermissionDenied
-    return user
+def admin_reader(request: HttpRequest) -> Reader:
+    """Who is using the admin (made once per request)."""
+    return reader_of(request)
 
 
 def _bump_versions(provision_ids: Collection[int]) -> None:
@@ -44,31 +36,19 @@ def _bump_versions(provision_ids: Collection[int]) -> None:
 
 
 def _visible_provisions(request: HttpRequest) -> ProvisionQuerySet:
-    return Provision.objects.visible_to(request.user)
+    return Provision.objects.visible_to(admin_reader(request))
 
 
 def _may_edit(request: HttpRequest, provision: Provision | None) -> bool:
-    """Whether the user may edit the provision (None: a provision being added, decided by its form).
-
-    Asked once per provision, domain and marking in a request: a change page asks for the provision
-    and each of its inlines many times.
-    """
-    if provision is None:
-        return True
-    answers: dict[tuple[int | None, int | None, str], bool] = request.__dict__.setdefault(
-        "_tracker_may_edit", {}
-    )
-    key = (provision.pk, provision.domain_id, provision.marking)
-    if key not in answers:
-        answers[key] = can_edit_provision(request.user, provision)
-    return answers[key]
+    """Whether the user may edit the provision (None: a provision being added, decided by its form)."""
+    return provision is None or can_edit_provision(admin_reader(request), provision)
 
 
 def _hidden_references(request: HttpRequest) -> list[str]:
     """References of the provisions above the user's clearance (cached for the request)."""
     cached: list[str] | None = getattr(request, "_tracker_hidden_references", None)
     if cached is None:
-        cached = sorted(hidden_references(request.user))
+        cached = sorted(hidden_references(admin_reader(request)))
         request._tracker_hidden_references = cached  # type: ignore[attr-defined]
     return cached
 

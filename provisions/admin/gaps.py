@@ -30,7 +30,7 @@ from provisions.services.scans import gap_acknowledge, gap_thresholds_set
 
 if TYPE_CHECKING:
     from django.utils.functional import _StrOrPromise
-from provisions.admin.base import ReadOnlyModelAdmin, _acting_user, _hidden_references, _visible_provisions
+from provisions.admin.base import ReadOnlyModelAdmin, _hidden_references, _visible_provisions, admin_reader
 
 
 class GapStateFilter(admin.SimpleListFilter):
@@ -153,14 +153,14 @@ class GapAdmin(admin.ModelAdmin):
         if obj is not None and obj.resolved_at is not None:
             return False
         allowed: bool = super().has_change_permission(request, obj)
-        return allowed and can_acknowledge_gaps(request.user)
+        return allowed and can_acknowledge_gaps(admin_reader(request))
 
     def has_delete_permission(self, request: HttpRequest, obj: Gap | None = None) -> bool:
         return False
 
     def save_model(self, request: HttpRequest, obj: Gap, form: Any, change: bool) -> None:
         if "acknowledgement_note" in form.changed_data:
-            gap_acknowledge(gap=obj, by=_acting_user(request), note=form.cleaned_data["acknowledgement_note"])
+            gap_acknowledge(gap=obj, by=admin_reader(request), note=form.cleaned_data["acknowledgement_note"])
 
 
 @admin.register(GapScan)
@@ -201,16 +201,16 @@ class GapRuleThresholdsAdmin(SimpleHistoryAdmin):
     list_display = ("__str__", "secured_status", "warning_days", "urgent_days", "stall_days", "updated_at")
 
     def has_module_permission(self, request: HttpRequest) -> bool:
-        return can_administer(request.user)
+        return can_administer(admin_reader(request))
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return can_administer(request.user)
+        return can_administer(admin_reader(request))
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return can_administer(request.user)
+        return can_administer(admin_reader(request))
 
     def has_add_permission(self, request: HttpRequest) -> bool:
-        return can_administer(request.user) and not GapRuleThresholds.objects.exists()
+        return can_administer(admin_reader(request)) and not GapRuleThresholds.objects.exists()
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
@@ -226,7 +226,7 @@ class GapRuleThresholdsAdmin(SimpleHistoryAdmin):
 
     def save_model(self, request: HttpRequest, obj: GapRuleThresholds, form: Any, change: bool) -> None:
         saved = gap_thresholds_set(
-            by=_acting_user(request),
+            by=admin_reader(request),
             secured_status=obj.secured_status,
             warning_days=obj.warning_days,
             urgent_days=obj.urgent_days,

@@ -27,7 +27,7 @@ from provisions.services.scans import scan_request
 
 if TYPE_CHECKING:
     pass
-from provisions.admin.base import AuditedAdmin, _visible_provisions
+from provisions.admin.base import AuditedAdmin, _visible_provisions, admin_reader
 
 
 class PartyInline(admin.TabularInline):
@@ -112,7 +112,7 @@ class DomainAdmin(AuditedAdmin):
         queryset, may_have_duplicates = super().get_search_results(request, queryset, search_term)
         if request.GET.get("model_name") == "provision" and request.GET.get("field_name") == "domain":
             # The provision form's domain autocomplete offers only the domains the user may use there.
-            queryset = queryset.filter(pk__in=editable_domains(request.user).values("pk"))
+            queryset = queryset.filter(pk__in=editable_domains(admin_reader(request)).values("pk"))
         return queryset, may_have_duplicates
 
     @admin.display(description="capabilities", ordering="capability_count")

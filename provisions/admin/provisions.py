@@ -24,10 +24,9 @@ from provisions.models import (
     StatusChange,
 )
 from provisions.permissions import (
+    Reader,
     can_edit_provision,
-    can_view_marking,
     editable_domains,
-    visible_markings,
 )
 from provisions.services.provisions import consultation_refusal
 from provisions.services.scans import scan_request
@@ -38,10 +37,10 @@ if TYPE_CHECKING:
 from provisions.admin.base import (
     AuditedAdmin,
     ReadOnlyModelAdmin,
-    _acting_user,
     _bump_versions,
     _may_edit,
     _visible_provisions,
+    admin_reader,
 )
 
 
@@ -154,7 +153,7 @@ class ProvisionAdminForm(forms.ModelForm):
         help_text="Recorded with the change in the provision's history.",
     )
     # Set by ProvisionAdmin.get_form: who is filling the form in.
-    acting_user: Any = None
+    reader: Reader | None = None
 
     class Meta:
         model = Provision
@@ -181,9 +180,9 @@ class ProvisionAdminForm(forms.ModelForm):
         cleaned_data = super().clean() or {}
         domain = cleaned_data.get("domain")
         marking = cleaned_data.get("marking")
-        if self.acting_user is not None and domain is not None and marking:
+        if self.reader is not None and domain is not None and marking:
             as_saved = Provision(pk=self.instance.pk, domain=domain, marking=marking)
-            if not can_edit_provision(self.acting_user, as_saved):
+            if not can_edit_provision(self.reader, as_saved):
                 raise ValidationError(
                     "You may not edit a provision of %(domain)s marked %(marking)s.",
                     code="not_permitted",
@@ -245,11 +244,11 @@ class ProvisionAdmin(AuditedAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[Provision]:
         # Only the provisions the user's clearance allows: the changelist, the change, delete and
         # history pages, the autocompletes of other pages and bulk actions all read this.
-        return cast(ProvisionQuerySet, super().get_queryset(request)).visible_to(request.user)
+        return cast(ProvisionQuerySet, super().get_queryset(request)).visible_to(admin_reader(request))
 
     def has_view_permission(self, request: HttpRequest, obj: Provision | None = None) -> bool:
         allowed: bool = super().has_view_permission(request, obj)
-        return allowed and (obj is None or can_view_marking(request.user, obj.marking))
+        return allowed and (obj is None or admin_reader(request).sees(obj.marking))
 
     def has_change_permission(self, request: HttpRequest, obj: Provision | None = None) -> bool:
         allowed: bool = super().has_change_permission(request, obj)
@@ -264,13 +263,13 @@ class ProvisionAdmin(AuditedAdmin):
     ) -> Any:
         # Past versions marked above the user's clearance are left out of the provision's history.
         versions = super().get_history_queryset(request, history_manager, pk_name, object_id)
-        return versions.filter(marking__in=visible_markings(request.user))
+        return versions.filter(marking__in=admin_reader(request).markings)
 
     def get_form(
         self, request: HttpRequest, obj: Provision | None = None, change: bool = False, **kwargs: Any
     ) -> Any:
         form = cast(type[ProvisionAdminForm], super().get_form(request, obj, change, **kwargs))
-        form.acting_user = request.user
+        form.reader = admin_reader(request)
         return form
 
     def formfield_for_choice_field(
@@ -279,13 +278,13 @@ class ProvisionAdmin(AuditedAdmin):
         if db_field.name == "marking":
             # A provision can be marked only up to the user's clearance.
             kwargs["choices"] = [
-                (value, label) for value, label in Marking.choices if can_view_marking(request.user, value)
+                (value, label) for value, label in Marking.choices if admin_reader(request).sees(value)
             ]
         return super().formfield_for_choice_field(db_field, request, **kwargs)
 
     def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
         if db_field.name == "domain":
-            kwargs["queryset"] = editable_domains(request.user)
+            kwargs["queryset"] = editable_domains(admin_reader(request))
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def get_fieldsets(self, request: HttpRequest, obj: Provision | None = None) -> Any:
@@ -318,7 +317,7 @@ class ProvisionAdmin(AuditedAdmin):
         obj._change_reason = form.cleaned_data.get("change_reason") or None  # type: ignore[attr-defined]
         super().save_model(request, obj, form, change)  # SimpleHistoryAdmin records who
         if not change:
-            provision_record_first_status(provision=obj, by=_acting_user(request), source="admin")
+            provision_record_first_status(provision=obj, by=admin_reader(request), source="admin")
 
     def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
         # The inline rows' own histories record the same reason as the provision's.
@@ -326,7 +325,9 @@ class ProvisionAdmin(AuditedAdmin):
         for inline_form in formset.forms:
             inline_form.instance._change_reason = reason
             if formset.model is Consultation and inline_form.instance.pk is None:
-                inline_form.instance.recorded_by = _acting_user(request)  # who recorded it: the one signed in
+                inline_form.instance.recorded_by = admin_reader(
+                    request
+                ).user  # who recorded it: the one signed in
         super().save_formset(request, form, formset, change)
 
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
@@ -381,7 +382,7 @@ class ConsultationAdminForm(forms.ModelForm):
     """Refuses a consultation on a provision the user may not edit."""
 
     # Set by ConsultationAdmin.get_form: who is filling the form in.
-    acting_user: Any = None
+    reader: Reader | None = None
 
     class Meta:
         model = Consultation
@@ -398,7 +399,7 @@ class ConsultationAdminForm(forms.ModelForm):
 
     def clean_provision(self) -> Provision:
         provision: Provision = self.cleaned_data["provision"]
-        if self.acting_user is not None and not can_edit_provision(self.acting_user, provision):
+        if self.reader is not None and not can_edit_provision(self.reader, provision):
             raise ValidationError(
                 "You may not record consultations on %(reference)s.",
                 code="not_permitted",
@@ -434,7 +435,7 @@ class ConsultationAdmin(admin.ModelAdmin):
         self, request: HttpRequest, obj: Consultation | None = None, change: bool = False, **kwargs: Any
     ) -> Any:
         form = cast(type[ConsultationAdminForm], super().get_form(request, obj, change, **kwargs))
-        form.acting_user = request.user
+        form.reader = admin_reader(request)
         return form
 
     def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
@@ -444,7 +445,7 @@ class ConsultationAdmin(admin.ModelAdmin):
 
     def save_model(self, request: HttpRequest, obj: Consultation, form: Any, change: bool) -> None:
         if not change:
-            obj.recorded_by = _acting_user(request)  # who recorded it is the one signed in, never typed
+            obj.recorded_by = admin_reader(request).user  # who recorded it is the one signed in, never typed
         super().save_model(request, obj, form, change)
         if not change or form.has_changed():
             # A consultation is part of its provision: moving one to another provision changes both.

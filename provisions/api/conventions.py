@@ -13,7 +13,7 @@ from rest_framework.pagination import PageNumberPagination
 from rest_framework.request import Request
 
 from provisions.models import ApiToken, Level, Status
-from provisions.permissions import can_edit_provision, role_of
+from provisions.permissions import can_edit_provision, reader_of
 
 
 class HasRole(permissions.BasePermission):
@@ -22,7 +22,7 @@ class HasRole(permissions.BasePermission):
     message = "Sign in, or send a token: 'Authorization: Bearer <token>'."
 
     def has_permission(self, request: Request, view: Any) -> bool:
-        return role_of(request.user) is not None
+        return reader_of(request).role is not None
 
 
 class MayEditProvision(HasRole):
@@ -34,7 +34,7 @@ class MayEditProvision(HasRole):
     message = "You may not edit this provision: only negotiators of its domain and administrators may."
 
     def has_object_permission(self, request: Request, view: Any, obj: Any) -> bool:
-        return request.method in permissions.SAFE_METHODS or can_edit_provision(request.user, obj)
+        return request.method in permissions.SAFE_METHODS or can_edit_provision(reader_of(request), obj)
 
 
 class Pagination(PageNumberPagination):

@@ -3,8 +3,6 @@ precedents, and the users who work on it."""
 
 from __future__ import annotations
 
-import datetime
-
 from django.contrib.auth.models import AbstractUser
 from django.db import models
 from simple_history.models import HistoricalRecords
@@ -100,11 +98,6 @@ class User(AbstractUser):
     domains = models.ManyToManyField(
         Domain, blank=True, related_name="negotiators", help_text="The domains this user negotiates in."
     )
-
-    # Not columns: set for one request by the API token it came with (its clearance, if restricted
-    # below its user's, and its expiry); a token made through a token inherits both limits.
-    token_clearance: str = ""
-    token_expires_at: datetime.datetime | None = None
 
     class Meta(AbstractUser.Meta):
         constraints = [choice_check("clearance", Marking, "user_clearance_valid")]

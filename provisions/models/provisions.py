@@ -4,7 +4,7 @@ consultations (DESIGN.md, "Vocabulary")."""
 from __future__ import annotations
 
 import datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 from django.conf import settings
 from django.contrib.postgres.indexes import GinIndex
@@ -61,12 +61,17 @@ class Capability(models.Model):
         return None if self.lapses_on is None else (self.lapses_on - as_of).days
 
 
-class ProvisionQuerySet(models.QuerySet["Provision"]):
-    def visible_to(self, user: Any) -> ProvisionQuerySet:
-        """Provisions whose handling marking the user's clearance allows."""
-        from provisions.permissions import visible_markings
+class MarkingsReader(Protocol):
+    """Anything that says which markings it may see (provisions.permissions.Reader does)."""
 
-        return self.filter(marking__in=visible_markings(user))
+    @property
+    def markings(self) -> tuple[str, ...]: ...
+
+
+class ProvisionQuerySet(models.QuerySet["Provision"]):
+    def visible_to(self, reader: MarkingsReader) -> ProvisionQuerySet:
+        """Provisions whose handling marking the reader's clearance allows."""
+        return self.filter(marking__in=reader.markings)
 
     def with_related(self) -> ProvisionQuerySet:
         """Everything a provision's page, export or API row shows, in a fixed number of queries."""

@@ -12,7 +12,7 @@ from typing import Any, BinaryIO
 from django.utils import timezone
 
 from provisions.models import CoverageState, Status
-from provisions.permissions import visible_markings
+from provisions.permissions import Reader
 from provisions.reports.tables import write_csv, write_json, write_pdf, write_xlsx
 from provisions.rules import coverage_by_domain, evaluate_gaps
 
@@ -33,12 +33,10 @@ class CoverageReport:
     rows: list[dict[str, Any]]
 
 
-def coverage_report(*, user: Any, as_of: datetime.date | None = None) -> CoverageReport:
+def coverage_report(*, reader: Reader, as_of: datetime.date | None = None) -> CoverageReport:
     """The rules evaluated at the date (today by default), counted per domain for this reader."""
     as_of = as_of or timezone.localdate()
-    domains = coverage_by_domain(
-        evaluation=evaluate_gaps(as_of=as_of), visible_markings=visible_markings(user)
-    )
+    domains = coverage_by_domain(evaluation=evaluate_gaps(as_of=as_of), reader=reader)
     rows = [
         {
             "domain": domain["domain"],

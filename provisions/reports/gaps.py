@@ -5,14 +5,13 @@ from __future__ import annotations
 import datetime
 import io
 import re
-from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 from django.utils import timezone
 
 from provisions.models import Domain, Gap, GapKind, Level, Provision
-from provisions.permissions import visible_markings
+from provisions.permissions import Reader
 from provisions.reports.tables import write_csv, write_json, write_pdf, write_xlsx
 from provisions.rules import Finding, evaluate_gaps
 
@@ -75,7 +74,7 @@ PDF_MAX_ROWS_ONLINE = 1000
 
 
 def gap_report(
-    *, as_of: datetime.date | None = None, filters: GapReportFilters | None = None, user: Any = None
+    *, reader: Reader, as_of: datetime.date | None = None, filters: GapReportFilters | None = None
 ) -> GapReport:
     """The gap report at a date. Without a date: today, with each open gap's opened_at and state
     from the last scan; with a date: a read-only evaluation, where opened_at and state are empty.
@@ -100,25 +99,20 @@ def gap_report(
     return GapReport(
         as_of=evaluation.as_of,
         read_only=read_only,
-        rows=withhold_hidden(rows, user) if user is not None else rows,
+        rows=withhold_hidden(rows, reader),
     )
 
 
-def hidden_references(user: Any = None, *, markings: Collection[str] | None = None) -> set[str]:
-    """References of the provisions above a reader's clearance (a user, or the markings it may see)."""
-    visible = list(markings) if markings is not None else visible_markings(user)
-    return set(Provision.objects.exclude(marking__in=visible).values_list("reference", flat=True))
+def hidden_references(reader: Reader) -> set[str]:
+    """References of the provisions above a reader's clearance."""
+    return set(Provision.objects.exclude(marking__in=reader.markings).values_list("reference", flat=True))
 
 
-def withhold_hidden(
-    rows: list[dict[str, Any]], user: Any = None, *, markings: Collection[str] | None = None
-) -> list[dict[str, Any]]:
+def withhold_hidden(rows: list[dict[str, Any]], reader: Reader) -> list[dict[str, Any]]:
     """Rows a reader may see: none about a provision above their clearance, and such provisions
     withheld from capability rows (the rules still count them).
-
-    The reader is a user, or the markings it may see (a webhook endpoint has a clearance, no user).
     """
-    hidden = hidden_references(user, markings=markings)
+    hidden = hidden_references(reader)
     if not hidden:
         return rows
     shown = []

@@ -24,9 +24,8 @@ from provisions.models import (
     Position,
     Provision,
     Territory,
-    User,
 )
-from provisions.permissions import can_edit_provision, ensure
+from provisions.permissions import Reader, can_edit_provision, ensure
 from provisions.services.scans import scan_request
 from provisions.services.status import StaleVersion
 
@@ -34,7 +33,7 @@ EDITABLE_FIELDS = ("title", "text", "target_date", "review_date", "marking")
 
 
 @contextmanager
-def _editing(provision: Provision, *, by: User, expected_version: int | None) -> Iterator[Provision]:
+def _editing(provision: Provision, *, by: Reader, expected_version: int | None) -> Iterator[Provision]:
     """Lock the provision for an edit by `by`, refusing a stale version; bump the version after."""
     with transaction.atomic():
         locked = Provision.objects.select_for_update().get(pk=provision.pk)
@@ -47,14 +46,14 @@ def _editing(provision: Provision, *, by: User, expected_version: int | None) ->
     provision.version = locked.version
 
 
-def _audited_save(instance: Any, *, by: User, reason: str, **save_options: Any) -> None:
-    instance._history_user = by
+def _audited_save(instance: Any, *, by: Reader, reason: str, **save_options: Any) -> None:
+    instance._history_user = by.user
     instance._change_reason = reason.strip() or None
     instance.save(**save_options)
 
 
 def provision_update(
-    *, provision: Provision, by: User, expected_version: int | None, reason: str = "", **changes: Any
+    *, provision: Provision, by: Reader, expected_version: int | None, reason: str = "", **changes: Any
 ) -> Provision:
     """Change a provision's editable fields (not its status: see provision_transition)."""
     unknown = set(changes) - set(EDITABLE_FIELDS)
@@ -81,7 +80,7 @@ def position_set(
     stance: str,
     firmness: str,
     note: str = "",
-    by: User,
+    by: Reader,
     expected_version: int | None,
     reason: str = "",
 ) -> Position:
@@ -104,7 +103,7 @@ def coverage_set(
     provision: Provision,
     capability: Capability,
     extent: str | None,
-    by: User,
+    by: Reader,
     expected_version: int | None,
     reason: str = "",
 ) -> Coverage | None:
@@ -115,7 +114,7 @@ def coverage_set(
         link = Coverage.objects.filter(provision=locked, capability=capability).first()
         if extent is None:
             if link is not None:
-                link._history_user = by  # type: ignore[attr-defined]
+                link._history_user = by.user  # type: ignore[attr-defined]
                 link._change_reason = reason.strip() or None  # type: ignore[attr-defined]
                 link.delete()
             link = None
@@ -146,7 +145,7 @@ def consultation_record(
     consulted_on: datetime.date,
     outcome: str,
     note: str = "",
-    by: User,
+    by: Reader,
     expected_version: int | None,
 ) -> Consultation:
     """Record that a stakeholder the provision extends to was consulted on it."""
@@ -160,7 +159,7 @@ def consultation_record(
             consulted_on=consulted_on,
             outcome=outcome,
             note=note.strip(),
-            recorded_by=by,
+            recorded_by=by.user,
         )
         consultation.full_clean(exclude=["provision", "territory", "recorded_by"])
         _audited_save(consultation, by=by, reason="")

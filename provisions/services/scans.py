@@ -10,6 +10,7 @@ from collections.abc import Collection, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 
+from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -23,9 +24,8 @@ from provisions.models import (
     GapScan,
     ScanRequest,
     ScanTrigger,
-    User,
 )
-from provisions.permissions import can_acknowledge_gaps, can_administer, can_view_marking, ensure
+from provisions.permissions import Reader, can_acknowledge_gaps, can_administer, ensure
 from provisions.rules import CoverageAt, Evaluation, Finding, evaluate_gaps
 from provisions.services.queueing import RUN_REQUESTED_SCANS, task_queue_on_commit
 from provisions.services.webhooks import webhooks_enqueue_gap_changes
@@ -277,7 +277,7 @@ def gaps_run_requested() -> ScanOutcome | None:
 
 
 def gap_thresholds_set(
-    *, by: User, secured_status: str, warning_days: int, urgent_days: int, stall_days: int
+    *, by: Reader, secured_status: str, warning_days: int, urgent_days: int, stall_days: int
 ) -> GapRuleThresholds:
     """Set the gap rules' thresholds (administrators only) and ask for a full scan: every gap may
     change with them. A bad value raises ValidationError naming the field; nothing is saved."""
@@ -290,22 +290,22 @@ def gap_thresholds_set(
         thresholds.warning_days = warning_days
         thresholds.urgent_days = urgent_days
         thresholds.stall_days = stall_days
-        thresholds.updated_by = by
+        thresholds.updated_by = by.user
         thresholds.full_clean(exclude=["updated_by"])
         thresholds.save()
         scan_request(full=True, trigger=ScanTrigger.WEB)
     return thresholds
 
 
-def gap_acknowledge(*, gap: Gap, by: User, note: str) -> Gap:
+def gap_acknowledge(*, gap: Gap, by: Reader, note: str) -> Gap:
     """Acknowledge an open gap with a note; it stays open until the rules clear it."""
     ensure(can_acknowledge_gaps(by), "you may not acknowledge gaps")
     if gap.provision_id is not None:
-        ensure(can_view_marking(by, gap.provision.marking) if gap.provision else False, "no such gap")
+        ensure(by.sees(gap.provision.marking) if gap.provision else False, "no such gap")
     if gap.resolved_at is not None:
-        raise ValueError("this gap is resolved; only open gaps can be acknowledged")
+        raise ValidationError({"gap": "this gap is resolved; only open gaps can be acknowledged"})
     if not note.strip():
-        raise ValueError("an acknowledgement needs a note")
-    gap.acknowledged_at, gap.acknowledged_by, gap.acknowledgement_note = timezone.now(), by, note.strip()
+        raise ValidationError({"note": "an acknowledgement needs a note"})
+    gap.acknowledged_at, gap.acknowledged_by, gap.acknowledgement_note = timezone.now(), by.user, note.strip()
     gap.save(update_fields=["acknowledged_at", "acknowledged_by", "acknowledgement_note"])
     return gap

@@ -7,8 +7,8 @@ import datetime
 from django.db import transaction
 from django.utils import timezone
 
-from provisions.models import Provision, Status, StatusChange, User
-from provisions.permissions import can_edit_provision, ensure
+from provisions.models import Provision, Status, StatusChange
+from provisions.permissions import Reader, can_edit_provision, ensure
 from provisions.services.scans import scan_request
 from provisions.services.webhooks import webhooks_enqueue_status_change
 
@@ -37,7 +37,7 @@ def provision_transition(
     provision: Provision,
     to: str,
     note: str = "",
-    by: User | None = None,
+    by: Reader,
     on: datetime.date | None = None,
     source: str = "web",
     expected_version: int | None = None,
@@ -50,8 +50,7 @@ def provision_transition(
     on = on or timezone.localdate()
     with transaction.atomic():
         locked = Provision.objects.select_for_update().get(pk=provision.pk)
-        if by is not None:  # None: the system itself (an import, a command)
-            ensure(can_edit_provision(by, locked), f"you may not move {locked.reference}")
+        ensure(can_edit_provision(by, locked), f"you may not move {locked.reference}")
         if expected_version is not None and locked.version != expected_version:
             raise StaleVersion(reference=locked.reference, expected=expected_version, actual=locked.version)
         reason = Status.move_refusal(locked.status, to, note)
@@ -72,13 +71,13 @@ def provision_transition(
             from_status=locked.status,
             to_status=to,
             changed_on=on,
-            changed_by=by,
+            changed_by=by.user,
             note=note.strip(),
             source=source,
         )
         locked.status = to
         locked.version += 1
-        locked._history_user = by  # type: ignore[attr-defined]
+        locked._history_user = by.user  # type: ignore[attr-defined]
         locked._change_reason = note.strip() or f"moved to {to}"  # type: ignore[attr-defined]
         locked.save(update_fields=["status", "version", "updated_at"])
         webhooks_enqueue_status_change(change=change)
@@ -92,7 +91,7 @@ def provision_record_first_status(
     provision: Provision,
     on: datetime.date | None = None,
     note: str = "",
-    by: User | None = None,
+    by: Reader,
     source: str = "web",
 ) -> StatusChange:
     """The status change that brings a new provision into existence (its status from nothing)."""
@@ -108,7 +107,7 @@ def provision_record_first_status(
         from_status="",
         to_status=provision.status,
         changed_on=on or timezone.localdate(),
-        changed_by=by,
+        changed_by=by.user,
         note=note.strip(),
         source=source,
     )

@@ -11,12 +11,12 @@ from django.utils import timezone
 
 from provisions.models import ApiToken, User
 from provisions.permissions import (
+    Reader,
     can_administer,
     clearance_of,
     ensure,
     lower_clearance,
     markings_up_to,
-    visible_markings,
 )
 
 TOKEN_PREFIX = "spt_"  # noqa: S105 (not a secret: every key starts with it, so leaks are easy to scan for)
@@ -29,7 +29,7 @@ def token_hash(key: str) -> str:
 def api_token_create(
     *,
     owner: User,
-    by: User,
+    by: Reader,
     name: str,
     expires_at: datetime.datetime | None = None,
     clearance: str = "",
@@ -40,28 +40,32 @@ def api_token_create(
     for a user cleared no higher than they are, and it is cleared at most as high as the lower of
     the two, written on the token (so it does not follow its user if their clearance is raised).
     """
-    ensure(by == owner or can_administer(by), "only administrators create tokens for others")
-    if by == owner:
+    own = by.user == owner
+    ensure(own or can_administer(by), "only administrators create tokens for others")
+    if own:
         # Blank means "as cleared as its user"; made through a token cleared below its user, that is
         # the token's clearance, or a capped token could mint an uncapped one.
         clearance = clearance or by.token_clearance
     else:
-        actor_sees = visible_markings(by)
         ensure(
-            clearance_of(owner) in actor_sees,
+            by.sees(clearance_of(owner)),
             f"{owner.get_username()} is cleared above you: you may not make a token for them",
         )
-        ceiling = lower_clearance(clearance_of(owner), actor_sees[-1])
+        ceiling = lower_clearance(clearance_of(owner), by.markings[-1])
         ensure(
             not clearance or clearance in markings_up_to(ceiling),
             "a token cannot be cleared above its user or above you",
         )
         clearance = clearance or ceiling.value
     # Nor may an expiring token mint one that outlives it.
-    if by == owner and by.token_expires_at is not None:
+    if own and by.token_expires_at is not None:
         expires_at = min(expires_at or by.token_expires_at, by.token_expires_at)
     if clearance:
-        ensure(clearance in visible_markings(owner), "a token cannot be cleared above its user")
+        # Yours: as cleared as you are now (a token you came with included); another's: checked above.
+        ensure(
+            clearance in (by.markings if own else Reader.of(owner).markings),
+            "a token cannot be cleared above its user",
+        )
     if expires_at is not None and expires_at <= timezone.now():
         raise ValidationError({"expires_at": "a token must expire in the future"})
     key = TOKEN_PREFIX + secrets.token_urlsafe(32)
@@ -76,8 +80,11 @@ def api_token_create(
     return token, key
 
 
-def api_token_revoke(*, token: ApiToken, by: User) -> ApiToken:
-    ensure(by.pk == token.user_id or can_administer(by), "only administrators revoke others' tokens")
+def api_token_revoke(*, token: ApiToken, by: Reader) -> ApiToken:
+    ensure(
+        (by.user is not None and by.user.pk == token.user_id) or can_administer(by),
+        "only administrators revoke others' tokens",
+    )
     if token.revoked_at is None:
         token.revoked_at = timezone.now()
         token.save(update_fields=["revoked_at"])

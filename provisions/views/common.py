@@ -9,21 +9,16 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest
 from django.utils import timezone
 
-from provisions.models import (
-    User,
-)
-from provisions.permissions import (
-    role_of,
-)
+from provisions.permissions import Reader, reader_of
 from provisions.rules import parse_as_of
 
 
-def page_reader(request: HttpRequest) -> User:
+def page_reader(request: HttpRequest) -> Reader:
     """Signed in (login_required) and holding a role: otherwise nothing here is theirs to see."""
-    user = request.user
-    if not isinstance(user, User) or role_of(user) is None:
+    reader = reader_of(request)
+    if reader.role is None:
         raise PermissionDenied("your account has no role yet: ask an administrator")
-    return user
+    return reader
 
 
 def page_as_of(request: HttpRequest) -> tuple[datetime.date, datetime.date, bool]:

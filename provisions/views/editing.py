@@ -24,8 +24,8 @@ from provisions.models import (
     Party,
     Provision,
     Status,
-    User,
 )
+from provisions.permissions import Reader
 from provisions.selectors import (
     visible_gaps,
 )
@@ -72,11 +72,11 @@ def _reporting(request: HttpRequest, provision: Provision) -> Iterator[None]:
         messages.error(request, "Not saved: " + "; ".join(invalid.messages))
 
 
-ProvisionWrite = Callable[[HttpRequest, User, Provision], str]
+ProvisionWrite = Callable[[HttpRequest, Reader, Provision], str]
 
 
 def provision_form(write: ProvisionWrite) -> Callable[[HttpRequest, str], HttpResponse]:
-    """A form posted on a provision's page: `write(request, user, provision)` makes the change and
+    """A form posted on a provision's page: `write(request, reader, provision)` makes the change and
     returns what to tell the editor. The provision is found as its page finds it (404 above the
     reader's clearance); a refusal (stale, lifecycle, invalid) is told on the page with nothing
     saved, a PermissionDenied answers 403; either way the editor lands back on the page."""
@@ -85,22 +85,22 @@ def provision_form(write: ProvisionWrite) -> Callable[[HttpRequest, str], HttpRe
     @require_POST
     @functools.wraps(write)
     def view(request: HttpRequest, reference: str) -> HttpResponse:
-        user = page_reader(request)
+        reader = page_reader(request)
         provision = provision_for_page(request, reference)
         with _reporting(request, provision):
-            messages.success(request, write(request, user, provision))
+            messages.success(request, write(request, reader, provision))
         return redirect("provisions:provision", reference=provision.reference)
 
     return view
 
 
 @provision_form
-def provision_transition_view(request: HttpRequest, user: User, provision: Provision) -> str:
+def provision_transition_view(request: HttpRequest, reader: Reader, provision: Provision) -> str:
     provision_transition(
         provision=provision,
         to=request.POST.get("to", ""),
         note=request.POST.get("note", ""),
-        by=user,
+        by=reader,
         expected_version=_version(request),
         source="web",
     )
@@ -108,7 +108,7 @@ def provision_transition_view(request: HttpRequest, user: User, provision: Provi
 
 
 @provision_form
-def provision_position_view(request: HttpRequest, user: User, provision: Provision) -> str:
+def provision_position_view(request: HttpRequest, reader: Reader, provision: Provision) -> str:
     party = Party.objects.filter(
         partnership_id=provision.domain.partnership_id, code=request.POST.get("party", "")
     ).first()
@@ -120,7 +120,7 @@ def provision_position_view(request: HttpRequest, user: User, provision: Provisi
         stance=request.POST.get("stance", ""),
         firmness=request.POST.get("firmness", Firmness.PROVISIONAL),
         note=request.POST.get("note", ""),
-        by=user,
+        by=reader,
         expected_version=_version(request),
         reason=request.POST.get("reason", ""),
     )
@@ -142,10 +142,10 @@ def _posted_date(request: HttpRequest, name: str, label: str) -> datetime.date |
 
 
 @provision_form
-def provision_details_view(request: HttpRequest, user: User, provision: Provision) -> str:
+def provision_details_view(request: HttpRequest, reader: Reader, provision: Provision) -> str:
     provision_update(
         provision=provision,
-        by=user,
+        by=reader,
         expected_version=_version(request),
         reason=request.POST.get("reason", ""),
         title=request.POST.get("title", "").strip(),
@@ -158,7 +158,7 @@ def provision_details_view(request: HttpRequest, user: User, provision: Provisio
 
 
 @provision_form
-def provision_consultation_view(request: HttpRequest, user: User, provision: Provision) -> str:
+def provision_consultation_view(request: HttpRequest, reader: Reader, provision: Provision) -> str:
     territory = provision.territories.filter(code=request.POST.get("territory", "")).first()
     if territory is None:
         raise ValidationError({"territory": "choose a territory the provision extends to"})
@@ -171,14 +171,14 @@ def provision_consultation_view(request: HttpRequest, user: User, provision: Pro
         consulted_on=consulted_on,
         outcome=request.POST.get("outcome", ""),
         note=request.POST.get("note", ""),
-        by=user,
+        by=reader,
         expected_version=_version(request),
     )
     return f"Consultation of {territory.name} recorded."
 
 
 @provision_form
-def provision_coverage_view(request: HttpRequest, user: User, provision: Provision) -> str:
+def provision_coverage_view(request: HttpRequest, reader: Reader, provision: Provision) -> str:
     code = request.POST.get("capability", "").strip()
     capability = Capability.objects.filter(code=code).first()
     if capability is None:
@@ -190,7 +190,7 @@ def provision_coverage_view(request: HttpRequest, user: User, provision: Provisi
         provision=provision,
         capability=capability,
         extent=extent,
-        by=user,
+        by=reader,
         expected_version=_version(request),
         reason=request.POST.get("reason", ""),
     )
@@ -200,14 +200,14 @@ def provision_coverage_view(request: HttpRequest, user: User, provision: Provisi
 @login_required
 @require_POST
 def gap_acknowledge_view(request: HttpRequest, pk: int) -> HttpResponse:
-    user = page_reader(request)
+    reader = page_reader(request)
     # A gap on a provision above the reader's clearance does not exist for them (404, not 403).
-    gap = get_object_or_404(visible_gaps(user), pk=pk)
+    gap = get_object_or_404(visible_gaps(reader), pk=pk)
     try:
-        gap_acknowledge(gap=gap, by=user, note=request.POST.get("note", ""))
+        gap_acknowledge(gap=gap, by=reader, note=request.POST.get("note", ""))
         messages.success(request, "Gap acknowledged; it stays open until the rules clear it.")
-    except ValueError as refused:
-        messages.error(request, f"Not acknowledged: {refused}.")
+    except ValidationError as refused:
+        messages.error(request, f"Not acknowledged: {'; '.join(refused.messages)}.")
     back = request.POST.get("next", "")
     if not url_has_allowed_host_and_scheme(
         back, allowed_hosts={request.get_host()}, require_https=request.is_secure()

@@ -14,10 +14,8 @@ from django.http.response import HttpResponseBase
 from django.shortcuts import redirect
 from django.urls import reverse
 
-from provisions.models import (
-    User,
-)
 from provisions.permissions import (
+    Reader,
     can_export,
 )
 from provisions.reports import coverage
@@ -53,14 +51,14 @@ COVERAGE_RENDERERS: dict[str, Callable[..., None]] = {
 }
 
 
-def _exporter(request: HttpRequest, fmt: str) -> User:
+def _exporter(request: HttpRequest, fmt: str) -> Reader:
     """The reader, if they may export in that format (analysts and above)."""
-    user = page_reader(request)
-    if not can_export(user):
+    reader = page_reader(request)
+    if not can_export(reader):
         raise PermissionDenied("analysts and above export reports")
     if fmt not in CONTENT_TYPES:
         raise Http404("unknown format")
-    return user
+    return reader
 
 
 def _download(fmt: str, filename: str, write: Callable[[Any], None]) -> FileResponse:
@@ -80,7 +78,7 @@ def _download(fmt: str, filename: str, write: Callable[[Any], None]) -> FileResp
 @login_required
 def gaps_export(request: HttpRequest, fmt: str) -> HttpResponseBase:
     """The gap report of exactly what the gaps page shows (its filters and date)."""
-    user = _exporter(request, fmt)
+    reader = _exporter(request, fmt)
     as_of, _, travelling = page_as_of(request)
     filters = GapReportFilters(
         domain=request.GET.get("domain") or None,
@@ -88,7 +86,7 @@ def gaps_export(request: HttpRequest, fmt: str) -> HttpResponseBase:
         kind=request.GET.get("kind") or None,
     )
     try:
-        report = gap_report(as_of=as_of if travelling else None, filters=filters, user=user)
+        report = gap_report(as_of=as_of if travelling else None, filters=filters, reader=reader)
     except ReportFilterInvalid as invalid:
         return HttpResponse(str(invalid), status=400, content_type="text/plain")
     if fmt == "pdf" and len(report.rows) > PDF_MAX_ROWS_ONLINE:
@@ -107,9 +105,9 @@ def gaps_export(request: HttpRequest, fmt: str) -> HttpResponseBase:
 @login_required
 def coverage_export(request: HttpRequest, fmt: str) -> HttpResponseBase:
     """The coverage report (one row per domain) at the overview's date."""
-    user = _exporter(request, fmt)
+    reader = _exporter(request, fmt)
     as_of, _, _ = page_as_of(request)
-    report = coverage.coverage_report(user=user, as_of=as_of)
+    report = coverage.coverage_report(reader=reader, as_of=as_of)
     return _download(
         fmt, f"coverage-{report.as_of:%Y-%m-%d}.{fmt}", lambda out: COVERAGE_RENDERERS[fmt](report, out)
     )

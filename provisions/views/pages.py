@@ -33,7 +33,6 @@ from provisions.permissions import (
     can_acknowledge_gaps,
     can_edit_provision,
     can_export,
-    visible_markings,
 )
 from provisions.reports.gaps import (
     PDF_MAX_ROWS_ONLINE,
@@ -73,17 +72,17 @@ STATUS_MEANINGS = {
 
 @login_required
 def overview(request: HttpRequest) -> HttpResponse:
-    user = page_reader(request)
+    reader = page_reader(request)
     as_of, today, travelling = page_as_of(request)
     if travelling:
         evaluation = evaluate_gaps(as_of=as_of)
-        coverage = coverage_by_domain(evaluation=evaluation, visible_markings=visible_markings(user))
-        gap_rows = evaluated_gap_rows(user, evaluation)
+        coverage = coverage_by_domain(evaluation=evaluation, reader=reader)
+        gap_rows = evaluated_gap_rows(reader, evaluation)
         severities, gap_total = gaps_by_severity(gap_rows), len(gap_rows)
         lapses = next_lapses(evaluation, as_of=as_of)
     else:  # today: what the scans recorded, in a fixed number of queries whatever the data
-        coverage = coverage_by_domain_as_scanned(user)
-        severities = open_gap_severities(user)
+        coverage = coverage_by_domain_as_scanned(reader)
+        severities = open_gap_severities(reader)
         gap_total = sum(count for _, count in severities)
         lapses = next_lapses_as_scanned(today=today)
     snapshots = list(CoverageSnapshot.objects.filter(as_of__lte=as_of))
@@ -102,27 +101,27 @@ def overview(request: HttpRequest) -> HttpResponse:
         "unscanned": sum(row.get("unscanned", 0) for row in coverage),
         "lapses": lapses,
         "timeline": lapse_timeline(lapses, as_of=as_of),
-        "movements": recent_movements(user, as_of=as_of),
+        "movements": recent_movements(reader, as_of=as_of),
         "snapshots": snapshots,
         "over_time": coverage_over_time(snapshots),
-        "can_export": can_export(user),
+        "can_export": can_export(reader),
     }
     return render(request, "provisions/overview.html", context)
 
 
 @login_required
 def domain_detail(request: HttpRequest, code: str) -> HttpResponse:
-    user = page_reader(request)
+    reader = page_reader(request)
     as_of, today, travelling = page_as_of(request)
     domain = get_object_or_404(Domain.objects.select_related("pillar", "partnership"), code=code)
     capability_page = Paginator(domain.capabilities.order_by("lapses_on", "code"), ROWS_PER_PAGE).get_page(
         request.GET.get("cpage")
     )
-    provision_page = Paginator(domain_provisions(domain, user), ROWS_PER_PAGE).get_page(
+    provision_page = Paginator(domain_provisions(domain, reader), ROWS_PER_PAGE).get_page(
         request.GET.get("ppage")
     )
     capabilities, provisions = list(capability_page.object_list), list(provision_page.object_list)
-    hidden = hidden_references(user)
+    hidden = hidden_references(reader)
     parties = list(domain.partnership.parties.all())
     if travelling:  # the whole domain's gaps then; its coverage serves this page's capabilities too
         evaluation = evaluate_gaps(
@@ -130,18 +129,18 @@ def domain_detail(request: HttpRequest, code: str) -> HttpResponse:
             capability_ids=list(domain.capabilities.values_list("pk", flat=True)),
             provision_ids=list(Provision.objects.filter(domain=domain).values_list("pk", flat=True)),
         )
-        gap_rows = evaluated_gap_rows(user, evaluation)[:ROWS_PER_PAGE]
+        gap_rows = evaluated_gap_rows(reader, evaluation)[:ROWS_PER_PAGE]
     else:
         evaluation = evaluate_gaps(
             as_of=as_of,
             capability_ids=[capability.pk for capability in capabilities],
             provision_ids=[provision.pk for provision in provisions],
         )
-        in_domain_gaps = visible_gaps(user).filter(
+        in_domain_gaps = visible_gaps(reader).filter(
             Q(capability__domain=domain) | Q(provision__domain=domain), resolved_at__isnull=True
         )
         gap_rows = persisted_gap_rows(
-            user, in_domain_gaps.order_by("-opened_at")[:ROWS_PER_PAGE], today=today
+            reader, in_domain_gaps.order_by("-opened_at")[:ROWS_PER_PAGE], today=today
         )
     then = provisions_at(as_of, provision_ids=[provision.pk for provision in provisions])
     context = {
@@ -197,7 +196,7 @@ def provision_for_page(request: HttpRequest, reference: str) -> Provision:
 
 @login_required
 def provision_detail(request: HttpRequest, reference: str) -> HttpResponse:
-    user = page_reader(request)
+    reader = page_reader(request)
     provision = provision_for_page(request, reference)
     status = Status(provision.status)
     moves = [
@@ -208,7 +207,7 @@ def provision_detail(request: HttpRequest, reference: str) -> HttpResponse:
     # The form suggests the next step up the ladder, never a step back.
     rank = status.rank
     forward = [target for target, _ in moves if rank is not None and (Status(target).rank or -1) > rank]
-    history = provision_history(provision, visible_markings=visible_markings(user))
+    history = provision_history(provision, reader=reader)
     # Suggestions for the coverage form: the provision's own domain (any code may be typed).
     capabilities = (
         Capability.objects.filter(domain_id=provision.domain_id).order_by("code").values_list("code", "name")
@@ -221,14 +220,12 @@ def provision_detail(request: HttpRequest, reference: str) -> HttpResponse:
         "suggested_move": forward[0] if forward else None,
         "stakeholders": [territory for territory in provision.territories.all() if territory.is_stakeholder],
         "stances": _stances(provision, list(provision.domain.partnership.parties.all())),
-        "can_edit": can_edit_provision(user, provision),
+        "can_edit": can_edit_provision(reader, provision),
         "stance_choices": Stance.choices,
         "firmness_choices": Firmness.choices,
         "extent_choices": Extent.choices,
         "capability_choices": capabilities,
-        "marking_choices": [
-            (value, label) for value, label in Marking.choices if value in visible_markings(user)
-        ],
+        "marking_choices": [(value, label) for value, label in Marking.choices if reader.sees(value)],
         "outcome_choices": ConsultationOutcome.choices,
         "today": timezone.localdate(),
         "awaiting": provision.territories_awaiting_consultation,
@@ -240,12 +237,12 @@ def provision_detail(request: HttpRequest, reference: str) -> HttpResponse:
 
 @login_required
 def gaps(request: HttpRequest) -> HttpResponse:
-    user = page_reader(request)
+    reader = page_reader(request)
     as_of, today, travelling = page_as_of(request)
     chosen = {name: request.GET.get(name, "") for name in ("kind", "severity", "domain", "state")}
     if travelling:  # the rules at that date: a list, filtered here
         filters = GapFilter(request.GET, queryset=Gap.objects.none())
-        rows: list[dict[str, Any]] = evaluated_gap_rows(user, evaluate_gaps(as_of=as_of))
+        rows: list[dict[str, Any]] = evaluated_gap_rows(reader, evaluate_gaps(as_of=as_of))
         for name in ("kind", "severity", "domain"):
             if chosen[name]:
                 rows = [row for row in rows if row[name] == chosen[name]]
@@ -255,9 +252,9 @@ def gaps(request: HttpRequest) -> HttpResponse:
         data = request.GET.copy()
         if not chosen["state"]:
             data["state"] = "open"
-        filters = GapFilter(data, queryset=visible_gaps(user).order_by("-opened_at", "-id"))
+        filters = GapFilter(data, queryset=visible_gaps(reader).order_by("-opened_at", "-id"))
         page = Paginator(filters.qs, GAPS_PER_PAGE).get_page(request.GET.get("page"))
-        page_rows = persisted_gap_rows(user, page.object_list, today=today)
+        page_rows = persisted_gap_rows(reader, page.object_list, today=today)
     query = request.GET.copy()
     query.pop("state", None)
     query.pop("page", None)
@@ -270,8 +267,8 @@ def gaps(request: HttpRequest) -> HttpResponse:
         "form": filters.form,
         "export_query": query.urlencode(),
         "pdf_max_rows": PDF_MAX_ROWS_ONLINE,
-        "can_export": can_export(user),
-        "can_acknowledge": can_acknowledge_gaps(user) and not travelling,
+        "can_export": can_export(reader),
+        "can_acknowledge": can_acknowledge_gaps(reader) and not travelling,
         "domains": Domain.objects.order_by("name").values_list("code", "name"),
     }
     return render(request, "provisions/gaps.html", context)
@@ -285,12 +282,12 @@ def _without_page(request: HttpRequest, name: str = "page") -> str:
 
 @login_required
 def search(request: HttpRequest) -> HttpResponse:
-    user = page_reader(request)
+    reader = page_reader(request)
     text = request.GET.get("q", "").strip()
     provisions = capabilities = None
     if text:
         provisions = search_provisions(
-            Provision.objects.visible_to(user).select_related("domain"), text
+            Provision.objects.visible_to(reader).select_related("domain"), text
         ).order_by("reference")[:50]
         capabilities = (
             Capability.objects.filter(

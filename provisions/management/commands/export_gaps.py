@@ -6,6 +6,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from provisions.management.commands._dates import iso_date
+from provisions.permissions import Reader
 from provisions.reports.gaps import (
     GapReportFilters,
     ReportFilterInvalid,
@@ -44,7 +45,7 @@ class Command(BaseCommand):
     ) -> None:
         filters = GapReportFilters(domain=domain, severity=severity, kind=kind)
         try:
-            report = gap_report(as_of=as_of, filters=filters)
+            report = gap_report(as_of=as_of, filters=filters, reader=Reader.system())
         except ReportFilterInvalid as invalid:
             raise CommandError(str(invalid)) from invalid
         if format == "xlsx":

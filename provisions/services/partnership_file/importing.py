@@ -25,6 +25,7 @@ from provisions.models import (
     Provision,
     Territory,
 )
+from provisions.permissions import Reader
 from provisions.services.partnership_file.reading import (
     IMPORT_NOTE,
     HistoryEntry,
@@ -35,6 +36,9 @@ from provisions.services.partnership_file.reading import (
 )
 from provisions.services.scans import scan_request, scan_requests_batched
 from provisions.services.status import provision_record_first_status, provision_transition
+
+# An import is the tracker itself writing what the file says (the operator running it is not a user).
+_IMPORTER = Reader.system()
 
 
 @dataclass
@@ -298,10 +302,14 @@ def _import_history(
     if is_new:
         if history:
             _, _, on, note = history[0]
-            provision_record_first_status(provision=provision, on=on, note=note, source="import")
+            provision_record_first_status(
+                provision=provision, on=on, note=note, by=_IMPORTER, source="import"
+            )
             history = history[1:]
         else:
-            provision_record_first_status(provision=provision, on=timezone.localdate(), source="import")
+            provision_record_first_status(
+                provision=provision, on=timezone.localdate(), by=_IMPORTER, source="import"
+            )
         added += 1
         new = history
     else:
@@ -310,9 +318,11 @@ def _import_history(
         )
         new, _ = unrecorded_entries(history, recorded)
     for _, status, on, note in new:
-        provision_transition(provision=provision, to=status, note=note, on=on, source="import")
+        provision_transition(provision=provision, to=status, note=note, on=on, by=_IMPORTER, source="import")
         added += 1
     if provision.status != item["status"]:
-        provision_transition(provision=provision, to=item["status"], note=IMPORT_NOTE, source="import")
+        provision_transition(
+            provision=provision, to=item["status"], note=IMPORT_NOTE, by=_IMPORTER, source="import"
+        )
         added += 1
     return added

@@ -25,7 +25,7 @@ from provisions.models import (
     WebhookEndpoint,
     WebhookEvent,
 )
-from provisions.permissions import markings_up_to
+from provisions.permissions import Reader
 from provisions.reports.gaps import persisted_gap_row, withhold_hidden
 from provisions.services.webhooks.delivery import webhooks_queue
 
@@ -39,14 +39,14 @@ class WebhookOccurrence:
     """One event to tell endpoints of.
 
     `marking` is the subject provision's marking: endpoints cleared below it get nothing (None: a
-    subject without a marking, such as a capability). `data_for` builds the event's data for the
-    markings an endpoint may see (None: nothing to send at that clearance).
+    subject without a marking, such as a capability). `data_for` builds the event's data for an
+    endpoint's clearance, as a reader (None: nothing to send at that clearance).
     """
 
     event: WebhookEvent
     occurred_at: datetime.datetime
     marking: str | None
-    data_for: Callable[[tuple[str, ...]], dict[str, Any] | None]
+    data_for: Callable[[Reader], dict[str, Any] | None]
 
 
 def webhooks_enqueue(*, occurrences: Sequence[WebhookOccurrence]) -> list[WebhookDelivery]:
@@ -67,17 +67,17 @@ def webhooks_enqueue(*, occurrences: Sequence[WebhookOccurrence]) -> list[Webhoo
         return []
     deliveries: list[WebhookDelivery] = []
     for occurrence in occurrences:
-        built: dict[tuple[str, ...], dict[str, Any] | None] = {}
+        built: dict[str, dict[str, Any] | None] = {}  # by clearance
         event_id = str(uuid.uuid4())  # the same for every endpoint told of this occurrence
         for endpoint in endpoints:
             if occurrence.event.value not in endpoint.events:
                 continue
-            visible = tuple(markings_up_to(endpoint.clearance))
-            if occurrence.marking is not None and occurrence.marking not in visible:
+            reader = Reader.cleared(endpoint.clearance)
+            if occurrence.marking is not None and not reader.sees(occurrence.marking):
                 continue
-            if visible not in built:
-                built[visible] = occurrence.data_for(visible)
-            data = built[visible]
+            if endpoint.clearance not in built:
+                built[endpoint.clearance] = occurrence.data_for(reader)
+            data = built[endpoint.clearance]
             if data is None:
                 continue
             payload = {
@@ -125,7 +125,7 @@ def webhooks_enqueue_status_change(*, change: StatusChange) -> list[WebhookDeliv
         event=WebhookEvent.PROVISION_STATUS_CHANGED,
         occurred_at=change.recorded_at,
         marking=provision.marking,
-        data_for=lambda visible: data,
+        data_for=lambda reader: data,
     )
     return webhooks_enqueue(occurrences=[occurrence])
 
@@ -169,12 +169,12 @@ def webhooks_enqueue_gap_changes(
     shown: dict[tuple[str, ...], dict[int, dict[str, Any]]] = {}
 
     def gap_data(
-        visible: tuple[str, ...], *, pk: int, escalated_from: dict[str, Any] | None = None
+        reader: Reader, *, pk: int, escalated_from: dict[str, Any] | None = None
     ) -> dict[str, Any] | None:
-        if visible not in shown:  # once per clearance, not per gap and endpoint
-            kept = withhold_hidden(list(rows.values()), markings=visible)
-            shown[visible] = {row["id"]: row for row in kept}
-        row = shown[visible].get(pk)
+        if reader.markings not in shown:  # once per clearance, not per gap and endpoint
+            kept = withhold_hidden(list(rows.values()), reader)
+            shown[reader.markings] = {row["id"]: row for row in kept}
+        row = shown[reader.markings].get(pk)
         if row is None or escalated_from is None:
             return row
         return {**row, "escalated_from": escalated_from}
