@@ -560,9 +560,9 @@ def run(args: argparse.Namespace) -> None:
 
     from partnership.celery import app as celery_app
     from provisions.models import Coverage, Gap, Provision, ScanRequest, ScanTrigger, Status
+    from provisions.permissions import Reader
     from provisions.rules import evaluate_gaps
     from provisions.services.scans import gaps_run_requested, gaps_scan
-    from provisions.permissions import Reader
     from provisions.services.status import provision_transition
 
     if connection.vendor != "postgresql":

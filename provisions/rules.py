@@ -19,6 +19,7 @@ from typing import Any, Literal
 from django.conf import settings
 from django.db.models import Max
 
+from provisions.explanations import GapFacts, ProvisionFact, explain
 from provisions.models import (
     Capability,
     Coverage,
@@ -118,10 +119,6 @@ class ProvisionAt:
         rank = _RANK_BY_STATUS[self.status]  # suspended and withdrawn have none
         return rank is not None and rank >= thresholds.secured_rank
 
-    @property
-    def described(self) -> str:
-        return f"{self.reference} ({self.status.label.lower()})"
-
 
 @dataclass(frozen=True)
 class CapabilityRow:
@@ -166,11 +163,16 @@ class Finding:
     lapses_on: datetime.date | None
     days_to_lapse: int | None
     covering_provisions: tuple[str, ...]
-    explanation: str
+    facts: GapFacts  # what the explanation says, as data (rendered for each reader)
 
     @property
     def identity(self) -> tuple[str, SubjectType, int]:
         return (self.kind.value, self.subject_type, self.subject_id)
+
+    @property
+    def explanation(self) -> str:
+        """The explanation with nothing withheld (a reader's comes from provisions.redaction)."""
+        return explain(self.facts)
 
     def sort_key(self) -> tuple[int, int, datetime.date, str, str]:
         """Severity (critical first), lapse date (empty last), kind, subject code."""
@@ -334,70 +336,57 @@ def provision_gaps(
     return gaps
 
 
-# --- explanations -----------------------------------------------------------------------------------------
+# --- what an explanation says -----------------------------------------------------------------------------
 
 
-def _lapse_phrase(lapses_on: datetime.date, days: int) -> str:
-    if days > 0:
-        return f"lapses on {lapses_on:%Y-%m-%d}, in {days} day{'s' if days != 1 else ''}"
-    if days == 0:
-        return f"lapses today ({lapses_on:%Y-%m-%d})"
-    return f"lapsed on {lapses_on:%Y-%m-%d}, {-days} day{'s' if days != -1 else ''} ago"
+def _fact(provision: ProvisionAt) -> ProvisionFact:
+    return ProvisionFact(provision.reference, provision.status.value)
 
 
-def _coverage_phrase(coverage: CoverageAt) -> str:
-    if coverage.state == CoverageState.UNCOVERED:
-        return "no active provision covers it"
-    if coverage.state == CoverageState.PARTIAL:
-        securing = ", ".join(provision.described for provision in coverage.partially_securing)
-        return f"only part of it is secured, by {securing}"
-    if coverage.state == CoverageState.SECURED:
-        return "it is secured"
-    if len(coverage.covering) == 1:
-        only = coverage.covering[0]
-        return f"the only covering provision, {only.reference}, is {only.status.label.lower()}"
-    listed = ", ".join(provision.described for provision in coverage.covering)
-    return f"none of its covering provisions is secured: {listed}"
-
-
-def explain_capability_gap(
+def capability_gap_facts(
     kind: GapKind, capability: CapabilityRow, coverage: CoverageAt, as_of: datetime.date
-) -> str:
-    name = f"{capability.name} ({capability.code})"
-    if capability.lapses_on is None:
-        timing = "has no lapse date"
-    else:
-        timing = _lapse_phrase(capability.lapses_on, (capability.lapses_on - as_of).days)
-    sentence = f"{name} {timing}; {_coverage_phrase(coverage)}"
-    if kind == GapKind.LAPSED:
-        sentence += (
-            f"; fallback: {capability.fallback.strip()}" if capability.has_fallback else "; no fallback"
-        )
-    return sentence + "."
+) -> GapFacts:
+    return GapFacts(
+        kind=kind.value,
+        as_of=as_of,
+        subject_code=capability.code,
+        subject_name=capability.name,
+        lapses_on=capability.lapses_on,
+        fallback=capability.fallback if kind == GapKind.LAPSED else "",
+        coverage_state=coverage.state.value,
+        covering=tuple(_fact(provision) for provision in coverage.covering)
+        if coverage.state == CoverageState.IN_NEGOTIATION
+        else (),
+        securing=tuple(_fact(provision) for provision in coverage.partially_securing)
+        if coverage.state == CoverageState.PARTIAL
+        else (),
+    )
 
 
-def explain_provision_gap(
+def provision_gap_facts(
     kind: GapKind,
     provision: ProvisionAt,
     covered: list[CapabilityRow],
     opposing_parties: list[str],
     as_of: datetime.date,
     thresholds: Thresholds,
-) -> str:
-    status = provision.status.label.lower()
-    if kind == GapKind.STALLED:
-        days = (as_of - provision.last_moved_on).days
-        return (
-            f"{provision.reference} has been {status} since {provision.last_moved_on:%Y-%m-%d}, "
-            f"{days} days without a move (stall threshold {thresholds.stall_days} days)."
+) -> GapFacts:
+    first_lapse = None
+    if kind == GapKind.DIVERGENT:  # the capability that lapses first (divergence concerns dated ones)
+        lapses_on, code = min(
+            (capability.lapses_on, capability.code) for capability in covered if capability.lapses_on
         )
-    lapses_on, code = min(  # the capability that lapses first (divergence only concerns dated ones)
-        (capability.lapses_on, capability.code) for capability in covered if capability.lapses_on is not None
-    )
-    parties = " and ".join(opposing_parties)
-    return (
-        f"{parties} oppose{'s' if len(opposing_parties) == 1 else ''} {provision.reference} ({status}), "
-        f"which covers {code}, which {_lapse_phrase(lapses_on, (lapses_on - as_of).days)}."
+        first_lapse = (code, lapses_on)
+    return GapFacts(
+        kind=kind.value,
+        as_of=as_of,
+        subject_code=provision.reference,
+        subject_name=provision.title,
+        status=provision.status.value,
+        last_moved_on=provision.last_moved_on if kind == GapKind.STALLED else None,
+        stall_days=thresholds.stall_days if kind == GapKind.STALLED else None,
+        opposing_parties=tuple(opposing_parties) if kind == GapKind.DIVERGENT else (),
+        first_lapse=first_lapse,
     )
 
 
@@ -492,11 +481,11 @@ def _evaluate(
                 lapses_on=capability.lapses_on,
                 days_to_lapse=None if capability.lapses_on is None else (capability.lapses_on - as_of).days,
                 covering_provisions=coverage.covering_references,
-                explanation=explain_capability_gap(kind, capability, coverage, as_of),
+                facts=capability_gap_facts(kind, capability, coverage, as_of),
             )
         )
 
-    flagged_provisions: list[tuple[ProvisionAt, GapKind, Level, str, datetime.date | None]] = []
+    flagged_provisions: list[tuple[ProvisionAt, GapKind, Level, GapFacts, datetime.date | None]] = []
     evaluated_provisions = 0
     for provision in provisions.values():
         if subject_provisions is not None and provision.id not in subject_provisions:
@@ -506,9 +495,9 @@ def _evaluate(
         parties = opposing.get(provision.id, [])
         for kind, severity in provision_gaps(provision, covered, parties, as_of, thresholds):
             earliest = min((c.lapses_on for c in covered if c.lapses_on is not None), default=None)
-            explanation = explain_provision_gap(kind, provision, covered, parties, as_of, thresholds)
-            flagged_provisions.append((provision, kind, severity, explanation, earliest))
-    for provision, kind, severity, explanation, earliest in flagged_provisions:
+            facts = provision_gap_facts(kind, provision, covered, parties, as_of, thresholds)
+            flagged_provisions.append((provision, kind, severity, facts, earliest))
+    for provision, kind, severity, facts, earliest in flagged_provisions:
         findings.append(
             Finding(
                 kind=kind,
@@ -522,7 +511,7 @@ def _evaluate(
                 lapses_on=earliest,
                 days_to_lapse=None if earliest is None else (earliest - as_of).days,
                 covering_provisions=(),
-                explanation=explanation,
+                facts=facts,
             )
         )
     findings.sort(key=Finding.sort_key)

@@ -7,11 +7,11 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, QuerySet
 
 from provisions.models import Capability, CoverageState, Domain, Gap, Level, Provision, Status, StatusChange
 from provisions.permissions import Reader
-from provisions.reports.gaps import finding_row, persisted_gap_row, withhold_hidden
+from provisions.redaction import Redaction, finding_rows, gap_rows
 from provisions.rules import Evaluation
 
 SEVERITIES = list(Level)
@@ -30,21 +30,20 @@ class Lapse:
 
 
 def visible_gaps(reader: Reader) -> QuerySet[Gap]:
-    """Gaps the reader may see: every capability gap, and the gaps of provisions up to their clearance."""
-    visible = Q(provision__isnull=True) | Q(provision__marking__in=reader.markings)
-    return Gap.objects.filter(visible).select_related(
+    """Gaps the reader may see, with what their rows show (provisions.redaction.gap_row)."""
+    return Gap.objects.visible_to(reader).select_related(
         "capability__domain", "provision__domain", "acknowledged_by"
     )
 
 
 def persisted_gap_rows(reader: Reader, gaps: Any, *, today: datetime.date) -> list[dict[str, Any]]:
-    """Report rows of the given gaps (a page of them), with provisions above clearance withheld."""
-    return withhold_hidden([persisted_gap_row(gap, today=today) for gap in gaps], reader)
+    """Report rows of the given gaps (a page of them), as the reader may see them."""
+    return gap_rows(gaps, Redaction.for_reader(reader), today=today)
 
 
 def evaluated_gap_rows(reader: Reader, evaluation: Evaluation) -> list[dict[str, Any]]:
-    """Report rows of an evaluation's findings (time travel), with provisions above clearance withheld."""
-    return withhold_hidden([{**finding_row(finding), "id": None} for finding in evaluation.findings], reader)
+    """Report rows of an evaluation's findings (time travel), as the reader may see them."""
+    return finding_rows(evaluation.findings, Redaction.for_reader(reader))
 
 
 def gaps_by_severity(rows: list[dict[str, Any]]) -> list[tuple[Level, int]]:
@@ -119,9 +118,8 @@ def coverage_by_domain_as_scanned(reader: Reader) -> list[dict[str, Any]]:
 
 def open_gap_severities(reader: Reader) -> list[tuple[Level, int]]:
     """Open gaps the reader may see, counted by severity (one query)."""
-    visible = Q(provision__isnull=True) | Q(provision__marking__in=reader.markings)
     counts = dict(
-        Gap.objects.open().filter(visible).order_by().values_list("severity").annotate(n=Count("id"))
+        Gap.objects.open().visible_to(reader).order_by().values_list("severity").annotate(n=Count("id"))
     )
     return [(level, counts.get(level.value, 0)) for level in SEVERITIES]
 

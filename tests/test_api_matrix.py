@@ -25,6 +25,7 @@ from django.db import transaction
 from django.test import Client, override_settings
 from django.utils import timezone
 
+from provisions.explanations import WITHHELD
 from provisions.models import (
     ApiToken,
     Capability,
@@ -44,7 +45,6 @@ from provisions.models import (
     TerritoryKind,
 )
 from provisions.permissions import Reader, Role
-from provisions.reports.gaps import WITHHELD
 from provisions.services.scans import gaps_scan
 from provisions.services.tokens import api_token_create
 from tests.factories import (

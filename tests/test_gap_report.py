@@ -19,7 +19,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from provisions.models import Capability, Extent, Gap, Marking, Provision, StatusChange
+from provisions.models import Capability, Extent, Gap, Provision, StatusChange
 from provisions.permissions import Reader
 from provisions.reports.gaps import GAP_REPORT_COLUMNS
 from provisions.services.scans import gap_acknowledge
@@ -695,29 +695,3 @@ def test_scan_gaps_for_a_past_date_prints_the_hand_checked_gaps(shipped):
         assert row["subject_code"] in printed
     for code in ("PRUM", "SIENA", "JIT", "CERT-EU", "CLASSIFIED-INFO"):  # secured: no gap
         assert code not in printed
-
-
-@pytest.mark.parametrize(
-    "explanation, shown",
-    [
-        (
-            "PNR data (PNR) lapses on 2020-12-31 in 11 days; the only covering provision, SP-9, is scoping.",
-            "PNR data (PNR) lapses on 2020-12-31 in 11 days; the only covering provision, "
-            "[a provision above your clearance], is not secured.",
-        ),
-        (
-            "PNR data (PNR) lapses on 2020-12-31 in 11 days; none of its covering provisions is secured: "
-            "SP-1 (proposed), SP-9 (under negotiation).",
-            "PNR data (PNR) lapses on 2020-12-31 in 11 days; none of its covering provisions is secured: "
-            "SP-1 (proposed), [a provision above your clearance].",
-        ),
-    ],
-)
-def test_a_withheld_provision_takes_its_status_with_it(explanation: str, shown: str) -> None:
-    from provisions.reports.gaps import withhold_hidden
-
-    ProvisionFactory(reference="SP-9", marking=Marking.SECRET)
-    ProvisionFactory(reference="SP-1", marking=Marking.OFFICIAL)
-    row = {"subject_type": "capability", "subject_code": "PNR", "covering_provisions": "SP-1;SP-9"}
-    [withheld] = withhold_hidden([{**row, "explanation": explanation}], Reader.cleared(Marking.OFFICIAL))
-    assert withheld["explanation"] == shown and withheld["covering_provisions"] == "SP-1"

@@ -25,6 +25,7 @@ from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerUnreachable
 
 from partnership.celery import app as celery_app
+from provisions.explanations import WITHHELD
 from provisions.models import (
     Gap,
     Level,
@@ -38,7 +39,6 @@ from provisions.models import (
     WebhookEvent,
 )
 from provisions.permissions import Reader
-from provisions.reports.gaps import WITHHELD
 from provisions.services.scans import gaps_scan
 from provisions.services.status import provision_transition
 from provisions.services.webhooks import (

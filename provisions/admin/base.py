@@ -19,7 +19,6 @@ from provisions.models import (
     ProvisionQuerySet,
 )
 from provisions.permissions import Reader, can_edit_provision, reader_of
-from provisions.reports.gaps import hidden_references
 
 
 def admin_reader(request: HttpRequest) -> Reader:
@@ -42,15 +41,6 @@ def _visible_provisions(request: HttpRequest) -> ProvisionQuerySet:
 def _may_edit(request: HttpRequest, provision: Provision | None) -> bool:
     """Whether the user may edit the provision (None: a provision being added, decided by its form)."""
     return provision is None or can_edit_provision(admin_reader(request), provision)
-
-
-def _hidden_references(request: HttpRequest) -> list[str]:
-    """References of the provisions above the user's clearance (cached for the request)."""
-    cached: list[str] | None = getattr(request, "_tracker_hidden_references", None)
-    if cached is None:
-        cached = sorted(hidden_references(admin_reader(request)))
-        request._tracker_hidden_references = cached  # type: ignore[attr-defined]
-    return cached
 
 
 class ReadOnlyModelAdmin(admin.ModelAdmin):

@@ -30,7 +30,8 @@ from provisions.services.scans import gap_acknowledge, gap_thresholds_set
 
 if TYPE_CHECKING:
     from django.utils.functional import _StrOrPromise
-from provisions.admin.base import ReadOnlyModelAdmin, _hidden_references, _visible_provisions, admin_reader
+from provisions.admin.base import ReadOnlyModelAdmin, admin_reader
+from provisions.redaction import WITHHELD_EXPLANATION, Redaction
 
 
 class GapStateFilter(admin.SimpleListFilter):
@@ -79,9 +80,6 @@ class GapAcknowledgementForm(forms.ModelForm):
         return note
 
 
-_WITHHELD = "(withheld: it names a provision above your clearance)"
-
-
 @admin.register(Gap)
 class GapAdmin(admin.ModelAdmin):
     """Gaps are opened and resolved by scans; people only acknowledge an open one, with a note."""
@@ -112,25 +110,16 @@ class GapAdmin(admin.ModelAdmin):
     readonly_fields = tuple(field for field in fields if field != "acknowledgement_note")
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Gap]:
-        # A capability's gaps stay visible (their subject names no provision); a provision's only
-        # when the provision is.
-        visible = Q(provision__isnull=True) | Q(provision__in=_visible_provisions(request).values("pk"))
-        return (
-            super()
-            .get_queryset(request)
-            .filter(visible)
-            .select_related(
-                "capability", "provision", "opened_by_scan", "resolved_by_scan", "acknowledged_by"
-            )
+        return Gap.objects.visible_to(admin_reader(request)).select_related(
+            "capability", "provision", "opened_by_scan", "resolved_by_scan", "acknowledged_by"
         )
 
     def get_object(self, request: HttpRequest, object_id: str, from_field: str | None = None) -> Gap | None:
         gap: Gap | None = super().get_object(request, object_id, from_field)
         if gap is not None:
-            # A capability gap's explanation names the provisions covering it, which may be above
-            # the user's clearance: then it is withheld.
-            names_hidden = any(reference in gap.explanation for reference in _hidden_references(request))
-            gap._explanation_shown = _WITHHELD if names_hidden else gap.explanation  # type: ignore[attr-defined]
+            # A capability gap's explanation may name provisions above the reader's clearance.
+            shown = Redaction.for_reader(admin_reader(request)).gap_explanation(gap)
+            gap._explanation_shown = shown  # type: ignore[attr-defined]
         return gap
 
     @admin.display(description="subject")
@@ -139,7 +128,7 @@ class GapAdmin(admin.ModelAdmin):
 
     @admin.display(description="explanation")
     def explanation_shown(self, gap: Gap) -> str:
-        return getattr(gap, "_explanation_shown", _WITHHELD)
+        return getattr(gap, "_explanation_shown", WITHHELD_EXPLANATION)
 
     @admin.display(description="state")
     def state(self, gap: Gap) -> str:

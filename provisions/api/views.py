@@ -40,12 +40,11 @@ from provisions.models import (
     User,
 )
 from provisions.permissions import Reader, can_acknowledge_gaps, ensure, reader_of
+from provisions.redaction import Redaction, gap_row, gap_rows
 from provisions.reports.gaps import (
     GapReportFilters,
     ReportFilterInvalid,
     gap_report,
-    persisted_gap_row,
-    withhold_hidden,
 )
 from provisions.rules import coverage_by_domain, evaluate_gaps, parse_as_of
 from provisions.selectors import visible_gaps
@@ -329,9 +328,7 @@ class GapViewSet(mixins.ListModelMixin, viewsets.GenericViewSet[Gap]):
             gaps = self.filter_queryset(self.get_queryset())
             page = self.paginate_queryset(gaps)
             today = timezone.localdate()
-            rows = withhold_hidden(
-                [persisted_gap_row(gap, today=today) for gap in page or []], _caller(request)
-            )
+            rows = gap_rows(page or [], Redaction.for_reader(_caller(request)), today=today)
             return self.get_paginated_response(serializers.GapSerializer(rows, many=True).data)
         if request.query_params.get("state"):
             raise ValidationError({"state": ["a read-only evaluation (as_of) has no state"]})
@@ -363,7 +360,7 @@ class GapViewSet(mixins.ListModelMixin, viewsets.GenericViewSet[Gap]):
         given = serializers.AcknowledgeSerializer(data=request.data)
         given.is_valid(raise_exception=True)
         gap_acknowledge(gap=gap, by=_caller(request), note=given.validated_data["note"])
-        row = withhold_hidden([persisted_gap_row(gap, today=timezone.localdate())], _caller(request))[0]
+        row = gap_row(gap, Redaction.for_reader(_caller(request)), today=timezone.localdate())
         return Response(serializers.GapSerializer(row).data)
 
 

@@ -13,7 +13,7 @@ from django.db.models import Q
 from django.utils import timezone
 from simple_history.models import HistoricalRecords
 
-from provisions.models.provisions import Capability, Provision
+from provisions.models.provisions import Capability, MarkingsReader, Provision
 from provisions.models.vocabulary import (
     CAPABILITY_GAP_KINDS,
     LADDER_STATUSES,
@@ -57,6 +57,11 @@ class GapQuerySet(models.QuerySet["Gap"]):
     def open(self) -> GapQuerySet:
         return self.filter(resolved_at__isnull=True)
 
+    def visible_to(self, reader: MarkingsReader) -> GapQuerySet:
+        """Every capability gap (its subject names no provision), and the gaps of the provisions
+        the reader may see."""
+        return self.filter(Q(provision__isnull=True) | Q(provision__marking__in=reader.markings))
+
 
 class Gap(models.Model):
     """A gap the engine flagged. Identity is (kind, subject); at most one open per identity."""
@@ -69,7 +74,11 @@ class Gap(models.Model):
     provision = models.ForeignKey(
         Provision, on_delete=models.CASCADE, null=True, blank=True, related_name="gaps"
     )
+    # The explanation with nothing withheld, as recorded; readers are shown one rendered for them
+    # from `detail` (provisions.redaction), never this text.
     explanation = models.TextField()
+    # What the explanation says, as data (provisions.explanations.GapFacts): rendered for each reader.
+    detail = models.JSONField(default=dict, blank=True)
     # As the last scan that found it saw them (DESIGN.md's report columns).
     coverage_state = models.CharField(max_length=16, choices=CoverageState.choices, blank=True)
     lapses_on = models.DateField(null=True, blank=True)
@@ -132,6 +141,13 @@ class Gap(models.Model):
         if self.capability_id is not None:
             return self.capability.code if self.capability else ""
         return self.provision.reference if self.provision else ""
+
+    @property
+    def identity(self) -> tuple[str, str, int]:
+        """(kind, subject type, subject id): at most one open gap has it (DESIGN.md)."""
+        if self.capability_id is not None:
+            return (self.kind, "capability", self.capability_id)
+        return (self.kind, "provision", self.provision_id or 0)  # the database guarantees one subject
 
     @property
     def state(self) -> GapState:

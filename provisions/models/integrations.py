@@ -89,6 +89,9 @@ class WebhookDelivery(models.Model):
     endpoint = models.ForeignKey(WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries")
     event = models.CharField(max_length=64, choices=WebhookEvent.choices)
     payload = models.JSONField()
+    # The provision references the payload names: checked again before it is sent (one of them may
+    # have been marked above the endpoint's clearance in between).
+    references = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING)
     attempts = models.PositiveIntegerField(default=0)

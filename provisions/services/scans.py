@@ -9,6 +9,7 @@ from collections import Counter
 from collections.abc import Collection, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
@@ -165,12 +166,6 @@ def coverage_snapshot_record(*, evaluation: Evaluation) -> CoverageSnapshot:
     return snapshot
 
 
-def _identity(gap: Gap) -> tuple[str, str, int]:
-    if gap.capability_id is not None:
-        return (gap.kind, "capability", gap.capability_id)
-    return (gap.kind, "provision", gap.provision_id or 0)  # the database guarantees one subject
-
-
 def _dependent_subjects(
     provision_ids: Collection[int], capability_ids: Collection[int]
 ) -> tuple[set[int], set[int]]:
@@ -197,7 +192,7 @@ def gaps_reconcile(*, scan: GapScan, findings: list[Finding], open_gaps: list[Ga
     """
     now = timezone.now()
     severities_before = {gap.pk: gap.severity for gap in open_gaps}  # to tell escalations apart
-    open_by_identity = {_identity(gap): gap for gap in open_gaps}
+    open_by_identity: dict[Any, Gap] = {gap.identity: gap for gap in open_gaps}
     to_open: list[Gap] = []
     to_update: list[Gap] = []
     for finding in findings:
@@ -210,6 +205,7 @@ def gaps_reconcile(*, scan: GapScan, findings: list[Finding], open_gaps: list[Ga
                     capability_id=finding.subject_id if finding.subject_type == "capability" else None,
                     provision_id=finding.subject_id if finding.subject_type == "provision" else None,
                     explanation=finding.explanation,
+                    detail=finding.facts.to_json(),
                     coverage_state=finding.coverage_state or "",
                     lapses_on=finding.lapses_on,
                     covering_provisions=";".join(finding.covering_provisions),
@@ -221,6 +217,7 @@ def gaps_reconcile(*, scan: GapScan, findings: list[Finding], open_gaps: list[Ga
             seen = {
                 "severity": finding.severity.value,
                 "explanation": finding.explanation,
+                "detail": finding.facts.to_json(),
                 "coverage_state": finding.coverage_state or "",
                 "lapses_on": finding.lapses_on,
                 "covering_provisions": ";".join(finding.covering_provisions),
@@ -233,7 +230,7 @@ def gaps_reconcile(*, scan: GapScan, findings: list[Finding], open_gaps: list[Ga
     Gap.objects.bulk_create(to_open, batch_size=2000)
     Gap.objects.bulk_update(
         to_update,
-        ["severity", "explanation", "coverage_state", "lapses_on", "covering_provisions"],
+        ["severity", "explanation", "detail", "coverage_state", "lapses_on", "covering_provisions"],
         batch_size=2000,
     )
     Gap.objects.filter(pk__in=[gap.pk for gap in to_resolve]).update(resolved_at=now, resolved_by_scan=scan)

@@ -34,9 +34,9 @@ from provisions.permissions import (
     can_edit_provision,
     can_export,
 )
+from provisions.redaction import Redaction
 from provisions.reports.gaps import (
     PDF_MAX_ROWS_ONLINE,
-    hidden_references,
 )
 from provisions.rules import coverage_by_domain, evaluate_gaps, provisions_at
 from provisions.selectors import (
@@ -121,7 +121,7 @@ def domain_detail(request: HttpRequest, code: str) -> HttpResponse:
         request.GET.get("ppage")
     )
     capabilities, provisions = list(capability_page.object_list), list(provision_page.object_list)
-    hidden = hidden_references(reader)
+    redaction = Redaction.for_reader(reader)
     parties = list(domain.partnership.parties.all())
     if travelling:  # the whole domain's gaps then; its coverage serves this page's capabilities too
         evaluation = evaluate_gaps(
@@ -151,9 +151,7 @@ def domain_detail(request: HttpRequest, code: str) -> HttpResponse:
             {
                 "capability": capability,
                 "state": evaluation.coverage[capability.pk].state,
-                "covering": [
-                    r for r in evaluation.coverage[capability.pk].covering_references if r not in hidden
-                ],
+                "covering": redaction.references(evaluation.coverage[capability.pk].covering_references),
                 "days": capability.days_to_lapse(as_of),
             }
             for capability in capabilities

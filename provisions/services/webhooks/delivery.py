@@ -9,7 +9,6 @@ import hmac
 import json
 import logging
 import time
-from typing import Any
 
 from celery.exceptions import Retry
 from django.db import transaction
@@ -178,23 +177,10 @@ def _refusal(delivery: WebhookDelivery, endpoint: WebhookEndpoint) -> str:
     cleared = markings_up_to(endpoint.clearance)
     if prepared_for not in cleared:
         return "the endpoint's clearance was lowered after this delivery was prepared"
-    named = _named_references(delivery.payload.get("data"))
+    named = delivery.references
     if named and Provision.objects.filter(reference__in=named).exclude(marking__in=cleared).exists():
         return "a provision it names was marked above the endpoint's clearance after it was prepared"
     return webhook_url_problem(endpoint.url)
-
-
-def _named_references(data: Any) -> set[str]:
-    """The provision references an event's data names: its subject, and the provisions covering a
-    capability gap (in the gap escalated from, too)."""
-    if not isinstance(data, dict):
-        return set()
-    named = {data["reference"]} if isinstance(data.get("reference"), str) else set()
-    if data.get("subject_type") == "provision" and isinstance(data.get("subject_code"), str):
-        named.add(data["subject_code"])
-    if isinstance(data.get("covering_provisions"), str):
-        named.update(reference for reference in data["covering_provisions"].split(";") if reference)
-    return named | _named_references(data.get("escalated_from"))
 
 
 def webhooks_resend_pending(*, limit: int = WEBHOOK_RESEND_BATCH) -> int:

@@ -26,12 +26,21 @@ from provisions.models import (
     WebhookEvent,
 )
 from provisions.permissions import Reader
-from provisions.reports.gaps import persisted_gap_row, withhold_hidden
+from provisions.redaction import Redaction, gap_rows, row_references
 from provisions.services.webhooks.delivery import webhooks_queue
 
 # --- recording events ---------------------------------------------------------------------------------------
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EventData:
+    """An event's data as one clearance may see it, and the provision references it names (checked
+    again before it is sent: a provision may be marked higher in between)."""
+
+    data: dict[str, Any]
+    references: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -46,7 +55,7 @@ class WebhookOccurrence:
     event: WebhookEvent
     occurred_at: datetime.datetime
     marking: str | None
-    data_for: Callable[[Reader], dict[str, Any] | None]
+    data_for: Callable[[Reader], EventData | None]
 
 
 def webhooks_enqueue(*, occurrences: Sequence[WebhookOccurrence]) -> list[WebhookDelivery]:
@@ -67,7 +76,7 @@ def webhooks_enqueue(*, occurrences: Sequence[WebhookOccurrence]) -> list[Webhoo
         return []
     deliveries: list[WebhookDelivery] = []
     for occurrence in occurrences:
-        built: dict[str, dict[str, Any] | None] = {}  # by clearance
+        built: dict[str, EventData | None] = {}  # by clearance
         event_id = str(uuid.uuid4())  # the same for every endpoint told of this occurrence
         for endpoint in endpoints:
             if occurrence.event.value not in endpoint.events:
@@ -77,18 +86,23 @@ def webhooks_enqueue(*, occurrences: Sequence[WebhookOccurrence]) -> list[Webhoo
                 continue
             if endpoint.clearance not in built:
                 built[endpoint.clearance] = occurrence.data_for(reader)
-            data = built[endpoint.clearance]
-            if data is None:
+            shown = built[endpoint.clearance]
+            if shown is None:
                 continue
             payload = {
                 "event": occurrence.event.value,
                 "id": event_id,
                 "occurred_at": occurrence.occurred_at,
                 "clearance": endpoint.clearance,
-                "data": data,
+                "data": shown.data,
             }
             deliveries.append(
-                WebhookDelivery(endpoint=endpoint, event=occurrence.event.value, payload=_plain_json(payload))
+                WebhookDelivery(
+                    endpoint=endpoint,
+                    event=occurrence.event.value,
+                    payload=_plain_json(payload),
+                    references=list(shown.references),
+                )
             )
     if not deliveries:
         return []
@@ -125,7 +139,7 @@ def webhooks_enqueue_status_change(*, change: StatusChange) -> list[WebhookDeliv
         event=WebhookEvent.PROVISION_STATUS_CHANGED,
         occurred_at=change.recorded_at,
         marking=provision.marking,
-        data_for=lambda reader: data,
+        data_for=lambda reader: EventData(data, (provision.reference,)),
     )
     return webhooks_enqueue(occurrences=[occurrence])
 
@@ -165,19 +179,19 @@ def webhooks_enqueue_gap_changes(
             "capability__domain", "provision__domain", "acknowledged_by"
         )
     }
-    rows = {pk: persisted_gap_row(gap, today=as_of) for pk, gap in loaded.items()}
     shown: dict[tuple[str, ...], dict[int, dict[str, Any]]] = {}
 
     def gap_data(
         reader: Reader, *, pk: int, escalated_from: dict[str, Any] | None = None
-    ) -> dict[str, Any] | None:
+    ) -> EventData | None:
         if reader.markings not in shown:  # once per clearance, not per gap and endpoint
-            kept = withhold_hidden(list(rows.values()), reader)
+            kept = gap_rows(loaded.values(), Redaction.for_reader(reader), today=as_of)
             shown[reader.markings] = {row["id"]: row for row in kept}
         row = shown[reader.markings].get(pk)
-        if row is None or escalated_from is None:
-            return row
-        return {**row, "escalated_from": escalated_from}
+        if row is None:
+            return None
+        data = row if escalated_from is None else {**row, "escalated_from": escalated_from}
+        return EventData(data, row_references(row))
 
     def marking_of(gap: Gap) -> str | None:
         provision = loaded[gap.pk].provision
