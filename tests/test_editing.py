@@ -26,9 +26,10 @@ from provisions.models import (
     TerritoryKind,
 )
 from provisions.permissions import Reader, Role, can_edit_provision
+from provisions.services.editing import StaleVersion
 from provisions.services.provisions import consultation_record, coverage_set, position_set, provision_update
 from provisions.services.scans import gap_acknowledge
-from provisions.services.status import StaleVersion, provision_transition
+from provisions.services.status import provision_transition
 from tests.factories import (
     CapabilityFactory,
     DomainFactory,
@@ -212,7 +213,7 @@ def test_an_edit_based_on_a_stale_version_is_refused_and_changes_nothing(negotia
 def test_position_and_coverage_writes_are_refused_on_a_stale_version(negotiator_and_provision, write) -> None:
     negotiator, provision = negotiator_and_provision
     party = PartyFactory(partnership=provision.domain.partnership, code="EU")
-    capability = CapabilityFactory()
+    capability = CapabilityFactory(domain=provision.domain)
     provision_update(provision=provision, by=Reader.of(negotiator), expected_version=None, title="Moved on")
     before = snapshot(provision)
 
@@ -306,7 +307,7 @@ def test_two_simultaneous_edits_never_lose_a_change_silently():
 def test_every_edit_is_recorded_with_who_when_what_and_why(negotiator_and_provision) -> None:
     negotiator, provision = negotiator_and_provision
     party = PartyFactory(partnership=provision.domain.partnership, code="UK")
-    capability = CapabilityFactory()
+    capability = CapabilityFactory(domain=provision.domain)
 
     provision_update(
         provision=provision,
@@ -530,3 +531,45 @@ def test_a_reader_never_sees_what_was_recorded_while_a_provision_was_above_their
     for body in (page, api):
         for sensitive in ("Operation Nightjar intercepts", "Nightjar sources at risk", "Nightjar round"):
             assert sensitive in body, sensitive
+
+
+# --- coverage across domains (issue 9) ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "editor, allowed",
+    [
+        ("negotiator of the provision's domain only", False),
+        ("negotiator of both domains", True),
+        ("administrator", True),
+    ],
+)
+def test_a_link_to_another_domains_capability_needs_its_negotiator_or_an_administrator(
+    editor: str, allowed: bool
+) -> None:
+    """A law-enforcement negotiator could close the foreign-policy SANCTIONS gap by linking it."""
+    provision = ProvisionFactory(domain=DomainFactory(code="law-enforcement"))
+    sanctions = CapabilityFactory(code="SANCTIONS", domain=DomainFactory(code="foreign-policy"))
+    domains = {
+        "negotiator of the provision's domain only": [provision.domain],
+        "negotiator of both domains": [provision.domain, sanctions.domain],
+        "administrator": [],
+    }[editor]
+    role = "administrator" if editor == "administrator" else "negotiator"
+    reader = Reader.of(UserFactory(role=role, clearance=Marking.SECRET, domains=domains))
+
+    if not allowed:
+        with pytest.raises(PermissionDenied, match="SANCTIONS is a capability of a domain you do not"):
+            coverage_set(
+                provision=provision,
+                capability=sanctions,
+                extent=Extent.FULL,
+                by=reader,
+                expected_version=None,
+            )
+        assert not provision.coverage.exists() and provision.version == 1
+        return
+    coverage_set(
+        provision=provision, capability=sanctions, extent=Extent.FULL, by=reader, expected_version=None
+    )
+    assert provision.coverage.get().capability == sanctions

@@ -129,7 +129,7 @@ def test_positions_and_coverage_are_edited_in_place(client: Client) -> None:
     from tests.factories import PartyFactory
 
     PartyFactory(partnership=provision.domain.partnership, code="EU")
-    capability = CapabilityFactory(code="PNR")
+    capability = CapabilityFactory(code="PNR", domain=provision.domain)
     client = signed_in(client, role="negotiator", domains=[provision.domain])
 
     client.post(

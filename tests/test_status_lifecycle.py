@@ -14,8 +14,8 @@ from django.db import connection
 from provisions.models import Provision, ScanRequest, Status, StatusChange
 from provisions.permissions import Reader
 from provisions.services import status as status_service
+from provisions.services.editing import StaleVersion
 from provisions.services.status import (
-    StaleVersion,
     TransitionRefused,
     provision_record_first_status,
     provision_transition,

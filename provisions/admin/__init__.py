@@ -6,6 +6,6 @@ changes what is decided by `provisions.permissions`: the admin asks it, on top o
 permissions the role groups carry.
 """
 
-from provisions.admin import access, gaps, partnership, provisions
+from provisions.admin import access, consultations, gaps, partnership, provisions
 
-__all__ = ["access", "gaps", "partnership", "provisions"]
+__all__ = ["access", "consultations", "gaps", "partnership", "provisions"]

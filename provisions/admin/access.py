@@ -28,6 +28,7 @@ from provisions.permissions import (
 )
 from provisions.services.tokens import api_token_create, api_token_revoke
 from provisions.services.webhooks import webhook_url_problem
+from provisions.services.webhooks.endpoints import webhook_endpoint_save
 
 if TYPE_CHECKING:
     pass
@@ -150,7 +151,9 @@ class ApiTokenAdmin(AdministratorsOnly):
 
     def get_readonly_fields(self, request: HttpRequest, obj: ApiToken | None = None) -> tuple[str, ...]:
         return (
-            ("user", "name", "clearance", "prefix", "created_at", "last_used_at", "revoked_at") if obj else ()
+            ("user", "name", "clearance", "prefix", "created_at", "expires_at", "last_used_at", "revoked_at")
+            if obj
+            else ()
         )
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[ApiToken]:
@@ -174,8 +177,7 @@ class ApiTokenAdmin(AdministratorsOnly):
 
     def save_model(self, request: HttpRequest, obj: ApiToken, form: Any, change: bool) -> None:
         if change:
-            super().save_model(request, obj, form, change)
-            return
+            return  # a token is never changed once made, only revoked
         try:
             token, key = api_token_create(
                 owner=obj.user,
@@ -228,9 +230,7 @@ class WebhookEndpointAdmin(AdministratorsOnly):
         return super().get_queryset(request).filter(clearance__in=admin_reader(request).markings)
 
     def save_model(self, request: HttpRequest, obj: WebhookEndpoint, form: Any, change: bool) -> None:
-        if not change:
-            obj.created_by = admin_reader(request).user
-        super().save_model(request, obj, form, change)
+        webhook_endpoint_save(endpoint=obj, by=admin_reader(request))
 
 
 class WebhookAttemptInline(admin.TabularInline):

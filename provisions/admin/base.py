@@ -3,15 +3,13 @@ pages."""
 
 from __future__ import annotations
 
-from collections.abc import Collection
 from typing import Any
 
 from django.contrib import admin
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import F
+from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
-from django.utils import timezone
 from simple_history.admin import SimpleHistoryAdmin
 
 from provisions.models import (
@@ -19,6 +17,9 @@ from provisions.models import (
     ProvisionQuerySet,
 )
 from provisions.permissions import Reader, can_edit_provision, reader_of
+from provisions.services.editing import provision_edits_batched
+from provisions.services.reference_data import reference_data_delete, reference_data_save
+from provisions.services.scans import scan_requests_batched
 
 
 def admin_reader(request: HttpRequest) -> Reader:
@@ -26,12 +27,44 @@ def admin_reader(request: HttpRequest) -> Reader:
     return reader_of(request)
 
 
-def _bump_versions(provision_ids: Collection[int]) -> None:
-    """A provision or one of its inlines changed: writes based on the version before are now stale."""
-    if provision_ids:
-        Provision.objects.filter(pk__in=provision_ids).update(
-            version=F("version") + 1, updated_at=timezone.now()
-        )
+class OneEditPerSave(admin.ModelAdmin):
+    """A page saving a provision and several of its rows is one edit of it: one version bump and
+    one scan request, whatever the number of service calls it makes."""
+
+    def changeform_view(
+        self,
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        with provision_edits_batched(), scan_requests_batched():
+            response: HttpResponse = super().changeform_view(request, object_id, form_url, extra_context)
+        return response
+
+
+class ReferenceDataAdmin(admin.ModelAdmin):
+    """Reference data (provisions.services.reference_data): every save and delete, inline rows
+    included, goes through its service, like any other interface's."""
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        if change and not form.has_changed():
+            return  # nothing changed: no empty entry in its history
+        reference_data_save(instance=obj, by=admin_reader(request))
+
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        reference_data_delete(instances=[obj], by=admin_reader(request))
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        reference_data_delete(instances=queryset, by=admin_reader(request))
+
+    def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
+        rows = formset.save(commit=False)  # validated rows, and the ones marked for deletion
+        by = admin_reader(request)
+        if formset.deleted_objects:
+            reference_data_delete(instances=formset.deleted_objects, by=by)
+        for row in rows:
+            reference_data_save(instance=row, by=by)
 
 
 def _visible_provisions(request: HttpRequest) -> ProvisionQuerySet:

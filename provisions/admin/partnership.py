@@ -3,15 +3,15 @@ precedents and capabilities."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.contrib import admin
 from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest
 
+from provisions.admin.base import AuditedAdmin, ReferenceDataAdmin, _visible_provisions, admin_reader
 from provisions.models import (
     Capability,
-    Coverage,
     Domain,
     Milestone,
     Partnership,
@@ -23,11 +23,6 @@ from provisions.models import (
 from provisions.permissions import (
     editable_domains,
 )
-from provisions.services.scans import scan_request
-
-if TYPE_CHECKING:
-    pass
-from provisions.admin.base import AuditedAdmin, _visible_provisions, admin_reader
 
 
 class PartyInline(admin.TabularInline):
@@ -43,7 +38,7 @@ class MilestoneInline(admin.TabularInline):
 
 
 @admin.register(Partnership)
-class PartnershipAdmin(admin.ModelAdmin):
+class PartnershipAdmin(ReferenceDataAdmin):
     list_display = ("code", "title", "party_count", "domain_count")
     search_fields = ("code", "title")
     ordering = ("code",)
@@ -69,7 +64,7 @@ class PartnershipAdmin(admin.ModelAdmin):
 
 
 @admin.register(Pillar)
-class PillarAdmin(admin.ModelAdmin):
+class PillarAdmin(ReferenceDataAdmin):
     list_display = ("name", "domain_count")
     search_fields = ("name",)
     # Pillars are listed in the order they were set up (the order of the partnership text).
@@ -84,7 +79,7 @@ class PillarAdmin(admin.ModelAdmin):
 
 
 @admin.register(Domain)
-class DomainAdmin(AuditedAdmin):
+class DomainAdmin(ReferenceDataAdmin, AuditedAdmin):
     list_display = ("code", "name", "pillar", "partnership", "capability_count", "provision_count")
     list_filter = ("pillar", "partnership")
     search_fields = ("code", "name")
@@ -125,7 +120,7 @@ class DomainAdmin(AuditedAdmin):
 
 
 @admin.register(Territory)
-class TerritoryAdmin(admin.ModelAdmin):
+class TerritoryAdmin(ReferenceDataAdmin):
     list_display = ("code", "name", "kind", "is_stakeholder")
     list_filter = ("kind",)
     search_fields = ("code", "name")
@@ -137,7 +132,7 @@ class TerritoryAdmin(admin.ModelAdmin):
 
 
 @admin.register(Precedent)
-class PrecedentAdmin(admin.ModelAdmin):
+class PrecedentAdmin(ReferenceDataAdmin):
     list_display = ("code", "title", "url", "provision_count")
     list_filter = (("url", admin.EmptyFieldListFilter),)
     search_fields = ("code", "title", "description")
@@ -153,7 +148,7 @@ class PrecedentAdmin(admin.ModelAdmin):
 
 
 @admin.register(Capability)
-class CapabilityAdmin(AuditedAdmin):
+class CapabilityAdmin(ReferenceDataAdmin, AuditedAdmin):
     list_display = ("code", "name", "domain", "criticality", "lapses_on", "has_fallback", "coverage_count")
     list_filter = (
         "criticality",
@@ -179,21 +174,3 @@ class CapabilityAdmin(AuditedAdmin):
     @admin.display(description="covering provisions", ordering="coverage_count")
     def coverage_count(self, capability: Capability) -> int:
         return capability.coverage_count  # type: ignore[attr-defined]
-
-    def save_model(self, request: HttpRequest, obj: Capability, form: Any, change: bool) -> None:
-        super().save_model(request, obj, form, change)
-        if not change or form.has_changed():
-            # Its criticality and lapse date decide its own gap and those of the provisions covering it.
-            covering = Coverage.objects.filter(capability=obj).values_list("provision_id", flat=True)
-            scan_request(capability_ids=[obj.pk], provision_ids=list(covering))
-
-    def delete_model(self, request: HttpRequest, obj: Capability) -> None:
-        self.delete_queryset(request, Capability.objects.filter(pk=obj.pk))
-
-    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
-        covering = set(
-            Coverage.objects.filter(capability__in=queryset).values_list("provision_id", flat=True)
-        )
-        super().delete_queryset(request, queryset)
-        if covering:
-            scan_request(provision_ids=covering)

@@ -3,7 +3,7 @@ history; and consultations on their own."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 from django import forms
 from django.contrib import admin
@@ -13,6 +13,14 @@ from django.db.models import QuerySet
 from django.db.models.fields import Field
 from django.http import HttpRequest
 
+from provisions.admin.base import (
+    AuditedAdmin,
+    OneEditPerSave,
+    ReadOnlyModelAdmin,
+    _may_edit,
+    _visible_provisions,
+    admin_reader,
+)
 from provisions.models import (
     Consultation,
     Coverage,
@@ -28,19 +36,19 @@ from provisions.permissions import (
     can_edit_provision,
     editable_domains,
 )
-from provisions.services.provisions import consultation_refusal
-from provisions.services.scans import scan_request
-from provisions.services.status import provision_record_first_status
-
-if TYPE_CHECKING:
-    pass
-from provisions.admin.base import (
-    AuditedAdmin,
-    ReadOnlyModelAdmin,
-    _bump_versions,
-    _may_edit,
-    _visible_provisions,
-    admin_reader,
+from provisions.services.editing import StaleVersion, provision_lock
+from provisions.services.provisions import (
+    EDITABLE_FIELDS,
+    LINKED_FIELDS,
+    consultation_record,
+    consultation_refusal,
+    consultation_remove,
+    consultation_update,
+    coverage_set,
+    position_remove,
+    position_set,
+    provision_create,
+    provision_update,
 )
 
 
@@ -190,19 +198,15 @@ class ProvisionAdminForm(forms.ModelForm):
                 )
         loaded = cleaned_data.get("loaded_version")
         if self.instance.pk is not None and loaded is not None:
-            # Locked until the admin's transaction ends, so no move slips in between check and save.
-            current = (
-                Provision.objects.select_for_update()
-                .values_list("version", flat=True)
-                .get(pk=self.instance.pk)
-            )
-            if current != loaded:
+            try:  # locked until the admin's transaction ends: no move slips in between check and save
+                provision_lock(provision_id=self.instance.pk, expected_version=loaded)
+            except StaleVersion as stale:
                 raise ValidationError(
                     "This provision has changed since you opened this page (you had version %(loaded)s, "
                     "it is now %(current)s). Reload the page and make your changes again.",
                     code="stale_version",
-                    params={"loaded": loaded, "current": current},
-                )
+                    params={"loaded": stale.expected, "current": stale.actual},
+                ) from stale
         return cleaned_data
 
 
@@ -216,12 +220,8 @@ class ProvisionChangeList(ChangeList):
         )
 
 
-# Inlines whose rows are part of the provision (their changes bump its version).
-_PROVISION_PARTS = (Coverage, Position, Consultation)
-
-
 @admin.register(Provision)
-class ProvisionAdmin(AuditedAdmin):
+class ProvisionAdmin(OneEditPerSave, AuditedAdmin):
     form = ProvisionAdminForm
     list_display = (
         "reference",
@@ -255,8 +255,8 @@ class ProvisionAdmin(AuditedAdmin):
         return allowed and _may_edit(request, obj)
 
     def has_delete_permission(self, request: HttpRequest, obj: Provision | None = None) -> bool:
-        allowed: bool = super().has_delete_permission(request, obj)
-        return allowed and _may_edit(request, obj)
+        # Never: its status changes are immutable history. A provision dropped is withdrawn.
+        return False
 
     def get_history_queryset(
         self, request: HttpRequest, history_manager: Any, pk_name: str, object_id: Any
@@ -302,7 +302,7 @@ class ProvisionAdmin(AuditedAdmin):
     def get_readonly_fields(self, request: HttpRequest, obj: Provision | None = None) -> tuple[str, ...]:
         if obj is None:
             return ()
-        return ("status", "version", "created_at", "updated_at")
+        return ("reference", "status", "version", "created_at", "updated_at")
 
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
         return ProvisionChangeList
@@ -312,47 +312,117 @@ class ProvisionAdmin(AuditedAdmin):
         return provision.alignment.label
 
     def save_model(self, request: HttpRequest, obj: Provision, form: Any, change: bool) -> None:
-        if change and not form.has_changed():
-            return  # nothing of the provision itself changed: no empty entry in its history
-        obj._change_reason = form.cleaned_data.get("change_reason") or None  # type: ignore[attr-defined]
-        super().save_model(request, obj, form, change)  # SimpleHistoryAdmin records who
+        data, by = form.cleaned_data, admin_reader(request)
+        reason = data.get("change_reason") or ""
         if not change:
-            provision_record_first_status(provision=obj, by=admin_reader(request), source="admin")
-
-    def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
-        # The inline rows' own histories record the same reason as the provision's.
-        reason = form.cleaned_data.get("change_reason") or None
-        for inline_form in formset.forms:
-            inline_form.instance._change_reason = reason
-            if formset.model is Consultation and inline_form.instance.pk is None:
-                inline_form.instance.recorded_by = admin_reader(
-                    request
-                ).user  # who recorded it: the one signed in
-        super().save_formset(request, form, formset, change)
+            created = provision_create(
+                by=by,
+                reason=reason,
+                source="admin",
+                **{name: data[name] for name in ("reference", "status", *EDITABLE_FIELDS, *LINKED_FIELDS)},
+            )
+            obj.pk, obj.version = created.pk, created.version
+            return
+        changes = {
+            name: data[name] for name in (*EDITABLE_FIELDS, *LINKED_FIELDS) if name in form.changed_data
+        }
+        if changes:
+            provision_update(provision=obj, by=by, expected_version=None, reason=reason, **changes)
 
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
-        provision: Provision = form.instance
-        parts = [formset for formset in formsets if formset.model in _PROVISION_PARTS]
-        changed = not change or form.has_changed() or any(formset.has_changed() for formset in parts)
-        covered_before = set(provision.coverage.values_list("capability_id", flat=True))
-        super().save_related(request, form, formsets, change)
-        if not changed:
-            return
-        if change:
-            _bump_versions([provision.pk])
-            provision.refresh_from_db(fields=["version", "updated_at"])
-        covered_after = set(provision.coverage.values_list("capability_id", flat=True))
-        # Capabilities it stopped covering are re-evaluated too: their coverage may have gone.
-        scan_request(provision_ids=[provision.pk], capability_ids=covered_before | covered_after)
+        # Its territories and precedents went with the provision (save_model); each inline row goes
+        # through the service of its kind.
+        for formset in formsets:
+            self.save_formset(request, form, formset, change=change)
 
-    def delete_model(self, request: HttpRequest, obj: Provision) -> None:
-        self.delete_queryset(request, Provision.objects.filter(pk=obj.pk))
+    def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
+        rows = formset.save(commit=False)  # validated rows, and the ones marked for deletion
+        if formset.model not in (Position, Coverage, Consultation):
+            return  # the status history is read-only
+        provision = Provision.objects.select_related("domain").get(pk=form.instance.pk)
+        save_provision_parts(
+            provision=provision,
+            by=admin_reader(request),
+            reason=form.cleaned_data.get("change_reason") or "",
+            saved=rows,
+            changed={row.pk: fields for row, fields in formset.changed_objects},
+            deleted=formset.deleted_objects,
+        )
 
-    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
-        covered = set(Coverage.objects.filter(provision__in=queryset).values_list("capability_id", flat=True))
-        super().delete_queryset(request, queryset)
-        if covered:
-            scan_request(capability_ids=covered)
+
+def save_provision_parts(
+    *,
+    provision: Provision,
+    by: Reader,
+    reason: str,
+    saved: list[Any],
+    changed: dict[int, list[str]],
+    deleted: list[Any],
+) -> None:
+    """Inline rows of a provision's admin page, each through its service: a position or a coverage
+    moved to another party or capability is the old one removed and the new one set."""
+    for row in deleted:
+        _remove_part(provision, row, by=by, reason=reason)
+    for row in saved:
+        if row.pk is not None and {"party", "capability"} & set(changed.get(row.pk, ())):
+            _remove_part(provision, type(row).objects.get(pk=row.pk), by=by, reason=reason)
+            row.pk = None
+        if isinstance(row, Position):
+            position_set(
+                provision=provision,
+                party=row.party,
+                stance=row.stance,
+                firmness=row.firmness,
+                note=row.note,
+                by=by,
+                expected_version=None,
+                reason=reason,
+            )
+        elif isinstance(row, Coverage):
+            coverage_set(
+                provision=provision,
+                capability=row.capability,
+                extent=row.extent,
+                by=by,
+                expected_version=None,
+                reason=reason,
+            )
+        elif row.pk is None:
+            consultation_record(
+                provision=provision,
+                territory=row.territory,
+                consulted_on=row.consulted_on,
+                outcome=row.outcome,
+                note=row.note,
+                by=by,
+                expected_version=None,
+            )
+        else:
+            consultation_update(
+                consultation=row,
+                territory=row.territory,
+                consulted_on=row.consulted_on,
+                outcome=row.outcome,
+                note=row.note,
+                by=by,
+                reason=reason,
+            )
+
+
+def _remove_part(provision: Provision, row: Any, *, by: Reader, reason: str) -> None:
+    if isinstance(row, Position):
+        position_remove(provision=provision, party=row.party, by=by, expected_version=None, reason=reason)
+    elif isinstance(row, Coverage):
+        coverage_set(
+            provision=provision,
+            capability=row.capability,
+            extent=None,
+            by=by,
+            expected_version=None,
+            reason=reason,
+        )
+    else:
+        consultation_remove(consultation=row, by=by, reason=reason)
 
 
 @admin.register(StatusChange)
@@ -376,88 +446,3 @@ class StatusChangeAdmin(ReadOnlyModelAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[StatusChange]:
         return super().get_queryset(request).filter(provision__in=_visible_provisions(request).values("pk"))
-
-
-class ConsultationAdminForm(forms.ModelForm):
-    """Refuses a consultation on a provision the user may not edit."""
-
-    # Set by ConsultationAdmin.get_form: who is filling the form in.
-    reader: Reader | None = None
-
-    class Meta:
-        model = Consultation
-        fields = ("provision", "territory", "consulted_on", "outcome", "note")
-
-    def clean(self) -> dict[str, Any]:
-        cleaned: dict[str, Any] = super().clean() or {}
-        provision, territory = cleaned.get("provision"), cleaned.get("territory")
-        if provision is not None and territory is not None:
-            problem = consultation_refusal(provision, territory)
-            if problem:
-                self.add_error("territory", problem[0].upper() + problem[1:] + ".")
-        return cleaned
-
-    def clean_provision(self) -> Provision:
-        provision: Provision = self.cleaned_data["provision"]
-        if self.reader is not None and not can_edit_provision(self.reader, provision):
-            raise ValidationError(
-                "You may not record consultations on %(reference)s.",
-                code="not_permitted",
-                params={"reference": provision.reference},
-            )
-        return provision
-
-
-@admin.register(Consultation)
-class ConsultationAdmin(admin.ModelAdmin):
-    """A consultation is part of its provision: seen with it, changed by whoever may edit it."""
-
-    form = ConsultationAdminForm
-    list_display = ("provision", "territory", "consulted_on", "outcome")
-    list_filter = ("outcome", "territory", "consulted_on")
-    search_fields = ("provision__reference", "provision__title", "territory__code", "territory__name", "note")
-    list_select_related = ("provision", "territory")
-    autocomplete_fields = ("provision", "territory")
-    ordering = ("-consulted_on", "-id")
-
-    def get_queryset(self, request: HttpRequest) -> QuerySet[Consultation]:
-        return super().get_queryset(request).filter(provision__in=_visible_provisions(request).values("pk"))
-
-    def has_change_permission(self, request: HttpRequest, obj: Consultation | None = None) -> bool:
-        allowed: bool = super().has_change_permission(request, obj)
-        return allowed and (obj is None or _may_edit(request, obj.provision))
-
-    def has_delete_permission(self, request: HttpRequest, obj: Consultation | None = None) -> bool:
-        allowed: bool = super().has_delete_permission(request, obj)
-        return allowed and (obj is None or _may_edit(request, obj.provision))
-
-    def get_form(
-        self, request: HttpRequest, obj: Consultation | None = None, change: bool = False, **kwargs: Any
-    ) -> Any:
-        form = cast(type[ConsultationAdminForm], super().get_form(request, obj, change, **kwargs))
-        form.reader = admin_reader(request)
-        return form
-
-    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
-        if db_field.name == "provision":
-            kwargs["queryset"] = _visible_provisions(request)
-        return super().formfield_for_foreignkey(db_field, request, **kwargs)
-
-    def save_model(self, request: HttpRequest, obj: Consultation, form: Any, change: bool) -> None:
-        if not change:
-            obj.recorded_by = admin_reader(request).user  # who recorded it is the one signed in, never typed
-        super().save_model(request, obj, form, change)
-        if not change or form.has_changed():
-            # A consultation is part of its provision: moving one to another provision changes both.
-            initial_provision = form.initial.get("provision")
-            _bump_versions({obj.provision_id, *([initial_provision] if initial_provision else [])})
-
-    def delete_model(self, request: HttpRequest, obj: Consultation) -> None:
-        provision_id = obj.provision_id
-        super().delete_model(request, obj)
-        _bump_versions([provision_id])
-
-    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
-        provision_ids = set(queryset.values_list("provision_id", flat=True))
-        super().delete_queryset(request, queryset)
-        _bump_versions(provision_ids)

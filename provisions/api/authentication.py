@@ -2,12 +2,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.utils import timezone
 from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
 from provisions.models import ApiToken
-from provisions.services.tokens import token_hash
+from provisions.services.tokens import api_token_authenticate
 
 
 class BearerTokenAuthentication(authentication.BaseAuthentication):
@@ -22,12 +21,9 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
             return None
         if len(header) != 2:
             raise exceptions.AuthenticationFailed("expected 'Authorization: Bearer <token>'")
-        token = (
-            ApiToken.objects.usable().select_related("user").filter(key_hash=token_hash(header[1])).first()
-        )
-        if token is None or not token.user.is_active:
+        token = api_token_authenticate(header[1])
+        if token is None:
             raise exceptions.AuthenticationFailed("invalid, expired or revoked token")
-        ApiToken.objects.filter(pk=token.pk).update(last_used_at=timezone.now())
         # The reader of the request is made from both (provisions.permissions.reader_of): the lower
         # of the two clearances wins.
         return token.user, token

@@ -12,7 +12,8 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
-from provisions.services.status import StaleVersion, TransitionRefused
+from provisions.services.editing import StaleVersion
+from provisions.services.status import TransitionRefused
 
 
 class Conflict(exceptions.APIException):

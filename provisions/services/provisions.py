@@ -8,8 +8,8 @@ bumps the version, and asks for a gap scan of what it touched, in one transactio
 from __future__ import annotations
 
 import datetime
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
+from contextlib import ExitStack
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -19,55 +19,99 @@ from provisions.models import (
     Capability,
     Consultation,
     Coverage,
+    Domain,
     Extent,
+    Marking,
     Party,
     Position,
+    Precedent,
     Provision,
     Territory,
 )
-from provisions.permissions import Reader, can_edit_provision, ensure
+from provisions.permissions import Reader, can_edit_provision, can_negotiate_in, ensure
+from provisions.services.editing import audited_delete, audited_save, provision_editing
 from provisions.services.scans import scan_request
-from provisions.services.status import StaleVersion
+from provisions.services.status import provision_record_first_status
 
-EDITABLE_FIELDS = ("title", "text", "target_date", "review_date", "marking")
+EDITABLE_FIELDS = ("title", "text", "target_date", "review_date", "marking", "domain")
+LINKED_FIELDS = ("territories", "precedents")  # many-to-many: given as the rows to link
 
 
-@contextmanager
-def _editing(provision: Provision, *, by: Reader, expected_version: int | None) -> Iterator[Provision]:
-    """Lock the provision for an edit by `by`, refusing a stale version; bump the version after."""
+def provision_create(
+    *,
+    by: Reader,
+    reference: str,
+    title: str,
+    domain: Domain,
+    status: str,
+    marking: str = Marking.OFFICIAL,
+    text: str = "",
+    target_date: datetime.date | None = None,
+    review_date: datetime.date | None = None,
+    territories: Iterable[Territory] = (),
+    precedents: Iterable[Precedent] = (),
+    reason: str = "",
+    on: datetime.date | None = None,
+    source: str = "web",
+) -> Provision:
+    """A new provision, with the status change that brings it into existence (dated `on`, today by
+    default); refused unless `by` may edit a provision of that domain and marking."""
+    provision = Provision(
+        reference=reference,
+        title=title,
+        domain=domain,
+        status=status,
+        marking=marking,
+        text=text,
+        target_date=target_date,
+        review_date=review_date,
+    )
+    ensure(can_edit_provision(by, provision), f"you may not add a provision to {domain} marked {marking}")
     with transaction.atomic():
-        locked = Provision.objects.select_for_update().get(pk=provision.pk)
-        ensure(can_edit_provision(by, locked), f"you may not edit {locked.reference}")
-        if expected_version is not None and locked.version != expected_version:
-            raise StaleVersion(reference=locked.reference, expected=expected_version, actual=locked.version)
-        yield locked
-        locked.version += 1
-        Provision.objects.filter(pk=locked.pk).update(version=locked.version)
-    provision.version = locked.version
-
-
-def _audited_save(instance: Any, *, by: Reader, reason: str, **save_options: Any) -> None:
-    instance._history_user = by.user
-    instance._change_reason = reason.strip() or None
-    instance.save(**save_options)
+        provision.full_clean(exclude=["precedents", "territories"])
+        audited_save(provision, by=by, reason=reason)
+        provision.territories.set(territories)
+        provision.precedents.set(precedents)
+        provision_record_first_status(provision=provision, on=on, by=by, source=source)
+        scan_request(provision_ids=[provision.pk])
+    return provision
 
 
 def provision_update(
     *, provision: Provision, by: Reader, expected_version: int | None, reason: str = "", **changes: Any
 ) -> Provision:
-    """Change a provision's editable fields (not its status: see provision_transition)."""
-    unknown = set(changes) - set(EDITABLE_FIELDS)
+    """Change a provision's editable fields and links (not its status: see provision_transition).
+
+    Moving it to another domain or marking it higher needs the right to edit it as it would be.
+    Its gaps are rescanned (their rows show its domain and title).
+    """
+    unknown = set(changes) - set(EDITABLE_FIELDS) - set(LINKED_FIELDS)
     if unknown:
         raise ValidationError({name: "this field cannot be edited here" for name in sorted(unknown)})
-    with _editing(provision, by=by, expected_version=expected_version) as locked:
-        changed = [name for name, value in changes.items() if getattr(locked, name) != value]
+    with provision_editing(provision, by=by, expected_version=expected_version) as locked:
+        changed = [
+            name for name in EDITABLE_FIELDS if name in changes and getattr(locked, name) != changes[name]
+        ]
         for name in changed:
             setattr(locked, name, changes[name])
-        if "marking" in changed:
-            ensure(can_edit_provision(by, locked), "you may not mark a provision above your clearance")
-        locked.full_clean(exclude=["domain", "status", "precedents", "territories"])
-        if changed:
-            _audited_save(locked, by=by, reason=reason, update_fields=[*changed, "updated_at"])
+        if {"marking", "domain"} & set(changed):
+            ensure(
+                can_edit_provision(by, locked),
+                "you may not mark a provision above your clearance nor move it to a domain you do not "
+                "negotiate in",
+            )
+        locked.full_clean(exclude=["status", "precedents", "territories"])
+        relinked = []
+        for name in LINKED_FIELDS:
+            if name in changes:
+                wanted = {row.pk for row in changes[name]}
+                manager = getattr(locked, name)
+                if wanted != set(manager.values_list("pk", flat=True)):
+                    manager.set(wanted)
+                    relinked.append(name)
+        if changed or relinked:  # saved after the links, so its history records them
+            audited_save(locked, by=by, reason=reason, update_fields=[*changed, "updated_at"])
+            scan_request(provision_ids=[locked.pk])
     for name in changed:
         setattr(provision, name, getattr(locked, name))
     return provision
@@ -87,15 +131,26 @@ def position_set(
     """Record a party's stance on a provision (each change kept in the position's history)."""
     if party.partnership_id != provision.domain.partnership_id:
         raise ValidationError({"party": f"{party.code} is not a party to this partnership"})
-    with _editing(provision, by=by, expected_version=expected_version) as locked:
+    with provision_editing(provision, by=by, expected_version=expected_version) as locked:
         position = Position.objects.filter(provision=locked, party=party).first() or Position(
             provision=locked, party=party
         )
         position.stance, position.firmness, position.note = stance, firmness, note.strip()
         position.full_clean(exclude=["provision", "party"])
-        _audited_save(position, by=by, reason=reason)
+        audited_save(position, by=by, reason=reason)
         scan_request(provision_ids=[locked.pk])
     return position
+
+
+def position_remove(
+    *, provision: Provision, party: Party, by: Reader, expected_version: int | None, reason: str = ""
+) -> None:
+    """The party no longer has a position on the provision (the history keeps the ones it had)."""
+    with provision_editing(provision, by=by, expected_version=expected_version) as locked:
+        position = Position.objects.filter(provision=locked, party=party).first()
+        if position is not None:
+            audited_delete(position, by=by, reason=reason)
+            scan_request(provision_ids=[locked.pk])
 
 
 def coverage_set(
@@ -107,21 +162,29 @@ def coverage_set(
     expected_version: int | None,
     reason: str = "",
 ) -> Coverage | None:
-    """Make the provision cover the capability fully or partially, or (extent None) not at all."""
+    """Make the provision cover the capability fully or partially, or (extent None) not at all.
+
+    Coverage decides the capability's gaps, so a negotiator links (and unlinks) only capabilities of
+    the domains they negotiate in; a link across domains needs a negotiator of both, or an
+    administrator.
+    """
     if extent is not None and extent not in Extent.values:
         raise ValidationError({"extent": f"expected one of {', '.join(Extent.values)}, got {extent!r}"})
-    with _editing(provision, by=by, expected_version=expected_version) as locked:
+    with provision_editing(provision, by=by, expected_version=expected_version) as locked:
+        ensure(
+            can_negotiate_in(by, [capability.domain_id]),
+            f"{capability.code} is a capability of a domain you do not negotiate in: only its "
+            "negotiators and administrators change what covers it",
+        )
         link = Coverage.objects.filter(provision=locked, capability=capability).first()
         if extent is None:
             if link is not None:
-                link._history_user = by.user  # type: ignore[attr-defined]
-                link._change_reason = reason.strip() or None  # type: ignore[attr-defined]
-                link.delete()
+                audited_delete(link, by=by, reason=reason)
             link = None
         else:
             link = link or Coverage(provision=locked, capability=capability)
             link.extent = extent
-            _audited_save(link, by=by, reason=reason)
+            audited_save(link, by=by, reason=reason)
         scan_request(provision_ids=[locked.pk], capability_ids=[capability.pk])
     return link
 
@@ -149,7 +212,7 @@ def consultation_record(
     expected_version: int | None,
 ) -> Consultation:
     """Record that a stakeholder the provision extends to was consulted on it."""
-    with _editing(provision, by=by, expected_version=expected_version) as locked:
+    with provision_editing(provision, by=by, expected_version=expected_version) as locked:
         problem = consultation_refusal(locked, territory)
         if problem:
             raise ValidationError({"territory": problem})
@@ -162,5 +225,46 @@ def consultation_record(
             recorded_by=by.user,
         )
         consultation.full_clean(exclude=["provision", "territory", "recorded_by"])
-        _audited_save(consultation, by=by, reason="")
+        audited_save(consultation, by=by, reason="")
     return consultation
+
+
+def consultation_update(
+    *,
+    consultation: Consultation,
+    by: Reader,
+    provision: Provision | None = None,
+    territory: Territory | None = None,
+    consulted_on: datetime.date | None = None,
+    outcome: str | None = None,
+    note: str | None = None,
+    reason: str = "",
+) -> Consultation:
+    """Correct a recorded consultation (who recorded it stays as it was), or move it to the
+    provision it was really about: both are edited, so both must be the editor's."""
+    with ExitStack() as stack:
+        locked = stack.enter_context(provision_editing(consultation.provision, by=by, expected_version=None))
+        if provision is not None and provision.pk != locked.pk:
+            locked = stack.enter_context(provision_editing(provision, by=by, expected_version=None))
+            consultation.provision = locked
+        if territory is not None or consultation.provision_id != locked.pk or provision is not None:
+            territory = territory or consultation.territory
+            problem = consultation_refusal(locked, territory)
+            if problem:
+                raise ValidationError({"territory": problem})
+            consultation.territory = territory
+        if consulted_on is not None:
+            consultation.consulted_on = consulted_on
+        if outcome is not None:
+            consultation.outcome = outcome
+        if note is not None:
+            consultation.note = note.strip()
+        consultation.full_clean(exclude=["provision", "territory", "recorded_by"])
+        audited_save(consultation, by=by, reason=reason)
+    return consultation
+
+
+def consultation_remove(*, consultation: Consultation, by: Reader, reason: str = "") -> None:
+    """Remove a consultation recorded by mistake (its history keeps it)."""
+    with provision_editing(consultation.provision, by=by, expected_version=None):
+        audited_delete(consultation, by=by, reason=reason)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import datetime
 
-from django.db import transaction
 from django.utils import timezone
 
 from provisions.models import Provision, Status, StatusChange
-from provisions.permissions import Reader, can_edit_provision, ensure
+from provisions.permissions import Reader
+from provisions.services.editing import audited_save, provision_editing
 from provisions.services.scans import scan_request
 from provisions.services.webhooks import webhooks_enqueue_status_change
 
@@ -20,16 +20,6 @@ class TransitionRefused(Exception):
         self.reference, self.current, self.target, self.reason = reference, current, target, reason
         move = f"{current} → {target}" if current else f"→ {target}"
         super().__init__(f"{reference}: {move} refused: {reason}")
-
-
-class StaleVersion(Exception):
-    """The write was based on an older version of the provision than the one stored."""
-
-    def __init__(self, *, reference: str, expected: int, actual: int) -> None:
-        self.reference, self.expected, self.actual = reference, expected, actual
-        super().__init__(
-            f"{reference} has changed since you loaded it (you had version {expected}, it is now {actual})"
-        )
 
 
 def provision_transition(
@@ -48,11 +38,7 @@ def provision_transition(
     leaves exactly one status change. Asks for a gap scan of the provision once committed.
     """
     on = on or timezone.localdate()
-    with transaction.atomic():
-        locked = Provision.objects.select_for_update().get(pk=provision.pk)
-        ensure(can_edit_provision(by, locked), f"you may not move {locked.reference}")
-        if expected_version is not None and locked.version != expected_version:
-            raise StaleVersion(reference=locked.reference, expected=expected_version, actual=locked.version)
+    with provision_editing(provision, by=by, expected_version=expected_version, verb="move") as locked:
         reason = Status.move_refusal(locked.status, to, note)
         if reason is None:
             latest = (
@@ -76,13 +62,10 @@ def provision_transition(
             source=source,
         )
         locked.status = to
-        locked.version += 1
-        locked._history_user = by.user  # type: ignore[attr-defined]
-        locked._change_reason = note.strip() or f"moved to {to}"  # type: ignore[attr-defined]
-        locked.save(update_fields=["status", "version", "updated_at"])
+        audited_save(locked, by=by, reason=note.strip() or f"moved to {to}", update_fields=["status"])
         webhooks_enqueue_status_change(change=change)
         scan_request(provision_ids=[locked.pk])
-    provision.status, provision.version = locked.status, locked.version
+    provision.status = locked.status
     return change
 
 

@@ -89,3 +89,13 @@ def api_token_revoke(*, token: ApiToken, by: Reader) -> ApiToken:
         token.revoked_at = timezone.now()
         token.save(update_fields=["revoked_at"])
     return token
+
+
+def api_token_authenticate(key: str) -> ApiToken | None:
+    """The usable token with this key, its user loaded and its use recorded; None if there is none
+    (unknown, expired or revoked, or its user is deactivated)."""
+    token = ApiToken.objects.usable().select_related("user").filter(key_hash=token_hash(key)).first()
+    if token is None or not token.user.is_active:
+        return None
+    ApiToken.objects.filter(pk=token.pk).update(last_used_at=timezone.now())
+    return token

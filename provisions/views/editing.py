@@ -29,9 +29,10 @@ from provisions.permissions import Reader
 from provisions.selectors import (
     visible_gaps,
 )
+from provisions.services.editing import StaleVersion
 from provisions.services.provisions import consultation_record, coverage_set, position_set, provision_update
 from provisions.services.scans import gap_acknowledge
-from provisions.services.status import StaleVersion, TransitionRefused, provision_transition
+from provisions.services.status import TransitionRefused, provision_transition
 from provisions.views.common import page_reader
 from provisions.views.pages import provision_for_page
 

@@ -3,13 +3,13 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth.models import Group
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from provisions.models import Domain, ScanTrigger, User
+from provisions.models import ScanTrigger
 from provisions.services.partnership_file import partnership_import, read_partnership_file
 from provisions.services.scans import gaps_scan
+from provisions.services.users import user_set_up
 
 SHIPPED_FILE = settings.BASE_DIR / "provisions" / "data" / "uk-eu-security-partnership.yaml"
 
@@ -53,13 +53,14 @@ class Command(BaseCommand):
 
     def _create_users(self) -> None:
         for username, password, role, clearance, domains in DEMO_USERS:
-            user, _ = User.objects.get_or_create(username=username)
-            user.set_password(password)
-            user.is_staff = True
-            user.clearance = clearance
-            user.save()
-            user.groups.set([Group.objects.get(name=role)])
-            user.domains.set(Domain.objects.filter(code__in=domains))
+            user_set_up(
+                username=username,
+                password=password,
+                role=role,
+                clearance=clearance,
+                domains=domains,
+                is_staff=True,
+            )
         self.stdout.write("\nDemo logins (sign in at http://127.0.0.1:8000/; the admin is at /admin/):")
         for username, password, role, clearance, domains in DEMO_USERS:
             where = f" in {', '.join(domains)}" if domains else ""

@@ -1,0 +1,71 @@
+"""Writes to the partnership's reference data: partnerships and their parties and milestones,
+pillars, domains, territories, precedents and capabilities. Administrators only (the partnership
+file's import writes them too, as the system). A capability's criticality and lapse date decide
+gaps, so changing or deleting one asks for a scan of what it touches."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import models, transaction
+
+from provisions.models import (
+    Capability,
+    Coverage,
+    Domain,
+    Milestone,
+    Partnership,
+    Party,
+    Pillar,
+    Precedent,
+    Territory,
+)
+from provisions.permissions import Reader, can_administer, ensure
+from provisions.services.editing import audited_delete, audited_save
+from provisions.services.scans import scan_request
+
+REFERENCE_MODELS: tuple[type[models.Model], ...] = (
+    Partnership,
+    Party,
+    Milestone,
+    Pillar,
+    Domain,
+    Territory,
+    Precedent,
+    Capability,
+)
+
+
+def _covering_provisions(capability_ids: list[int]) -> set[int]:
+    return set(
+        Coverage.objects.filter(capability_id__in=capability_ids).values_list("provision_id", flat=True)
+    )
+
+
+def reference_data_save(*, instance: models.Model, by: Reader, reason: str = "") -> models.Model:
+    """Create or change a row of reference data, validated first (ValidationError names the field);
+    a capability's gaps and those of the provisions covering it are rescanned."""
+    ensure(isinstance(instance, REFERENCE_MODELS), f"{type(instance).__name__} is not reference data")
+    ensure(can_administer(by), "only administrators change the partnership's reference data")
+    with transaction.atomic():
+        instance.full_clean()
+        audited_save(instance, by=by, reason=reason)
+        if isinstance(instance, Capability):
+            scan_request(capability_ids=[instance.pk], provision_ids=_covering_provisions([instance.pk]))
+    return instance
+
+
+def reference_data_delete(*, instances: Any, by: Reader, reason: str = "") -> int:
+    """Delete rows of reference data (one model); deleting a capability removes its coverage and
+    gaps, and the provisions that covered it are rescanned. Returns how many were deleted."""
+    ensure(can_administer(by), "only administrators change the partnership's reference data")
+    rows = list(instances)
+    ensure(all(isinstance(row, REFERENCE_MODELS) for row in rows), "only reference data is deleted here")
+    with transaction.atomic():
+        capabilities = [row.pk for row in rows if isinstance(row, Capability)]
+        covering = _covering_provisions(capabilities)
+        for row in rows:
+            audited_delete(row, by=by, reason=reason)
+        if covering:
+            scan_request(provision_ids=covering)
+    return len(rows)
