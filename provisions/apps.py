@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
 
 
 class ProvisionsConfig(AppConfig):
@@ -12,3 +13,6 @@ class ProvisionsConfig(AppConfig):
         # Services queue tasks by name (provisions.services.queueing): register them in every
         # process, not only in a worker, whose start imports them anyway.
         from provisions import tasks  # noqa: F401
+        from provisions.roles import roles_apply
+
+        post_migrate.connect(roles_apply, sender=self, dispatch_uid="provisions.roles_apply")
