@@ -56,7 +56,6 @@ def coverage_bars(
 class Mark:
     x: float
     label: str
-    sublabel: str
     state: str
     row: int
 
@@ -78,9 +77,7 @@ def lapse_timeline(
         while x - last_x_by_row.get(row, -1e9) < 70:  # keep labels apart
             row += 1
         last_x_by_row[row] = x
-        marks.append(
-            Mark(x, lapse.capability.code, f"{lapse.capability.lapses_on:%d %b %Y}", lapse.state, row)
-        )
+        marks.append(Mark(x, lapse.capability.code, lapse.state, row))
     rows = max((mark.row for mark in marks), default=0) + 1
     end = as_of + datetime.timedelta(days=horizon_days)
     return {"marks": marks, "width": width, "height": 30 + rows * 34, "start": as_of, "end": end}

@@ -484,3 +484,11 @@ def test_the_coverage_report_is_exported_as_the_api_counts_it(client: Client, pa
     client.force_login(UserFactory(role="viewer"))
     assert client.get("/coverage/export.csv").status_code == 403
     assert 'href="/coverage/export.csv' not in client.get("/").content.decode()
+
+
+def test_the_gaps_page_as_of_a_date_filters_as_the_api_does(client: Client, partnership) -> None:
+    client = signed_in(client, role="analyst", clearance=Marking.SECRET)
+    page = client.get("/gaps/?as_of=2020-12-20&domain=atlantis").content.decode()
+    api = client.get("/api/v1/gaps/?as_of=2020-12-20&domain=atlantis")
+    assert "Not filtered: domain: unknown domain &#x27;atlantis&#x27;." in page
+    assert api.status_code == 400 and "unknown domain" in api.json()["error"]["field_errors"]["domain"][0]

@@ -126,10 +126,6 @@ class Provision(models.Model):
         return f"{self.reference}: {self.title}"
 
     @property
-    def status_label(self) -> str:
-        return Status(self.status).label
-
-    @property
     def territories_awaiting_consultation(self) -> list[Territory]:
         """Stakeholders the provision extends to that have not been consulted on it yet."""
         consulted = {consultation.territory_id for consultation in self.consultations.all()}

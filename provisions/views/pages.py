@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.db.models import Q
@@ -35,9 +36,7 @@ from provisions.permissions import (
     can_export,
 )
 from provisions.redaction import Redaction
-from provisions.reports.gaps import (
-    PDF_MAX_ROWS_ONLINE,
-)
+from provisions.reports.gaps import PDF_MAX_ROWS_ONLINE, GapReportFilters, ReportFilterInvalid, gap_report
 from provisions.rules import coverage_by_domain, evaluate_gaps, provisions_at
 from provisions.selectors import (
     coverage_by_domain_as_scanned,
@@ -238,12 +237,14 @@ def gaps(request: HttpRequest) -> HttpResponse:
     reader = page_reader(request)
     as_of, today, travelling = page_as_of(request)
     chosen = {name: request.GET.get(name, "") for name in ("kind", "severity", "domain", "state")}
-    if travelling:  # the rules at that date: a list, filtered here
+    if travelling:  # the rules at that date, filtered as the API and the exports filter them
         filters = GapFilter(request.GET, queryset=Gap.objects.none())
-        rows: list[dict[str, Any]] = evaluated_gap_rows(reader, evaluate_gaps(as_of=as_of))
-        for name in ("kind", "severity", "domain"):
-            if chosen[name]:
-                rows = [row for row in rows if row[name] == chosen[name]]
+        wanted = GapReportFilters(**{name: chosen[name] or None for name in ("kind", "severity", "domain")})
+        rows: list[dict[str, Any]] = []
+        try:
+            rows = gap_report(reader=reader, as_of=as_of, filters=wanted).rows
+        except ReportFilterInvalid as invalid:
+            messages.error(request, f"Not filtered: {invalid}.")
         page = Paginator(rows, GAPS_PER_PAGE).get_page(request.GET.get("page"))
         page_rows = list(page.object_list)
     else:  # what the scans recorded: filtered and paginated in the database

@@ -10,7 +10,7 @@ What a test gets:
   server as base URL (`page.goto("/admin/")`). A script error, a console error (a Content Security
   Policy refusal is one) or a failed or 4xx/5xx response on the page fails the test at teardown.
 - `login(page, username, password)`: signs in through LOGIN_URL, the one place that names it.
-- `assert_accessible(page, name)`: runs axe-core (static/vendor/axe.min.js, injected with
+- `assert_accessible(page, name)`: runs axe-core (tests/browser/vendor/axe.min.js, injected with
   `page.evaluate` so that a strict CSP does not block it) and fails listing every serious or critical
   violation. Every violation found, whatever its impact, is also written to artifacts/axe/NAME.json.
 - `screenshot(page, name)`: a full-page PNG under artifacts/screenshots/, which CI keeps.
@@ -67,7 +67,7 @@ PHONE = {"width": 390, "height": 844}
 ARTIFACTS = Path(settings.BASE_DIR) / "artifacts"
 SCREENSHOTS = ARTIFACTS / "screenshots"
 AXE_RESULTS = ARTIFACTS / "axe"
-AXE_SOURCE = Path(settings.BASE_DIR) / "static" / "vendor" / "axe.min.js"
+AXE_SOURCE = Path(__file__).resolve().parent / "vendor" / "axe.min.js"
 BLOCKING_IMPACTS = ("serious", "critical")
 ASYNC_UNSAFE = "DJANGO_ALLOW_ASYNC_UNSAFE"
 _NAME = re.compile(r"[a-z0-9][a-z0-9._-]*")
