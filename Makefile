@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1:8000
 # Tests run with DEBUG off, as in production; the key is for tests only.
 TEST_ENV := SECRET_KEY=test-only-not-a-secret DJANGO_ALLOW_ASYNC_UNSAFE=true
 
-.PHONY: run test lint install system-packages worker beat benchmark clean
+.PHONY: run test test-fast lint install system-packages worker beat benchmark clean
 
 $(BIN)/python:
 	@$(PYTHON) -m venv $(VENV) || { echo "Cannot create a virtual environment: install python3-venv (apt-get install python3-venv)"; exit 1; }
@@ -36,6 +36,11 @@ lint: install
 ## Run the whole test suite: lint, types, then pytest (against DATABASE_URL / CELERY_BROKER_URL when set).
 test: system-packages lint
 	$(TEST_ENV) $(BIN)/pytest $(PYTEST_ARGS)
+
+## The quick local loop (under a minute here): no lint, no slow families, browsers, workers or services;
+## on both cores.
+test-fast: install
+	$(TEST_ENV) $(BIN)/pytest -q -p no:cacheprovider -n 2 -m "not slow and not browser and not worker and not services" $(PYTEST_ARGS)
 
 worker: install
 	$(BIN)/celery -A partnership worker --loglevel=INFO

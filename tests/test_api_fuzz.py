@@ -77,7 +77,7 @@ WRITES = [
     "provisions_coverage_create",
 ]
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.slow]
 
 
 def _load_schema() -> Any:

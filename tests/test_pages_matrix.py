@@ -59,7 +59,7 @@ from tests.factories import (
 )
 from tests.test_editing import ACTORS, MARKINGS, expected_to_edit, make_actor
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.slow]
 
 DOMAIN = "quokka-cooperation"
 CAPABILITY = "CAP-QUOKKA"

@@ -46,7 +46,7 @@ from provisions.services.partnership_file import (
 )
 from provisions.services.status import provision_transition
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.slow]
 
 SEED_DOMAINS = {
     "law-enforcement": "Law enforcement",
