@@ -51,10 +51,12 @@ class GapFacts:
     fallback: str = ""
     coverage_state: str | None = None
     covering: tuple[ProvisionFact, ...] = ()  # active covering provisions, by reference
-    securing: tuple[ProvisionFact, ...] = ()  # the secured provisions behind a partial state
-    # A provision gap: its status at T, when it last moved, and what it covers.
+    securing: tuple[ProvisionFact, ...] = ()  # the secured provisions behind a secured or partial state
+    coverage_ends: datetime.date | None = None  # when the securing provisions stop securing it
+    # A provision gap: its status at T, when it last moved and last had any activity, and what it covers.
     status: str | None = None
     last_moved_on: datetime.date | None = None
+    last_activity: datetime.date | None = None
     stall_days: int | None = None
     opposing_parties: tuple[str, ...] = ()
     first_lapse: tuple[str, datetime.date] | None = None  # (capability code, lapse date)
@@ -72,7 +74,7 @@ class GapFacts:
         data = asdict(self)
         for key in ("covering", "securing", "opposing_parties"):
             data[key] = list(data[key])
-        for key in ("as_of", "lapses_on", "last_moved_on"):
+        for key in ("as_of", "lapses_on", "coverage_ends", "last_moved_on", "last_activity"):
             data[key] = data[key].isoformat() if data[key] else None
         if self.first_lapse is not None:
             data["first_lapse"] = [self.first_lapse[0], self.first_lapse[1].isoformat()]
@@ -95,8 +97,10 @@ class GapFacts:
             coverage_state=data.get("coverage_state"),
             covering=tuple(ProvisionFact(**item) for item in data.get("covering", ())),
             securing=tuple(ProvisionFact(**item) for item in data.get("securing", ())),
+            coverage_ends=date(data.get("coverage_ends")),
             status=data.get("status"),
             last_moved_on=date(data.get("last_moved_on")),
+            last_activity=date(data.get("last_activity")),
             stall_days=data.get("stall_days"),
             opposing_parties=tuple(data.get("opposing_parties", ())),
             first_lapse=(first_lapse[0], datetime.date.fromisoformat(first_lapse[1]))
@@ -126,7 +130,8 @@ def _coverage_phrase(facts: GapFacts, withheld: Collection[str]) -> str:
         securing = ", ".join(provision.described(withheld) for provision in facts.securing)
         return f"only part of it is secured, by {securing}"
     if state == CoverageState.SECURED:
-        return "it is secured"
+        securing = ", ".join(provision.described(withheld) for provision in facts.securing)
+        return f"it is secured by {securing}" if securing else "it is secured"
     if len(facts.covering) == 1:
         only = facts.covering[0]
         if only.reference in withheld:  # its status would say more than "not secured"
@@ -143,6 +148,9 @@ def explain(facts: GapFacts, *, withheld: Collection[str] = ()) -> str:
     name = f"{facts.subject_name} ({facts.subject_code})"
     timing = "has no lapse date" if facts.lapses_on is None else lapse_phrase(facts.lapses_on, facts.as_of)
     sentence = f"{name} {timing}; {_coverage_phrase(facts, withheld)}"
+    if facts.kind == GapKind.EXPIRING and facts.coverage_ends is not None:
+        days = (facts.coverage_ends - facts.as_of).days
+        sentence += f"; its coverage ends on {facts.coverage_ends:%Y-%m-%d}, in {_days(days)}, unless renewed"
     if facts.kind == GapKind.LAPSED:
         fallback = facts.fallback.strip()
         sentence += f"; fallback: {fallback}" if fallback else "; no fallback"
@@ -153,11 +161,12 @@ def _explain_provision_gap(facts: GapFacts) -> str:
     """A provision gap is shown only to readers who may see its provision, and names nothing else."""
     status = Status(facts.status).label.lower() if facts.status else ""
     if facts.kind == GapKind.STALLED and facts.last_moved_on is not None:
-        days = (facts.as_of - facts.last_moved_on).days
-        return (
-            f"{facts.subject_code} has been {status} since {facts.last_moved_on:%Y-%m-%d}, "
-            f"{days} days without a move (stall threshold {facts.stall_days} days)."
-        )
+        active = facts.last_activity or facts.last_moved_on
+        days = (facts.as_of - active).days
+        since = f"{facts.subject_code} has been {status} since {facts.last_moved_on:%Y-%m-%d}"
+        if active > facts.last_moved_on:  # discussed, or a position taken, since it last moved
+            since += f"; its latest activity was on {active:%Y-%m-%d}"
+        return f"{since}, {days} days without activity (stall threshold {facts.stall_days} days)."
     parties = " and ".join(facts.opposing_parties)
     verb = "opposes" if len(facts.opposing_parties) == 1 else "oppose"
     text = f"{parties} {verb} {facts.subject_code} ({status})"

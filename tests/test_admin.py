@@ -302,7 +302,12 @@ def test_coverage_changes_bump_the_version_and_scan_capabilities_gained_and_lost
     assert response.status_code == 302
     provision.refresh_from_db()
     assert provision.version == 2
-    assert list(provision.coverage.values_list("capability_id", "extent")) == [(gained.pk, "partial")]
+    today = timezone.localdate()
+    # Rules v2: the lost link ends today (it counted until now), the gained one counts from today.
+    assert [(link.capability_id, link.extent) for link in provision.links_at(today)] == [
+        (gained.pk, "partial")
+    ]
+    assert provision.coverage.get(capability=lost).valid_until == today
     request = ScanRequest.objects.get()
     assert (request.provision_ids, sorted(request.capability_ids)) == (
         [provision.pk],

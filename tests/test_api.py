@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import io
 import re
 from typing import Any
 
@@ -105,7 +106,7 @@ def test_a_provision_carries_positions_coverage_alignment_and_an_etag(client: Cl
     response = client.get("/api/v1/provisions/SP-0/", **bearer(world["viewer"]))
 
     body = response.json()
-    assert body["covers"] == [{"capability": "SIS-II", "extent": "full"}]
+    assert body["covers"] == [{"capability": "SIS-II", "extent": "full", "from": None, "until": None}]
     assert [(p["party"], p["stance"]) for p in body["positions"]] == [("UK", "proposes")]
     assert body["alignment"] == "undetermined"  # the EU has no position yet
     assert response["ETag"] == f'"{body["version"]}"'
@@ -265,7 +266,11 @@ def test_positions_and_coverage_are_written_through_the_api_and_show_in_the_hist
         content_type="application/json",
         **headers,
     )
-    assert coverage.json()["covers"] == [{"capability": "SIS-II", "extent": "partial"}]
+    # Rules v2: the partial link counts from today (the full one it replaced ended today).
+    today = timezone.localdate().isoformat()
+    assert coverage.json()["covers"] == [
+        {"capability": "SIS-II", "extent": "partial", "from": today, "until": None}
+    ]
     unknown = client.post(
         "/api/v1/provisions/SP-0/positions/",
         {"party": "XX", "stance": "supports", "version": 3},
@@ -496,3 +501,62 @@ def test_an_unknown_domain_in_the_gap_filters_is_a_400_with_or_without_as_of(
     assert response.status_code == 400 and "domain" in response.json()["error"]["field_errors"]
     known = client.get(f"/api/v1/gaps/?domain=law-enforcement{as_of}", **bearer(world["viewer"]))
     assert known.status_code == 200
+
+
+# --- rules v2: the record as it stood, aims and what changed ------------------------------------------------
+
+
+@pytest.fixture
+def shipped(shipped_partnership_file):
+    from django.core.management import call_command
+
+    call_command("import_partnership", shipped_partnership_file, stdout=io.StringIO())
+
+
+def test_a_provision_and_a_capability_read_as_they_stood_on_a_date(client: Client, shipped) -> None:
+    headers = bearer(UserFactory(role="viewer", clearance="secret"))
+    before = client.get("/api/v1/capabilities/DATA-FLOWS/?as_of=2020-12-23", **headers).json()
+    after = client.get("/api/v1/capabilities/DATA-FLOWS/?as_of=2020-12-24", **headers).json()
+    assert (before["lapses_on"], after["lapses_on"]) == ("2020-12-31", "2021-06-30")  # the bridge clause
+
+    then = client.get("/api/v1/provisions/SP-LE-01/?as_of=2020-10-01", **headers).json()
+    assert then["status"] == "under_negotiation"
+    assert {p["party"]: p["stance"] for p in then["positions"]} == {"UK": "proposes", "EU": "conditional"}
+    assert then["alignment"] == "asymmetric"
+
+    def expires(day: str) -> str | None:
+        return client.get(f"/api/v1/provisions/SP-LE-01/?as_of={day}", **headers).json()["expires_on"]
+
+    # Its interim period: to 2021-10-01, extended on 2021-09-24 to 2022-07-01, then ended on 2022-06-17.
+    assert [expires(day) for day in ("2021-09-23", "2021-09-24", "2022-06-16", "2022-06-17")] == [
+        "2021-10-01",
+        "2022-07-01",
+        "2022-07-01",
+        None,
+    ]
+    # A provision that did not exist yet is not in the list then.
+    listed = client.get("/api/v1/provisions/?as_of=2020-01-01&page_size=100", **headers).json()["results"]
+    assert "SP-AM-03" not in {p["reference"] for p in listed} and "SP-LE-01" in {
+        p["reference"] for p in listed
+    }
+
+
+def test_the_aims_and_what_changed_are_served(client: Client, shipped) -> None:
+    headers = bearer(UserFactory(role="viewer", clearance="secret"))
+    aims = client.get("/api/v1/aims/?as_of=2021-01-05", **headers).json()
+    assert [aim["aim_code"] for aim in aims] == sorted(aim["aim_code"] for aim in aims)
+    first = aims[0]
+    columns = ["aim_code", "aim_title", "verdict", "capabilities", "secured", "partial", "in_negotiation"]
+    assert list(first)[:8] == [*columns, "uncovered"]
+    assert first["capabilities"] == sum(
+        first[state] for state in ("secured", "partial", "in_negotiation", "uncovered")
+    )
+
+    changes = client.get("/api/v1/changes/?from=2020-12-01&to=2021-01-01", **headers)
+    assert changes.status_code == 200
+    moved = {(row["change"], row["subject_code"]) for row in changes.json()["gaps"]}
+    assert ("opened", "SIS-II") in moved and ("eased", "DATA-FLOWS") in moved
+    kinds = {event["kind"] for event in changes.json()["events"]}
+    assert {"status_change", "position", "capability_change"} <= kinds  # agreed, positions, the bridge clause
+    refused = client.get("/api/v1/changes/?from=2021-01-01&to=2020-12-01", **headers)
+    assert refused.status_code == 400 and "from" in refused.json()["error"]["field_errors"]

@@ -89,7 +89,7 @@ def test_a_generated_client_lists_filters_transitions_and_reads_gaps(
     call_command("import_partnership", shipped_partnership_file, stdout=io.StringIO())
     gaps_scan(trigger="command")
     negotiator = UserFactory(
-        role="negotiator", clearance="secret", domains=[Domain.objects.get(code="law-enforcement")]
+        role="negotiator", clearance="secret", domains=[Domain.objects.get(code="security-defence")]
     )
     _, key = api_token_create(owner=negotiator, by=Reader.of(negotiator), name="generated client")
     api = generated.AuthenticatedClient(
@@ -102,22 +102,20 @@ def test_a_generated_client_lists_filters_transitions_and_reads_gaps(
     gaps_list = importlib.import_module("tracker_client.api.gaps.gaps_list")
     models = importlib.import_module("tracker_client.models")
 
-    page = provisions_list.sync(
-        client=api, domain="law-enforcement", status=models.StatusEnum.UNDER_NEGOTIATION
-    )
-    assert [provision.reference for provision in page.results] == ["SP-LE-04"]
+    page = provisions_list.sync(client=api, domain="security-defence", status=models.StatusEnum.AGREED)
+    assert [provision.reference for provision in page.results] == ["SP-SD-04"]
     provision = page.results[0]
 
     moved = transition.sync(
         client=api,
-        reference="SP-LE-04",
+        reference="SP-SD-04",
         body=models.TransitionRequest(
-            to=models.StatusEnum.AGREED, note="Final round", version=provision.version
+            to=models.StatusEnum.SIGNED, note="Signed in Brussels", version=provision.version
         ),
     )
-    assert moved.status == models.StatusEnum.AGREED
-    assert StatusChange.objects.filter(provision__reference="SP-LE-04").latest("id").changed_by == negotiator
-    assert Provision.objects.get(reference="SP-LE-04").status == "agreed"
+    assert moved.status == models.StatusEnum.SIGNED
+    assert StatusChange.objects.filter(provision__reference="SP-SD-04").latest("id").changed_by == negotiator
+    assert Provision.objects.get(reference="SP-SD-04").status == "signed"
 
     critical = gaps_list.sync(
         client=api, severity=models.GapsListSeverity.CRITICAL, kind=models.GapsListKind.LAPSED

@@ -58,6 +58,7 @@ from provisions.models import (
     Territory,
 )
 from provisions.permissions import Reader
+from provisions.services.provisions import provision_update
 from provisions.services.scans import gaps_scan
 from provisions.services.tokens import api_token_create
 from tests.factories import UserFactory
@@ -67,9 +68,9 @@ HOST = "localhost"  # the Host header of schemathesis's WSGI client
 EXAMPLES_PER_OPERATION = 40
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 # The provision every write addresses, in every phase (a random reference only reaches the 404 of
-# get_object, which the reads cover): under negotiation, so its status can still move, and marked
-# official-sensitive, so the administrator's clearance is exercised.
-WRITTEN_PROVISION = "SP-LE-04"
+# get_object, which the reads cover): agreed, so its status can still move, and marked
+# official-sensitive by the fixture, so the administrator's clearance is exercised.
+WRITTEN_PROVISION = "SP-SD-04"
 WRITES = [
     "provisions_partial_update",
     "provisions_transition_create",
@@ -147,7 +148,13 @@ def partnership(django_db_setup: None, django_db_blocker: Any) -> Iterator[str]:
             fuzzer = UserFactory._meta.model.objects.get(username="api-fuzzer")
             spare, _ = api_token_create(owner=fuzzer, by=Reader.of(fuzzer), name="spare, to revoke")
             written = Provision.objects.get(reference=WRITTEN_PROVISION)
-            assert written.status == Status.UNDER_NEGOTIATION, "the writes need a movable status"
+            assert written.status == Status.AGREED, "the writes need a movable status"
+            provision_update(
+                provision=written,
+                by=Reader.system(),
+                expected_version=None,
+                marking=Marking.OFFICIAL_SENSITIVE,
+            )
             EXISTING.update(
                 {
                     "domains": sorted(Domain.objects.values_list("code", flat=True)),

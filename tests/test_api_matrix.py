@@ -258,8 +258,9 @@ def state(reference: str) -> dict[str, Any]:
         "status": provision.status,
         "version": provision.version,
         "status_changes": provision.status_changes.count(),
-        "positions": sorted(provision.positions.values_list("party__code", "stance", "firmness")),
-        "covers": sorted(provision.coverage.values_list("capability__code", "extent")),
+        # Today's: each party's latest position, and the links that count today (rules v2).
+        "positions": sorted((p.party.code, p.stance, p.firmness) for p in provision.positions_at().values()),
+        "covers": sorted((link.capability.code, link.extent) for link in provision.links_at()),
     }
 
 
@@ -416,7 +417,7 @@ def provision_detail(body: Any, marking: Marking) -> None:
     assert body["reference"] == REFERENCE[marking]
     assert body["title"] == TITLE[marking]
     assert [(p["party"], p["stance"]) for p in body["positions"]] == [("UK", "proposes")]
-    assert body["covers"] == [{"capability": CAPABILITY, "extent": "full"}]
+    assert body["covers"] == [{"capability": CAPABILITY, "extent": "full", "from": None, "until": None}]
     assert (body["territories"], body["precedents"]) == (["GI"], ["EU-CA-PNR"])
 
 

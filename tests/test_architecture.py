@@ -130,8 +130,9 @@ DOCUMENTED_EXCEPTIONS = {
     ("provisions/admin/provisions.py", "formset.save(commit=False)"),
     # A status change refuses to be saved twice (immutability), then saves as Django does.
     ("provisions/models/provisions.py", "super().save(*args, **kwargs)"),
-    # A set of references, not a table.
+    # A set of references and a dict of values, not tables.
     ("provisions/redaction.py", "named.update("),
+    ("provisions/models/valid_time.py", "values.update(change.sets())"),
     # The role groups are made after every migrate (provisions.roles), like Django's permissions.
     ("provisions/roles.py", "group_model.objects.get_or_create("),
 }

@@ -465,6 +465,9 @@ CAPABILITY_DOMAINS = {
 PROVISION_DOMAINS = {
     "LE": "law-enforcement",
     "CJ": "criminal-justice",
+    "FP": "foreign-policy",
+    "SD": "security-defence",
+    "DV": "development",
     "AM": "asylum-migration",
     "CY": "cyber-security",
     "CT": "counter-terrorism",
@@ -473,19 +476,22 @@ PROVISION_DOMAINS = {
     "EN": "enablers",
 }
 
-# At 2020-12-20: the provisions sharing SP-LE-01's history are under negotiation since 2020-05-19 (215 days:
-# stalled); SP-LE-04 since 2020-06-05 (198 days); SP-AM-01/02 proposed since 2020-05-19 (withdrawn only on
-# 12-24); SP-CP-01 and SP-EN-01 under negotiation since 2020-05-19; SP-DV-01 in force; the SP-FP/SP-SD ones
-# withdrawn in February; SP-EN-03 does not exist yet. Most capabilities lapse on 2020-12-31 (11 days: urgent);
-# DATA-FLOWS on 2021-06-30 (192 days: beyond warning, and only in negotiation, so no gap).
-# kind | severity | subject | coverage_state | lapses_on | days_to_lapse | covering_provisions
+# At 2020-12-20 (rules v2: the record as it stood that day): the provisions sharing SP-LE-01's history are
+# under negotiation since 2020-05-19 but were discussed in the rounds up to 2020-11-27 (23 days: not stalled);
+# SP-LE-04 proposed since 2020-05-19 with nothing since (215 days: stalled) and the EU opposing it then
+# (divergent); SP-AM-01/02 proposed since 2020-05-19, the EU opposing (withdrawn only on 12-24); SP-CP-01
+# identified since 2019-10-17; SP-EN-03 identified, last discussed 2020-10-02 (79 days: stalled, covering
+# DATA-FLOWS: critical, one level lower); SP-DV-01 in force, partial; the SP-FP/SP-SD ones withdrawn in
+# February. Every capability still lapses on 2020-12-31 (11 days: urgent), DATA-FLOWS included: its move to
+# 2021-06-30 (the bridge clause) is dated 2020-12-24, after T.
 AT_2020_12_20 = """
+at_risk   | critical | DATA-FLOWS           | in_negotiation | 2020-12-31 | 11  | SP-EN-03
 at_risk   | critical | EAW                  | in_negotiation | 2020-12-31 | 11  | SP-CJ-01
 at_risk   | critical | ECRIS                | in_negotiation | 2020-12-31 | 11  | SP-CJ-03
 at_risk   | critical | EUROPOL              | in_negotiation | 2020-12-31 | 11  | SP-LE-03
 at_risk   | critical | PNR                  | in_negotiation | 2020-12-31 | 11  | SP-LE-02
 at_risk   | critical | PRUM                 | in_negotiation | 2020-12-31 | 11  | SP-LE-01
-at_risk   | critical | SIS-II               | in_negotiation | 2020-12-31 | 11  | SP-LE-04;SP-LE-05
+at_risk   | critical | SIS-II               | in_negotiation | 2020-12-31 | 11  | SP-LE-04
 divergent | critical | SP-LE-04             |                | 2020-12-31 | 11  |
 at_risk   | high     | CLASSIFIED-INFO      | in_negotiation | 2020-12-31 | 11  | SP-EN-01
 at_risk   | high     | CT-COOP              | in_negotiation | 2020-12-31 | 11  | SP-CT-01;SP-LE-03
@@ -499,15 +505,9 @@ at_risk   | high     | FREEZE-CONFISCATE    | in_negotiation | 2020-12-31 | 11  
 at_risk   | high     | SIENA                | in_negotiation | 2020-12-31 | 11  | SP-LE-03
 divergent | high     | SP-AM-01             |                | 2020-12-31 | 11  |
 divergent | high     | SP-AM-02             |                | 2020-12-31 | 11  |
-stalled   | high     | SP-CJ-01             |                | 2020-12-31 | 11  |
-stalled   | high     | SP-CJ-03             |                | 2020-12-31 | 11  |
-stalled   | high     | SP-LE-01             |                | 2020-12-31 | 11  |
-stalled   | high     | SP-LE-02             |                | 2020-12-31 | 11  |
-stalled   | high     | SP-LE-03             |                | 2020-12-31 | 11  |
+stalled   | high     | SP-EN-03             |                | 2020-12-31 | 11  |
 stalled   | high     | SP-LE-04             |                | 2020-12-31 | 11  |
-stalled   | high     | SP-LE-05             |                | 2020-12-31 | 11  |
 uncovered | high     | SANCTIONS            | uncovered      | 2020-12-31 | 11  |
-stalled   | high     | SP-EN-02             |                | 2021-06-30 | 192 |
 at_risk   | medium   | AML-CTF              | in_negotiation | 2020-12-31 | 11  | SP-LE-06
 at_risk   | medium   | ECDC                 | in_negotiation | 2020-12-31 | 11  | SP-HS-01
 at_risk   | medium   | ENISA-NIS            | in_negotiation | 2020-12-31 | 11  | SP-CY-01
@@ -515,62 +515,55 @@ at_risk   | medium   | JIT                  | in_negotiation | 2020-12-31 | 11  
 at_risk   | medium   | UCPM                 | in_negotiation | 2020-12-31 | 11  | SP-CP-01
 stalled   | medium   | SP-AM-01             |                | 2020-12-31 | 11  |
 stalled   | medium   | SP-AM-02             |                | 2020-12-31 | 11  |
-stalled   | medium   | SP-CJ-02             |                | 2020-12-31 | 11  |
-stalled   | medium   | SP-CJ-04             |                | 2020-12-31 | 11  |
-stalled   | medium   | SP-CJ-05             |                | 2020-12-31 | 11  |
-stalled   | medium   | SP-CT-01             |                | 2020-12-31 | 11  |
-stalled   | medium   | SP-EN-01             |                | 2020-12-31 | 11  |
-stalled   | medium   | SP-HS-01             |                | 2020-12-31 | 11  |
 uncovered | medium   | CFSP-CONSULT         | uncovered      | 2020-12-31 | 11  |
 uncovered | medium   | CSDP                 | uncovered      | 2020-12-31 | 11  |
 uncovered | medium   | FRONTEX              | uncovered      | 2020-12-31 | 11  |
-uncovered | medium   | GALILEO-PRS          | uncovered      | 2020-12-31 | 11  |
 uncovered | medium   | INTCEN               | uncovered      | 2020-12-31 | 11  |
 at_risk   | low      | CERT-EU              | in_negotiation | 2020-12-31 | 11  | SP-CY-01
 at_risk   | low      | EXTERNAL-INSTRUMENTS | partial        | 2020-12-31 | 11  | SP-DV-01
 stalled   | low      | SP-CP-01             |                | 2020-12-31 | 11  |
-stalled   | low      | SP-CY-01             |                | 2020-12-31 | 11  |
-stalled   | low      | SP-LE-06             |                | 2020-12-31 | 11  |
 uncovered | low      | EDA                  | uncovered      | 2020-12-31 | 11  |
-uncovered | low      | EDF                  | uncovered      | 2020-12-31 | 11  |
+uncovered | low      | EDF                  | uncovered      |            |     |
+uncovered | low      | GALILEO-PRS          | uncovered      |            |     |
 uncovered | low      | PESCO                | uncovered      |            |     |
 """
 
-# At 2021-01-05: the SP-LE-01 history is in force since 2021-01-01 (secured, not stalled); SP-EN-01 signed
-# (secured); SP-AM-01/02 and SP-CP-01 withdrawn on 2020-12-24; SP-LE-04 still under negotiation (stalled and,
-# EU opposing, divergent). Lapsed: criticality raised one level, or the criticality itself with a fallback.
-# PRUM, SIENA, JIT, CERT-EU and CLASSIFIED-INFO are secured by a full secured provision: no gap.
-# DATA-FLOWS lapses in 176 days, partial (SP-EN-02 in force, partial): at_risk one level lower.
+# At 2021-01-05: the SP-LE-01 history is in force since 2021-01-01. A capability replaced by a narrower
+# provision is partial (one level below its criticality), not lapsed: EAW, ECRIS, EUROPOL, PNR and the
+# others; a real loss is lapsed (criticality raised, or itself with a fallback: SIS-II). DATA-FLOWS lapses
+# on 2021-06-30 (moved on 2020-12-24), partly secured by SP-EN-02 until it expires on 2021-07-01: its
+# coverage ends in 177 days (within warning, beyond urgent: expiring, one level lower than critical).
+# SP-EN-03, identified since 2019-10-17 and last discussed 2020-10-02, is stalled. PRUM, SIENA, JIT, CERT-EU
+# and CLASSIFIED-INFO are secured by a full secured provision: no gap.
 AT_2021_01_05 = """
-divergent | critical | SP-LE-04             |                | 2020-12-31 | -5  |
-lapsed    | critical | CT-COOP              | partial        | 2020-12-31 | -5  | SP-CT-01;SP-LE-03
 lapsed    | critical | DUBLIN-III           | uncovered      | 2020-12-31 | -5  |
-lapsed    | critical | EAW                  | partial        | 2020-12-31 | -5  | SP-CJ-01
-lapsed    | critical | EC3                  | partial        | 2020-12-31 | -5  | SP-LE-03
-lapsed    | critical | ECRIS                | partial        | 2020-12-31 | -5  | SP-CJ-03
 lapsed    | critical | EURODAC              | uncovered      | 2020-12-31 | -5  |
-lapsed    | critical | EUROJUST             | partial        | 2020-12-31 | -5  | SP-CJ-04
-lapsed    | critical | EUROPOL              | partial        | 2020-12-31 | -5  | SP-LE-03
-lapsed    | critical | PNR                  | partial        | 2020-12-31 | -5  | SP-LE-02
-lapsed    | critical | SIS-II               | partial        | 2020-12-31 | -5  | SP-LE-04;SP-LE-05
+lapsed    | critical | SIS-II               | uncovered      | 2020-12-31 | -5  |
 lapsed    | high     | CFSP-CONSULT         | uncovered      | 2020-12-31 | -5  |
 lapsed    | high     | CSDP                 | uncovered      | 2020-12-31 | -5  |
-lapsed    | high     | ECDC                 | partial        | 2020-12-31 | -5  | SP-HS-01
-lapsed    | high     | EIO                  | partial        | 2020-12-31 | -5  | SP-CJ-02
-lapsed    | high     | ENISA-NIS            | partial        | 2020-12-31 | -5  | SP-CY-01
-lapsed    | high     | EWRS                 | partial        | 2020-12-31 | -5  | SP-HS-01
-lapsed    | high     | FREEZE-CONFISCATE    | partial        | 2020-12-31 | -5  | SP-CJ-05
 lapsed    | high     | FRONTEX              | uncovered      | 2020-12-31 | -5  |
 lapsed    | high     | SANCTIONS            | uncovered      | 2020-12-31 | -5  |
-stalled   | high     | SP-LE-04             |                | 2020-12-31 | -5  |
-at_risk   | high     | DATA-FLOWS           | partial        | 2021-06-30 | 176 | SP-EN-02
-lapsed    | medium   | AML-CTF              | partial        | 2020-12-31 | -5  | SP-LE-06
+partial   | high     | EAW                  | partial        | 2020-12-31 | -5  | SP-CJ-01
+partial   | high     | ECRIS                | partial        | 2020-12-31 | -5  | SP-CJ-03
+partial   | high     | EUROPOL              | partial        | 2020-12-31 | -5  | SP-LE-03
+partial   | high     | PNR                  | partial        | 2020-12-31 | -5  | SP-LE-02
+stalled   | high     | SP-EN-03             |                | 2021-06-30 | 176 |
+expiring  | high     | DATA-FLOWS           | partial        | 2021-07-01 | 177 | SP-EN-02;SP-EN-03
 lapsed    | medium   | EDA                  | uncovered      | 2020-12-31 | -5  |
-lapsed    | medium   | EDF                  | uncovered      | 2020-12-31 | -5  |
-lapsed    | medium   | EXTERNAL-INSTRUMENTS | partial        | 2020-12-31 | -5  | SP-DV-01
-lapsed    | medium   | GALILEO-PRS          | uncovered      | 2020-12-31 | -5  |
 lapsed    | medium   | INTCEN               | uncovered      | 2020-12-31 | -5  |
 lapsed    | medium   | UCPM                 | uncovered      | 2020-12-31 | -5  |
+partial   | medium   | CT-COOP              | partial        | 2020-12-31 | -5  | SP-CT-01;SP-LE-03
+partial   | medium   | EC3                  | partial        | 2020-12-31 | -5  | SP-LE-03
+partial   | medium   | EIO                  | partial        | 2020-12-31 | -5  | SP-CJ-02
+partial   | medium   | EUROJUST             | partial        | 2020-12-31 | -5  | SP-CJ-04
+partial   | medium   | EWRS                 | partial        | 2020-12-31 | -5  | SP-HS-01
+partial   | medium   | FREEZE-CONFISCATE    | partial        | 2020-12-31 | -5  | SP-CJ-05
+partial   | low      | AML-CTF              | partial        | 2020-12-31 | -5  | SP-LE-06
+partial   | low      | ECDC                 | partial        | 2020-12-31 | -5  | SP-HS-01
+partial   | low      | ENISA-NIS            | partial        | 2020-12-31 | -5  | SP-CY-01
+partial   | low      | EXTERNAL-INSTRUMENTS | partial        | 2020-12-31 | -5  | SP-DV-01
+uncovered | low      | EDF                  | uncovered      |            |     |
+uncovered | low      | GALILEO-PRS          | uncovered      |            |     |
 uncovered | low      | PESCO                | uncovered      |            |     |
 """
 
@@ -633,7 +626,7 @@ def test_shipped_file_before_the_end_of_transition(shipped, tmp_path):
         named["SP-LE-04"]["subject_name"]
         == "Real-time exchange of alerts on wanted and missing persons and objects"
     )
-    assert len(rows) == 54
+    assert len(rows) == 41
 
 
 def test_shipped_file_after_the_lapse(shipped, tmp_path):
@@ -641,7 +634,7 @@ def test_shipped_file_after_the_lapse(shipped, tmp_path):
 
     assert summary(rows) == summary(hand_rows(AT_2021_01_05))
     assert without_names(rows) == hand_rows(AT_2021_01_05)
-    assert len(rows) == 30
+    assert len(rows) == 29
 
 
 @pytest.mark.parametrize("as_of", ["2020-12-20", "2021-01-05"])
@@ -662,7 +655,8 @@ def test_shipped_file_explanations_mention_the_subject_and_lapse_date(shipped, t
         (["--kind", "stalled"], lambda row: row["kind"] == "stalled"),
         (["--domain", "asylum-migration", "--kind", "divergent"],
          lambda row: row["subject_code"].startswith("SP-AM") and row["kind"] == "divergent"),
-        (["--domain", "enablers", "--severity", "medium"], lambda row: row["subject_code"] == "SP-EN-01"),
+        (["--domain", "enablers", "--severity", "high"],
+         lambda row: row["subject_code"] in ("CLASSIFIED-INFO", "SP-EN-03")),
     ],
 )  # fmt: skip
 def test_shipped_file_filtered(shipped, tmp_path, options, keep):

@@ -63,12 +63,28 @@ def test_two_provisions_cannot_share_a_reference() -> None:
     assert Provision.objects.filter(reference="SP-LE-03").count() == 1
 
 
-def test_a_party_takes_one_position_per_provision() -> None:
+def test_a_partys_positions_are_a_dated_history_whose_latest_is_its_position() -> None:
+    """Rules v2: an undated position holds from the start and is older than every dated one; on one
+    day, the last recorded wins."""
     provision = ProvisionFactory()
-    uk = PartyFactory(code="UK")
-    PositionFactory(provision=provision, party=uk, stance=Stance.PROPOSES)
+    uk = PartyFactory(code="UK", partnership=provision.domain.partnership)
+    PositionFactory(provision=provision, party=uk, stance=Stance.PROPOSES)  # from the start
+    PositionFactory(provision=provision, party=uk, stance=Stance.OPPOSES, taken_on=datetime.date(2020, 10, 1))
+    PositionFactory(
+        provision=provision, party=uk, stance=Stance.RESERVED, taken_on=datetime.date(2020, 12, 1)
+    )
+    PositionFactory(
+        provision=provision, party=uk, stance=Stance.SUPPORTS, taken_on=datetime.date(2020, 12, 1)
+    )
 
-    assert_rejected_by_database(lambda: PositionFactory(provision=provision, party=uk, stance=Stance.OPPOSES))
+    def stance_on(day: datetime.date) -> str:
+        return provision.positions_at(day)[uk.pk].stance
+
+    assert stance_on(datetime.date(2020, 9, 30)) == Stance.PROPOSES
+    assert stance_on(datetime.date(2020, 10, 1)) == Stance.OPPOSES  # taken that day
+    assert stance_on(datetime.date(2020, 11, 30)) == Stance.OPPOSES
+    assert stance_on(datetime.date(2020, 12, 1)) == Stance.SUPPORTS  # the last of the day
+    assert provision.alignment_at(datetime.date(2020, 10, 1)) == "conflict"
 
 
 def test_each_party_may_take_a_position_on_each_provision() -> None:

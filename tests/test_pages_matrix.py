@@ -331,8 +331,9 @@ def provision_state(reference: str) -> ProvisionState:
         provision.status,
         provision.version,
         list(provision.status_changes.order_by("id").values_list("from_status", "to_status", "note")),
-        sorted(provision.positions.values_list("party__code", "stance", "firmness", "note")),
-        sorted(provision.coverage.values_list("capability__code", "extent")),
+        # Today's: each party's latest position, and the links that count today (rules v2).
+        sorted((p.party.code, p.stance, p.firmness, p.note) for p in provision.positions_at().values()),
+        sorted((link.capability.code, link.extent) for link in provision.links_at()),
         (provision.text, provision.target_date, provision.review_date),
         sorted(provision.consultations.values_list("territory__code", "consulted_on", "outcome", "note")),
     )

@@ -20,8 +20,11 @@ from django.db import models, transaction
 from django.utils import timezone
 
 from provisions.models import (
+    Aim,
     Capability,
+    CapabilityChange,
     Coverage,
+    Discussion,
     Domain,
     Gap,
     GapScan,
@@ -30,12 +33,14 @@ from provisions.models import (
     Position,
     Precedent,
     Provision,
+    ProvisionChange,
     ScanRequest,
     Status,
     StatusChange,
     Territory,
 )
 from provisions.permissions import Reader
+from provisions.rules import record_at
 from provisions.services.partnership_file import (
     IMPORT_NOTE,
     SCHEMA_PATH,
@@ -61,8 +66,6 @@ SEED_DOMAINS = {
     "health-security": "Health security",
 }
 
-SHIPPED_TOTALS = {"capabilities": 33, "provisions": 25}
-
 # Rows a scan writes or consumes: derived from the partnership, not part of it.
 SCAN_MODELS = (ScanRequest, GapScan, Gap)
 
@@ -82,7 +85,20 @@ def write_yaml(directory: Path, data: Any, name: str = "partnership.yaml") -> Pa
 
 
 def provision_in(data: dict[str, Any], reference: str) -> dict[str, Any]:
-    return next(item for item in data["provisions"] if item["reference"] == reference)
+    return data["provisions"][index_of(data, reference)]
+
+
+def capability_in(data: dict[str, Any], code: str) -> dict[str, Any]:
+    return data["capabilities"][capability_index_of(data, code)]
+
+
+def index_of(data: dict[str, Any], reference: str) -> int:
+    """Where the provision `reference` is in the file's list (the paths of problems give it)."""
+    return next(index for index, item in enumerate(data["provisions"]) if item["reference"] == reference)
+
+
+def capability_index_of(data: dict[str, Any], code: str) -> int:
+    return next(index for index, item in enumerate(data["capabilities"]) if item["code"] == code)
 
 
 def run_import(path: Path | str, *args: str) -> tuple[str, str]:
@@ -166,6 +182,52 @@ def minimal_file(provisions: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+# The shipped file (the `shipped_partnership_file` fixture's), read once to place the tables of mistakes
+# below: their paths are computed from references and codes, so they follow the file when it is updated.
+SHIPPED = shipped_data(
+    str(Path(__file__).resolve().parents[1] / "provisions/data/uk-eu-security-partnership.yaml")
+)
+# Provisions the tables below rely on, and what they rely on them for:
+LE_01 = index_of(SHIPPED, "SP-LE-01")  # several positions; dated changes of its expiry
+LE_02 = index_of(SHIPPED, "SP-LE-02")  # two precedents
+LE_03 = index_of(SHIPPED, "SP-LE-03")  # covers EUROPOL, SIENA, EC3 and CT-COOP
+LE_04 = index_of(SHIPPED, "SP-LE-04")  # covers SIS-II; the EU opposed it from 2020-03-18
+LE_05 = index_of(SHIPPED, "SP-LE-05")  # in force
+CJ_02 = index_of(SHIPPED, "SP-CJ-02")  # in force since 2021-01-01
+SD_04 = index_of(SHIPPED, "SP-SD-04")  # agreed on 2022-11-15, its only history entry: it can still move
+# DATA-FLOWS lapses on 2020-12-31, moved to 2021-06-30 by its one dated change (2020-12-24).
+DATA_FLOWS = capability_index_of(SHIPPED, "DATA-FLOWS")
+
+
+def test_the_tables_of_mistakes_read_the_shipped_file_and_their_premises_hold(
+    shipped_partnership_file: str,
+) -> None:
+    assert shipped_data(shipped_partnership_file) == SHIPPED
+    assert (
+        provision_in(SHIPPED, "SP-LE-01")["changes"]
+        and len(provision_in(SHIPPED, "SP-LE-01")["positions"]) > 1
+    )
+    assert len(provision_in(SHIPPED, "SP-LE-02")["precedents"]) == 2
+    assert provision_in(SHIPPED, "SP-LE-03")["covers"][0]["capability"] == "EUROPOL"
+    assert len(provision_in(SHIPPED, "SP-LE-03")["covers"]) > 1
+    assert provision_in(SHIPPED, "SP-LE-04")["covers"][0]["capability"] == "SIS-II"
+    assert (
+        provision_in(SHIPPED, "SP-LE-05")["status"]
+        == provision_in(SHIPPED, "SP-CJ-02")["status"]
+        == "in_force"
+    )
+    assert provision_in(SHIPPED, "SP-SD-04")["status"] == "agreed"
+    assert [entry["at"] for entry in provision_in(SHIPPED, "SP-SD-04")["history"]] == ["2022-11-15"]
+    assert "changes" not in provision_in(SHIPPED, "SP-SD-04")
+    assert "discussions" not in provision_in(SHIPPED, "SP-SD-04")
+    assert [change["at"] for change in capability_in(SHIPPED, "DATA-FLOWS")["changes"]] == ["2020-12-24"]
+
+
+def next_history_index(reference: str) -> int:
+    """The index an entry appended to the shipped provision's history gets."""
+    return len(provision_in(SHIPPED, reference)["history"])
+
+
 @pytest.fixture
 def imported(shipped_partnership_file: str) -> str:
     """The shipped partnership, already imported; gives the file's path."""
@@ -186,6 +248,19 @@ def test_importing_the_shipped_file_creates_every_domain_of_the_seed_text(
     for code in SEED_DOMAINS:
         assert Capability.objects.filter(domain__code=code).exists(), code
         assert Provision.objects.filter(domain__code=code).exists(), code
+
+
+def day(value: str | None) -> datetime.date | None:
+    return datetime.date.fromisoformat(value) if value else None
+
+
+def today_value(item: dict[str, Any], name: str) -> Any:
+    """A dated value today, by DESIGN's rule: the base overridden by the changes dated up to today."""
+    value = item.get(name)
+    for change in item.get("changes", []):
+        if name in change and datetime.date.fromisoformat(change["at"]) <= timezone.localdate():
+            value = change[name]
+    return value
 
 
 def test_importing_the_shipped_file_creates_everything_it_describes(shipped_partnership_file: str) -> None:
@@ -218,17 +293,22 @@ def test_importing_the_shipped_file_creates_everything_it_describes(shipped_part
     assert Capability.objects.count() == len(data["capabilities"])
     for item in data["capabilities"]:
         capability = Capability.objects.select_related("domain").get(code=item["code"])
-        lapses_on = datetime.date.fromisoformat(item["lapses_on"]) if item["lapses_on"] else None
+        lapses_on = today_value(item, "lapses_on")  # the columns hold today's values (rules v2)
         assert (capability.name, capability.domain.code, capability.criticality, capability.lapses_on) == (
             item["name"],
             item["domain"],
-            item["criticality"],
-            lapses_on,
+            today_value(item, "criticality"),
+            datetime.date.fromisoformat(lapses_on) if lapses_on else None,
         )
         assert (capability.fallback, capability.description) == (
-            item.get("fallback", ""),
+            today_value(item, "fallback") or "",
             item.get("description", ""),
         )
+        dated = [(change.at, change.sets(), change.note) for change in capability.changes.exclude(at=None)]
+        assert dated == [
+            (day(change["at"]), values_set_by(change), change.get("note", ""))
+            for change in item.get("changes", [])
+        ], item["code"]
     assert Provision.objects.count() == len(data["provisions"])
 
 
@@ -241,25 +321,39 @@ def test_importing_the_shipped_file_gives_each_provision_what_the_file_says(
 
     for item in data["provisions"]:
         provision = Provision.objects.select_related("domain").get(reference=item["reference"])
+        expires_on = today_value(item, "expires_on")  # the columns hold today's values (rules v2)
         assert (
             provision.title,
             provision.text,
+            provision.expires_on,
             provision.domain.code,
             provision.status,
             provision.marking,
         ) == (
-            item["title"],
-            item["text"],
+            today_value(item, "title"),
+            today_value(item, "text"),
+            datetime.date.fromisoformat(expires_on) if expires_on else None,
             item["domain"],
             item["status"],
             item["marking"],
-        )
-        assert sorted(provision.coverage.values_list("capability__code", "extent")) == sorted(
-            (link["capability"], link["extent"]) for link in item["covers"]
-        )
-        assert sorted(provision.positions.values_list("party__code", "stance", "firmness", "note")) == sorted(
-            (p["party"], p["stance"], p["firmness"], p.get("note", "")) for p in item["positions"]
-        )
+        ), item["reference"]
+        assert list(
+            provision.coverage.order_by("id").values_list(
+                "capability__code", "extent", "valid_from", "valid_until"
+            )
+        ) == [
+            (link["capability"], link["extent"], day(link.get("from")), day(link.get("until")))
+            for link in item["covers"]
+        ], item["reference"]
+        # A party's positions are a dated history: all of them, in the file's order, with their days.
+        assert list(
+            provision.positions.order_by("id").values_list(
+                "party__code", "stance", "firmness", "note", "taken_on"
+            )
+        ) == [
+            (p["party"], p["stance"], p["firmness"], p.get("note", ""), day(p.get("at")))
+            for p in item["positions"]
+        ], item["reference"]
         assert sorted(provision.precedents.values_list("code", flat=True)) == sorted(item["precedents"])
         assert sorted(provision.territories.values_list("code", flat=True)) == sorted(item["territories"])
 
@@ -290,6 +384,7 @@ def test_importing_the_shipped_file_reports_what_it_created(shipped_partnership_
     assert f"domains: {len(data['domains'])} created, 0 updated, 0 unchanged" in lines
     assert f"capabilities: {len(data['capabilities'])} created, 0 updated, 0 unchanged" in lines
     assert f"provisions: {len(data['provisions'])} created, 0 updated, 0 unchanged" in lines
+    assert f"aims: {len(data['aims'])} created, 0 updated, 0 unchanged" in lines
     entries = sum(len(item["history"]) for item in data["provisions"])
     assert lines[-1] == f"status changes: {entries} added"
     assert StatusChange.objects.count() == entries
@@ -299,6 +394,7 @@ def test_importing_the_shipped_file_reports_what_it_created(shipped_partnership_
 
 
 def test_importing_the_shipped_file_twice_changes_nothing_the_second_time(imported: str) -> None:
+    data = shipped_data(imported)
     before = snapshot()
 
     stdout, _ = run_import(imported)
@@ -308,7 +404,9 @@ def test_importing_the_shipped_file_twice_changes_nothing_the_second_time(import
     assert lines[-1] == "status changes: 0 added"
     for line in lines[:-1]:
         assert ": 0 created, 0 updated, " in line, line
-    assert "provisions: 0 created, 0 updated, 25 unchanged" in lines
+    assert f"provisions: 0 created, 0 updated, {len(data['provisions'])} unchanged" in lines
+    assert f"capabilities: 0 created, 0 updated, {len(data['capabilities'])} unchanged" in lines
+    assert f"aims: 0 created, 0 updated, {len(data['aims'])} unchanged" in lines
 
 
 def test_the_service_reports_no_change_on_a_second_import(imported: str) -> None:
@@ -353,10 +451,313 @@ def test_export_then_import_into_an_empty_database_then_export_gives_the_same_fi
         transaction.set_rollback(True)
     assert not any(row_counts().values()), "the database should be empty again"
 
+    exported = yaml.safe_load(first_text)  # the dated parts and the aims make the trip too
+    assert capability_in(exported, "DATA-FLOWS")["changes"] == capability_in(SHIPPED, "DATA-FLOWS")["changes"]
+    assert {"changes", "discussions", "expires_on"} <= provision_in(exported, "SP-LE-01").keys()
+    assert any(position.get("at") for position in provision_in(exported, "SP-LE-01")["positions"])
+    assert exported["aims"] == SHIPPED["aims"]
+
     run_import(first)
 
     assert run_export(second) == first_text
-    assert Provision.objects.count() == 25
+    assert Provision.objects.count() == len(SHIPPED["provisions"])
+    assert CapabilityChange.objects.exclude(at=None).count() == sum(
+        len(item.get("changes", [])) for item in SHIPPED["capabilities"]
+    )
+    assert ProvisionChange.objects.exclude(at=None).count() == sum(
+        len(item.get("changes", [])) for item in SHIPPED["provisions"]
+    )
+    assert Discussion.objects.count() == sum(
+        len(item.get("discussions", [])) for item in SHIPPED["provisions"]
+    )
+
+
+# --- the dated parts and the aims (rules v2) ---------------------------------------------------------------
+
+
+def test_importing_the_shipped_file_records_a_capabilitys_base_values_and_its_dated_change(
+    imported: str,
+) -> None:
+    item = capability_in(SHIPPED, "DATA-FLOWS")
+    capability = Capability.objects.get(code="DATA-FLOWS")
+
+    assert [(change.at, change.sets(), change.note) for change in capability.changes.all()] == [
+        (
+            None,
+            {
+                "lapses_on": datetime.date(2020, 12, 31),
+                "criticality": "critical",
+                "fallback": item["fallback"],
+            },
+            "",
+        ),
+        (datetime.date(2020, 12, 24), {"lapses_on": datetime.date(2021, 6, 30)}, item["changes"][0]["note"]),
+    ]
+    assert capability.lapses_on == datetime.date(2021, 6, 30)  # today's value
+    # What the rules read on each side of the change.
+    before, on = datetime.date(2020, 12, 23), datetime.date(2020, 12, 24)
+    assert record_at(before, capability_ids=[capability.pk]).capabilities[capability.pk].lapses_on == (
+        datetime.date(2020, 12, 31)
+    )
+    assert record_at(on, capability_ids=[capability.pk]).capabilities[capability.pk].lapses_on == (
+        datetime.date(2021, 6, 30)
+    )
+
+
+def test_importing_the_shipped_file_records_a_provisions_expiry_history(imported: str) -> None:
+    item = provision_in(SHIPPED, "SP-LE-01")
+    provision = Provision.objects.get(reference="SP-LE-01")
+
+    assert [(change.at, change.sets(), change.note) for change in provision.changes.all()] == [
+        (None, {"title": item["title"], "text": item["text"], "expires_on": datetime.date(2021, 10, 1)}, ""),
+        (datetime.date(2021, 9, 24), {"expires_on": datetime.date(2022, 7, 1)}, item["changes"][0]["note"]),
+        (datetime.date(2022, 6, 17), {"expires_on": None}, item["changes"][1]["note"]),  # cleared
+    ]
+    assert provision.expires_on is None  # today's value
+    for as_of, expires_on in [
+        (datetime.date(2021, 9, 23), datetime.date(2021, 10, 1)),
+        (datetime.date(2021, 9, 24), datetime.date(2022, 7, 1)),
+        (datetime.date(2022, 6, 17), None),
+    ]:
+        record = record_at(as_of, provision_ids=[provision.pk])
+        assert record.provisions[provision.pk].expires_on == expires_on, as_of
+
+
+def values_set_by(change: dict[str, Any]) -> dict[str, Any]:
+    """What a file's dated change sets, as the model holds it (dates as dates; null clears)."""
+    return {
+        name: day(value) if name.endswith("_on") else value
+        for name, value in change.items()
+        if name not in ("at", "note")
+    }
+
+
+def test_importing_the_shipped_file_records_every_dated_change_of_every_provision(imported: str) -> None:
+    for item in SHIPPED["provisions"]:
+        changes = ProvisionChange.objects.filter(provision__reference=item["reference"]).exclude(at=None)
+        assert [(change.at, change.sets(), change.note) for change in changes] == [
+            (day(change["at"]), values_set_by(change), change.get("note", ""))
+            for change in item.get("changes", [])
+        ], item["reference"]
+        has_base = ProvisionChange.objects.filter(provision__reference=item["reference"], at=None).exists()
+        assert has_base == bool(item.get("changes")), item["reference"]  # a base once there are changes
+
+
+def test_importing_the_shipped_file_records_each_provisions_discussions_in_order(imported: str) -> None:
+    for item in SHIPPED["provisions"]:
+        discussions = Discussion.objects.filter(provision__reference=item["reference"]).order_by("on", "id")
+        assert list(discussions.values_list("on", "note")) == [
+            (day(entry["at"]), entry["note"]) for entry in item.get("discussions", [])
+        ], item["reference"]
+    assert Discussion.objects.filter(provision__reference="SP-LE-01").count() == len(
+        provision_in(SHIPPED, "SP-LE-01")["discussions"]
+    )
+
+
+def test_importing_the_shipped_file_records_its_aims_with_their_capabilities_in_order(imported: str) -> None:
+    assert list(Aim.objects.order_by("code").values_list("code", flat=True)) == sorted(
+        aim["code"] for aim in SHIPPED["aims"]
+    )
+    for item in SHIPPED["aims"]:
+        aim = Aim.objects.select_related("partnership").get(code=item["code"])
+        assert (aim.title, aim.text, aim.source, aim.partnership.code) == (
+            item["title"],
+            item.get("text", ""),
+            item.get("source", ""),
+            SHIPPED["partnership"]["code"],
+        )
+        linked = aim.links.order_by("position", "id").values_list("capability__code", flat=True)
+        assert list(linked) == item["capabilities"], item["code"]
+
+
+def test_an_export_writes_the_dated_parts_and_the_aims_as_the_imported_file_gave_them(
+    imported: str, tmp_path: Path
+) -> None:
+    exported = yaml.safe_load(run_export(tmp_path / "exported.yaml"))
+
+    for item in SHIPPED["capabilities"]:
+        out = capability_in(exported, item["code"])
+        assert (
+            out.get("lapses_on"),
+            out["criticality"],
+            out.get("fallback", ""),
+            out.get("changes", []),
+        ) == (
+            item.get("lapses_on"),
+            item["criticality"],
+            item.get("fallback", ""),
+            item.get("changes", []),
+        ), item["code"]
+    for item in SHIPPED["provisions"]:
+        out = provision_in(exported, item["reference"])
+        assert (out["title"], out.get("text", ""), out.get("expires_on"), out.get("changes", [])) == (
+            item["title"],
+            item.get("text", ""),
+            item.get("expires_on"),
+            item.get("changes", []),
+        ), item["reference"]
+        assert out.get("discussions", []) == item.get("discussions", []), item["reference"]
+        assert out["positions"] == [{"firmness": "provisional", **p} for p in item["positions"]]
+        assert out["covers"] == [{"extent": "full", **link} for link in item["covers"]]
+    assert exported["aims"] == sorted(SHIPPED["aims"], key=lambda aim: aim["code"])
+
+
+def test_reimporting_a_file_that_leaves_the_dated_parts_out_keeps_them(imported: str, tmp_path: Path) -> None:
+    data = shipped_data(imported)
+    del data["aims"]
+    for item in [*data["capabilities"], *data["provisions"]]:
+        item.pop("changes", None)
+        item.pop("discussions", None)
+    rows = snapshot()
+
+    stdout, _ = run_import(write_yaml(tmp_path, data))
+
+    assert snapshot() == rows
+    lines = report_lines(stdout)
+    assert f"capabilities: 0 created, 0 updated, {len(data['capabilities'])} unchanged" in lines
+    assert f"provisions: 0 created, 0 updated, {len(data['provisions'])} unchanged" in lines
+
+
+def test_discussions_out_of_date_order_are_refused_as_history_is(imported: str, tmp_path: Path) -> None:
+    """Listed oldest first, as history entries and changes are (a re-import then changes nothing)."""
+    data = shipped_data(imported)
+    discussions = provision_in(data, "SP-LE-01")["discussions"]
+    discussions[0], discussions[1] = discussions[1], discussions[0]
+    rows = snapshot()
+
+    _, stderr = run_failing_import(write_yaml(tmp_path, data))
+
+    assert stderr == [
+        f"provisions[{LE_01}].discussions[1].at: {discussions[1]['at']} is before the previous discussion "
+        f"({discussions[0]['at']})"
+    ]
+    assert snapshot() == rows
+
+
+def test_a_capability_may_be_listed_twice_for_days_that_do_not_overlap(imported: str, tmp_path: Path) -> None:
+    data = shipped_data(imported)
+    covers = provision_in(data, "SP-LE-03")["covers"]
+    europol = next(link for link in covers if link["capability"] == "EUROPOL")
+    europol["until"] = "2022-01-01"  # partial until then, full from then on
+    covers.append({"capability": "EUROPOL", "extent": "full", "from": "2022-01-01"})
+    path = write_yaml(tmp_path, data)
+
+    stdout, _ = run_import(path)
+
+    assert f"provisions: 0 created, 1 updated, {len(data['provisions']) - 1} unchanged" in report_lines(
+        stdout
+    )
+    links = Coverage.objects.filter(provision__reference="SP-LE-03", capability__code="EUROPOL").order_by(
+        "id"
+    )
+    assert list(links.values_list("extent", "valid_from", "valid_until")) == [
+        ("partial", None, datetime.date(2022, 1, 1)),
+        ("full", datetime.date(2022, 1, 1), None),
+    ]
+    provision = Provision.objects.get(reference="SP-LE-03").pk
+    capability = Capability.objects.get(code="EUROPOL").pk
+
+    def counting(as_of: datetime.date) -> list[tuple[int, int, str]]:
+        record = record_at(as_of, capability_ids=[capability])
+        return [link for link in record.links if link[:2] == (provision, capability)]
+
+    assert counting(datetime.date(2021, 12, 31)) == [(provision, capability, "partial")]
+    assert counting(datetime.date(2022, 1, 1)) == [(provision, capability, "full")]
+    exported = yaml.safe_load(run_export(tmp_path / "exported.yaml"))
+    assert [
+        link for link in provision_in(exported, "SP-LE-03")["covers"] if link["capability"] == "EUROPOL"
+    ] == [
+        {"capability": "EUROPOL", "extent": "partial", "until": "2022-01-01"},
+        {"capability": "EUROPOL", "extent": "full", "from": "2022-01-01"},
+    ]
+    rows = snapshot()
+    run_import(path)
+    assert snapshot() == rows
+
+
+def v1_file(data: dict[str, Any]) -> dict[str, Any]:
+    """The file as written before its dated parts existed: no values' `changes`, no `expires_on`, no
+    `discussions`, no `aims`, no link days, and one undated position per party (its latest)."""
+    data = json.loads(json.dumps(data))
+    del data["aims"]
+    for capability in data["capabilities"]:
+        capability.pop("changes", None)
+    for provision in data["provisions"]:
+        for key in ("changes", "discussions", "expires_on"):
+            provision.pop(key, None)
+        for link in provision["covers"]:
+            link.pop("from", None)
+            link.pop("until", None)
+        latest: dict[str, dict[str, Any]] = {}
+        for position in provision["positions"]:
+            position.pop("at", None)
+            latest[position["party"]] = position
+        provision["positions"] = list(latest.values())
+    return data
+
+
+def test_a_file_without_dated_parts_imports_with_the_meaning_it_had_before_them(tmp_path: Path) -> None:
+    data = v1_file(SHIPPED)
+    path = write_yaml(tmp_path, data, "v1.yaml")
+
+    stdout, _ = run_import(path)
+
+    assert f"provisions: {len(data['provisions'])} created, 0 updated, 0 unchanged" in report_lines(stdout)
+    assert not (
+        CapabilityChange.objects.exists()
+        or ProvisionChange.objects.exists()
+        or Discussion.objects.exists()
+        or Aim.objects.exists()
+    )
+    # Values are the top-level ones, today and on any day.
+    for item in data["capabilities"]:
+        capability = Capability.objects.get(code=item["code"])
+        assert (capability.lapses_on, capability.criticality, capability.fallback) == (
+            day(item.get("lapses_on")),
+            item["criticality"],
+            item.get("fallback", ""),
+        )
+    assert Capability.objects.get(code="DATA-FLOWS").lapses_on == datetime.date(2020, 12, 31)
+    data_flows = Capability.objects.get(code="DATA-FLOWS").pk
+    later = record_at(datetime.date(2021, 1, 1), capability_ids=[data_flows])
+    assert later.capabilities[data_flows].lapses_on == datetime.date(2020, 12, 31)
+    for item in data["provisions"]:
+        provision = Provision.objects.get(reference=item["reference"])
+        assert (provision.title, provision.text, provision.expires_on) == (item["title"], item["text"], None)
+    # Positions are undated, one per party; links have no days.
+    assert not Position.objects.exclude(taken_on=None).exists()
+    assert Position.objects.count() == sum(len(item["positions"]) for item in data["provisions"])
+    assert not Coverage.objects.exclude(valid_from=None, valid_until=None).exists()
+    # So links always count, and an undated position holds from the start.
+    every_link = sorted(Coverage.objects.values_list("provision_id", "capability_id", "extent"))
+    for as_of in (datetime.date(2019, 1, 1), datetime.date(2021, 1, 1), datetime.date(2099, 1, 1)):
+        assert sorted(record_at(as_of).links) == every_link, as_of
+    sp_le_04 = Provision.objects.get(reference="SP-LE-04").pk
+    assert record_at(datetime.date(2019, 10, 17), provision_ids=[sp_le_04]).opposing.get(sp_le_04) == ["EU"]
+    # And it means the same the next time, and exports without dated parts.
+    rows = snapshot()
+    run_import(path)
+    assert snapshot() == rows
+    exported = yaml.safe_load(run_export(tmp_path / "exported.yaml"))
+    assert exported["aims"] == []
+    for item in [*exported["capabilities"], *exported["provisions"]]:
+        assert not {"changes", "discussions", "expires_on"} & item.keys(), item
+    for item in exported["provisions"]:
+        assert all("at" not in position for position in item["positions"]), item["reference"]
+        assert all(not {"from", "until"} & link.keys() for link in item["covers"]), item["reference"]
+
+
+def test_the_shipped_files_dated_positions_hold_from_their_day(imported: str) -> None:
+    # SP-LE-04: the EU reserved its position on 2019-10-17 and opposed the provision from 2020-03-18
+    # (the v1 reading of the same positions, undated, has the EU opposing it from the start).
+    sp_le_04 = Provision.objects.get(reference="SP-LE-04").pk
+
+    def opposing(as_of: datetime.date) -> list[str]:
+        return record_at(as_of, provision_ids=[sp_le_04]).opposing.get(sp_le_04, [])
+
+    assert opposing(datetime.date(2019, 10, 17)) == []
+    assert opposing(datetime.date(2020, 3, 17)) == []
+    assert opposing(datetime.date(2020, 3, 18)) == ["EU"]
 
 
 # --- dry run ----------------------------------------------------------------------------------------------
@@ -371,16 +772,17 @@ def test_a_dry_run_reports_what_the_import_would_do_and_writes_nothing(shipped_p
     assert dry_stdout.splitlines()[0] == "Dry run, nothing written. Would import:"
     real_stdout, _ = run_import(shipped_partnership_file)
     assert report_lines(dry_stdout) == report_lines(real_stdout)
-    assert Provision.objects.count() == 25
+    assert Provision.objects.count() == len(shipped_data(shipped_partnership_file)["provisions"])
 
 
 def test_a_dry_run_of_a_changed_file_reports_the_updates_and_writes_nothing(
     imported: str, tmp_path: Path
 ) -> None:
     data = shipped_data(imported)
-    provision_in(data, "SP-LE-04")["title"] = "Real-time alerts"
-    provision_in(data, "SP-LE-04")["status"] = "agreed_in_principle"
-    provision_in(data, "SP-LE-04")["history"].append({"status": "agreed_in_principle", "at": "2020-09-01"})
+    provision_in(data, "SP-SD-04")["title"] = "PESCO: Military Mobility"
+    provision_in(data, "SP-SD-04")["status"] = "signed"
+    provision_in(data, "SP-SD-04")["history"].append({"status": "signed", "at": "2023-01-10"})
+    assert "changes" not in data["capabilities"][0]  # its criticality is its only value
     data["capabilities"][0]["criticality"] = "high"
     path = write_yaml(tmp_path, data)
     counts, rows = row_counts(), snapshot()
@@ -389,8 +791,9 @@ def test_a_dry_run_of_a_changed_file_reports_the_updates_and_writes_nothing(
 
     assert row_counts() == counts
     assert snapshot() == rows
-    assert "provisions: 0 created, 1 updated, 24 unchanged" in report_lines(dry_stdout)
-    assert "capabilities: 0 created, 1 updated, 32 unchanged" in report_lines(dry_stdout)
+    provisions, capabilities = len(data["provisions"]), len(data["capabilities"])
+    assert f"provisions: 0 created, 1 updated, {provisions - 1} unchanged" in report_lines(dry_stdout)
+    assert f"capabilities: 0 created, 1 updated, {capabilities - 1} unchanged" in report_lines(dry_stdout)
     assert report_lines(dry_stdout)[-1] == "status changes: 1 added"
     real_stdout, _ = run_import(path)
     assert report_lines(dry_stdout) == report_lines(real_stdout)
@@ -524,11 +927,11 @@ def _append(*keys: str | int, value: Any) -> Mutation:
     return mutate
 
 
-def _append_history(index: int, *moves: str, note: str = "") -> Mutation:
-    """Append (status, date) pairs to provisions[index]'s history and make the last its status."""
+def _append_history(reference: str, *moves: str, note: str = "") -> Mutation:
+    """Append (status, date) pairs to the provision's history and make the last its status."""
 
     def mutate(data: dict[str, Any]) -> None:
-        provision = data["provisions"][index]
+        provision = provision_in(data, reference)
         for status, at in zip(moves[::2], moves[1::2], strict=True):
             provision["history"].append({"status": status, "at": at, **({"note": note} if note else {})})
         provision["status"] = moves[-2]
@@ -536,8 +939,36 @@ def _append_history(index: int, *moves: str, note: str = "") -> Mutation:
     return mutate
 
 
-# provisions[3] is SP-LE-04 (under_negotiation: proposed 2020-05-19, under_negotiation 2020-06-05);
-# provisions[7] is SP-CJ-02 (in force since 2021-01-01); provisions[2] is SP-LE-03 (covers four capabilities).
+def _update(*keys: str | int, **values: Any) -> Mutation:
+    """Set several keys of one mapping (`from_` for `from`, a Python keyword)."""
+
+    def mutate(data: dict[str, Any]) -> None:
+        target: Any = data
+        for key in keys:
+            target = target[key]
+        target.update({key.rstrip("_"): value for key, value in values.items()})
+
+    return mutate
+
+
+def _all(*mutations: Mutation) -> Mutation:
+    def mutate(data: dict[str, Any]) -> None:
+        for mutation in mutations:
+            mutation(data)
+
+    return mutate
+
+
+def _last_history(reference: str) -> tuple[int, str]:
+    """The index and status of the shipped provision's last history entry."""
+    history = provision_in(SHIPPED, reference)["history"]
+    return len(history) - 1, history[-1]["status"]
+
+
+SD_04_FROM = provision_in(SHIPPED, "SP-SD-04")["history"][0]["at"]  # the day SP-SD-04 exists from
+LE_04_LAST, LE_04_STATUS = _last_history("SP-LE-04")
+LE_05_LAST, LE_05_STATUS = _last_history("SP-LE-05")
+
 SCHEMA_VIOLATIONS = {
     "missing required key": (
         _delete("provisions", 1, "title"),
@@ -550,8 +981,8 @@ SCHEMA_VIOLATIONS = {
         "'done' is not one of",
     ),
     "unknown history status": (
-        _set("provisions", 3, "history", 0, "status", value="tabled"),
-        "provisions[3].history[0].status",
+        _set("provisions", LE_04, "history", 0, "status", value="tabled"),
+        f"provisions[{LE_04}].history[0].status",
         "'tabled' is not one of",
     ),
     "unknown criticality": (
@@ -575,8 +1006,8 @@ SCHEMA_VIOLATIONS = {
         "is not a 'date'",
     ),
     "impossible history date": (
-        _set("provisions", 3, "history", 0, "at", value="2020-02-30"),
-        "provisions[3].history[0].at",
+        _set("provisions", LE_04, "history", 0, "at", value="2020-02-30"),
+        f"provisions[{LE_04}].history[0].at",
         "is not a 'date'",
     ),
     "bad milestone date": (
@@ -598,6 +1029,42 @@ SCHEMA_VIOLATIONS = {
         _set("provisions", 0, "covers", value="PRUM"),
         "provisions[0].covers",
         "is not of type 'array'",
+    ),
+    # The dated parts (rules v2).
+    "bad date of a capability's change": (
+        _set("capabilities", DATA_FLOWS, "changes", 0, "at", value="2020-12-32"),
+        f"capabilities[{DATA_FLOWS}].changes[0].at",
+        "is not a 'date'",
+    ),
+    "a change of a value that is not dated": (
+        _set("capabilities", DATA_FLOWS, "changes", 0, "name", value="Data transfers"),
+        f"capabilities[{DATA_FLOWS}].changes[0]",
+        "Additional properties are not allowed ('name' was unexpected)",
+    ),
+    "bad date of a provision's change": (
+        _set("provisions", LE_01, "changes", 0, "expires_on", value="next year"),
+        f"provisions[{LE_01}].changes[0].expires_on",
+        "is not a 'date'",
+    ),
+    "a discussion without a note": (
+        _delete("provisions", LE_01, "discussions", 0, "note"),
+        f"provisions[{LE_01}].discussions[0]",
+        "'note' is a required property",
+    ),
+    "bad day of a position": (
+        _set("provisions", LE_01, "positions", 0, "at", value="2019-10-32"),
+        f"provisions[{LE_01}].positions[0].at",
+        "is not a 'date'",
+    ),
+    "bad first day of a link": (
+        _set("provisions", LE_03, "covers", 0, "from", value="soon"),
+        f"provisions[{LE_03}].covers[0].from",
+        "is not a 'date'",
+    ),
+    "an aim without a title": (
+        _delete("aims", 0, "title"),
+        "aims[0]",
+        "'title' is a required property",
     ),
 }
 
@@ -621,6 +1088,19 @@ def test_a_schema_violation_is_listed_with_its_path_and_nothing_is_written(
     assert not any(row_counts().values())
 
 
+def test_a_malformed_history_entry_of_a_provision_with_dated_parts_is_one_problem(
+    shipped_partnership_file: str,
+) -> None:
+    data = shipped_data(shipped_partnership_file)
+    provision = provision_in(data, "SP-LE-01")
+    assert provision["changes"] and provision["discussions"]
+    provision["history"][0]["at"] = "2019-10-32"
+
+    problems = check_partnership_file(data)
+
+    assert [problem.path for problem in problems] == [f"provisions[{LE_01}].history[0].at"], problems
+
+
 def test_a_file_without_domains_is_refused_at_the_top_level(tmp_path: Path) -> None:
     data = minimal_file([])
     del data["domains"]
@@ -642,77 +1122,139 @@ REFERENCE_PROBLEMS = {
         "provisions[0].domain: unknown domain 'policing'",
     ),
     "covered capability": (
-        _set("provisions", 3, "covers", 0, "capability", value="SIS-3"),
-        "provisions[3].covers[0].capability: unknown capability 'SIS-3'",
+        _set("provisions", LE_04, "covers", 0, "capability", value="SIS-3"),
+        f"provisions[{LE_04}].covers[0].capability: unknown capability 'SIS-3'",
     ),
     "party of a position": (
-        _set("provisions", 0, "positions", 1, "party", value="FR"),
-        "provisions[0].positions[1].party: unknown party 'FR'",
+        _set("provisions", LE_01, "positions", 1, "party", value="FR"),
+        f"provisions[{LE_01}].positions[1].party: unknown party 'FR'",
     ),
     "precedent": (
-        _set("provisions", 1, "precedents", 1, value="EU-CA-PNR"),
-        "provisions[1].precedents[1]: unknown precedent 'EU-CA-PNR'",
+        _set("provisions", LE_02, "precedents", 1, value="EU-CA-PNR"),
+        f"provisions[{LE_02}].precedents[1]: unknown precedent 'EU-CA-PNR'",
     ),
     "territory": (
-        _set("provisions", 0, "territories", 0, value="ATLANTIS"),
-        "provisions[0].territories[0]: unknown territory 'ATLANTIS'",
+        _set("provisions", LE_01, "territories", 0, value="ATLANTIS"),
+        f"provisions[{LE_01}].territories[0]: unknown territory 'ATLANTIS'",
     ),
     "duplicate domain": (
         _append("domains", value={"code": "law-enforcement", "name": "Policing"}),
-        "domains[11].code: duplicate code 'law-enforcement' (also domains[0])",
+        f"domains[{len(SHIPPED['domains'])}].code: duplicate code 'law-enforcement' (also domains[0])",
     ),
     "duplicate capability": (
         _append(
             "capabilities",
             value={"code": "SIS-II", "name": "SIS", "domain": "enablers", "criticality": "low"},
         ),
-        "capabilities[33].code: duplicate code 'SIS-II' (also capabilities[0])",
+        f"capabilities[{len(SHIPPED['capabilities'])}].code: duplicate code 'SIS-II' "
+        f"(also capabilities[{capability_index_of(SHIPPED, 'SIS-II')}])",
     ),
     "duplicate provision reference": (
         _append(
             "provisions",
             value={"reference": "SP-LE-01", "title": "Again", "domain": "enablers", "status": "in_force"},
         ),
-        "provisions[25].reference: duplicate reference 'SP-LE-01' (also provisions[0])",
+        f"provisions[{len(SHIPPED['provisions'])}].reference: duplicate reference 'SP-LE-01' "
+        f"(also provisions[{LE_01}])",
     ),
     "capability covered twice": (
-        _append("provisions", 2, "covers", value={"capability": "EUROPOL", "extent": "full"}),
-        "provisions[2].covers[4].capability: capability 'EUROPOL' listed twice",
+        _append("provisions", LE_03, "covers", value={"capability": "EUROPOL", "extent": "full"}),
+        f"provisions[{LE_03}].covers[{len(SHIPPED['provisions'][LE_03]['covers'])}].capability: "
+        "capability 'EUROPOL' listed twice for the same days",
     ),
     "history ends elsewhere": (
-        _set("provisions", 3, "status", value="agreed"),
-        "provisions[3].history[1].status: the last history entry is 'under_negotiation' "
+        _set("provisions", LE_04, "status", value="agreed"),
+        f"provisions[{LE_04}].history[{LE_04_LAST}].status: the last history entry is {LE_04_STATUS!r} "
         "but the provision's status is 'agreed'",
     ),
     "leaving in_force": (
-        _append_history(7, "agreed", "2021-02-01", note="Reopened"),
-        "provisions[7].history[5].status: in_force → agreed refused: "
+        _append_history("SP-CJ-02", "agreed", "2021-02-01", note="Reopened"),
+        f"provisions[{CJ_02}].history[{next_history_index('SP-CJ-02')}].status: in_force → agreed refused: "
         "a provision in force can only be suspended, not moved to agreed",
     ),
     "moving back without a note": (
-        _append_history(3, "proposed", "2020-07-01"),
-        "provisions[3].history[2].status: under_negotiation → proposed refused: "
-        "moving back from under_negotiation to proposed needs a reason",
+        _append_history("SP-SD-04", "under_negotiation", "2023-01-10"),
+        f"provisions[{SD_04}].history[1].status: agreed → under_negotiation refused: "
+        "moving back from agreed to under_negotiation needs a reason",
     ),
     "withdrawing without a note": (
-        _append_history(3, "withdrawn", "2020-07-01"),
-        "provisions[3].history[2].status: under_negotiation → withdrawn refused: "
+        _append_history("SP-SD-04", "withdrawn", "2023-01-10"),
+        f"provisions[{SD_04}].history[1].status: agreed → withdrawn refused: "
         "moving to withdrawn needs a reason",
     ),
     "a no-op move": (
-        _append_history(3, "under_negotiation", "2020-07-01", note="Again"),
-        "provisions[3].history[2].status: under_negotiation → under_negotiation refused: "
-        "the provision is already under_negotiation",
+        _append_history("SP-SD-04", "agreed", "2023-01-10", note="Again"),
+        f"provisions[{SD_04}].history[1].status: agreed → agreed refused: the provision is already agreed",
     ),
     "dates out of order": (
-        _append_history(3, "agreed_in_principle", "2020-08-01", "agreed", "2020-07-01"),
-        "provisions[3].history[3].at: 2020-07-01 is before the previous entry (2020-08-01)",
+        _append_history("SP-SD-04", "signed", "2023-02-01", "in_force", "2023-01-01"),
+        f"provisions[{SD_04}].history[2].at: 2023-01-01 is before the previous entry (2023-02-01)",
     ),
 }
 
+# The dated parts (DESIGN.md, rules v2): a value's changes, a link's days, discussions and aims.
+DATA_FLOWS_CHANGED = SHIPPED["capabilities"][DATA_FLOWS]["changes"][-1]["at"]
+LE_01_CHANGES = SHIPPED["provisions"][LE_01]["changes"]
+DATED_PROBLEMS = {
+    "a provision's change before it existed": (
+        _set("provisions", SD_04, "changes", value=[{"at": "2022-11-01", "title": "PESCO participation"}]),
+        f"provisions[{SD_04}].changes[0].at: 2022-11-01 is before the provision existed (from {SD_04_FROM})",
+    ),
+    "a discussion before the provision existed": (
+        _set("provisions", SD_04, "discussions", value=[{"at": "2022-06-01", "note": "Exploratory talks"}]),
+        f"provisions[{SD_04}].discussions[0].at: 2022-06-01 is before the provision existed "
+        f"(from {SD_04_FROM})",
+    ),
+    "a provision's changes out of date order": (
+        _append("provisions", LE_01, "changes", value={"at": "2022-01-01", "expires_on": "2022-12-31"}),
+        f"provisions[{LE_01}].changes[{len(LE_01_CHANGES)}].at: 2022-01-01 is before the previous change "
+        f"({LE_01_CHANGES[-1]['at']})",
+    ),
+    "a capability's changes out of date order": (
+        _append("capabilities", DATA_FLOWS, "changes", value={"at": "2020-06-01", "lapses_on": "2020-09-30"}),
+        f"capabilities[{DATA_FLOWS}].changes[1].at: 2020-06-01 is before the previous change "
+        f"({DATA_FLOWS_CHANGED})",
+    ),
+    "a link ending on the day it starts": (
+        _update("provisions", LE_03, "covers", 1, from_="2021-01-01", until="2021-01-01"),
+        f"provisions[{LE_03}].covers[1].until: 2021-01-01 is not after its from (2021-01-01)",
+    ),
+    "a link ending before it starts": (
+        _update("provisions", LE_03, "covers", 1, from_="2022-01-01", until="2021-01-01"),
+        f"provisions[{LE_03}].covers[1].until: 2021-01-01 is not after its from (2022-01-01)",
+    ),
+    "a capability covered twice on overlapping days": (
+        _all(
+            _update("provisions", LE_03, "covers", 0, until="2022-06-01"),
+            _append(
+                "provisions",
+                LE_03,
+                "covers",
+                value={"capability": "EUROPOL", "extent": "full", "from": "2022-01-01"},
+            ),
+        ),
+        f"provisions[{LE_03}].covers[{len(SHIPPED['provisions'][LE_03]['covers'])}].capability: "
+        "capability 'EUROPOL' listed twice for the same days",
+    ),
+    "an aim's unknown capability": (
+        _set("aims", 0, "capabilities", 1, value="SIS-3"),
+        "aims[0].capabilities[1]: unknown capability 'SIS-3'",
+    ),
+    "a capability listed twice in one aim": (
+        _append("aims", 0, "capabilities", value=SHIPPED["aims"][0]["capabilities"][0]),
+        f"aims[0].capabilities[{len(SHIPPED['aims'][0]['capabilities'])}]: "
+        f"capability {SHIPPED['aims'][0]['capabilities'][0]!r} listed twice",
+    ),
+    "duplicate aim": (
+        _append("aims", value={"code": SHIPPED["aims"][0]["code"], "title": "Again", "capabilities": []}),
+        f"aims[{len(SHIPPED['aims'])}].code: duplicate code {SHIPPED['aims'][0]['code']!r} (also aims[0])",
+    ),
+}
+FILE_PROBLEMS = {**REFERENCE_PROBLEMS, **DATED_PROBLEMS}
 
-@pytest.mark.parametrize(("mutate", "line"), REFERENCE_PROBLEMS.values(), ids=REFERENCE_PROBLEMS.keys())
-def test_a_bad_reference_duplicate_or_history_is_listed_with_its_path_and_nothing_is_written(
+
+@pytest.mark.parametrize(("mutate", "line"), FILE_PROBLEMS.values(), ids=FILE_PROBLEMS.keys())
+def test_a_bad_reference_duplicate_history_or_dated_part_is_listed_with_its_path_and_nothing_is_written(
     shipped_partnership_file: str, tmp_path: Path, mutate: Mutation, line: str
 ) -> None:
     data = shipped_data(shipped_partnership_file)
@@ -726,7 +1268,7 @@ def test_a_bad_reference_duplicate_or_history_is_listed_with_its_path_and_nothin
     assert not any(row_counts().values())
 
 
-@pytest.mark.parametrize(("mutate", "line"), REFERENCE_PROBLEMS.values(), ids=REFERENCE_PROBLEMS.keys())
+@pytest.mark.parametrize(("mutate", "line"), FILE_PROBLEMS.values(), ids=FILE_PROBLEMS.keys())
 def test_a_bad_file_changes_nothing_in_a_database_holding_the_partnership(
     imported: str, tmp_path: Path, mutate: Mutation, line: str
 ) -> None:
@@ -745,21 +1287,23 @@ def test_a_bad_file_changes_nothing_in_a_database_holding_the_partnership(
 
 def test_the_service_lists_problems_as_path_and_message(shipped_partnership_file: str) -> None:
     data = shipped_data(shipped_partnership_file)
-    data["provisions"][3]["covers"][0]["capability"] = "SIS-3"
+    provision_in(data, "SP-LE-04")["covers"][0]["capability"] = "SIS-3"
+    path = f"provisions[{index_of(data, 'SP-LE-04')}].covers[0].capability"
 
     with pytest.raises(PartnershipFileInvalid) as invalid:
         partnership_import(data=data)
 
     assert [(problem.path, problem.message) for problem in invalid.value.problems] == [
-        ("provisions[3].covers[0].capability", "unknown capability 'SIS-3'")
+        (path, "unknown capability 'SIS-3'")
     ]
-    assert str(invalid.value.problems[0]) == "provisions[3].covers[0].capability: unknown capability 'SIS-3'"
+    assert str(invalid.value.problems[0]) == f"{path}: unknown capability 'SIS-3'"
 
 
-TEN_MISTAKES = [
+MISTAKES = [
     (
         _append("domains", value={"code": "health-security", "name": "Health"}),
-        "domains[11].code: duplicate code 'health-security' (also domains[9])",
+        f"domains[{len(SHIPPED['domains'])}].code: duplicate code 'health-security' "
+        f"(also domains[{[domain['code'] for domain in SHIPPED['domains']].index('health-security')}])",
     ),
     (_set("capabilities", 0, "criticality", value="severe"), "capabilities[0].criticality: "),
     (_set("capabilities", 1, "lapses_on", value="2020-31-12"), "capabilities[1].lapses_on: "),
@@ -768,29 +1312,46 @@ TEN_MISTAKES = [
         "capabilities[2].domain: unknown domain 'policing'",
     ),
     (
-        _set("provisions", 3, "covers", 0, "capability", value="SIS-3"),
-        "provisions[3].covers[0].capability: unknown capability 'SIS-3'",
+        _set("provisions", LE_04, "covers", 0, "capability", value="SIS-3"),
+        f"provisions[{LE_04}].covers[0].capability: unknown capability 'SIS-3'",
     ),
     (
-        _set("provisions", 0, "positions", 1, "party", value="FR"),
-        "provisions[0].positions[1].party: unknown party 'FR'",
+        _set("provisions", LE_01, "positions", 1, "party", value="FR"),
+        f"provisions[{LE_01}].positions[1].party: unknown party 'FR'",
     ),
     (
-        _set("provisions", 1, "precedents", 0, value="EU-CA-PNR"),
-        "provisions[1].precedents[0]: unknown precedent 'EU-CA-PNR'",
+        _set("provisions", LE_02, "precedents", 0, value="EU-CA-PNR"),
+        f"provisions[{LE_02}].precedents[0]: unknown precedent 'EU-CA-PNR'",
     ),
     (
-        _set("provisions", 2, "territories", 0, value="ATLANTIS"),
-        "provisions[2].territories[0]: unknown territory 'ATLANTIS'",
+        _set("provisions", LE_03, "territories", 0, value="ATLANTIS"),
+        f"provisions[{LE_03}].territories[0]: unknown territory 'ATLANTIS'",
     ),
     (
-        _set("provisions", 4, "status", value="signed"),
-        "provisions[4].history[4].status: the last history entry is 'in_force' "
+        _set("provisions", LE_05, "status", value="signed"),
+        f"provisions[{LE_05}].history[{LE_05_LAST}].status: the last history entry is {LE_05_STATUS!r} "
         "but the provision's status is 'signed'",
     ),
     (
-        _append_history(7, "agreed", "2021-02-01", note="Reopened"),
-        "provisions[7].history[5].status: in_force → agreed refused: ",
+        _append_history("SP-CJ-02", "agreed", "2021-02-01", note="Reopened"),
+        f"provisions[{CJ_02}].history[{next_history_index('SP-CJ-02')}].status: in_force → agreed refused: ",
+    ),
+    # The dated parts are checked in the same pass.
+    (
+        _set("provisions", SD_04, "discussions", value=[{"at": "2022-06-01", "note": "Exploratory talks"}]),
+        f"provisions[{SD_04}].discussions[0].at: 2022-06-01 is before the provision existed",
+    ),
+    (
+        _update("provisions", LE_03, "covers", 1, from_="2022-01-01", until="2021-01-01"),
+        f"provisions[{LE_03}].covers[1].until: 2021-01-01 is not after its from (2022-01-01)",
+    ),
+    (
+        _append("capabilities", DATA_FLOWS, "changes", value={"at": "2020-06-01", "lapses_on": "2020-09-30"}),
+        f"capabilities[{DATA_FLOWS}].changes[1].at: 2020-06-01 is before the previous change",
+    ),
+    (
+        _set("aims", 0, "capabilities", 1, value="SIS-3"),
+        "aims[0].capabilities[1]: unknown capability 'SIS-3'",
     ),
 ]
 
@@ -798,22 +1359,22 @@ TEN_MISTAKES = [
 @pytest.mark.parametrize(
     "preloaded", [False, True], ids=["empty database", "database holding the partnership"]
 )
-def test_a_file_with_ten_mistakes_gets_all_ten_listed_and_nothing_written(
+def test_a_file_with_many_mistakes_gets_every_one_listed_and_nothing_written(
     shipped_partnership_file: str, tmp_path: Path, preloaded: bool
 ) -> None:
     if preloaded:
         run_import(shipped_partnership_file)
     data = shipped_data(shipped_partnership_file)
-    for mutate, _ in TEN_MISTAKES:
+    for mutate, _ in MISTAKES:
         mutate(data)
     file = write_yaml(tmp_path, data)
     counts, rows = row_counts(), snapshot()
 
     message, stderr = run_failing_import(file)
 
-    assert message == f"{file}: 10 problem(s), nothing was imported"
-    assert len(stderr) == 10, stderr
-    for _, expected in TEN_MISTAKES:
+    assert message == f"{file}: {len(MISTAKES)} problem(s), nothing was imported"
+    assert len(stderr) == len(MISTAKES), stderr
+    for _, expected in MISTAKES:
         assert len([line for line in stderr if line.startswith(expected)]) == 1, (expected, stderr)
     assert row_counts() == counts
     assert snapshot() == rows
@@ -823,10 +1384,9 @@ def test_a_file_with_ten_mistakes_gets_all_ten_listed_and_nothing_written(
 
 
 def test_reimport_keeps_a_move_recorded_since_and_ends_at_the_files_status(imported: str) -> None:
-    provision = Provision.objects.get(reference="SP-LE-04")
-    provision_transition(
-        by=Reader.system(), provision=provision, to="agreed_in_principle", note="Breakthrough in round nine"
-    )
+    # SP-SD-04 is agreed in the file; it is signed in the app since.
+    provision = Provision.objects.get(reference="SP-SD-04")
+    provision_transition(by=Reader.system(), provision=provision, to="signed", note="Signed at the summit")
     recorded = list(StatusChange.objects.order_by("id").values())
 
     stdout, _ = run_import(imported)
@@ -836,33 +1396,31 @@ def test_reimport_keeps_a_move_recorded_since_and_ends_at_the_files_status(impor
         == recorded
     )
     provision.refresh_from_db()
-    assert provision.status == "under_negotiation"
-    assert history_of("SP-LE-04")[-1] == (
-        "agreed_in_principle",
-        "under_negotiation",
-        timezone.localdate(),
-        IMPORT_NOTE,
-    )
-    assert_history_obeys_lifecycle("SP-LE-04")
+    assert provision.status == "agreed"
+    assert history_of("SP-SD-04")[-2:] == [
+        ("agreed", "signed", timezone.localdate(), "Signed at the summit"),
+        ("signed", "agreed", timezone.localdate(), IMPORT_NOTE),
+    ]
+    assert_history_obeys_lifecycle("SP-SD-04")
     assert report_lines(stdout)[-1] == "status changes: 1 added"
     assert StatusChange.objects.count() == len(recorded) + 1
 
 
 def test_reimport_refuses_a_status_the_lifecycle_cannot_reach_and_writes_nothing(imported: str) -> None:
-    provision = Provision.objects.get(reference="SP-LE-04")
+    provision = Provision.objects.get(reference="SP-SD-04")
     provision_transition(by=Reader.system(), provision=provision, to="in_force")
     counts, rows = row_counts(), snapshot()
 
     message, stderr = run_failing_import(imported)
 
     assert stderr == [
-        "provisions[3].status: in_force → under_negotiation refused: "
-        "a provision in force can only be suspended, not moved to under_negotiation"
+        f"provisions[{index_of(shipped_data(imported), 'SP-SD-04')}].status: in_force → agreed refused: "
+        "a provision in force can only be suspended, not moved to agreed"
     ]
     assert "1 problem(s), nothing was imported" in message
     assert row_counts() == counts
     assert snapshot() == rows
-    assert Provision.objects.get(reference="SP-LE-04").status == "in_force"
+    assert Provision.objects.get(reference="SP-SD-04").status == "in_force"
 
 
 def test_a_file_entry_dated_before_a_recorded_move_is_refused_as_a_rewrite(
@@ -870,29 +1428,30 @@ def test_a_file_entry_dated_before_a_recorded_move_is_refused_as_a_rewrite(
 ) -> None:
     provision_transition(
         by=Reader.system(),
-        provision=Provision.objects.get(reference="SP-LE-04"),
-        to="agreed_in_principle",
-        on=datetime.date(2020, 9, 1),
+        provision=Provision.objects.get(reference="SP-SD-04"),
+        to="signed",
+        on=datetime.date(2023, 3, 1),
     )
     data = shipped_data(imported)
-    provision_in(data, "SP-LE-04")["history"].append({"status": "agreed", "at": "2020-08-01"})
-    provision_in(data, "SP-LE-04")["status"] = "agreed"
+    provision_in(data, "SP-SD-04")["history"].append({"status": "in_force", "at": "2023-02-01"})
+    provision_in(data, "SP-SD-04")["status"] = "in_force"
     rows = snapshot()
 
     _, stderr = run_failing_import(write_yaml(tmp_path, data))
 
     assert stderr == [
-        "provisions[3].history[2].at: 2020-08-01 is before the latest recorded change (2020-09-01) "
-        "and recorded history is never rewritten"
+        f"provisions[{index_of(data, 'SP-SD-04')}].history[1].at: 2023-02-01 is before the latest recorded "
+        "change (2023-03-01) and recorded history is never rewritten"
     ]
     assert snapshot() == rows
 
 
 def test_reimport_adds_new_history_entries_after_the_recorded_ones(imported: str, tmp_path: Path) -> None:
     data = shipped_data(imported)
-    provision_in(data, "SP-LE-04")["history"] += [
-        {"status": "agreed_in_principle", "at": "2020-10-01"},
-        {"status": "under_negotiation", "at": "2020-11-01", "note": "Reopened"},
+    shipped_history = list(provision_in(data, "SP-SD-04")["history"])
+    provision_in(data, "SP-SD-04")["history"] += [
+        {"status": "under_negotiation", "at": "2023-01-10", "note": "Reopened"},
+        {"status": "agreed", "at": "2023-03-01"},
     ]
     earlier = list(StatusChange.objects.order_by("id").values())
 
@@ -902,44 +1461,48 @@ def test_reimport_adds_new_history_entries_after_the_recorded_ones(imported: str
         list(StatusChange.objects.filter(id__in=[row["id"] for row in earlier]).order_by("id").values())
         == earlier
     )
-    assert [(to, on, note) for _, to, on, note in history_of("SP-LE-04")] == [
-        ("proposed", datetime.date(2020, 5, 19), "UK draft text published"),
-        ("under_negotiation", datetime.date(2020, 6, 5), "Discussed in the fourth round"),
-        ("agreed_in_principle", datetime.date(2020, 10, 1), ""),
-        ("under_negotiation", datetime.date(2020, 11, 1), "Reopened"),
+    assert [(to, on, note) for _, to, on, note in history_of("SP-SD-04")] == [
+        *[(entry["status"], day(entry["at"]), entry.get("note", "")) for entry in shipped_history],
+        ("under_negotiation", datetime.date(2023, 1, 10), "Reopened"),
+        ("agreed", datetime.date(2023, 3, 1), ""),
     ]
     assert report_lines(stdout)[-1] == "status changes: 2 added"
-    assert_history_obeys_lifecycle("SP-LE-04")
+    assert_history_obeys_lifecycle("SP-SD-04")
 
 
 def test_reimport_of_a_file_without_history_moves_the_provision_to_the_files_status(
     imported: str, tmp_path: Path
 ) -> None:
     data = shipped_data(imported)
-    del provision_in(data, "SP-LE-04")["history"]
-    provision_in(data, "SP-LE-04")["status"] = "agreed"
-    earlier = history_of("SP-LE-04")
+    del provision_in(data, "SP-SD-04")["history"]
+    provision_in(data, "SP-SD-04")["status"] = "signed"
+    earlier = history_of("SP-SD-04")
 
     run_import(write_yaml(tmp_path, data))
 
-    assert history_of("SP-LE-04") == [
+    assert history_of("SP-SD-04") == [
         *earlier,
-        ("under_negotiation", "agreed", timezone.localdate(), IMPORT_NOTE),
+        ("agreed", "signed", timezone.localdate(), IMPORT_NOTE),
     ]
-    assert Provision.objects.get(reference="SP-LE-04").status == "agreed"
+    assert Provision.objects.get(reference="SP-SD-04").status == "signed"
 
 
 def test_reimport_of_a_file_without_markings_never_lowers_one(imported: str, tmp_path: Path) -> None:
     data = shipped_data(imported)
-    assert provision_in(data, "SP-LE-04")["marking"] == "official_sensitive"
+    provision_in(data, "SP-LE-04")["marking"] = "official_sensitive"
+    run_import(write_yaml(tmp_path, data, "marked.yaml"))
+    assert Provision.objects.get(reference="SP-LE-04").marking == "official_sensitive"
     for provision in data["provisions"]:
         provision.pop("marking", None)
     provision_in(data, "SP-LE-05")["marking"] = "secret"  # a marking the file does give is applied
 
-    run_import(write_yaml(tmp_path, data))
+    run_import(write_yaml(tmp_path, data, "unmarked.yaml"))
 
     assert Provision.objects.get(reference="SP-LE-04").marking == "official_sensitive"
     assert Provision.objects.get(reference="SP-LE-05").marking == "secret"
+    assert set(
+        Provision.objects.exclude(reference__in=["SP-LE-04", "SP-LE-05"]).values_list("marking", flat=True)
+    ) == {"official"}
 
 
 # --- dates of history entries -----------------------------------------------------------------------------
@@ -1038,7 +1601,7 @@ def test_several_history_entries_on_one_day_keep_their_order_and_the_last_is_the
 
 
 def test_the_shipped_same_day_moves_leave_the_later_status_at_the_end_of_that_day(imported: str) -> None:
-    # SP-EN-03: proposed 2021-02-19, agreed 2021-06-28, in_force 2021-06-28.
+    # SP-EN-03: ..., proposed 2021-02-19, agreed 2021-06-28, in_force 2021-06-28.
     day = datetime.date(2021, 6, 28)
 
     latest = StatusChange.objects.latest_per_provision(on_or_before=day).get(provision__reference="SP-EN-03")
@@ -1139,8 +1702,15 @@ def _change_lapse_date(data: dict[str, Any]) -> None:
 
 
 def _change_stance(data: dict[str, Any]) -> None:
-    next(p for p in provision_in(data, "SP-LE-04")["positions"] if p["party"] == "EU")["stance"] = (
-        "conditional"
+    """The EU's latest position on SP-LE-04 (it opposed it from 2020-03-18) becomes conditional."""
+    eu = [p for p in provision_in(data, "SP-LE-04")["positions"] if p["party"] == "EU"]
+    assert [(p["stance"], p["at"]) for p in eu] == [("reserved", "2019-10-17"), ("opposes", "2020-03-18")]
+    eu[-1]["stance"] = "conditional"
+
+
+def _add_position(data: dict[str, Any]) -> None:
+    provision_in(data, "SP-LE-04")["positions"].append(
+        {"party": "EU", "stance": "reserved", "firmness": "provisional", "at": "2020-10-02"}
     )
 
 
@@ -1153,6 +1723,24 @@ def _remove_coverage(data: dict[str, Any]) -> None:
     covers[:] = [link for link in covers if link["capability"] != "CT-COOP"]
 
 
+def _end_coverage(data: dict[str, Any]) -> None:
+    next(c for c in provision_in(data, "SP-LE-03")["covers"] if c["capability"] == "SIENA")["until"] = (
+        "2024-01-01"
+    )
+
+
+def _change_dated_lapse_date(data: dict[str, Any]) -> None:
+    capability_in(data, "DATA-FLOWS")["changes"][0]["lapses_on"] = "2021-09-30"
+
+
+def _change_dated_expiry(data: dict[str, Any]) -> None:
+    provision_in(data, "SP-EN-02")["changes"][0]["expires_on"] = "2021-06-30"
+
+
+def _add_discussion(data: dict[str, Any]) -> None:
+    provision_in(data, "SP-LE-04")["discussions"] = [{"at": "2020-10-02", "note": "Round 9: no movement"}]
+
+
 def _title_of_sp_le_04() -> Any:
     return Provision.objects.get(reference="SP-LE-04").title
 
@@ -1161,8 +1749,12 @@ def _sis_lapse_date() -> Any:
     return Capability.objects.get(code="SIS-II").lapses_on
 
 
-def _eu_stance_on_sp_le_04() -> Any:
-    return Position.objects.get(provision__reference="SP-LE-04", party__code="EU").stance
+def _eu_positions_on_sp_le_04() -> Any:
+    return list(
+        Position.objects.filter(provision__reference="SP-LE-04", party__code="EU")
+        .order_by("id")
+        .values_list("stance", "taken_on")
+    )
 
 
 def _ec3_extent() -> Any:
@@ -1173,6 +1765,27 @@ def _sp_le_03_covers() -> Any:
     return sorted(
         Coverage.objects.filter(provision__reference="SP-LE-03").values_list("capability__code", flat=True)
     )
+
+
+def _siena_link_on_sp_le_03() -> Any:
+    return Coverage.objects.filter(provision__reference="SP-LE-03", capability__code="SIENA").values_list(
+        "extent", "valid_from", "valid_until"
+    )[::1]
+
+
+def _data_flows_lapse_dates() -> Any:
+    """Today's value (the column), then the base and the change (the rows)."""
+    capability = Capability.objects.get(code="DATA-FLOWS")
+    return capability.lapses_on, [(change.at, change.lapses_on) for change in capability.changes.all()]
+
+
+def _sp_en_02_expiry_dates() -> Any:
+    provision = Provision.objects.get(reference="SP-EN-02")
+    return provision.expires_on, [(change.at, change.expires_on) for change in provision.changes.all()]
+
+
+def _sp_le_04_discussions() -> Any:
+    return list(Discussion.objects.filter(provision__reference="SP-LE-04").values_list("on", "note"))
 
 
 CHANGES = {
@@ -1190,7 +1803,24 @@ CHANGES = {
         _sis_lapse_date,
         datetime.date(2021, 6, 30),
     ),
-    "a party's stance": (_change_stance, "provisions", "SP-LE-04", _eu_stance_on_sp_le_04, "conditional"),
+    "a party's stance": (
+        _change_stance,
+        "provisions",
+        "SP-LE-04",
+        _eu_positions_on_sp_le_04,
+        [("reserved", datetime.date(2019, 10, 17)), ("conditional", datetime.date(2020, 3, 18))],
+    ),
+    "a party's new dated position": (
+        _add_position,
+        "provisions",
+        "SP-LE-04",
+        _eu_positions_on_sp_le_04,
+        [
+            ("reserved", datetime.date(2019, 10, 17)),
+            ("opposes", datetime.date(2020, 3, 18)),
+            ("reserved", datetime.date(2020, 10, 2)),
+        ],
+    ),
     "coverage extent": (_change_extent, "provisions", "SP-LE-03", _ec3_extent, "full"),
     "removed coverage link": (
         _remove_coverage,
@@ -1198,6 +1828,40 @@ CHANGES = {
         "SP-LE-03",
         _sp_le_03_covers,
         ["EC3", "EUROPOL", "SIENA"],
+    ),
+    "the last day of a coverage link": (
+        _end_coverage,
+        "provisions",
+        "SP-LE-03",
+        _siena_link_on_sp_le_03,
+        [("full", None, datetime.date(2024, 1, 1))],
+    ),
+    "a capability's dated change": (
+        _change_dated_lapse_date,
+        "capabilities",
+        None,
+        _data_flows_lapse_dates,
+        (
+            datetime.date(2021, 9, 30),
+            [(None, datetime.date(2020, 12, 31)), (datetime.date(2020, 12, 24), datetime.date(2021, 9, 30))],
+        ),
+    ),
+    "a provision's dated change": (
+        _change_dated_expiry,
+        "provisions",
+        "SP-EN-02",
+        _sp_en_02_expiry_dates,
+        (
+            datetime.date(2021, 6, 30),
+            [(None, datetime.date(2021, 7, 1)), (datetime.date(2021, 6, 28), datetime.date(2021, 6, 30))],
+        ),
+    ),
+    "a discussion": (
+        _add_discussion,
+        "provisions",
+        "SP-LE-04",
+        _sp_le_04_discussions,
+        [(datetime.date(2020, 10, 2), "Round 9: no movement")],
     ),
 }
 
@@ -1224,8 +1888,8 @@ def test_a_changed_file_is_applied_on_reimport_and_reported_as_updated(
     assert read() == expected
     lines = report_lines(stdout)
     other = "capabilities" if kind == "provisions" else "provisions"
-    assert f"{kind}: 0 created, 1 updated, {SHIPPED_TOTALS[kind] - 1} unchanged" in lines
-    assert f"{other}: 0 created, 0 updated, {SHIPPED_TOTALS[other]} unchanged" in lines
+    assert f"{kind}: 0 created, 1 updated, {len(data[kind]) - 1} unchanged" in lines
+    assert f"{other}: 0 created, 0 updated, {len(data[other])} unchanged" in lines
     assert lines[-1] == "status changes: 0 added"
     expected_versions = {ref: version + (ref == reference) for ref, version in versions.items()}
     assert dict(Provision.objects.values_list("reference", "version")) == expected_versions
@@ -1236,6 +1900,10 @@ def test_a_reapplied_change_is_unchanged_the_next_time(imported: str, tmp_path: 
     data = shipped_data(imported)
     _change_stance(data)
     _remove_coverage(data)
+    _end_coverage(data)
+    _change_dated_lapse_date(data)
+    _change_dated_expiry(data)
+    _add_discussion(data)
     path = write_yaml(tmp_path, data)
     run_import(path)
     rows = snapshot()
@@ -1243,7 +1911,10 @@ def test_a_reapplied_change_is_unchanged_the_next_time(imported: str, tmp_path: 
     stdout, _ = run_import(path)
 
     assert snapshot() == rows
-    assert "provisions: 0 created, 0 updated, 25 unchanged" in report_lines(stdout)
+    assert f"provisions: 0 created, 0 updated, {len(data['provisions'])} unchanged" in report_lines(stdout)
+    assert f"capabilities: 0 created, 0 updated, {len(data['capabilities'])} unchanged" in report_lines(
+        stdout
+    )
 
 
 # --- gap scans --------------------------------------------------------------------------------------------
@@ -1272,7 +1943,7 @@ def test_a_refused_import_requests_no_gap_scan(
     shipped_partnership_file: str, tmp_path: Path, django_capture_on_commit_callbacks
 ) -> None:
     data = shipped_data(shipped_partnership_file)
-    data["provisions"][3]["covers"][0]["capability"] = "SIS-3"
+    provision_in(data, "SP-LE-04")["covers"][0]["capability"] = "SIS-3"
 
     with django_capture_on_commit_callbacks() as callbacks:
         run_failing_import(write_yaml(tmp_path, data))

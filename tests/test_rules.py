@@ -298,16 +298,26 @@ def test_lapsed_severity_is_the_criticality_itself_with_a_fallback(criticality):
     ("status", "extent", "state"),
     [
         ("proposed", Extent.FULL, "in_negotiation"),
-        ("agreed", Extent.PARTIAL, "partial"),
         ("suspended", Extent.FULL, "in_negotiation"),
     ],
 )
-def test_lapsed_wins_over_at_risk_and_partial(status, extent, state):
+def test_lapsed_wins_over_at_risk(status, extent, state):
     covered = capability("medium", lapses_in=0)
     provision(status, covers=[covered], extent=extent)
 
     [finding] = findings_of(covered)
     assert (finding.kind, finding.severity, finding.coverage_state) == ("lapsed", "high", state)
+
+
+@pytest.mark.parametrize("lapses_in", [0, -1, -400])
+def test_a_narrower_replacement_after_the_lapse_day_is_partial_not_lapsed(lapses_in):
+    """Rules v2: `lapsed` is a real loss only (in negotiation or uncovered); a capability replaced by
+    a narrower provision is partial, one level below its criticality, on and after its lapse day."""
+    covered = capability("medium", lapses_in=lapses_in)
+    provision("agreed", covers=[covered], extent=Extent.PARTIAL)
+
+    [finding] = findings_of(covered)
+    assert (finding.kind, finding.severity, finding.coverage_state) == ("partial", "low", "partial")
 
 
 @pytest.mark.parametrize("lapses_in", [0, -30])

@@ -69,9 +69,11 @@ class ProvisionPartInline(admin.TabularInline):
 
 
 class CoverageInline(ProvisionPartInline):
+    """Its links, ended ones included: a change ends the link in force today and starts a new one."""
+
     model = Coverage
-    fields = ("capability", "extent", "criticality", "lapses_on")
-    readonly_fields = ("criticality", "lapses_on")
+    fields = ("capability", "extent", "valid_from", "valid_until", "criticality", "lapses_on")
+    readonly_fields = ("valid_from", "valid_until", "criticality", "lapses_on")
     autocomplete_fields = ("capability",)
     extra = 0
 
@@ -90,10 +92,15 @@ class CoverageInline(ProvisionPartInline):
 
 
 class PositionInline(ProvisionPartInline):
+    """Each party's dated positions: a new one is added (taken today unless dated earlier, with a
+    reason); a recorded one is kept as it was, or removed if it was a mistake."""
+
     model = Position
-    fields = ("party", "stance", "firmness", "note", "updated_at")
-    readonly_fields = ("updated_at",)
+    fields = ("party", "stance", "firmness", "note", "taken_on")
     extra = 0
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # recorded positions are history; add a new one instead
 
     def get_formset(self, request: HttpRequest, obj: Provision | None = None, **kwargs: Any) -> Any:
         formset = super().get_formset(request, obj, **kwargs)
@@ -174,6 +181,7 @@ class ProvisionAdminForm(forms.ModelForm):
             "text",
             "target_date",
             "review_date",
+            "expires_on",
             "territories",
             "precedents",
         )
@@ -289,7 +297,10 @@ class ProvisionAdmin(OneEditPerSave, AuditedAdmin):
 
     def get_fieldsets(self, request: HttpRequest, obj: Provision | None = None) -> Any:
         main = ["reference", "title", "domain", "status", "marking", "text"]
-        extent = ("Dates and extent", {"fields": ("target_date", "review_date", "territories", "precedents")})
+        extent = (
+            "Dates and extent",
+            {"fields": ("target_date", "review_date", "expires_on", "territories", "precedents")},
+        )
         if obj is None:
             return ((None, {"fields": main}), extent, (None, {"fields": ("change_reason",)}))
         if not self.has_change_permission(request, obj):  # a view-only page has no form to check
@@ -364,7 +375,7 @@ def save_provision_parts(
     for row in deleted:
         _remove_part(provision, row, by=by, reason=reason)
     for row in saved:
-        if row.pk is not None and {"party", "capability"} & set(changed.get(row.pk, ())):
+        if row.pk is not None and "capability" in changed.get(row.pk, ()):
             _remove_part(provision, type(row).objects.get(pk=row.pk), by=by, reason=reason)
             row.pk = None
         if isinstance(row, Position):
@@ -377,6 +388,7 @@ def save_provision_parts(
                 by=by,
                 expected_version=None,
                 reason=reason,
+                effective_on=row.taken_on,
             )
         elif isinstance(row, Coverage):
             coverage_set(
@@ -411,7 +423,7 @@ def save_provision_parts(
 
 def _remove_part(provision: Provision, row: Any, *, by: Reader, reason: str) -> None:
     if isinstance(row, Position):
-        position_remove(provision=provision, party=row.party, by=by, expected_version=None, reason=reason)
+        position_remove(provision=provision, position=row, by=by, expected_version=None, reason=reason)
     elif isinstance(row, Coverage):
         coverage_set(
             provision=provision,

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import datetime
 from typing import Any
 
+from django.utils import timezone
 from rest_framework import serializers
 
 from provisions.models import (
+    AimVerdict,
     Alignment,
     ApiToken,
     Capability,
-    Coverage,
     CoverageState,
     Domain,
     Extent,
@@ -45,6 +47,16 @@ class CapabilitySerializer(serializers.ModelSerializer[Capability]):
         model = Capability
         fields = ["code", "name", "domain", "criticality", "lapses_on", "fallback", "description"]
 
+    def to_representation(self, instance: Capability) -> dict[str, Any]:
+        """Today's values, or (`as_of` in the context) its lapse date, criticality and fallback then."""
+        data: dict[str, Any] = super().to_representation(instance)
+        as_of: datetime.date | None = self.context.get("as_of")
+        if as_of is not None:
+            values = instance.values_at(as_of)
+            data["criticality"], data["fallback"] = values["criticality"], values["fallback"]
+            data["lapses_on"] = values["lapses_on"].isoformat() if values["lapses_on"] else None
+        return data
+
 
 class TerritorySerializer(serializers.ModelSerializer[Territory]):
     class Meta:
@@ -60,18 +72,27 @@ class PrecedentSerializer(serializers.ModelSerializer[Precedent]):
 
 class PositionSerializer(serializers.ModelSerializer[Position]):
     party = serializers.CharField(source="party.code", read_only=True)
+    at = serializers.DateField(source="taken_on", read_only=True, allow_null=True)
 
     class Meta:
         model = Position
-        fields = ["party", "stance", "firmness", "note", "updated_at"]
+        fields = ["party", "stance", "firmness", "note", "at", "updated_at"]
 
 
-class CoverageLinkSerializer(serializers.ModelSerializer[Coverage]):
+class CoverageLinkSerializer(serializers.Serializer[Any]):
+    """A link: the capability, how far, and the days it counts (the file's `from` and `until`)."""
+
     capability = serializers.CharField(source="capability.code", read_only=True)
+    extent = serializers.ChoiceField(choices=Extent.choices, read_only=True)
 
-    class Meta:
-        model = Coverage
-        fields = ["capability", "extent"]
+
+# `from` is a Python keyword: the field is declared after the class, as DRF's metaclass would.
+CoverageLinkSerializer._declared_fields["from"] = serializers.DateField(
+    source="valid_from", read_only=True, allow_null=True, help_text="Counts from this day (null: always)."
+)
+CoverageLinkSerializer._declared_fields["until"] = serializers.DateField(
+    source="valid_until", read_only=True, allow_null=True, help_text="Stops counting on this day."
+)
 
 
 class ProvisionSerializer(serializers.ModelSerializer[Provision]):
@@ -94,6 +115,7 @@ class ProvisionSerializer(serializers.ModelSerializer[Provision]):
             "marking",
             "target_date",
             "review_date",
+            "expires_on",
             "alignment",
             "positions",
             "covers",
@@ -103,6 +125,25 @@ class ProvisionSerializer(serializers.ModelSerializer[Provision]):
             "updated_at",
         ]
         read_only_fields = ["reference", "version", "updated_at"]
+
+    def to_representation(self, instance: Provision) -> dict[str, Any]:
+        """As it stands today, or as it stood on the `as_of` day of the context: its title, text
+        and expiry, status, each party's position, alignment and the links that counted then."""
+        data: dict[str, Any] = super().to_representation(instance)
+        as_of: datetime.date | None = self.context.get("as_of")
+        day = as_of or timezone.localdate()
+        if as_of is not None:
+            values = instance.values_at(as_of)
+            data["title"], data["text"] = values["title"], values["text"]
+            data["expires_on"] = values["expires_on"].isoformat() if values["expires_on"] else None
+            data["status"] = instance.status_at(as_of)
+        held = instance.positions_at(day)
+        data["positions"] = PositionSerializer(
+            [held[party_id] for party_id in sorted(held)], many=True, context=self.context
+        ).data
+        data["covers"] = CoverageLinkSerializer(instance.links_at(day), many=True, context=self.context).data
+        data["alignment"] = instance.alignment_at(day).value
+        return data
 
 
 class ProvisionUpdateSerializer(serializers.Serializer[Any]):
@@ -207,6 +248,78 @@ class CoverageRowSerializer(serializers.Serializer[Any]):
     capabilities_by_state = serializers.DictField(child=serializers.IntegerField())
     provisions_by_status = serializers.DictField(child=serializers.IntegerField())
     coverage_ratio = serializers.FloatField(allow_null=True, help_text="Secured capabilities / capabilities.")
+
+
+class AimSerializer(serializers.Serializer[Any]):
+    """DESIGN.md's aims report columns, and the aim's capabilities with their state."""
+
+    aim_code = serializers.CharField()
+    aim_title = serializers.CharField()
+    verdict = serializers.ChoiceField(choices=AimVerdict.choices)
+    capabilities = serializers.IntegerField(help_text="How many capabilities serve the aim.")
+    secured = serializers.IntegerField()
+    in_negotiation = serializers.IntegerField()
+    uncovered = serializers.IntegerField()
+    capability_states = serializers.DictField(
+        child=serializers.ChoiceField(choices=CoverageState.choices),
+        help_text="Each capability's state, by code.",
+    )
+
+
+# `partial` is an attribute of every DRF serializer: the column is declared after the class.
+_aim_fields = {**AimSerializer._declared_fields, "partial": serializers.IntegerField()}
+AimSerializer._declared_fields = {
+    name: _aim_fields[name]
+    for name in (
+        "aim_code",
+        "aim_title",
+        "verdict",
+        "capabilities",
+        "secured",
+        "partial",
+        "in_negotiation",
+        "uncovered",
+        "capability_states",
+    )
+}
+
+
+class GapMoveSerializer(serializers.Serializer[Any]):
+    """DESIGN.md's changes report columns."""
+
+    change = serializers.ChoiceField(choices=["opened", "escalated", "eased", "resolved"])
+    kind = serializers.ChoiceField(choices=GapKind.choices)
+    severity = serializers.ChoiceField(choices=Level.choices)
+    previous_severity = serializers.ChoiceField(choices=Level.choices, allow_null=True)
+    subject_type = serializers.ChoiceField(choices=["capability", "provision"])
+    subject_code = serializers.CharField()
+    subject_name = serializers.CharField()
+    domain = serializers.CharField()
+    explanation = serializers.CharField()
+
+
+class EventSerializer(serializers.Serializer[Any]):
+    on = serializers.DateField()
+    kind = serializers.ChoiceField(
+        choices=["status_change", "position", "discussion", "provision_change", "capability_change"]
+    )
+    subject_type = serializers.ChoiceField(choices=["capability", "provision"])
+    subject_code = serializers.CharField()
+    summary = serializers.CharField()
+    note = serializers.CharField(allow_blank=True)
+
+
+class ChangesSerializer(serializers.Serializer[Any]):
+    gaps = GapMoveSerializer(source="rows", many=True)
+    events = EventSerializer(many=True, help_text="The record's events in (from, to].")
+
+
+# `from` is a Python keyword: the two dates are declared after the class, in the document's order.
+ChangesSerializer._declared_fields = {
+    "from": serializers.DateField(source="start", help_text="D1"),
+    "to": serializers.DateField(source="end", help_text="D2"),
+    **ChangesSerializer._declared_fields,
+}
 
 
 class GapScanSerializer(serializers.ModelSerializer[GapScan]):

@@ -36,11 +36,14 @@ from provisions.models import (
     Precedent,
     Provision,
     ScanTrigger,
+    StatusChange,
     Territory,
     User,
 )
 from provisions.permissions import Reader, can_acknowledge_gaps, ensure, reader_of
 from provisions.redaction import Redaction, gap_row, gap_rows
+from provisions.reports.aims import aims_report
+from provisions.reports.changes import changes_report
 from provisions.reports.gaps import (
     GapReportFilters,
     ReportFilterInvalid,
@@ -134,12 +137,22 @@ class DomainViewSet(viewsets.ReadOnlyModelViewSet[Domain]):
 
 
 @extend_schema_view(
-    list=extend_schema(responses={200: serializers.CapabilitySerializer(many=True), **READ_ERRORS}),
-    retrieve=extend_schema(responses={200: serializers.CapabilitySerializer, **READ_ERRORS}),
+    list=extend_schema(
+        parameters=[AS_OF], responses={200: serializers.CapabilitySerializer(many=True), **READ_ERRORS}
+    ),
+    retrieve=extend_schema(
+        parameters=[AS_OF], responses={200: serializers.CapabilitySerializer, **READ_ERRORS}
+    ),
 )
 class CapabilityViewSet(viewsets.ReadOnlyModelViewSet[Capability]):
+    """Capabilities with today's lapse date, criticality and fallback, or those of `as_of`."""
+
     serializer_class = serializers.CapabilitySerializer
-    queryset = Capability.objects.select_related("domain").order_by("code")
+    queryset = Capability.objects.select_related("domain").prefetch_related("changes").order_by("code")
+
+    def get_serializer_context(self) -> dict[str, Any]:
+        return {**super().get_serializer_context(), "as_of": _as_of(self.request)}
+
     lookup_field = "code"
     lookup_value_regex = CODE_PATTERN
     filterset_class = CapabilityFilter
@@ -179,7 +192,17 @@ class ProvisionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
     ordering_fields = ["reference", "status", "target_date", "updated_at"]
 
     def get_queryset(self) -> QuerySet[Provision]:
-        return Provision.objects.visible_to(_caller(self.request)).with_related().order_by("reference")
+        provisions = Provision.objects.visible_to(_caller(self.request)).with_related().order_by("reference")
+        as_of = _as_of(self.request) if self.request.method == "GET" else None
+        if as_of is None:
+            return provisions
+        # As it stood then: only the provisions that existed, with what changed since to undo.
+        existed = StatusChange.objects.filter(changed_on__lte=as_of).values("provision_id")
+        return provisions.filter(pk__in=existed).prefetch_related("changes", "status_changes")
+
+    def get_serializer_context(self) -> dict[str, Any]:
+        as_of = _as_of(self.request) if self.request.method == "GET" else None
+        return {**super().get_serializer_context(), "as_of": as_of}
 
     def _respond(self, provision: Provision, status_code: int = status.HTTP_200_OK) -> Response:
         fresh = self.get_queryset().get(pk=provision.pk)
@@ -187,12 +210,16 @@ class ProvisionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
         response["ETag"] = f'"{fresh.version}"'
         return response
 
-    @extend_schema(responses={200: serializers.ProvisionSerializer(many=True), **READ_ERRORS})
+    @extend_schema(
+        parameters=[AS_OF], responses={200: serializers.ProvisionSerializer(many=True), **READ_ERRORS}
+    )
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return super().list(request, *args, **kwargs)
 
-    @extend_schema(responses={200: serializers.ProvisionSerializer, **READ_ERRORS})
+    @extend_schema(parameters=[AS_OF], responses={200: serializers.ProvisionSerializer, **READ_ERRORS})
     def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        if _as_of(request) is not None:  # the record as it stood: no version to write against
+            return Response(self.get_serializer(self.get_object()).data)
         return self._respond(self.get_object())
 
     @extend_schema(
@@ -374,6 +401,50 @@ class CoverageView(APIView):
         evaluation = evaluate_gaps(as_of=_as_of(request) or timezone.localdate())
         rows = coverage_by_domain(evaluation=evaluation, reader=_caller(request))
         return Response(serializers.CoverageRowSerializer(rows, many=True).data)
+
+
+class AimsView(APIView):
+    """The aims scorecard: each aim's verdict and its capabilities by coverage state (DESIGN.md)."""
+
+    @extend_schema(parameters=[AS_OF], responses={200: serializers.AimSerializer(many=True), **READ_ERRORS})
+    def get(self, request: Request) -> Response:
+        report = aims_report(as_of=_as_of(request))
+        rows = [
+            {**row, "capability_states": {code: state.value for code, _, state in aim.capabilities}}
+            for row, aim in zip(report.rows, report.aims, strict=True)
+        ]
+        return Response(serializers.AimSerializer(rows, many=True).data)
+
+
+def _period(request: Request) -> tuple[datetime.date, datetime.date]:
+    """`from` and `to` (default: the 30 days up to today); a 400 names what is wrong."""
+    today = timezone.localdate()
+    dates = {}
+    for name, default in (("from", today - datetime.timedelta(days=30)), ("to", today)):
+        raw = request.query_params.get(name)
+        try:
+            dates[name] = parse_as_of(raw) if raw else default
+        except ValueError as invalid:
+            raise ValidationError({name: [str(invalid)]}) from None
+    if dates["from"] >= dates["to"]:
+        raise ValidationError({"from": [f"must be before to ({dates['to']})"]})
+    return dates["from"], dates["to"]
+
+
+class ChangesView(APIView):
+    """What changed between two dates: the gaps that moved and the record's events in between."""
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("from", OpenApiTypes.DATE, description="D1 (default: 30 days ago)."),
+            OpenApiParameter("to", OpenApiTypes.DATE, description="D2 (default: today)."),
+        ],
+        responses={200: serializers.ChangesSerializer, **READ_ERRORS},
+    )
+    def get(self, request: Request) -> Response:
+        start, end = _period(request)
+        report = changes_report(start=start, end=end, reader=_caller(request))
+        return Response(serializers.ChangesSerializer(report).data)
 
 
 @extend_schema_view(

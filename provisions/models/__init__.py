@@ -1,6 +1,8 @@
 """The partnership model (DESIGN.md, "Vocabulary"): tables, constraints and one-row rules, by
 sub-domain. Everything is importable from here, as Django expects of an app's models."""
 
+from provisions.models.aims import Aim, AimCapability
+from provisions.models.dated import CapabilityChange, Discussion, ProvisionChange, fold
 from provisions.models.gaps import CoverageSnapshot, Gap, GapQuerySet, GapRuleThresholds, GapScan, ScanRequest
 from provisions.models.integrations import (
     ApiToken,
@@ -32,8 +34,11 @@ from provisions.models.provisions import (
     StatusChangeQuerySet,
 )
 from provisions.models.vocabulary import (
+    CAPABILITY_GAP_KINDS,
     CODE_PATTERN,
     LADDER_STATUSES,
+    PROVISION_GAP_KINDS,
+    AimVerdict,
     Alignment,
     ConsultationOutcome,
     CoverageState,
@@ -52,18 +57,26 @@ from provisions.models.vocabulary import (
 )
 
 __all__ = [
+    "CAPABILITY_GAP_KINDS",
     "CODE_PATTERN",
     "LADDER_STATUSES",
+    "PROVISION_GAP_KINDS",
     "PROVISION_SEARCH_VECTOR",
+    "Aim",
+    "AimCapability",
+    "AimVerdict",
     "Alignment",
     "ApiToken",
     "ApiTokenQuerySet",
     "Capability",
+    "CapabilityChange",
     "Consultation",
     "ConsultationOutcome",
     "Coverage",
+    "CoverageQuerySet",
     "CoverageSnapshot",
     "CoverageState",
+    "Discussion",
     "Domain",
     "Extent",
     "Firmness",
@@ -83,6 +96,7 @@ __all__ = [
     "Position",
     "Precedent",
     "Provision",
+    "ProvisionChange",
     "ProvisionQuerySet",
     "ScanRequest",
     "ScanTrigger",
@@ -98,4 +112,5 @@ __all__ = [
     "WebhookEndpoint",
     "WebhookEvent",
     "code_validator",
+    "fold",
 ]

@@ -10,12 +10,13 @@ from django.conf import settings
 from django.contrib.postgres.indexes import GinIndex
 from django.contrib.postgres.search import SearchVector
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 from django.db.models.functions import RowNumber
 from django.utils import timezone
 from simple_history.models import HistoricalRecords
 
 from provisions.models.partnership import Domain, Party, Precedent, Territory
+from provisions.models.valid_time import fold
 from provisions.models.vocabulary import (
     Alignment,
     ConsultationOutcome,
@@ -60,6 +61,12 @@ class Capability(models.Model):
     def days_to_lapse(self, as_of: datetime.date) -> int | None:
         return None if self.lapses_on is None else (self.lapses_on - as_of).days
 
+    def values_at(self, day: datetime.date) -> dict[str, Any]:
+        """Its lapse date, criticality and fallback on the day: the columns hold today's; its dated
+        changes (read prefetched when present) give any other day's."""
+        today = {"lapses_on": self.lapses_on, "criticality": self.criticality, "fallback": self.fallback}
+        return fold(list(self.changes.all()), today, day)
+
 
 class MarkingsReader(Protocol):
     """Anything that says which markings it may see (provisions.permissions.Reader does)."""
@@ -98,6 +105,10 @@ class Provision(models.Model):
     status = models.CharField(max_length=32, choices=Status.choices)
     target_date = models.DateField(null=True, blank=True)
     review_date = models.DateField(null=True, blank=True)
+    # From this day on it no longer secures anything unless renewed (a sunset clause, the end of an
+    # adequacy decision, an evaluation deadline). Title, text and this are dated values: the columns
+    # hold today's; ProvisionChange holds the base value and the dated changes (DESIGN.md).
+    expires_on = models.DateField(null=True, blank=True)
     marking = models.CharField(max_length=32, choices=Marking.choices, default=Marking.OFFICIAL)
     precedents = models.ManyToManyField(Precedent, blank=True, related_name="provisions")
     territories = models.ManyToManyField(Territory, blank=True, related_name="provisions")
@@ -131,27 +142,79 @@ class Provision(models.Model):
         consulted = {consultation.territory_id for consultation in self.consultations.all()}
         return [t for t in self.territories.all() if t.is_stakeholder and t.pk not in consulted]
 
+    def values_at(self, day: datetime.date) -> dict[str, Any]:
+        """Its title, text and expiry on the day: the columns hold today's; its dated changes (read
+        prefetched when present) give any other day's."""
+        today = {"title": self.title, "text": self.text, "expires_on": self.expires_on}
+        return fold(list(self.changes.all()), today, day)
+
+    def status_at(self, day: datetime.date) -> str | None:
+        """Its status on the day (None: it did not exist yet); reads prefetched status changes."""
+        held = [change for change in self.status_changes.all() if change.changed_on <= day]
+        return max(held, key=lambda change: (change.changed_on, change.pk)).to_status if held else None
+
+    def positions_at(self, day: datetime.date | None = None) -> dict[int, Position]:
+        """Each party's position on the day (today by default): its latest dated on or before it, an
+        undated one holding from the start. Reads prefetched positions when present."""
+        day = day or timezone.localdate()
+        held: dict[int, Position] = {}
+        for position in sorted(self.positions.all(), key=Position.order_key):
+            if position.taken_on is None or position.taken_on <= day:
+                held[position.party_id] = position
+        return held
+
+    def alignment_at(self, day: datetime.date | None = None) -> Alignment:
+        """From each party's position on the day; reads prefetched positions and parties when present."""
+        held = self.positions_at(day)
+        parties = self.domain.partnership.parties.all()
+        return Alignment.of(held[party.pk].stance if party.pk in held else None for party in parties)
+
     @property
     def alignment(self) -> Alignment:
-        """From each party's position; reads prefetched positions and parties when present."""
-        stance_by_party = {position.party_id: position.stance for position in self.positions.all()}
-        parties = self.domain.partnership.parties.all()
-        return Alignment.of(stance_by_party.get(party.pk) for party in parties)
+        return self.alignment_at()
+
+    def links_at(self, day: datetime.date | None = None) -> list[Coverage]:
+        """The coverage links that count on the day (today by default); reads prefetched links."""
+        day = day or timezone.localdate()
+        return [link for link in self.coverage.all() if link.counts_on(day)]
+
+
+class CoverageQuerySet(models.QuerySet["Coverage"]):
+    def counting_on(self, day: datetime.date) -> CoverageQuerySet:
+        """Links that count on the day: from (if any) on or before it, until (if any) after it."""
+        return self.filter(Q(valid_from__isnull=True) | Q(valid_from__lte=day)).filter(
+            Q(valid_until__isnull=True) | Q(valid_until__gt=day)
+        )
 
 
 class Coverage(models.Model):
-    """A provision covers a capability, fully or partially."""
+    """A provision covers a capability, fully or partially, from a day until a day (either open)."""
 
     provision = models.ForeignKey(Provision, on_delete=models.CASCADE, related_name="coverage")
     capability = models.ForeignKey(Capability, on_delete=models.CASCADE, related_name="coverage")
     extent = models.CharField(max_length=16, choices=Extent.choices, default=Extent.FULL)
+    valid_from = models.DateField(null=True, blank=True, help_text="Counts from this day (empty: always).")
+    valid_until = models.DateField(null=True, blank=True, help_text="Stops counting on this day.")
     history = HistoricalRecords()
+
+    objects: ClassVar[CoverageQuerySet] = CoverageQuerySet.as_manager()  # type: ignore[assignment]
 
     class Meta:
         verbose_name_plural = "coverage"
         ordering = ["provision_id", "id"]
         constraints = [
-            models.UniqueConstraint(fields=["provision", "capability"], name="coverage_once_per_capability"),
+            # One open-ended link per capability; ended links keep the record of what counted when.
+            models.UniqueConstraint(
+                fields=["provision", "capability"],
+                condition=Q(valid_until__isnull=True),
+                name="coverage_open_once_per_capability",
+            ),
+            models.CheckConstraint(
+                condition=Q(valid_from__isnull=True)
+                | Q(valid_until__isnull=True)
+                | Q(valid_from__lt=F("valid_until")),
+                name="coverage_from_before_until",
+            ),
             choice_check("extent", Extent, "coverage_extent_valid"),
         ]
         indexes = [
@@ -162,28 +225,44 @@ class Coverage(models.Model):
     def __str__(self) -> str:
         return f"{self.provision_id} covers {self.capability_id} ({self.extent})"
 
+    def counts_on(self, day: datetime.date) -> bool:
+        return (self.valid_from is None or self.valid_from <= day) and (
+            self.valid_until is None or self.valid_until > day
+        )
+
 
 class Position(models.Model):
-    """One party's stance on a provision."""
+    """One party's stance on a provision, taken on a day: a party's positions are a dated history,
+    the latest on or before a day is its position then (one without a date holds from the start)."""
 
     provision = models.ForeignKey(Provision, on_delete=models.CASCADE, related_name="positions")
     party = models.ForeignKey(Party, on_delete=models.PROTECT, related_name="positions")
     stance = models.CharField(max_length=16, choices=Stance.choices)
     firmness = models.CharField(max_length=16, choices=Firmness.choices, default=Firmness.PROVISIONAL)
     note = models.TextField(blank=True)
+    taken_on = models.DateField(
+        null=True, blank=True, help_text="The day it was taken (empty: from the start)."
+    )
     updated_at = models.DateTimeField(auto_now=True)
     history = HistoricalRecords(excluded_fields=["updated_at"])
 
     class Meta:
-        ordering = ["provision_id", "party_id"]
+        ordering = ["provision_id", "party_id", F("taken_on").asc(nulls_first=True), "id"]
         constraints = [
-            models.UniqueConstraint(fields=["provision", "party"], name="position_once_per_party"),
             choice_check("stance", Stance, "position_stance_valid"),
             choice_check("firmness", Firmness, "position_firmness_valid"),
         ]
+        indexes = [
+            # A provision's positions, each party's in date order (the position at a date is the latest).
+            models.Index(fields=["provision", "party", "taken_on", "id"], name="position_timeline"),
+        ]
 
     def __str__(self) -> str:
-        return f"{self.party_id} {self.stance} {self.provision_id}"
+        return f"{self.party_id} {self.stance} {self.provision_id} ({self.taken_on or 'from the start'})"
+
+    def order_key(self) -> tuple[bool, datetime.date, int]:
+        """Oldest first: undated, then by date; the same day in the order recorded."""
+        return (self.taken_on is not None, self.taken_on or datetime.date.min, self.pk or 0)
 
 
 class StatusChangeQuerySet(models.QuerySet["StatusChange"]):

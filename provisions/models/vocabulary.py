@@ -167,6 +167,12 @@ class ConsultationOutcome(models.TextChoices):
     NO_RESPONSE = "no_response", "No response"
 
 
+class AimVerdict(models.TextChoices):
+    MET = "met", "Met"
+    PARTLY_MET = "partly_met", "Partly met"
+    NOT_MET = "not_met", "Not met"
+
+
 class CoverageState(models.TextChoices):
     SECURED = "secured", "Secured"
     PARTIAL = "partial", "Partial"
@@ -177,6 +183,7 @@ class CoverageState(models.TextChoices):
 class GapKind(models.TextChoices):
     LAPSED = "lapsed", "Lapsed"
     UNCOVERED = "uncovered", "Uncovered"
+    EXPIRING = "expiring", "Expiring"
     AT_RISK = "at_risk", "At risk"
     PARTIAL = "partial", "Partial"
     STALLED = "stalled", "Stalled"
@@ -192,7 +199,7 @@ class ScanTrigger(models.TextChoices):
 
 
 # Which subject each kind of gap is about (the gap table's check constraint holds them to it).
-CAPABILITY_GAP_KINDS = (GapKind.LAPSED, GapKind.UNCOVERED, GapKind.AT_RISK, GapKind.PARTIAL)
+CAPABILITY_GAP_KINDS = (GapKind.LAPSED, GapKind.UNCOVERED, GapKind.EXPIRING, GapKind.AT_RISK, GapKind.PARTIAL)
 PROVISION_GAP_KINDS = (GapKind.STALLED, GapKind.DIVERGENT)
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils import timezone
 
 from provisions.models import (
     Capability,
@@ -29,11 +30,17 @@ from provisions.models import (
     Territory,
 )
 from provisions.permissions import Reader, can_edit_provision, can_negotiate_in, ensure
+from provisions.services.dated import (
+    PROVISION_DATED,
+    effective_date_problem,
+    provision_dated_change,
+    provision_exists_from,
+)
 from provisions.services.editing import audited_delete, audited_save, provision_editing
 from provisions.services.scans import scan_request
 from provisions.services.status import provision_record_first_status
 
-EDITABLE_FIELDS = ("title", "text", "target_date", "review_date", "marking", "domain")
+EDITABLE_FIELDS = ("title", "text", "expires_on", "target_date", "review_date", "marking", "domain")
 LINKED_FIELDS = ("territories", "precedents")  # many-to-many: given as the rows to link
 
 
@@ -48,6 +55,7 @@ def provision_create(
     text: str = "",
     target_date: datetime.date | None = None,
     review_date: datetime.date | None = None,
+    expires_on: datetime.date | None = None,
     territories: Iterable[Territory] = (),
     precedents: Iterable[Precedent] = (),
     reason: str = "",
@@ -65,6 +73,7 @@ def provision_create(
         text=text,
         target_date=target_date,
         review_date=review_date,
+        expires_on=expires_on,
     )
     ensure(can_edit_provision(by, provision), f"you may not add a provision to {domain} marked {marking}")
     with transaction.atomic():
@@ -78,19 +87,39 @@ def provision_create(
 
 
 def provision_update(
-    *, provision: Provision, by: Reader, expected_version: int | None, reason: str = "", **changes: Any
+    *,
+    provision: Provision,
+    by: Reader,
+    expected_version: int | None,
+    reason: str = "",
+    effective_on: datetime.date | None = None,
+    **changes: Any,
 ) -> Provision:
     """Change a provision's editable fields and links (not its status: see provision_transition).
 
-    Moving it to another domain or marking it higher needs the right to edit it as it would be.
-    Its gaps are rescanned (their rows show its domain and title).
+    Its title, text and expiry are dated values: a change of them is recorded effective today, or
+    on `effective_on` (an earlier day, with a reason). Moving it to another domain or marking it
+    higher needs the right to edit it as it would be. Its gaps are rescanned.
     """
     unknown = set(changes) - set(EDITABLE_FIELDS) - set(LINKED_FIELDS)
     if unknown:
         raise ValidationError({name: "this field cannot be edited here" for name in sorted(unknown)})
     with provision_editing(provision, by=by, expected_version=expected_version) as locked:
+        dated = {
+            name: changes[name]
+            for name in PROVISION_DATED
+            if name in changes and getattr(locked, name) != changes[name]
+        }
+        dated_columns: list[str] = []
+        if dated:
+            on = effective_on or timezone.localdate()
+            dated_columns = provision_dated_change(
+                locked, by=by, on=on, reason=reason, values=dated, save=False
+            )
         changed = [
-            name for name in EDITABLE_FIELDS if name in changes and getattr(locked, name) != changes[name]
+            name
+            for name in EDITABLE_FIELDS
+            if name not in PROVISION_DATED and name in changes and getattr(locked, name) != changes[name]
         ]
         for name in changed:
             setattr(locked, name, changes[name])
@@ -109,12 +138,25 @@ def provision_update(
                 if wanted != set(manager.values_list("pk", flat=True)):
                     manager.set(wanted)
                     relinked.append(name)
+        changed += dated_columns
         if changed or relinked:  # saved after the links, so its history records them
             audited_save(locked, by=by, reason=reason, update_fields=[*changed, "updated_at"])
             scan_request(provision_ids=[locked.pk])
     for name in changed:
         setattr(provision, name, getattr(locked, name))
     return provision
+
+
+def _effective(locked: Provision, effective_on: datetime.date | None, reason: str) -> datetime.date:
+    """The day an edit takes effect: today, or an earlier day given with a reason."""
+    today = timezone.localdate()
+    on = effective_on or today
+    problem = effective_date_problem(
+        on=on, today=today, exists_from=provision_exists_from(locked), reason=reason
+    )
+    if problem:
+        raise ValidationError({"effective_on": problem})
+    return on
 
 
 def position_set(
@@ -127,15 +169,17 @@ def position_set(
     by: Reader,
     expected_version: int | None,
     reason: str = "",
+    effective_on: datetime.date | None = None,
 ) -> Position:
-    """Record a party's stance on a provision (each change kept in the position's history)."""
+    """Record a party's stance on the provision, taken today (or on an earlier day, with a reason):
+    a new entry in the party's dated positions, the latest of which is its position."""
     if party.partnership_id != provision.domain.partnership_id:
         raise ValidationError({"party": f"{party.code} is not a party to this partnership"})
     with provision_editing(provision, by=by, expected_version=expected_version) as locked:
-        position = Position.objects.filter(provision=locked, party=party).first() or Position(
-            provision=locked, party=party
+        on = _effective(locked, effective_on, reason)
+        position = Position(
+            provision=locked, party=party, stance=stance, firmness=firmness, note=note.strip(), taken_on=on
         )
-        position.stance, position.firmness, position.note = stance, firmness, note.strip()
         position.full_clean(exclude=["provision", "party"])
         audited_save(position, by=by, reason=reason)
         scan_request(provision_ids=[locked.pk])
@@ -143,14 +187,14 @@ def position_set(
 
 
 def position_remove(
-    *, provision: Provision, party: Party, by: Reader, expected_version: int | None, reason: str = ""
+    *, provision: Provision, position: Position, by: Reader, expected_version: int | None, reason: str = ""
 ) -> None:
-    """The party no longer has a position on the provision (the history keeps the ones it had)."""
+    """Remove a position recorded by mistake (its history keeps it)."""
     with provision_editing(provision, by=by, expected_version=expected_version) as locked:
-        position = Position.objects.filter(provision=locked, party=party).first()
-        if position is not None:
-            audited_delete(position, by=by, reason=reason)
-            scan_request(provision_ids=[locked.pk])
+        if position.provision_id != locked.pk:
+            raise ValidationError({"position": f"not a position on {locked.reference}"})
+        audited_delete(position, by=by, reason=reason)
+        scan_request(provision_ids=[locked.pk])
 
 
 def coverage_set(
@@ -161,8 +205,12 @@ def coverage_set(
     by: Reader,
     expected_version: int | None,
     reason: str = "",
+    effective_on: datetime.date | None = None,
 ) -> Coverage | None:
-    """Make the provision cover the capability fully or partially, or (extent None) not at all.
+    """From today (or an earlier day, with a reason) the provision covers the capability fully or
+    partially, or (extent None) no longer: the link that counted until then ends that day and a new
+    one starts, so the record keeps what counted when. A link started that same day is changed in
+    place.
 
     Coverage decides the capability's gaps, so a negotiator links (and unlinks) only capabilities of
     the domains they negotiate in; a link across domains needs a negotiator of both, or an
@@ -176,15 +224,32 @@ def coverage_set(
             f"{capability.code} is a capability of a domain you do not negotiate in: only its "
             "negotiators and administrators change what covers it",
         )
-        link = Coverage.objects.filter(provision=locked, capability=capability).first()
-        if extent is None:
-            if link is not None:
-                audited_delete(link, by=by, reason=reason)
-            link = None
+        on = _effective(locked, effective_on, reason)
+        current = Coverage.objects.filter(
+            provision=locked, capability=capability, valid_until__isnull=True
+        ).first()
+        if current is not None and current.valid_from is not None and current.valid_from > on:
+            raise ValidationError(
+                {"effective_on": f"the link in force started later, on {current.valid_from}"}
+            )
+        if current is not None and current.extent == extent:
+            link: Coverage | None = current  # nothing to change
+        elif current is not None and current.valid_from == on:
+            if extent is None:
+                audited_delete(current, by=by, reason=reason)
+                link = None
+            else:
+                current.extent = extent
+                audited_save(current, by=by, reason=reason)
+                link = current
         else:
-            link = link or Coverage(provision=locked, capability=capability)
-            link.extent = extent
-            audited_save(link, by=by, reason=reason)
+            if current is not None:
+                current.valid_until = on
+                audited_save(current, by=by, reason=reason)
+            link = None
+            if extent is not None:
+                link = Coverage(provision=locked, capability=capability, extent=extent, valid_from=on)
+                audited_save(link, by=by, reason=reason)
         scan_request(provision_ids=[locked.pk], capability_ids=[capability.pk])
     return link
 

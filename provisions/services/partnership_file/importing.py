@@ -13,14 +13,12 @@ from django.utils import timezone
 
 from provisions.models import (
     Capability,
-    Coverage,
     Domain,
     Marking,
     Milestone,
     Partnership,
     Party,
     Pillar,
-    Position,
     Precedent,
     Provision,
     Territory,
@@ -33,6 +31,14 @@ from provisions.services.partnership_file.reading import (
     check_partnership_file,
     history_entries,
     unrecorded_entries,
+)
+from provisions.services.partnership_file.valid_time import (
+    plan_dated_values,
+    sync_aims,
+    sync_discussions,
+    sync_links,
+    sync_positions,
+    write_dated_values,
 )
 from provisions.services.scans import scan_request, scan_requests_batched
 from provisions.services.status import provision_record_first_status, provision_transition
@@ -67,22 +73,25 @@ class ImportReport:
         return lines
 
 
-def _upsert(
-    report: ImportReport, kind: str, model: type[models.Model], lookup: dict[str, Any], values: dict[str, Any]
-) -> Any:
-    """Create or update one row by its natural key, counting what happened; None if unchanged."""
+def _upsert(model: type[models.Model], lookup: dict[str, Any], values: dict[str, Any]) -> tuple[Any, str]:
+    """Create or update one row by its natural key: the row and what happened to it."""
     instance = model._default_manager.filter(**lookup).first()
     if instance is None:
-        report.count(kind, "created")
-        return model._default_manager.create(**lookup, **values)
+        return model._default_manager.create(**lookup, **values), "created"
     changed = [name for name, value in values.items() if getattr(instance, name) != value]
     if not changed:
-        report.count(kind, "unchanged")
-        return None
+        return instance, "unchanged"
     for name in changed:
         setattr(instance, name, values[name])
     instance.save(update_fields=changed)
-    report.count(kind, "updated")
+    return instance, "updated"
+
+
+def _upsert_counted(
+    report: ImportReport, kind: str, model: type[models.Model], lookup: dict[str, Any], values: dict[str, Any]
+) -> Any:
+    instance, outcome = _upsert(model, lookup, values)
+    report.count(kind, outcome)
     return instance
 
 
@@ -110,7 +119,7 @@ def partnership_import(*, data: dict[str, Any], dry_run: bool = False) -> Import
 
 def _import(data: dict[str, Any], report: ImportReport) -> None:
     spec = data["partnership"]
-    _upsert(
+    _upsert_counted(
         report,
         "partnerships",
         Partnership,
@@ -119,7 +128,7 @@ def _import(data: dict[str, Any], report: ImportReport) -> None:
     )
     partnership = Partnership.objects.get(code=spec["code"])
     for item in spec["parties"]:
-        _upsert(
+        _upsert_counted(
             report,
             "parties",
             Party,
@@ -128,7 +137,7 @@ def _import(data: dict[str, Any], report: ImportReport) -> None:
         )
     parties = {party.code: party for party in partnership.parties.all()}
     for item in spec.get("milestones", []):
-        _upsert(
+        _upsert_counted(
             report,
             "milestones",
             Milestone,
@@ -136,7 +145,7 @@ def _import(data: dict[str, Any], report: ImportReport) -> None:
             {"title": item["title"], "date": _date(item["date"]), "note": item.get("note", "")},
         )
     for item in data.get("territories", []):
-        _upsert(
+        _upsert_counted(
             report,
             "territories",
             Territory,
@@ -144,7 +153,7 @@ def _import(data: dict[str, Any], report: ImportReport) -> None:
             {"name": item["name"], "kind": item.get("kind", "other")},
         )
     for item in data.get("precedents", []):
-        _upsert(
+        _upsert_counted(
             report,
             "precedents",
             Precedent,
@@ -153,7 +162,7 @@ def _import(data: dict[str, Any], report: ImportReport) -> None:
         )
     for item in data["domains"]:
         pillar = Pillar.objects.get_or_create(name=item["pillar"])[0] if item.get("pillar") else None
-        _upsert(
+        _upsert_counted(
             report,
             "domains",
             Domain,
@@ -168,24 +177,31 @@ def _import(data: dict[str, Any], report: ImportReport) -> None:
     domains = {domain.code: domain for domain in Domain.objects.all()}
     touched_capabilities: list[int] = []
     for item in data.get("capabilities", []):
-        capability = _upsert(
-            report,
-            "capabilities",
-            Capability,
-            {"code": item["code"]},
-            {
-                "name": item["name"],
-                "domain": domains[item["domain"]],
-                "criticality": item["criticality"],
-                "lapses_on": _date(item.get("lapses_on")),
-                "fallback": item.get("fallback", ""),
-                "description": item.get("description", ""),
-            },
-        )
-        if capability is not None:
+        base = {
+            "lapses_on": _date(item.get("lapses_on")),
+            "criticality": item["criticality"],
+            "fallback": item.get("fallback", ""),
+        }
+        recorded = Capability.objects.filter(code=item["code"]).first()
+        plan = plan_dated_values(recorded, item, base, capability=True)
+        values = {
+            "name": item["name"],
+            "domain": domains[item["domain"]],
+            "description": item.get("description", ""),
+            **plan.today,  # the columns hold today's values
+        }
+        capability, outcome = _upsert(Capability, {"code": item["code"]}, values)
+        if write_dated_values(capability, plan) and outcome == "unchanged":
+            outcome = "updated"
+        report.count("capabilities", outcome)
+        if outcome != "unchanged":
             touched_capabilities.append(capability.pk)
     scan_request(capability_ids=touched_capabilities)
     capabilities = dict(Capability.objects.values_list("code", "pk"))
+    aims = sync_aims(partnership, data, capabilities)
+    for outcome, count in aims.items():
+        if count:
+            report.counts["aims"][outcome] += count
     territories = dict(Territory.objects.values_list("code", "pk"))
     precedents = dict(Precedent.objects.values_list("code", "pk"))
     for item in data.get("provisions", []):
@@ -204,9 +220,14 @@ def _import_provision(
     # Locked: an edit through the API or a page waits for the import instead of crossing it.
     provision = Provision.objects.select_for_update().filter(reference=item["reference"]).first()
     is_new = provision is None
-    fields = {
+    base = {
         "title": item["title"],
         "text": item.get("text", ""),
+        "expires_on": _date(item.get("expires_on")),
+    }
+    plan = plan_dated_values(provision, item, base, capability=False)
+    fields = {
+        **plan.today,  # the columns hold today's values
         "domain": domains[item["domain"]],
         "target_date": _date(item.get("target_date")),
         "review_date": _date(item.get("review_date")),
@@ -223,6 +244,10 @@ def _import_provision(
         setattr(provision, name, fields[name])
 
     changed += _sync_links(provision, item, parties, capabilities, territories, precedents)
+    if write_dated_values(provision, plan):
+        changed.append("changes")
+    if sync_discussions(provision, item):
+        changed.append("discussions")
     if changed and not is_new:
         provision.version += 1
         provision.save(update_fields=sorted({*(name for name in changed if name in fields), "version"}))
@@ -243,42 +268,12 @@ def _sync_links(
 ) -> list[str]:
     """Make coverage, positions, precedents and territories what the file says (where it says)."""
     changed: list[str] = []
-    if "covers" in item:
-        wanted = {capabilities[link["capability"]]: link.get("extent", "full") for link in item["covers"]}
-        current = dict(provision.coverage.values_list("capability_id", "extent"))
-        if wanted != current:
-            removed = set(current) - set(wanted)
-            provision.coverage.filter(capability_id__in=removed).delete()
-            for capability_id, extent in wanted.items():
-                Coverage.objects.update_or_create(
-                    provision=provision, capability_id=capability_id, defaults={"extent": extent}
-                )
-            scan_request(capability_ids=removed)
-            changed.append("covers")
-    if "positions" in item:
-        wanted_positions = {
-            parties[entry["party"]].pk: (
-                entry["stance"],
-                entry.get("firmness", "provisional"),
-                entry.get("note", ""),
-            )
-            for entry in item["positions"]
-        }
-        current_positions = {
-            party_id: (stance, firmness, note)
-            for party_id, stance, firmness, note in provision.positions.values_list(
-                "party_id", "stance", "firmness", "note"
-            )
-        }
-        if wanted_positions != current_positions:
-            provision.positions.exclude(party_id__in=wanted_positions).delete()
-            for party_id, (stance, firmness, note) in wanted_positions.items():
-                Position.objects.update_or_create(
-                    provision=provision,
-                    party_id=party_id,
-                    defaults={"stance": stance, "firmness": firmness, "note": note},
-                )
-            changed.append("positions")
+    relinked = sync_links(provision, item, capabilities)
+    if relinked is not None:
+        scan_request(capability_ids=relinked)
+        changed.append("covers")
+    if sync_positions(provision, item, parties):
+        changed.append("positions")
     for key, manager, ids in (
         ("precedents", provision.precedents, precedents),
         ("territories", provision.territories, territories),

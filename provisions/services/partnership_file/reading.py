@@ -199,22 +199,17 @@ def check_partnership_file(data: dict[str, Any]) -> list[Problem]:
     for index, provision in _items(data, "provisions"):
         prefix = f"provisions[{index}]"
         check_reference(f"{prefix}.domain", provision.get("domain"), domains, "domain")
-        for key, known, what, inner in (
-            ("covers", capabilities, "capability", "capability"),
-            ("positions", party_codes, "party", "party"),
-        ):
-            seen: set[str] = set()
-            for position, item in enumerate(provision.get(key) or []):
-                if not isinstance(item, dict):
-                    continue
-                value = item.get(inner)
-                check_reference(f"{prefix}.{key}[{position}].{inner}", value, known, what)
-                if isinstance(value, str) and value in seen:
-                    problems.append(
-                        Problem(f"{prefix}.{key}[{position}].{inner}", f"{what} {value!r} listed twice")
-                    )
-                if isinstance(value, str):
-                    seen.add(value)
+        for position, item in enumerate(provision.get("positions") or []):
+            if isinstance(item, dict):  # a party's positions are a dated history: it may have several
+                check_reference(
+                    f"{prefix}.positions[{position}].party", item.get("party"), party_codes, "party"
+                )
+        for position, item in enumerate(provision.get("covers") or []):
+            if isinstance(item, dict):
+                value = item.get("capability")
+                check_reference(f"{prefix}.covers[{position}].capability", value, capabilities, "capability")
+        problems.extend(link_problems(prefix, provision))
+        problems.extend(provision_dated_problems(prefix, provision))
         for key, known, what in (
             ("precedents", precedents, "precedent"),
             ("territories", territories, "territory"),
@@ -222,6 +217,110 @@ def check_partnership_file(data: dict[str, Any]) -> list[Problem]:
             for position, value in enumerate(provision.get(key) or []):
                 check_reference(f"{prefix}.{key}[{position}]", value, known, what)
         problems.extend(_history_problems(prefix, provision))
+    for index, capability in _items(data, "capabilities"):
+        problems.extend(changes_order_problems(f"capabilities[{index}]", capability.get("changes")))
+    problems.extend(aim_problems(data, capabilities))
+    return problems
+
+
+def _day(value: Any) -> datetime.date | None:
+    """A well-formed date of the file (the schema reports the others)."""
+    try:
+        return datetime.date.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+
+
+def changes_order_problems(prefix: str, changes: Any, key: str = "changes") -> list[Problem]:
+    """Dated changes (and discussions) are listed oldest first."""
+    problems = []
+    previous: datetime.date | None = None
+    what = "change" if key == "changes" else "discussion"
+    for index, change in enumerate(changes if isinstance(changes, list) else []):
+        at = _day(change.get("at")) if isinstance(change, dict) else None
+        if at is not None and previous is not None and at < previous:
+            problems.append(
+                Problem(f"{prefix}.{key}[{index}].at", f"{at} is before the previous {what} ({previous})")
+            )
+        previous = at or previous
+    return problems
+
+
+def provision_dated_problems(prefix: str, provision: dict[str, Any]) -> list[Problem]:
+    """A provision's dated changes in order, and none of them, nor a discussion, dated before it
+    existed (its first history entry; the day of the import for one imported without history)."""
+    problems = changes_order_problems(prefix, provision.get("changes"))
+    problems += changes_order_problems(prefix, provision.get("discussions"), key="discussions")
+    entries = history_entries(provision)
+    if entries is None:  # a malformed history: the schema check reports it; when it began is unknown
+        return problems
+    reference = provision.get("reference")
+    recorded = (
+        StatusChange.objects.filter(provision__reference=reference)
+        .order_by("changed_on", "id")
+        .values_list("changed_on", flat=True)
+        .first()
+        if isinstance(reference, str)
+        else None
+    )
+    firsts = [day for day in (recorded, entries[0][2] if entries else None) if day is not None]
+    exists_from = min(firsts) if firsts else timezone.localdate()
+    for key in ("changes", "discussions"):
+        for index, entry in enumerate(provision.get(key) or []):
+            at = _day(entry.get("at")) if isinstance(entry, dict) else None
+            if at is not None and at < exists_from:
+                problems.append(
+                    Problem(
+                        f"{prefix}.{key}[{index}].at",
+                        f"{at} is before the provision existed (from {exists_from})",
+                    )
+                )
+    return problems
+
+
+def link_problems(prefix: str, provision: dict[str, Any]) -> list[Problem]:
+    """A link's `from` is before its `until`; a capability is listed again only for other days."""
+    problems = []
+    spans: dict[str, list[tuple[datetime.date, datetime.date]]] = {}
+    for index, link in enumerate(provision.get("covers") or []):
+        if not isinstance(link, dict):
+            continue
+        start, end = _day(link.get("from")), _day(link.get("until"))
+        if start is not None and end is not None and start >= end:
+            problems.append(
+                Problem(f"{prefix}.covers[{index}].until", f"{end} is not after its from ({start})")
+            )
+            continue
+        span = (start or datetime.date.min, end or datetime.date.max)
+        capability = link.get("capability")
+        if not isinstance(capability, str):
+            continue
+        if any(span[0] < other[1] and other[0] < span[1] for other in spans.get(capability, [])):
+            problems.append(
+                Problem(
+                    f"{prefix}.covers[{index}].capability",
+                    f"capability {capability!r} listed twice for the same days",
+                )
+            )
+        spans.setdefault(capability, []).append(span)
+    return problems
+
+
+def aim_problems(data: dict[str, Any], capabilities: set[str]) -> list[Problem]:
+    """Aims: distinct codes, each linked to distinct, known capabilities."""
+    problems: list[Problem] = []
+    _codes(_items(data, "aims"), "aims", "code", problems)
+    for index, aim in _items(data, "aims"):
+        seen: set[str] = set()
+        for position, code in enumerate(aim.get("capabilities") or []):
+            path = f"aims[{index}].capabilities[{position}]"
+            if not isinstance(code, str):
+                continue
+            if code not in capabilities:
+                problems.append(Problem(path, f"unknown capability {code!r}"))
+            elif code in seen:
+                problems.append(Problem(path, f"capability {code!r} listed twice"))
+            seen.add(code)
     return problems
 
 

@@ -1,0 +1,397 @@
+"""Coverage and gap rules (DESIGN.md, "Coverage and gap rules", rules v2), evaluated at any date.
+
+Plain functions over the record at T (provisions.rules.record): no request, task or HTTP in sight,
+so the scan, the pages, the API and the exports all call the same code. Read-only and set-based: a
+fixed number of queries, whatever the number of provisions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import gc
+from collections import Counter, defaultdict
+from collections.abc import Collection, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from provisions.explanations import GapFacts, ProvisionFact, explain
+from provisions.models import CoverageState, Domain, Extent, GapKind, Level, MarkingsReader, Status
+from provisions.rules.record import (
+    RANK_BY_STATUS,
+    WEIGHT_BY_LEVEL,
+    CapabilityAt,
+    ProvisionAt,
+    Record,
+    record_at,
+)
+from provisions.rules.thresholds import Thresholds
+
+SubjectType = Literal["capability", "provision"]
+
+
+@dataclass(frozen=True)
+class CoverageAt:
+    """A capability's coverage state at T and the provisions behind it."""
+
+    state: CoverageState
+    covering: tuple[ProvisionAt, ...]  # active covering provisions, by reference
+    securing: tuple[ProvisionAt, ...]  # the secured provisions whose links give the state, by reference
+    ends_on: datetime.date | None  # the latest expiry of the securing ones (None: never, or none securing)
+
+    @property
+    def covering_references(self) -> tuple[str, ...]:
+        return tuple(provision.reference for provision in self.covering)
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One gap found by evaluation: what a person checking the tables by hand would write down."""
+
+    kind: GapKind
+    severity: Level
+    subject_type: SubjectType
+    subject_id: int
+    subject_code: str
+    subject_name: str
+    domain: str
+    coverage_state: CoverageState | None
+    lapses_on: datetime.date | None  # for an expiring gap: the day its coverage ends
+    days_to_lapse: int | None
+    covering_provisions: tuple[str, ...]
+    facts: GapFacts  # what the explanation says, as data (rendered for each reader)
+
+    @property
+    def identity(self) -> tuple[str, SubjectType, int]:
+        return (self.kind.value, self.subject_type, self.subject_id)
+
+    @property
+    def explanation(self) -> str:
+        """The explanation with nothing withheld (a reader's comes from provisions.redaction)."""
+        return explain(self.facts)
+
+    def sort_key(self) -> tuple[int, int, datetime.date, str, str]:
+        """Severity (critical first), lapse date (empty last), kind, subject code."""
+        return (
+            -WEIGHT_BY_LEVEL[self.severity],
+            self.lapses_on is None,
+            self.lapses_on or datetime.date.min,
+            self.kind.value,
+            self.subject_code,
+        )
+
+
+@dataclass
+class Evaluation:
+    """The result of one evaluation: findings sorted as the report sorts them, plus coverage."""
+
+    as_of: datetime.date
+    findings: list[Finding]
+    coverage: dict[int, CoverageAt] = field(default_factory=dict)  # by capability id
+    capabilities: dict[int, CapabilityAt] = field(default_factory=dict)
+    provisions: dict[int, ProvisionAt] = field(default_factory=dict)  # existing at T
+    evaluated_subjects: int = 0  # capabilities and provisions whose gaps were evaluated
+
+
+# --- the rules ----------------------------------------------------------------------------------------------
+
+
+def coverage_state_of(links: Iterable[tuple[ProvisionAt | None, str]], secured_rank: int) -> CoverageAt:
+    """The coverage state from the links that count at T: (provision at T, or None if it did not
+    exist then; extent)."""
+    covering: list[ProvisionAt] = []
+    full: list[ProvisionAt] = []
+    partial: list[ProvisionAt] = []
+    for provision, extent in links:
+        if provision is None or not provision.active:
+            continue
+        covering.append(provision)
+        if provision.secured(secured_rank):
+            (full if extent == Extent.FULL else partial).append(provision)
+    if full:
+        state, securing = CoverageState.SECURED, full
+    elif partial:
+        state, securing = CoverageState.PARTIAL, partial
+    elif covering:
+        state, securing = CoverageState.IN_NEGOTIATION, []
+    else:
+        state, securing = CoverageState.UNCOVERED, []
+    ends_on = None
+    if securing and all(provision.expires_on is not None for provision in securing):
+        ends_on = max(provision.expires_on for provision in securing if provision.expires_on is not None)
+    return CoverageAt(
+        state,
+        tuple(sorted(covering, key=lambda provision: provision.reference)),
+        tuple(sorted(securing, key=lambda provision: provision.reference)),
+        ends_on,
+    )
+
+
+def capability_gap(
+    capability: CapabilityAt, coverage: CoverageAt, as_of: datetime.date, thresholds: Thresholds
+) -> tuple[GapKind, Level] | None:
+    """The capability gap the table gives, if any: the first rule that matches wins."""
+    criticality = capability.criticality
+    days = None if capability.lapses_on is None else (capability.lapses_on - as_of).days
+    state = coverage.state
+    if days is not None and days <= 0 and state in (CoverageState.IN_NEGOTIATION, CoverageState.UNCOVERED):
+        return GapKind.LAPSED, criticality if capability.has_fallback else criticality.raised()
+    if state == CoverageState.UNCOVERED:
+        warned = days is not None and days <= thresholds.warning_days
+        return GapKind.UNCOVERED, criticality if warned else criticality.lowered()
+    if state in (CoverageState.SECURED, CoverageState.PARTIAL) and coverage.ends_on is not None:
+        ends_in = (coverage.ends_on - as_of).days
+        if ends_in <= thresholds.warning_days:
+            return (
+                GapKind.EXPIRING,
+                criticality if ends_in <= thresholds.urgent_days else criticality.lowered(),
+            )
+    if (
+        state in (CoverageState.IN_NEGOTIATION, CoverageState.PARTIAL)
+        and days is not None
+        and 0 < days <= thresholds.warning_days
+    ):
+        return GapKind.AT_RISK, criticality if days <= thresholds.urgent_days else criticality.lowered()
+    if state == CoverageState.PARTIAL:
+        return GapKind.PARTIAL, criticality.lowered()
+    return None
+
+
+def provision_gaps(
+    provision: ProvisionAt,
+    covered: list[CapabilityAt],
+    opposing_parties: list[str],
+    as_of: datetime.date,
+    thresholds: Thresholds,
+) -> list[tuple[GapKind, Level]]:
+    """The provision gaps the table gives (both may hold)."""
+    if not provision.active:
+        return []
+    rank = RANK_BY_STATUS[provision.status]  # None for suspended (and withdrawn): off the ladder
+    stalled = (
+        rank is not None
+        and rank < thresholds.secured_rank
+        and (as_of - provision.last_activity).days >= thresholds.stall_days
+    )
+    divergent = (
+        bool(opposing_parties)
+        and not provision.secured(thresholds.secured_rank)
+        and any(
+            capability.lapses_on is not None
+            and (capability.lapses_on - as_of).days <= thresholds.warning_days
+            for capability in covered
+        )
+    )
+    if not (stalled or divergent):  # most provisions: skip finding the highest criticality
+        return []
+    highest = max(
+        (capability.criticality for capability in covered), key=WEIGHT_BY_LEVEL.__getitem__, default=None
+    )
+    gaps: list[tuple[GapKind, Level]] = []
+    if stalled:
+        gaps.append((GapKind.STALLED, highest.lowered() if highest else Level.LOW))
+    if divergent and highest is not None:
+        gaps.append((GapKind.DIVERGENT, highest))
+    return gaps
+
+
+# --- what an explanation says -------------------------------------------------------------------------------
+
+
+def _fact(provision: ProvisionAt) -> ProvisionFact:
+    return ProvisionFact(provision.reference, provision.status.value)
+
+
+def capability_gap_facts(
+    kind: GapKind, capability: CapabilityAt, coverage: CoverageAt, as_of: datetime.date
+) -> GapFacts:
+    return GapFacts(
+        kind=kind.value,
+        as_of=as_of,
+        subject_code=capability.code,
+        subject_name=capability.name,
+        lapses_on=capability.lapses_on,
+        fallback=capability.fallback if kind == GapKind.LAPSED else "",
+        coverage_state=coverage.state.value,
+        covering=tuple(_fact(provision) for provision in coverage.covering)
+        if coverage.state == CoverageState.IN_NEGOTIATION
+        else (),
+        securing=tuple(_fact(provision) for provision in coverage.securing),
+        coverage_ends=coverage.ends_on if kind == GapKind.EXPIRING else None,
+    )
+
+
+def provision_gap_facts(
+    kind: GapKind,
+    provision: ProvisionAt,
+    covered: list[CapabilityAt],
+    opposing_parties: list[str],
+    as_of: datetime.date,
+    thresholds: Thresholds,
+) -> GapFacts:
+    first_lapse = None
+    if kind == GapKind.DIVERGENT:  # the capability that lapses first (divergence concerns dated ones)
+        lapses_on, code = min(
+            (capability.lapses_on, capability.code) for capability in covered if capability.lapses_on
+        )
+        first_lapse = (code, lapses_on)
+    stalled = kind == GapKind.STALLED
+    return GapFacts(
+        kind=kind.value,
+        as_of=as_of,
+        subject_code=provision.reference,
+        subject_name=provision.title,
+        status=provision.status.value,
+        last_moved_on=provision.last_moved_on if stalled else None,
+        last_activity=provision.last_activity if stalled else None,
+        stall_days=thresholds.stall_days if stalled else None,
+        opposing_parties=tuple(opposing_parties) if kind == GapKind.DIVERGENT else (),
+        first_lapse=first_lapse,
+    )
+
+
+# --- evaluation ---------------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _without_garbage_collection() -> Iterator[None]:
+    """An evaluation builds about a million small objects and no reference cycles: the cyclic
+    collector would rescan them over and over (a third of the time at 100,000 provisions)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def evaluate_gaps(
+    *,
+    as_of: datetime.date,
+    capability_ids: Collection[int] | None = None,
+    provision_ids: Collection[int] | None = None,
+    thresholds: Thresholds | None = None,
+) -> Evaluation:
+    """Every gap the rules find at `as_of` (the record as it stood that day), read-only, in a fixed
+    number of queries.
+
+    With no ids, every capability and provision is a subject. With ids, only those subjects are
+    evaluated (a scan of what a write touched); whatever they depend on is still read.
+    """
+    thresholds = thresholds or Thresholds.current()
+    with _without_garbage_collection():
+        record = record_at(as_of, capability_ids=capability_ids, provision_ids=provision_ids)
+        scoped = capability_ids is not None or provision_ids is not None
+        return _evaluate(
+            record,
+            set(capability_ids or ()) if scoped else None,
+            set(provision_ids or ()) if scoped else None,
+            thresholds,
+        )
+
+
+def _evaluate(
+    record: Record,
+    subject_capabilities: set[int] | None,
+    subject_provisions: set[int] | None,
+    thresholds: Thresholds,
+) -> Evaluation:
+    as_of, capabilities, provisions = record.as_of, record.capabilities, record.provisions
+    links_by_capability: defaultdict[int, list[tuple[ProvisionAt | None, str]]] = defaultdict(list)
+    covered_by_provision: defaultdict[int, list[CapabilityAt]] = defaultdict(list)
+    for provision_id, capability_id, extent in record.links:
+        links_by_capability[capability_id].append((provisions.get(provision_id), extent))
+        if capability_id in capabilities and provision_id in provisions:
+            covered_by_provision[provision_id].append(capabilities[capability_id])
+
+    findings: list[Finding] = []
+    coverage_by_capability: dict[int, CoverageAt] = {}
+    for capability in capabilities.values():
+        if subject_capabilities is not None and capability.id not in subject_capabilities:
+            continue
+        coverage = coverage_state_of(links_by_capability[capability.id], thresholds.secured_rank)
+        coverage_by_capability[capability.id] = coverage
+        gap = capability_gap(capability, coverage, as_of, thresholds)
+        if gap is None:
+            continue
+        kind, severity = gap
+        lapses_on = coverage.ends_on if kind == GapKind.EXPIRING else capability.lapses_on
+        findings.append(
+            Finding(
+                kind=kind,
+                severity=severity,
+                subject_type="capability",
+                subject_id=capability.id,
+                subject_code=capability.code,
+                subject_name=capability.name,
+                domain=capability.domain,
+                coverage_state=coverage.state,
+                lapses_on=lapses_on,
+                days_to_lapse=None if lapses_on is None else (lapses_on - as_of).days,
+                covering_provisions=coverage.covering_references,
+                facts=capability_gap_facts(kind, capability, coverage, as_of),
+            )
+        )
+
+    evaluated_provisions = 0
+    for provision in provisions.values():
+        if subject_provisions is not None and provision.id not in subject_provisions:
+            continue
+        evaluated_provisions += 1
+        covered = covered_by_provision[provision.id]
+        parties = record.opposing.get(provision.id, [])
+        for kind, severity in provision_gaps(provision, covered, parties, as_of, thresholds):
+            earliest = min((c.lapses_on for c in covered if c.lapses_on is not None), default=None)
+            findings.append(
+                Finding(
+                    kind=kind,
+                    severity=severity,
+                    subject_type="provision",
+                    subject_id=provision.id,
+                    subject_code=provision.reference,
+                    subject_name=provision.title,
+                    domain=provision.domain,
+                    coverage_state=None,
+                    lapses_on=earliest,
+                    days_to_lapse=None if earliest is None else (earliest - as_of).days,
+                    covering_provisions=(),
+                    facts=provision_gap_facts(kind, provision, covered, parties, as_of, thresholds),
+                )
+            )
+    findings.sort(key=Finding.sort_key)
+    return Evaluation(
+        as_of=as_of,
+        findings=findings,
+        coverage=coverage_by_capability,
+        capabilities=capabilities,
+        provisions=provisions,
+        evaluated_subjects=len(coverage_by_capability) + evaluated_provisions,
+    )
+
+
+def coverage_by_domain(*, evaluation: Evaluation, reader: MarkingsReader) -> list[dict[str, Any]]:
+    """One row per domain: its capabilities by coverage state at the evaluation's date, the
+    provisions (that the reader may see) by status then, and the share of capabilities secured.
+    Reads the provisions the evaluation read: give it a full one."""
+    states: defaultdict[str, Counter[str]] = defaultdict(Counter)
+    for capability_id, coverage in evaluation.coverage.items():
+        states[evaluation.capabilities[capability_id].domain][coverage.state.value] += 1
+    statuses: defaultdict[str, Counter[str]] = defaultdict(Counter)
+    for provision in evaluation.provisions.values():
+        if provision.marking in reader.markings:
+            statuses[provision.domain][provision.status.value] += 1
+    rows: list[dict[str, Any]] = []
+    for code, name in Domain.objects.order_by("id").values_list("code", "name"):
+        total = sum(states[code].values())
+        rows.append(
+            {
+                "domain": code,
+                "name": name,
+                "capabilities": total,
+                "capabilities_by_state": {state: states[code][state] for state in CoverageState.values},
+                "provisions_by_status": {status: statuses[code][status] for status in Status.values},
+                "coverage_ratio": round(states[code][CoverageState.SECURED] / total, 4) if total else None,
+            }
+        )
+    return rows
