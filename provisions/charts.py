@@ -77,7 +77,7 @@ def lapse_timeline(
         while x - last_x_by_row.get(row, -1e9) < 70:  # keep labels apart
             row += 1
         last_x_by_row[row] = x
-        marks.append(Mark(x, lapse.capability.code, lapse.state, row))
+        marks.append(Mark(x, lapse.code, lapse.state, row))
     rows = max((mark.row for mark in marks), default=0) + 1
     end = as_of + datetime.timedelta(days=horizon_days)
     return {"marks": marks, "width": width, "height": 30 + rows * 34, "start": as_of, "end": end}
@@ -114,3 +114,42 @@ def coverage_over_time(
             Line(state, STATE_LABELS[state], " ".join(f"{x:.1f},{y:.1f}" for x, y, _ in marks), marks)
         )
     return {"lines": lines, "width": width, "height": height, "first": first, "last": last, "top": top}
+
+
+@dataclass(frozen=True)
+class Span:
+    """A stretch of time in one coverage state, placed on the timeline."""
+
+    state: str
+    label: str
+    start: datetime.date
+    end: datetime.date
+    x: float
+    width: float
+
+
+def state_timeline(
+    states: list[tuple[datetime.date, str]], *, end: datetime.date, width: float = 600
+) -> dict[str, Any]:
+    """A capability's coverage state over time: (day it began, state) in date order, until `end`,
+    as spans on a line, with a tick at each first of January."""
+    if not states:
+        return {"spans": [], "ticks": [], "width": width}
+    start = states[0][0]
+    total = max((end - start).days, 1)
+
+    def x(day: datetime.date) -> float:
+        return round((day - start).days / total * width, 1)
+
+    spans = []
+    for (day, state), following in zip(states, [*states[1:], (end, "")], strict=True):
+        if following[0] > day:
+            spans.append(
+                Span(state, STATE_LABELS[state], day, following[0], x(day), x(following[0]) - x(day))
+            )
+    ticks = [
+        (x(datetime.date(year, 1, 1)), str(year))
+        for year in range(start.year + 1, end.year + 1)
+        if start < datetime.date(year, 1, 1) < end
+    ]
+    return {"spans": spans, "ticks": ticks, "width": width}

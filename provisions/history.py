@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import bisect
 import datetime
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -84,6 +84,10 @@ def _fields(model: type[Any]) -> list[str]:
 class ProvisionHistory:
     status_changes: list[StatusChange]  # oldest first
     audit: list[AuditEntry]  # oldest first
+    # Whether something recorded at that moment may be shown to the reader: the provision was then
+    # marked at a level they may see (a dated position, a discussion or a change recorded while it
+    # was marked higher is withheld, as its history is).
+    recorded_visibly: Callable[[datetime.datetime], bool]
 
 
 def provision_history(provision: Provision, *, reader: MarkingsReader) -> ProvisionHistory:
@@ -130,4 +134,5 @@ def provision_history(provision: Provision, *, reader: MarkingsReader) -> Provis
     return ProvisionHistory(
         status_changes=[change for change in changes if shown(change.recorded_at)],
         audit=sorted(entries, key=lambda entry: entry.at),
+        recorded_visibly=shown,
     )

@@ -9,17 +9,31 @@ from typing import Any
 
 from django.db.models import Count, QuerySet
 
-from provisions.models import Capability, CoverageState, Domain, Gap, Level, Provision, Status, StatusChange
+from provisions.models import (
+    Capability,
+    CoverageState,
+    Domain,
+    Gap,
+    GapKind,
+    Level,
+    Provision,
+    Status,
+    StatusChange,
+)
 from provisions.permissions import Reader
 from provisions.redaction import Redaction, finding_rows, gap_rows
-from provisions.rules import Evaluation
+from provisions.rules import AimAt, Evaluation, aims_from
 
 SEVERITIES = list(Level)
 
 
 @dataclass(frozen=True)
 class Lapse:
-    capability: Capability
+    """A capability that lapses next: its lapse date as it stood at the date asked about."""
+
+    code: str
+    name: str
+    lapses_on: datetime.date
     days: int
     state: str
     gap_kind: str | None
@@ -27,6 +41,10 @@ class Lapse:
     @property
     def state_label(self) -> str:
         return CoverageState(self.state).label
+
+    @property
+    def gap_label(self) -> str | None:
+        return GapKind(self.gap_kind).label if self.gap_kind else None
 
 
 def visible_gaps(reader: Reader) -> QuerySet[Gap]:
@@ -52,21 +70,26 @@ def gaps_by_severity(rows: list[dict[str, Any]]) -> list[tuple[Level, int]]:
 
 
 def next_lapses(evaluation: Evaluation, *, as_of: datetime.date, limit: int = 8) -> list[Lapse]:
-    """The capabilities that lapse next (on or after the date), with their coverage then."""
+    """The capabilities that lapse next (on or after the date, by their lapse date then), with their
+    coverage then. Reads the evaluation (a full one): no query."""
     gap_kind = {f.subject_id: f.kind.value for f in evaluation.findings if f.subject_type == "capability"}
-    upcoming = (
-        Capability.objects.filter(lapses_on__gte=as_of).select_related("domain").order_by("lapses_on", "code")
+    upcoming = sorted(
+        (c for c in evaluation.capabilities.values() if c.lapses_on is not None and c.lapses_on >= as_of),
+        key=lambda c: (c.lapses_on, c.code),
     )
     return [
         Lapse(
-            capability=capability,
-            days=(capability.lapses_on - as_of).days if capability.lapses_on else 0,
-            state=evaluation.coverage[capability.pk].state.value
-            if capability.pk in evaluation.coverage
+            code=capability.code,
+            name=capability.name,
+            lapses_on=capability.lapses_on,
+            days=(capability.lapses_on - as_of).days,
+            state=evaluation.coverage[capability.id].state.value
+            if capability.id in evaluation.coverage
             else CoverageState.UNCOVERED.value,
-            gap_kind=gap_kind.get(capability.pk),
+            gap_kind=gap_kind.get(capability.id),
         )
         for capability in upcoming[:limit]
+        if capability.lapses_on is not None
     ]
 
 
@@ -135,10 +158,19 @@ def next_lapses_as_scanned(*, today: datetime.date, limit: int = 8) -> list[Laps
     )
     return [
         Lapse(
-            capability=capability,
-            days=(capability.lapses_on - today).days if capability.lapses_on else 0,
+            code=capability.code,
+            name=capability.name,
+            lapses_on=capability.lapses_on,
+            days=(capability.lapses_on - today).days,
             state=capability.coverage_state or CoverageState.UNCOVERED.value,
             gap_kind=kinds.get(capability.pk),
         )
         for capability in upcoming
+        if capability.lapses_on is not None
     ]
+
+
+def aims_as_scanned() -> list[AimAt]:
+    """The aims today, from the coverage states the last scans recorded (three queries)."""
+    recorded = Capability.objects.exclude(coverage_state="").values_list("pk", "coverage_state")
+    return aims_from({pk: CoverageState(state) for pk, state in recorded})

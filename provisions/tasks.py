@@ -6,6 +6,7 @@ from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
 from provisions.models import ScanTrigger
+from provisions.services.dated import dated_values_refresh
 from provisions.services.scans import gaps_run_requested, gaps_scan
 from provisions.services.webhooks import (
     WEBHOOK_MAX_ATTEMPTS,
@@ -28,7 +29,9 @@ def run_requested_scans() -> int | None:
 
 @shared_task(autoretry_for=_DATABASE_ERRORS, retry_backoff=2, retry_backoff_max=300, max_retries=8)
 def scan_all_gaps(trigger: str = ScanTrigger.SCHEDULE) -> int:
-    """Scan every capability and provision as of today (the nightly job); returns the scan's id."""
+    """Scan every capability and provision as of today (the nightly job), after bringing their
+    dated values to today's (a change dated today takes effect); returns the scan's id."""
+    dated_values_refresh()
     return gaps_scan(trigger=ScanTrigger(trigger)).scan.pk
 
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from provisions.views import editing, exports, pages
+from provisions.views import editing, exports, pages, record
 
 app_name = "provisions"
 
@@ -17,6 +17,12 @@ urlpatterns = [
     path(
         "provisions/<str:reference>/consultation/", editing.provision_consultation_view, name="consultation"
     ),
+    path("provisions/<str:reference>/discussion/", editing.provision_discussion_view, name="discussion"),
+    path("capabilities/<str:code>/", record.capability_detail, name="capability"),
+    path("aims/", record.aims, name="aims"),
+    path("changes/", record.changes, name="changes"),
+    path("changes/export.<str:fmt>", exports.changes_export, name="changes-export"),
+    path("aims/export.<str:fmt>", exports.aims_export, name="aims-export"),
     path("gaps/", pages.gaps, name="gaps"),
     path("gaps/<int:pk>/acknowledge/", editing.gap_acknowledge_view, name="acknowledge"),
     path("gaps/export.<str:fmt>", exports.gaps_export, name="gaps-export"),

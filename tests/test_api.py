@@ -11,7 +11,17 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from provisions.models import ApiToken, Extent, Gap, GapScan, Marking, Provision, Status, StatusChange
+from provisions.models import (
+    ApiToken,
+    Discussion,
+    Extent,
+    Gap,
+    GapScan,
+    Marking,
+    Provision,
+    Status,
+    StatusChange,
+)
 from provisions.permissions import Reader
 from provisions.services.scans import gaps_scan
 from provisions.services.tokens import api_token_create, api_token_revoke
@@ -560,3 +570,60 @@ def test_the_aims_and_what_changed_are_served(client: Client, shipped) -> None:
     assert {"status_change", "position", "capability_change"} <= kinds  # agreed, positions, the bridge clause
     refused = client.get("/api/v1/changes/?from=2021-01-01&to=2020-12-01", **headers)
     assert refused.status_code == 400 and "from" in refused.json()["error"]["field_errors"]
+
+
+def test_writes_take_an_effective_date_and_discussions_are_recorded(client: Client, shipped) -> None:
+    from provisions.models import Domain
+
+    negotiator = UserFactory(
+        role="negotiator", clearance="secret", domains=[Domain.objects.get(code="security-defence")]
+    )
+    headers = bearer(negotiator)
+    version = client.get("/api/v1/provisions/SP-SD-04/", **headers).json()["version"]
+    future = (timezone.localdate() + datetime.timedelta(days=1)).isoformat()
+
+    refused = client.post(
+        "/api/v1/provisions/SP-SD-04/positions/",
+        {"party": "EU", "stance": "supports", "version": version, "effective_on": future},
+        content_type="application/json",
+        **headers,
+    )
+    assert refused.status_code == 400 and "in the future" in str(refused.json()["error"]["field_errors"])
+    without_reason = client.post(
+        "/api/v1/provisions/SP-SD-04/positions/",
+        {"party": "EU", "stance": "supports", "version": version, "effective_on": "2023-01-10"},
+        content_type="application/json",
+        **headers,
+    )
+    assert without_reason.status_code == 400 and "needs a reason" in str(without_reason.json())
+    taken = client.post(
+        "/api/v1/provisions/SP-SD-04/positions/",
+        {
+            "party": "EU",
+            "stance": "supports",
+            "version": version,
+            "effective_on": "2023-01-10",
+            "reason": "Minutes",
+        },
+        content_type="application/json",
+        **headers,
+    )
+    assert taken.status_code == 200
+    eu = next(p for p in taken.json()["positions"] if p["party"] == "EU")
+    assert (eu["stance"], eu["at"]) == ("supports", "2023-01-10")
+
+    discussed = client.post(
+        "/api/v1/provisions/SP-SD-04/discussions/",
+        {"on": timezone.localdate().isoformat(), "note": "PESCO round: no move"},
+        content_type="application/json",
+        **headers,
+    )
+    assert discussed.status_code == 200
+    assert Discussion.objects.filter(provision__reference="SP-SD-04", note="PESCO round: no move").exists()
+    before = client.post(
+        "/api/v1/provisions/SP-SD-04/discussions/",
+        {"on": "2020-01-01", "note": "Too early"},
+        content_type="application/json",
+        **headers,
+    )
+    assert before.status_code == 400 and "before the provision existed" in str(before.json())

@@ -261,6 +261,7 @@ def state(reference: str) -> dict[str, Any]:
         # Today's: each party's latest position, and the links that count today (rules v2).
         "positions": sorted((p.party.code, p.stance, p.firmness) for p in provision.positions_at().values()),
         "covers": sorted((link.capability.code, link.extent) for link in provision.links_at()),
+        "discussions": provision.discussions.count(),
     }
 
 
@@ -501,6 +502,12 @@ WRITES = {
         lambda before: {**before, "covers": [(CAPABILITY, "partial")]},
         headers={"HTTP_IF_MATCH": '"1"'},
     ),
+    "discussion": Write(
+        "post",
+        "/api/v1/provisions/{reference}/discussions/",
+        {"on": "{today}", "note": "Round 7: no move", "version": 1},
+        lambda before: {**before, "discussions": before["discussions"] + 1},
+    ),
 }
 
 
@@ -515,19 +522,22 @@ def test_a_write_is_allowed_only_in_the_callers_domains_and_clearance(
     session = sign_in(caller, world)
     before = state(reference)
 
-    response = session.call(spec.method, spec.path.format(reference=reference), spec.body, **spec.headers)
+    body = {key: value.format(today=timezone.localdate()) if isinstance(value, str) else value
+            for key, value in (spec.body or {}).items()}  # fmt: skip
+    response = session.call(spec.method, spec.path.format(reference=reference), body, **spec.headers)
 
     if caller.edits(marking) and caller.sees(spec.needs):
         body = check(response, 200, caller)
         after = state(reference)
         assert after == {**spec.effect(before), "version": before["version"] + 1}
-        assert shown(body) == {key: value for key, value in after.items() if key != "status_changes"}
+        unshown = ("status_changes", "discussions")  # counted in the record, not in a provision's shape
+        assert shown(body) == {key: value for key, value in after.items() if key not in unshown}
         assert response["ETag"] == f'"{after["version"]}"'
         return
     refused = check(response, caller.refusal(visible=caller.sees(marking)), caller)
     assert state(reference) == before
     if refused["error"]["status"] == 404:
-        absent = session.call(spec.method, spec.path.format(reference=NONEXISTENT), spec.body, **spec.headers)
+        absent = session.call(spec.method, spec.path.format(reference=NONEXISTENT), body, **spec.headers)
         assert (absent.status_code, absent.json()) == (404, refused)  # indistinguishable
 
 

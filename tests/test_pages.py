@@ -74,7 +74,11 @@ def test_the_overview_shows_coverage_gaps_lapses_and_movements(client: Client, p
     assert "Showing the partnership as it stood on <strong>20 December 2020</strong>" in page
     assert 'role="img"' in page and "Coverage by domain" in page
     assert "41 gaps</a> found by the rules at that date" in page
-    assert "<strong>EAW</strong> European Arrest Warrant: lapses 31 Dec 2020 (in 11 days)" in page
+    # As it stood: DATA-FLOWS's lapse date moved to 30 June 2021 only with the bridge clause of 24 December.
+    assert (
+        "<strong>DATA-FLOWS</strong></a> Free flow of personal data for law enforcement: "
+        "lapses 31 Dec 2020 (in 11 days)"
+    ) in page
     assert "UK draft agreement published" in page  # SP-AM-02's move on 2020-05-19
 
 

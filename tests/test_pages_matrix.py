@@ -240,6 +240,10 @@ PAGES = {
         "/gaps/?as_of={as_of}", explains_capability_gap=True, gap_count="<p>{n} gaps found by the rules on"
     ),
     "search": Page("/search/?q=quokka"),
+    "capability": Page(f"/capabilities/{CAPABILITY}/", explains_capability_gap=True),
+    "capability-as-of": Page(f"/capabilities/{CAPABILITY}/?as_of={{as_of}}", explains_capability_gap=True),
+    "aims": Page("/aims/", names_target=False),
+    "changes": Page("/changes/?from=2000-01-01&to={as_of}", explains_capability_gap=True),
     **{
         f"export-{fmt}": Page(f"/gaps/export.{fmt}", explains_capability_gap=True, export=fmt)
         for fmt in ("csv", "xlsx", "pdf", "json")
@@ -254,6 +258,7 @@ EDIT_FORMS = [
     "Save coverage</button>",
     "Save</button>",
     "Record consultation</button>",
+    "Record discussion</button>",
 ]
 
 
@@ -322,6 +327,7 @@ class ProvisionState(NamedTuple):
     coverage: list[tuple[str, str]]  # (capability, extent)
     details: tuple[str, datetime.date | None, datetime.date | None]  # (text, target date, review date)
     consultations: list[tuple[str, datetime.date, str, str]]  # (territory, on, outcome, note)
+    discussions: list[tuple[datetime.date, str]]  # (on, note)
 
 
 def provision_state(reference: str) -> ProvisionState:
@@ -336,6 +342,7 @@ def provision_state(reference: str) -> ProvisionState:
         sorted((link.capability.code, link.extent) for link in provision.links_at()),
         (provision.text, provision.target_date, provision.review_date),
         sorted(provision.consultations.values_list("territory__code", "consulted_on", "outcome", "note")),
+        list(provision.discussions.order_by("on", "id").values_list("on", "note")),
     )
 
 
@@ -381,6 +388,13 @@ FORMS = {
         ),
     ),
 }
+
+
+FORMS["record-discussion"] = Form(
+    "discussion",
+    {"on": timezone.localdate().isoformat(), "note": "Round 7: no move"},
+    lambda state: state.discussions == [(timezone.localdate(), "Round 7: no move")],
+)
 
 
 def post_form(client: Client, form: Form) -> Any:

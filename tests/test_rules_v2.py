@@ -324,3 +324,28 @@ def test_events_between_two_dates_are_the_records_in_the_half_open_interval():
         (day(-5), "status_change"),
         (day(0), "discussion"),
     ]
+
+
+# --- today's columns follow the dated values ---------------------------------------------------------------
+
+
+def test_the_nightly_job_brings_a_value_dated_today_into_the_columns(monkeypatch):
+    from provisions import tasks
+    from provisions.services import dated
+
+    covered = make_capability("high", lapses_in=30)
+    CapabilityChange.objects.create(
+        capability=covered,
+        at=None,
+        sets_lapses_on=True,
+        lapses_on=day(30),
+        criticality="high",
+        sets_fallback=True,
+    )
+    CapabilityChange.objects.create(capability=covered, at=day(1), sets_lapses_on=True, lapses_on=day(300))
+    monkeypatch.setattr(dated.timezone, "localdate", lambda: day(1))  # the day the change takes effect
+
+    tasks.scan_all_gaps()
+
+    covered.refresh_from_db()
+    assert covered.lapses_on == day(300)

@@ -146,6 +146,14 @@ class ProvisionSerializer(serializers.ModelSerializer[Provision]):
         return data
 
 
+def _effective_on() -> serializers.DateField:
+    return serializers.DateField(
+        required=False,
+        allow_null=True,
+        help_text="The day it takes effect (default today); an earlier day needs a reason, never later.",
+    )
+
+
 class ProvisionUpdateSerializer(serializers.Serializer[Any]):
     """A partial update: send only what changes, with the version it is based on."""
 
@@ -153,9 +161,13 @@ class ProvisionUpdateSerializer(serializers.Serializer[Any]):
     text = serializers.CharField(required=False, allow_blank=True)
     target_date = serializers.DateField(required=False, allow_null=True)
     review_date = serializers.DateField(required=False, allow_null=True)
+    expires_on = serializers.DateField(
+        required=False, allow_null=True, help_text="From this day it secures nothing unless renewed."
+    )
     marking = serializers.ChoiceField(choices=Marking.choices, required=False)
     version = serializers.IntegerField(min_value=1, required=False, help_text="Or send If-Match.")
     reason = serializers.CharField(required=False, allow_blank=True, default="")
+    effective_on = _effective_on()
 
 
 class TransitionSerializer(serializers.Serializer[Any]):
@@ -175,6 +187,7 @@ class PositionInputSerializer(serializers.Serializer[Any]):
     note = serializers.CharField(required=False, allow_blank=True, default="")
     version = serializers.IntegerField(min_value=1, required=False, help_text="Or send If-Match.")
     reason = serializers.CharField(required=False, allow_blank=True, default="")
+    effective_on = _effective_on()
 
 
 class CoverageInputSerializer(serializers.Serializer[Any]):
@@ -184,6 +197,15 @@ class CoverageInputSerializer(serializers.Serializer[Any]):
     )
     version = serializers.IntegerField(min_value=1, required=False, help_text="Or send If-Match.")
     reason = serializers.CharField(required=False, allow_blank=True, default="")
+    effective_on = _effective_on()
+
+
+class DiscussionInputSerializer(serializers.Serializer[Any]):
+    """A round in which the provision was negotiated without moving (activity for the stall rule)."""
+
+    on = serializers.DateField(help_text="The day it was discussed: today or earlier.")
+    note = serializers.CharField(help_text="What was discussed, e.g. 'Round 7: no move on data retention'.")
+    version = serializers.IntegerField(min_value=1, required=False, help_text="Or send If-Match.")
 
 
 class StatusChangeSerializer(serializers.ModelSerializer[StatusChange]):

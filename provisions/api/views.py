@@ -49,8 +49,9 @@ from provisions.reports.gaps import (
     ReportFilterInvalid,
     gap_report,
 )
-from provisions.rules import coverage_by_domain, evaluate_gaps, parse_as_of
+from provisions.rules import PeriodInvalid, coverage_by_domain, evaluate_gaps, parse_as_of, parse_period
 from provisions.selectors import visible_gaps
+from provisions.services.dated import discussion_record
 from provisions.services.provisions import coverage_set, position_set, provision_update
 from provisions.services.scans import gap_acknowledge, scan_request
 from provisions.services.status import provision_transition
@@ -234,8 +235,14 @@ class ProvisionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
         changes = dict(given.validated_data)
         version = _expected_version(request, changes.pop("version", None))
         reason = changes.pop("reason", "")
+        effective_on = changes.pop("effective_on", None)
         provision_update(
-            provision=provision, by=_caller(request), expected_version=version, reason=reason, **changes
+            provision=provision,
+            by=_caller(request),
+            expected_version=version,
+            reason=reason,
+            effective_on=effective_on,
+            **changes,
         )
         return self._respond(provision)
 
@@ -296,6 +303,7 @@ class ProvisionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
             by=_caller(request),
             expected_version=_expected_version(request, data.get("version")),
             reason=data["reason"],
+            effective_on=data.get("effective_on"),
         )
         return self._respond(provision)
 
@@ -321,6 +329,33 @@ class ProvisionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
             by=_caller(request),
             expected_version=_expected_version(request, data.get("version")),
             reason=data["reason"],
+            effective_on=data.get("effective_on"),
+        )
+        return self._respond(provision)
+
+    @extend_schema(
+        request=serializers.DiscussionInputSerializer,
+        responses={
+            200: serializers.ProvisionSerializer,
+            **{c: r for c, r in WRITE_ERRORS.items() if c != 428},
+        },
+        parameters=[
+            OpenApiParameter("If-Match", str, OpenApiParameter.HEADER, description='Optional, e.g. "3"')
+        ],
+    )
+    @action(detail=True, methods=["post"])
+    def discussions(self, request: Request, reference: str | None = None) -> Response:
+        """Record that the provision was discussed on a day without moving (it resets the stall clock)."""
+        provision = self.get_object()
+        given = serializers.DiscussionInputSerializer(data=request.data)
+        given.is_valid(raise_exception=True)
+        data = given.validated_data
+        discussion_record(
+            provision=provision,
+            by=_caller(request),
+            on=data["on"],
+            note=data["note"],
+            expected_version=_given_version(request, data.get("version")),
         )
         return self._respond(provision)
 
@@ -418,17 +453,11 @@ class AimsView(APIView):
 
 def _period(request: Request) -> tuple[datetime.date, datetime.date]:
     """`from` and `to` (default: the 30 days up to today); a 400 names what is wrong."""
-    today = timezone.localdate()
-    dates = {}
-    for name, default in (("from", today - datetime.timedelta(days=30)), ("to", today)):
-        raw = request.query_params.get(name)
-        try:
-            dates[name] = parse_as_of(raw) if raw else default
-        except ValueError as invalid:
-            raise ValidationError({name: [str(invalid)]}) from None
-    if dates["from"] >= dates["to"]:
-        raise ValidationError({"from": [f"must be before to ({dates['to']})"]})
-    return dates["from"], dates["to"]
+    params = request.query_params
+    try:
+        return parse_period(params.get("from"), params.get("to"), today=timezone.localdate())
+    except PeriodInvalid as invalid:
+        raise ValidationError({invalid.field: [str(invalid)]}) from None
 
 
 class ChangesView(APIView):

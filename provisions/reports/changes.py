@@ -26,7 +26,7 @@ CHANGES_REPORT_COLUMNS = (
     "domain",
     "explanation",
 )
-EVENT_COLUMNS = ("on", "kind", "subject_type", "subject_code", "summary", "note")
+EVENT_COLUMNS = ("on", "kind", "subject_type", "subject_code", "subject_name", "summary", "note")
 
 
 class ChangesPeriodInvalid(ValueError):
@@ -79,6 +79,7 @@ def _event(event: Event) -> dict[str, Any]:
         "kind": event.kind,
         "subject_type": event.subject_type,
         "subject_code": event.subject_code,
+        "subject_name": event.subject_name,
         "summary": event.summary,
         "note": event.note,
     }

@@ -2,7 +2,7 @@
 record as it stood (record.py), the gap rules over it (gaps.py), aims (aims.py) and what changed
 between two dates (changes.py). Plain functions, read-only and set-based, called by every interface."""
 
-from provisions.rules.aims import AimAt, aims_at, verdict_of
+from provisions.rules.aims import AimAt, aims_at, aims_from, verdict_of
 from provisions.rules.changes import Event, GapMove, events_between, gaps_moved
 from provisions.rules.gaps import (
     CoverageAt,
@@ -22,7 +22,14 @@ from provisions.rules.record import (
     provisions_at,
     record_at,
 )
-from provisions.rules.thresholds import EARLIEST_AS_OF, LATEST_AS_OF, Thresholds, parse_as_of
+from provisions.rules.thresholds import (
+    EARLIEST_AS_OF,
+    LATEST_AS_OF,
+    PeriodInvalid,
+    Thresholds,
+    parse_as_of,
+    parse_period,
+)
 
 __all__ = [
     "EARLIEST_AS_OF",
@@ -34,10 +41,12 @@ __all__ = [
     "Event",
     "Finding",
     "GapMove",
+    "PeriodInvalid",
     "ProvisionAt",
     "Record",
     "Thresholds",
     "aims_at",
+    "aims_from",
     "capabilities_at",
     "capability_gap",
     "coverage_by_domain",
@@ -46,6 +55,7 @@ __all__ = [
     "events_between",
     "gaps_moved",
     "parse_as_of",
+    "parse_period",
     "provision_gaps",
     "provisions_at",
     "record_at",

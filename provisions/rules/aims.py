@@ -34,12 +34,18 @@ def verdict_of(states: list[CoverageState]) -> AimVerdict:
 def aims_at(evaluation: Evaluation) -> list[AimAt]:
     """Every aim's verdict at the evaluation's date, sorted by code (two queries). The evaluation
     must cover the aims' capabilities (a full one does)."""
+    return aims_from({pk: coverage.state for pk, coverage in evaluation.coverage.items()})
+
+
+def aims_from(states: dict[int, CoverageState]) -> list[AimAt]:
+    """Every aim's verdict from its capabilities' coverage states (by capability id; one missing is
+    uncovered), sorted by code (two queries)."""
     served: dict[int, list[tuple[str, str, CoverageState]]] = {}
-    for aim_id, capability_id, code, name in AimCapability.objects.order_by(
-        "aim_id", "position", "id"
-    ).values_list("aim_id", "capability_id", "capability__code", "capability__name"):
-        coverage = evaluation.coverage.get(capability_id)
-        state = coverage.state if coverage is not None else CoverageState.UNCOVERED
+    links = AimCapability.objects.order_by("aim_id", "position", "id")
+    for aim_id, capability_id, code, name in links.values_list(
+        "aim_id", "capability_id", "capability__code", "capability__name"
+    ):
+        state = states.get(capability_id, CoverageState.UNCOVERED)
         served.setdefault(aim_id, []).append((code, name, state))
     aims = []
     for aim_id, code, title in Aim.objects.order_by("code").values_list("id", "code", "title"):

@@ -13,6 +13,7 @@ from provisions.models import (
     Firmness,
     Level,
     Position,
+    Provision,
     ProvisionChange,
     Stance,
     Status,
@@ -74,6 +75,7 @@ class Event:
     kind: EventKind
     subject_type: Literal["capability", "provision"]
     subject_code: str
+    subject_name: str  # a provision's title, a capability's name
     marking: str | None
     summary: str
     note: str
@@ -81,61 +83,44 @@ class Event:
 
 def events_between(start: datetime.date, end: datetime.date) -> list[Event]:
     """The record's events in (start, end], oldest first (five queries)."""
+
+    def of(on: datetime.date | None, kind: EventKind, provision: Provision, summary: str, note: str) -> Event:
+        return Event(
+            cast(datetime.date, on),  # filtered on it
+            kind,
+            "provision",
+            provision.reference,
+            provision.title,
+            provision.marking,
+            summary,
+            note,
+        )
+
     events: list[Event] = []
     for change in StatusChange.objects.filter(changed_on__gt=start, changed_on__lte=end).select_related(
         "provision"
     ):
         before = Status(change.from_status).label.lower() if change.from_status else "new"
         move = f"{before} → {Status(change.to_status).label.lower()}"
-        events.append(
-            Event(
-                change.changed_on,
-                "status_change",
-                "provision",
-                change.provision.reference,
-                change.provision.marking,
-                move,
-                change.note,
-            )
-        )
+        events.append(of(change.changed_on, "status_change", change.provision, move, change.note))
     for position in Position.objects.filter(taken_on__gt=start, taken_on__lte=end).select_related(
         "provision", "party"
     ):
-        events.append(
-            Event(
-                cast(datetime.date, position.taken_on),  # filtered on it
-                "position",
-                "provision",
-                position.provision.reference,
-                position.provision.marking,
-                f"{position.party.code} {Stance(position.stance).label.lower()} "
-                f"({Firmness(position.firmness).label.lower()})",
-                position.note,
-            )
-        )
+        stance = f"{position.party.code} {Stance(position.stance).label.lower()}"
+        summary = f"{stance} ({Firmness(position.firmness).label.lower()})"
+        events.append(of(position.taken_on, "position", position.provision, summary, position.note))
     for discussion in Discussion.objects.filter(on__gt=start, on__lte=end).select_related("provision"):
-        events.append(
-            Event(
-                discussion.on,
-                "discussion",
-                "provision",
-                discussion.provision.reference,
-                discussion.provision.marking,
-                "discussed",
-                discussion.note,
-            )
-        )
+        events.append(of(discussion.on, "discussion", discussion.provision, "discussed", discussion.note))
     for provision_change in ProvisionChange.objects.filter(at__gt=start, at__lte=end).select_related(
         "provision"
     ):
+        summary = _described(provision_change.sets())
         events.append(
-            Event(
-                cast(datetime.date, provision_change.at),
+            of(
+                provision_change.at,
                 "provision_change",
-                "provision",
-                provision_change.provision.reference,
-                provision_change.provision.marking,
-                _described(provision_change.sets()),
+                provision_change.provision,
+                summary,
                 provision_change.note,
             )
         )
@@ -148,6 +133,7 @@ def events_between(start: datetime.date, end: datetime.date) -> list[Event]:
                 "capability_change",
                 "capability",
                 capability_change.capability.code,
+                capability_change.capability.name,
                 None,
                 _described(capability_change.sets()),
                 capability_change.note,

@@ -28,6 +28,30 @@ def parse_as_of(text: str) -> datetime.date:
     return as_of
 
 
+class PeriodInvalid(ValueError):
+    """`from` or `to` of a comparison is wrong; `field` says which."""
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        super().__init__(message)
+
+
+def parse_period(
+    start: str | None, end: str | None, *, today: datetime.date, days: int = 30
+) -> tuple[datetime.date, datetime.date]:
+    """The two dates of a comparison (`from`, `to`) from a page or API parameter; by default the
+    `days` up to today. PeriodInvalid says which is wrong and why."""
+    dates = {}
+    for field, raw, default in (("from", start, today - datetime.timedelta(days=days)), ("to", end, today)):
+        try:
+            dates[field] = parse_as_of(raw) if raw else default
+        except ValueError as invalid:
+            raise PeriodInvalid(field, str(invalid)) from None
+    if dates["from"] >= dates["to"]:
+        raise PeriodInvalid("from", f"{dates['from']} must be before to ({dates['to']})")
+    return dates["from"], dates["to"]
+
+
 @dataclass(frozen=True)
 class Thresholds:
     secured_status: Status

@@ -29,6 +29,7 @@ from provisions.permissions import Reader
 from provisions.selectors import (
     visible_gaps,
 )
+from provisions.services.dated import discussion_record
 from provisions.services.editing import StaleVersion
 from provisions.services.provisions import consultation_record, coverage_set, position_set, provision_update
 from provisions.services.scans import gap_acknowledge
@@ -124,6 +125,7 @@ def provision_position_view(request: HttpRequest, reader: Reader, provision: Pro
         by=reader,
         expected_version=_version(request),
         reason=request.POST.get("reason", ""),
+        effective_on=_posted_date(request, "effective_on", "the day it takes effect"),
     )
     return f"Position of {party.code} recorded."
 
@@ -153,7 +155,9 @@ def provision_details_view(request: HttpRequest, reader: Reader, provision: Prov
         text=request.POST.get("text", "").strip(),
         target_date=_posted_date(request, "target_date", "the target date"),
         review_date=_posted_date(request, "review_date", "the review date"),
+        expires_on=_posted_date(request, "expires_on", "the expiry"),
         marking=request.POST.get("marking", provision.marking),
+        effective_on=_posted_date(request, "effective_on", "the day it takes effect"),
     )
     return f"{provision.reference} saved."
 
@@ -194,8 +198,24 @@ def provision_coverage_view(request: HttpRequest, reader: Reader, provision: Pro
         by=reader,
         expected_version=_version(request),
         reason=request.POST.get("reason", ""),
+        effective_on=_posted_date(request, "effective_on", "the day it takes effect"),
     )
     return f"Coverage of {capability.code} {'updated' if extent else 'removed'}."
+
+
+@provision_form
+def provision_discussion_view(request: HttpRequest, reader: Reader, provision: Provision) -> str:
+    on = _posted_date(request, "on", "the day it was discussed")
+    if on is None:
+        raise ValidationError({"on": "give the day it was discussed"})
+    discussion_record(
+        provision=provision,
+        by=reader,
+        on=on,
+        note=request.POST.get("note", ""),
+        expected_version=_version(request),
+    )
+    return f"Discussion of {provision.reference} on {on:%-d %B %Y} recorded."
 
 
 @login_required

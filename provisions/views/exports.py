@@ -13,12 +13,13 @@ from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import redirect
 from django.urls import reverse
+from django.utils import timezone
 
 from provisions.permissions import (
     Reader,
     can_export,
 )
-from provisions.reports import coverage
+from provisions.reports import aims, changes, coverage
 from provisions.reports.gaps import (
     PDF_MAX_ROWS_ONLINE,
     GapReportFilters,
@@ -29,6 +30,7 @@ from provisions.reports.gaps import (
     render_pdf,
     render_xlsx,
 )
+from provisions.rules import PeriodInvalid, parse_period
 from provisions.views.common import page_as_of, page_reader
 
 CONTENT_TYPES = {
@@ -42,6 +44,18 @@ GAP_RENDERERS: dict[str, Callable[..., None]] = {
     "json": render_json,
     "xlsx": render_xlsx,
     "pdf": render_pdf,
+}
+AIMS_RENDERERS: dict[str, Callable[..., None]] = {
+    "csv": aims.render_csv,
+    "json": aims.render_json,
+    "xlsx": aims.render_xlsx,
+    "pdf": aims.render_pdf,
+}
+CHANGES_RENDERERS: dict[str, Callable[..., None]] = {
+    "csv": changes.render_csv,
+    "json": changes.render_json,
+    "xlsx": changes.render_xlsx,
+    "pdf": changes.render_pdf,
 }
 COVERAGE_RENDERERS: dict[str, Callable[..., None]] = {
     "csv": coverage.render_csv,
@@ -111,3 +125,25 @@ def coverage_export(request: HttpRequest, fmt: str) -> HttpResponseBase:
     return _download(
         fmt, f"coverage-{report.as_of:%Y-%m-%d}.{fmt}", lambda out: COVERAGE_RENDERERS[fmt](report, out)
     )
+
+
+@login_required
+def aims_export(request: HttpRequest, fmt: str) -> HttpResponseBase:
+    """The aims scorecard at the page's date."""
+    _exporter(request, fmt)
+    as_of, _, _ = page_as_of(request)
+    report = aims.aims_report(as_of=as_of)
+    return _download(fmt, f"aims-{report.as_of:%Y-%m-%d}.{fmt}", lambda out: AIMS_RENDERERS[fmt](report, out))
+
+
+@login_required
+def changes_export(request: HttpRequest, fmt: str) -> HttpResponseBase:
+    """What changed between the page's two dates, as the reader may see it."""
+    reader = _exporter(request, fmt)
+    try:
+        start, end = parse_period(request.GET.get("from"), request.GET.get("to"), today=timezone.localdate())
+    except PeriodInvalid as invalid:
+        return HttpResponse(f"{invalid.field}: {invalid}", status=400, content_type="text/plain")
+    report = changes.changes_report(start=start, end=end, reader=reader)
+    name = f"changes-{start:%Y-%m-%d}-{end:%Y-%m-%d}.{fmt}"
+    return _download(fmt, name, lambda out: CHANGES_RENDERERS[fmt](report, out))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 from collections import Counter
 from typing import Any
 
@@ -11,12 +12,12 @@ from django.core.paginator import Paginator
 from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
-from django.utils import timezone
 
 from provisions.charts import STATE_LABELS, STATES, coverage_bars, coverage_over_time, lapse_timeline
 from provisions.filters import GapFilter, search_provisions
 from provisions.history import provision_history
 from provisions.models import (
+    AimVerdict,
     Capability,
     ConsultationOutcome,
     CoverageSnapshot,
@@ -26,19 +27,23 @@ from provisions.models import (
     Gap,
     Marking,
     Party,
+    Position,
     Provision,
     Stance,
     Status,
+    fold,
 )
 from provisions.permissions import (
+    Reader,
     can_acknowledge_gaps,
     can_edit_provision,
     can_export,
 )
 from provisions.redaction import Redaction
 from provisions.reports.gaps import PDF_MAX_ROWS_ONLINE, GapReportFilters, ReportFilterInvalid, gap_report
-from provisions.rules import coverage_by_domain, evaluate_gaps, provisions_at
+from provisions.rules import aims_at, coverage_by_domain, evaluate_gaps, provisions_at
 from provisions.selectors import (
+    aims_as_scanned,
     coverage_by_domain_as_scanned,
     domain_provisions,
     evaluated_gap_rows,
@@ -79,11 +84,13 @@ def overview(request: HttpRequest) -> HttpResponse:
         gap_rows = evaluated_gap_rows(reader, evaluation)
         severities, gap_total = gaps_by_severity(gap_rows), len(gap_rows)
         lapses = next_lapses(evaluation, as_of=as_of)
+        aims = aims_at(evaluation)
     else:  # today: what the scans recorded, in a fixed number of queries whatever the data
         coverage = coverage_by_domain_as_scanned(reader)
         severities = open_gap_severities(reader)
         gap_total = sum(count for _, count in severities)
         lapses = next_lapses_as_scanned(today=today)
+        aims = aims_as_scanned()
     snapshots = list(CoverageSnapshot.objects.filter(as_of__lte=as_of))
     totals = Counter(
         {state: sum(row["capabilities_by_state"][state] for row in coverage) for state in STATES}
@@ -104,6 +111,9 @@ def overview(request: HttpRequest) -> HttpResponse:
         "snapshots": snapshots,
         "over_time": coverage_over_time(snapshots),
         "can_export": can_export(reader),
+        "aim_verdicts": [
+            (verdict, sum(1 for aim in aims if aim.verdict == verdict)) for verdict in AimVerdict
+        ],
     }
     return render(request, "provisions/overview.html", context)
 
@@ -149,9 +159,10 @@ def domain_detail(request: HttpRequest, code: str) -> HttpResponse:
         "capabilities": [
             {
                 "capability": capability,
+                "at": evaluation.capabilities[capability.pk],  # its lapse date, criticality, fallback then
                 "state": evaluation.coverage[capability.pk].state,
                 "covering": redaction.references(evaluation.coverage[capability.pk].covering_references),
-                "days": capability.days_to_lapse(as_of),
+                "days": _days_to(evaluation.capabilities[capability.pk].lapses_on, as_of),
             }
             for capability in capabilities
         ],
@@ -160,7 +171,8 @@ def domain_detail(request: HttpRequest, code: str) -> HttpResponse:
             {
                 "provision": provision,
                 "then": then.get(provision.pk),
-                "stances": _stances(provision, parties),
+                "stances": _stances(provision, parties, as_of),
+                "alignment": provision.alignment_at(as_of),
             }
             for provision in provisions
         ],
@@ -173,16 +185,21 @@ def domain_detail(request: HttpRequest, code: str) -> HttpResponse:
     return render(request, "provisions/domain.html", context)
 
 
-def _stances(provision: Provision, parties: list[Party]) -> list[tuple[Party, Any]]:
-    by_party = {position.party_id: position for position in provision.positions.all()}
-    return [(party, by_party.get(party.pk)) for party in parties]
+def _stances(provision: Provision, parties: list[Party], day: datetime.date) -> list[tuple[Party, Any]]:
+    """Each party and its position on the day (None: none yet)."""
+    held = provision.positions_at(day)
+    return [(party, held.get(party.pk)) for party in parties]
+
+
+def _days_to(day: datetime.date | None, as_of: datetime.date) -> int | None:
+    return None if day is None else (day - as_of).days
 
 
 def provision_for_page(request: HttpRequest, reference: str) -> Provision:
     provision = (
         Provision.objects.visible_to(page_reader(request))
         .with_related()
-        .prefetch_related("consultations__territory")
+        .prefetch_related("consultations__territory", "changes", "status_changes", "discussions")
         .filter(reference=reference)
         .first()
     )
@@ -193,43 +210,80 @@ def provision_for_page(request: HttpRequest, reference: str) -> Provision:
 
 @login_required
 def provision_detail(request: HttpRequest, reference: str) -> HttpResponse:
+    """The provision today, where a negotiator of its domain works on it; or (`as_of`) as it stood
+    that day, read-only: its title, text and expiry, status, positions and links then."""
     reader = page_reader(request)
+    as_of, today, travelling = page_as_of(request)
     provision = provision_for_page(request, reference)
-    status = Status(provision.status)
+    history = provision_history(provision, reader=reader)
+    shown = history.recorded_visibly  # nothing recorded while it was marked above the reader
+    status_then = provision.status_at(as_of) if travelling else provision.status
+    today_values = {"title": provision.title, "text": provision.text, "expires_on": provision.expires_on}
+    changes = [change for change in provision.changes.all() if shown(change.recorded_at)]
+    values = fold(changes, today_values, as_of) if travelling else today_values
+    context: dict[str, Any] = {
+        "provision": provision,
+        "as_of": as_of,
+        "today": today,
+        "travelling": travelling,
+        "existed": status_then is not None,
+        "values": values,
+        "stances": _stances(provision, list(provision.domain.partnership.parties.all()), as_of),
+        "alignment": provision.alignment_at(as_of),
+        "positions": [
+            p
+            for p in sorted(provision.positions.all(), key=Position.order_key)
+            if (p.taken_on is None or p.taken_on <= as_of) and shown(p.updated_at)
+        ],
+        "links": [
+            (link, link.counts_on(as_of))
+            for link in provision.coverage.all()
+            if link.valid_from is None or link.valid_from <= as_of
+        ],
+        "discussions": [d for d in provision.discussions.all() if d.on <= as_of and shown(d.recorded_at)],
+        "can_edit": can_edit_provision(reader, provision) and not travelling,
+        "stakeholders": [territory for territory in provision.territories.all() if territory.is_stakeholder],
+        "awaiting": provision.territories_awaiting_consultation,
+        "history": [change for change in history.status_changes if change.changed_on <= as_of],
+        "audit_trail": history.audit[::-1],  # newest first
+    }
+    if status_then is not None:
+        context |= _status_context(Status(status_then))
+    if context["can_edit"]:
+        context |= _form_choices(provision, reader)
+    return render(request, "provisions/provision.html", context)
+
+
+def _status_context(status: Status) -> dict[str, Any]:
     moves = [
         (target, Status(target).label)
         for target in Status.values
-        if Status.move_refusal(provision.status, target, "a reason") is None
+        if Status.move_refusal(status.value, target, "a reason") is None
     ]
     # The form suggests the next step up the ladder, never a step back.
     rank = status.rank
     forward = [target for target, _ in moves if rank is not None and (Status(target).rank or -1) > rank]
-    history = provision_history(provision, reader=reader)
-    # Suggestions for the coverage form: the provision's own domain (any code may be typed).
-    capabilities = (
-        Capability.objects.filter(domain_id=provision.domain_id).order_by("code").values_list("code", "name")
-    )
-    context = {
-        "provision": provision,
+    return {
         "status": status,
         "meaning": STATUS_MEANINGS[status],
         "moves": moves,
         "suggested_move": forward[0] if forward else None,
-        "stakeholders": [territory for territory in provision.territories.all() if territory.is_stakeholder],
-        "stances": _stances(provision, list(provision.domain.partnership.parties.all())),
-        "can_edit": can_edit_provision(reader, provision),
+    }
+
+
+def _form_choices(provision: Provision, reader: Reader) -> dict[str, Any]:
+    # Suggestions for the coverage form: the provision's own domain (any code may be typed).
+    capabilities = (
+        Capability.objects.filter(domain_id=provision.domain_id).order_by("code").values_list("code", "name")
+    )
+    return {
         "stance_choices": Stance.choices,
         "firmness_choices": Firmness.choices,
         "extent_choices": Extent.choices,
         "capability_choices": capabilities,
         "marking_choices": [(value, label) for value, label in Marking.choices if reader.sees(value)],
         "outcome_choices": ConsultationOutcome.choices,
-        "today": timezone.localdate(),
-        "awaiting": provision.territories_awaiting_consultation,
-        "history": history.status_changes,
-        "audit_trail": history.audit[::-1],  # newest first
     }
-    return render(request, "provisions/provision.html", context)
 
 
 @login_required

@@ -73,7 +73,7 @@ def test_a_negotiator_reads_moves_filters_and_travels_in_time(
     assert_accessible(page, "provision")
     screenshot(page, "provision")
     page.get_by_label("Move to").select_option("agreed")
-    page.get_by_label(re.compile("Reason")).fill("Agreed at the final round")
+    page.get_by_label(re.compile("Reason .needed to go back")).fill("Agreed at the final round")
     page.get_by_role("button", name="Move status").click()
     expect(page.get_by_role("status")).to_contain_text("SP-LE-04 is now agreed.")
     expect(page.get_by_role("heading", name=re.compile("Status: Agreed"))).to_be_visible()

@@ -1,0 +1,126 @@
+"""Pages of the record over time: a capability's values, coverage and gap as they stood, the aims
+scorecard, and what changed between two dates (the round briefing)."""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, render
+from django.utils import timezone
+
+from provisions.charts import state_timeline
+from provisions.models import Capability, Coverage, ProvisionChange, StatusChange
+from provisions.permissions import can_export
+from provisions.redaction import Redaction, finding_rows
+from provisions.reports.aims import aims_report
+from provisions.reports.changes import changes_report
+from provisions.rules import PeriodInvalid, evaluate_gaps, parse_period
+from provisions.views.common import page_as_of, page_reader
+
+# The timeline evaluates the capability at each day its coverage may have changed: at most this many.
+TIMELINE_MAX_DAYS = 40
+
+
+@login_required
+def capability_detail(request: HttpRequest, code: str) -> HttpResponse:
+    """A capability as it stood at the date: its lapse date, criticality and fallback then, what
+    covered it, its gap, its dated changes, and its coverage state over time."""
+    reader = page_reader(request)
+    as_of, today, travelling = page_as_of(request)
+    capability = get_object_or_404(
+        Capability.objects.select_related("domain").prefetch_related("changes"), code=code
+    )
+    evaluation = evaluate_gaps(as_of=as_of, capability_ids=[capability.pk])
+    redaction = Redaction.for_reader(reader)
+    coverage = evaluation.coverage[capability.pk]
+    links = (
+        Coverage.objects.filter(capability=capability, provision__marking__in=reader.markings)
+        .select_related("provision")
+        .order_by("provision__reference", "valid_from", "id")
+    )
+    context = {
+        "capability": capability,
+        "at": evaluation.capabilities[capability.pk],
+        "as_of": as_of,
+        "travelling": travelling,
+        "state": coverage.state,
+        "covering": [
+            (provision.reference, provision.title)  # its title as it stood
+            for provision in coverage.covering
+            if redaction.shows(provision.reference)
+        ],
+        "links": [(link, link.counts_on(as_of)) for link in links],
+        "gaps": finding_rows(evaluation.findings, redaction),
+        "changes": [change for change in capability.changes.all() if change.at is not None],
+        "timeline": state_timeline(
+            _states_over_time(capability, end=max(as_of, today)), end=max(as_of, today)
+        ),
+        "hidden_links": Coverage.objects.filter(capability=capability)
+        .exclude(provision__marking__in=reader.markings)
+        .exists(),
+    }
+    return render(request, "provisions/capability.html", context)
+
+
+def _states_over_time(capability: Capability, *, end: datetime.date) -> list[tuple[datetime.date, str]]:
+    """(day, coverage state from that day) at each day its coverage may have changed: a link's
+    days, a covering provision's moves and expiries, its own dated changes (the rules count every
+    provision, whoever reads)."""
+    links = list(
+        Coverage.objects.filter(capability=capability).values_list(
+            "provision_id", "valid_from", "valid_until"
+        )
+    )
+    provisions = {provision for provision, _, _ in links}
+    days = {day for _, start, until in links for day in (start, until) if day}
+    days |= set(StatusChange.objects.filter(provision_id__in=provisions).values_list("changed_on", flat=True))
+    for change in ProvisionChange.objects.filter(provision_id__in=provisions):
+        days |= {day for day in (change.at, change.expires_on if change.sets_expires_on else None) if day}
+    days |= {change.at for change in capability.changes.all() if change.at}
+    if capability.lapses_on:
+        days.add(capability.lapses_on)
+    states: list[tuple[datetime.date, str]] = []
+    for day in sorted(day for day in days if day <= end)[-TIMELINE_MAX_DAYS:]:
+        state = evaluate_gaps(as_of=day, capability_ids=[capability.pk]).coverage[capability.pk].state.value
+        if not states or states[-1][1] != state:
+            states.append((day, state))
+    return states
+
+
+@login_required
+def aims(request: HttpRequest) -> HttpResponse:
+    """The aims scorecard: each aim's verdict and its capabilities by coverage state, at any date."""
+    reader = page_reader(request)
+    as_of, _, travelling = page_as_of(request)
+    report = aims_report(as_of=as_of)
+    context = {"report": report, "as_of": as_of, "travelling": travelling, "can_export": can_export(reader)}
+    return render(request, "provisions/aims.html", context)
+
+
+@login_required
+def changes(request: HttpRequest) -> HttpResponse:
+    """What moved between two dates (by default, the last 30 days): the negotiators' round briefing."""
+    reader = page_reader(request)
+    today = timezone.localdate()
+    try:
+        start, end = parse_period(request.GET.get("from"), request.GET.get("to"), today=today)
+    except PeriodInvalid as invalid:
+        messages.error(request, f"Not compared: {invalid.field}: {invalid}. Showing the last 30 days.")
+        start, end = parse_period(None, None, today=today)
+    report = changes_report(start=start, end=end, reader=reader)
+    context: dict[str, Any] = {
+        "report": report,
+        "start": start,
+        "end": end,
+        "counts": {
+            change: sum(1 for row in report.rows if row["change"] == change)
+            for change in ("opened", "escalated", "eased", "resolved")
+        },
+        "can_export": can_export(reader),
+        "query": f"from={start:%Y-%m-%d}&to={end:%Y-%m-%d}",
+    }
+    return render(request, "provisions/changes.html", context)
