@@ -110,6 +110,11 @@ class Reader:
     def sees(self, marking: str) -> bool:
         return marking in self.markings
 
+    @property
+    def sees_everything(self) -> bool:
+        """Cleared to every marking: counts over the whole record (a scan's) tell them nothing new."""
+        return len(self.markings) == len(Marking.values)
+
     def has_role(self, role: Role) -> bool:
         return self.role is not None and _ROLE_ORDER.index(self.role) >= _ROLE_ORDER.index(role)
 

@@ -19,13 +19,17 @@ from provisions.models import (
     Consultation,
     ConsultationOutcome,
     Coverage,
+    Discussion,
     Domain,
     Gap,
     GapKind,
+    GapScan,
     Level,
     Marking,
     Position,
     Provision,
+    ProvisionChange,
+    ScanRequest,
     StatusChange,
     Territory,
     TerritoryKind,
@@ -520,10 +524,15 @@ def test_the_provisions_inlines_follow_its_change_permission(
     request = rf.get("/")
     request.user = make_actor(actor, Marking.OFFICIAL, world)
     model_admin = admin.site.get_model_admin(Provision)
-    parts = [
-        inline for inline in model_admin.get_inline_instances(request) if inline.model is not StatusChange
-    ]
+    inlines = model_admin.get_inline_instances(request)
+    records = {StatusChange, ProvisionChange, Discussion}  # recorded through the services, shown here
+    parts = [inline for inline in inlines if inline.model not in records]
     assert {inline.model for inline in parts} == {Position, Coverage, Consultation}
+    for inline in inlines:
+        if inline.model in records:
+            assert not inline.has_add_permission(request, None)
+            assert not inline.has_change_permission(request, None)
+            assert not inline.has_delete_permission(request, None)
 
     for marking, provision in world.provisions.items():
         may_edit = marking == Marking.OFFICIAL and actor in EDITORS
@@ -710,3 +719,63 @@ def test_only_administrators_administer_users(client: Client, world: World, acto
     assert (client.get(user_url).status_code == 200) is administers
     index = client.get(reverse("admin:index")).content.decode()
     assert (reverse("admin:provisions_user_changelist") in index) is administers
+
+
+def test_scan_counts_and_the_scan_outbox_are_for_administrators_cleared_to_every_marking(
+    client: Client, world: World
+) -> None:
+    """A scan's counts and the scan requests count and name SECRET provisions too: an administrator
+    cleared below SECRET must not learn from them that a SECRET provision moved."""
+    scan = GapScan.objects.create(as_of=datetime.date(2026, 1, 1), trigger="command", opened=3)
+    secret = world.provisions[Marking.SECRET]
+    ScanRequest.objects.create(trigger="edit", full=False, provision_ids=[secret.pk])
+    client.force_login(make_actor("administrator", Marking.OFFICIAL_SENSITIVE, world))
+
+    listing = client.get(reverse("admin:provisions_gapscan_changelist"))
+    assert listing.status_code == 200
+    assert "column-opened" not in listing.content.decode()
+    detail = client.get(reverse("admin:provisions_gapscan_change", args=[scan.pk])).content.decode()
+    assert "Opened" not in detail and "Evaluated subjects" not in detail
+    assert client.get(reverse("admin:provisions_scanrequest_changelist")).status_code == 403
+
+    client.force_login(make_actor("administrator", Marking.SECRET, world))
+    assert "column-opened" in client.get(reverse("admin:provisions_gapscan_changelist")).content.decode()
+    assert client.get(reverse("admin:provisions_scanrequest_changelist")).status_code == 200
+
+
+def every_admin_url() -> list[str]:
+    """The admin's index, and each registered model's list, add page and, for every row, its change,
+    history and delete pages."""
+    urls = [reverse("admin:index")]
+    for model in admin.site._registry:
+        prefix = f"admin:{model._meta.app_label}_{model._meta.model_name}"
+        urls += [reverse(f"{prefix}_changelist"), reverse(f"{prefix}_add")]
+        for pk in model._default_manager.values_list("pk", flat=True):
+            urls += [reverse(f"{prefix}_{view}", args=[pk]) for view in ("change", "history", "delete")]
+    return urls
+
+
+def test_no_admin_page_shows_a_below_secret_administrator_anything_secret(
+    client: Client, world: World
+) -> None:
+    """Every admin URL, for every row of every model, read by an administrator cleared to
+    OFFICIAL-SENSITIVE: never a server error, never the SECRET provision's reference or title."""
+    secret = world.provisions[Marking.SECRET]
+    Discussion.objects.create(provision=secret, on=datetime.date(2020, 3, 1), note="Round 2, no move")
+    ProvisionChange.objects.create(provision=secret, at=datetime.date(2020, 4, 1), title="Renamed secretly")
+    ScanRequest.objects.create(trigger="edit", full=False, provision_ids=[secret.pk])
+    client.force_login(make_actor("administrator", Marking.OFFICIAL_SENSITIVE, world))
+
+    urls = every_admin_url()
+    assert len(urls) > 100
+    for url in urls:
+        response = client.get(url)
+        assert response.status_code in {200, 302, 403, 404}, url
+        body = response.content.decode()
+        for secret_text in (secret.reference, secret.title, "Renamed secretly"):
+            assert secret_text not in body, f"{url} shows {secret_text!r}"
+
+    # The same walk by a SECRET-cleared administrator finds them: the check above can fail.
+    client.force_login(make_actor("administrator", Marking.SECRET, world))
+    shown = [url for url in urls if "Renamed secretly" in client.get(url).content.decode()]
+    assert shown, "a SECRET-cleared administrator should see the SECRET provision's dated change"

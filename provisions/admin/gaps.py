@@ -154,30 +154,39 @@ class GapAdmin(admin.ModelAdmin):
 
 @admin.register(GapScan)
 class GapScanAdmin(ReadOnlyModelAdmin):
-    list_display = (
-        "id",
-        "as_of",
-        "trigger",
-        "full",
-        "started_at",
-        "duration_ms",
-        "evaluated_subjects",
-        "opened",
-        "updated",
-        "resolved",
-        "unchanged",
-    )
+    """The scans the engine ran. Their counts include every marking: shown only to those cleared to
+    every marking (the API withholds them the same way)."""
+
+    list_display = ("id", "as_of", "trigger", "full", "started_at", "duration_ms", *GapScan.COUNTS)
     list_filter = ("trigger", "full", "as_of")
     ordering = ("-started_at", "-id")
+
+    def get_list_display(self, request: HttpRequest) -> Any:
+        if admin_reader(request).sees_everything:
+            return self.list_display
+        return [name for name in self.list_display if name not in GapScan.COUNTS]
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        fields = super().get_fields(request, obj)
+        if admin_reader(request).sees_everything:
+            return fields
+        return [name for name in fields if name not in GapScan.COUNTS]
 
 
 @admin.register(ScanRequest)
 class ScanRequestAdmin(ReadOnlyModelAdmin):
-    """The outbox of scans asked for and not yet run; a scan deletes the requests it handles."""
+    """The outbox of scans asked for and not yet run; a scan deletes the requests it handles. It names
+    the provisions that just changed, whatever their marking: only for those cleared to every marking."""
 
     list_display = ("id", "requested_at", "trigger", "full", "provision_ids", "capability_ids")
     list_filter = ("trigger", "full")
     ordering = ("id",)
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return admin_reader(request).sees_everything and super().has_module_permission(request)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return admin_reader(request).sees_everything and super().has_view_permission(request, obj)
 
 
 @admin.register(GapRuleThresholds)

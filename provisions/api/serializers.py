@@ -344,22 +344,25 @@ ChangesSerializer._declared_fields = {
 }
 
 
+_WITHHELD_COUNT = "Null for a reader not cleared to every marking (the scan counted what they may not see)."
+
+
 class GapScanSerializer(serializers.ModelSerializer[GapScan]):
+    evaluated_subjects = serializers.IntegerField(read_only=True, allow_null=True, help_text=_WITHHELD_COUNT)
+    opened = serializers.IntegerField(read_only=True, allow_null=True, help_text=_WITHHELD_COUNT)
+    updated = serializers.IntegerField(read_only=True, allow_null=True, help_text=_WITHHELD_COUNT)
+    resolved = serializers.IntegerField(read_only=True, allow_null=True, help_text=_WITHHELD_COUNT)
+    unchanged = serializers.IntegerField(read_only=True, allow_null=True, help_text=_WITHHELD_COUNT)
+
     class Meta:
         model = GapScan
-        fields = [
-            "id",
-            "as_of",
-            "trigger",
-            "full",
-            "started_at",
-            "duration_ms",
-            "evaluated_subjects",
-            "opened",
-            "updated",
-            "resolved",
-            "unchanged",
-        ]
+        fields = ["id", "as_of", "trigger", "full", "started_at", "duration_ms", *GapScan.COUNTS]
+
+    def to_representation(self, instance: GapScan) -> dict[str, Any]:
+        data = super().to_representation(instance)
+        if not self.context["reader"].sees_everything:
+            return {**data, **dict.fromkeys(GapScan.COUNTS)}
+        return data
 
 
 class ScanQueuedSerializer(serializers.Serializer[Any]):

@@ -45,6 +45,10 @@ class GapScan(models.Model):
     resolved = models.PositiveIntegerField(default=0)
     unchanged = models.PositiveIntegerField(default=0)
 
+    # They count every subject, whatever its marking: for a reader not cleared to every marking they
+    # would tell that something they cannot see changed (the API and the admin withhold them).
+    COUNTS = ("evaluated_subjects", "opened", "updated", "resolved", "unchanged")
+
     class Meta:
         ordering = ["-started_at", "-id"]
         constraints = [choice_check("trigger", ScanTrigger, "gap_scan_trigger_valid")]
