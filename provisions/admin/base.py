@@ -89,6 +89,26 @@ class ReadOnlyModelAdmin(admin.ModelAdmin):
         return False
 
 
+class RecordInline(admin.TabularInline):
+    """Rows written by the services (a provision's moves, dated changes, discussions): shown with
+    their subject, never added, changed or deleted here."""
+
+    extra = 0
+    can_delete = False
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return self.fields
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
 class AuditedAdmin(SimpleHistoryAdmin):
     """Adds a "History" page: each change with its fields (old → new), who made it, when and why.
 

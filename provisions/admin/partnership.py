@@ -1,5 +1,6 @@
 """The partnership's reference data in the admin: partnerships, pillars, domains, territories,
-precedents and capabilities."""
+precedents, capabilities (with their dated changes) and the aims (read only: the partnership file
+states them)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,19 @@ from django.contrib import admin
 from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest
 
-from provisions.admin.base import AuditedAdmin, ReferenceDataAdmin, _visible_provisions, admin_reader
+from provisions.admin.base import (
+    AuditedAdmin,
+    ReadOnlyModelAdmin,
+    RecordInline,
+    ReferenceDataAdmin,
+    _visible_provisions,
+    admin_reader,
+)
 from provisions.models import (
+    Aim,
+    AimCapability,
     Capability,
+    CapabilityChange,
     Domain,
     Milestone,
     Partnership,
@@ -23,6 +34,42 @@ from provisions.models import (
 from provisions.permissions import (
     editable_domains,
 )
+
+
+class CapabilityChangeInline(RecordInline):
+    """Its lapse date, criticality and fallback over time (the base row first). A new value saved on
+    this page is recorded here, effective today."""
+
+    model = CapabilityChange
+    fields = (
+        "at",
+        "sets_lapses_on",
+        "lapses_on",
+        "criticality",
+        "sets_fallback",
+        "fallback",
+        "note",
+        "recorded_by",
+    )
+    ordering = ("at", "id")
+    verbose_name_plural = "dated changes (an empty day: the value from the start)"
+
+
+class AimCapabilityInline(RecordInline):
+    model = AimCapability
+    fields = ("position", "capability")
+    ordering = ("position", "id")
+
+
+@admin.register(Aim)
+class AimAdmin(ReadOnlyModelAdmin):
+    """The partnership's stated aims and the capabilities that serve each (the scorecard at /aims/)."""
+
+    list_display = ("code", "title", "partnership")
+    search_fields = ("code", "title", "text")
+    fields = ("code", "title", "partnership", "text", "source")
+    readonly_fields = fields
+    inlines = (AimCapabilityInline,)
 
 
 class PartyInline(admin.TabularInline):
@@ -161,6 +208,7 @@ class CapabilityAdmin(ReferenceDataAdmin, AuditedAdmin):
     list_select_related = ("domain",)
     ordering = ("code",)
     fields = ("code", "name", "domain", "criticality", "lapses_on", "fallback", "description")
+    inlines = (CapabilityChangeInline,)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Capability]:
         # Coverage by provisions above the user's clearance is not counted.

@@ -1,5 +1,5 @@
 """Provisions in the admin, with their positions, coverage, consultations and (read-only) status
-history; and consultations on their own."""
+history, dated changes and discussions; and consultations on their own."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from provisions.admin.base import (
     AuditedAdmin,
     OneEditPerSave,
     ReadOnlyModelAdmin,
+    RecordInline,
     _may_edit,
     _visible_provisions,
     admin_reader,
@@ -24,10 +25,12 @@ from provisions.admin.base import (
 from provisions.models import (
     Consultation,
     Coverage,
+    Discussion,
     Marking,
     Party,
     Position,
     Provision,
+    ProvisionChange,
     ProvisionQuerySet,
     StatusChange,
 )
@@ -133,27 +136,33 @@ class ConsultationInline(ProvisionPartInline):
     extra = 0
 
 
-class StatusChangeInline(admin.TabularInline):
+class StatusChangeInline(RecordInline):
     """The provision's history, oldest first. Moves are made with `provision_transition`, not here."""
 
     model = StatusChange
     fields = ("changed_on", "from_status", "to_status", "note", "changed_by", "source", "recorded_at")
-    readonly_fields = fields
     ordering = ("changed_on", "id")
-    extra = 0
-    can_delete = False
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[StatusChange]:
         return super().get_queryset(request).select_related("changed_by")
 
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+class ProvisionChangeInline(RecordInline):
+    """Its title, text and expiry over time (the base row first); recorded on the provision's page
+    or through the API, with the day they take effect."""
 
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+    model = ProvisionChange
+    fields = ("at", "title", "sets_text", "sets_expires_on", "expires_on", "note", "recorded_by")
+    ordering = ("at", "id")
+    verbose_name_plural = "dated changes (an empty day: the value from the start)"
+
+
+class DiscussionInline(RecordInline):
+    """The rounds that discussed it (activity for the stalled rule)."""
+
+    model = Discussion
+    fields = ("on", "note", "recorded_by")
+    ordering = ("on", "id")
 
 
 class ProvisionAdminForm(forms.ModelForm):
@@ -247,7 +256,14 @@ class ProvisionAdmin(OneEditPerSave, AuditedAdmin):
     list_select_related = ("domain", "domain__partnership")
     autocomplete_fields = ("domain", "precedents", "territories")
     ordering = ("reference",)
-    inlines = (PositionInline, CoverageInline, ConsultationInline, StatusChangeInline)
+    inlines = (
+        PositionInline,
+        CoverageInline,
+        ConsultationInline,
+        StatusChangeInline,
+        ProvisionChangeInline,
+        DiscussionInline,
+    )
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Provision]:
         # Only the provisions the user's clearance allows: the changelist, the change, delete and

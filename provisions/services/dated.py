@@ -90,7 +90,7 @@ def capability_change_record(
         _set(change, values)
         change.full_clean(exclude=["capability", "recorded_by"])
         audited_save(change, by=by, reason=note)
-        dated_values_refresh(capability_ids=[locked.pk])
+        dated_values_refresh(capability_ids=[locked.pk], rescan=False)
         covering = locked.coverage.values_list("provision_id", flat=True)
         scan_request(capability_ids=[locked.pk], provision_ids=list(covering))
     capability.refresh_from_db()
@@ -177,10 +177,12 @@ def dated_values_refresh(
     capability_ids: Collection[int] | None = None,
     provision_ids: Collection[int] | None = None,
     today: datetime.date | None = None,
+    rescan: bool = True,
 ) -> int:
     """Set the columns of subjects with dated values to their values today (a change dated in the
     future by an import takes effect the day it is dated: the nightly job runs this). With no ids,
-    every subject with dated values. Returns how many subjects changed; their gaps are rescanned."""
+    every subject with dated values. Returns how many subjects changed; their gaps are rescanned
+    (unless the caller asks for its own scan)."""
     today = today or timezone.localdate()
     refreshed_capabilities: list[int] = []
     refreshed_provisions: list[int] = []
@@ -211,6 +213,6 @@ def dated_values_refresh(
             if changed:
                 instance.save(update_fields=changed)
                 refreshed.append(instance.pk)
-    if refreshed_capabilities or refreshed_provisions:
+    if rescan and (refreshed_capabilities or refreshed_provisions):
         scan_request(capability_ids=refreshed_capabilities, provision_ids=refreshed_provisions)
     return len(refreshed_capabilities) + len(refreshed_provisions)

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import models, transaction
+from django.utils import timezone
 
 from provisions.models import (
     Capability,
@@ -21,6 +22,7 @@ from provisions.models import (
     Territory,
 )
 from provisions.permissions import Reader, can_administer, ensure
+from provisions.services.dated import CAPABILITY_DATED, capability_change_record
 from provisions.services.editing import audited_delete, audited_save
 from provisions.services.scans import scan_request
 
@@ -44,15 +46,38 @@ def _covering_provisions(capability_ids: list[int]) -> set[int]:
 
 def reference_data_save(*, instance: models.Model, by: Reader, reason: str = "") -> models.Model:
     """Create or change a row of reference data, validated first (ValidationError names the field);
-    a capability's gaps and those of the provisions covering it are rescanned."""
+    a capability's gaps and those of the provisions covering it are rescanned. A new lapse date,
+    criticality or fallback of an existing capability is a dated change effective today: the record
+    as it stood before today keeps the old value."""
     ensure(isinstance(instance, REFERENCE_MODELS), f"{type(instance).__name__} is not reference data")
     ensure(can_administer(by), "only administrators change the partnership's reference data")
     with transaction.atomic():
         instance.full_clean()
+        dated = _dated_values_changed(instance) if isinstance(instance, Capability) else {}
         audited_save(instance, by=by, reason=reason)
-        if isinstance(instance, Capability):
+        if isinstance(instance, Capability) and dated:
+            capability_change_record(
+                capability=instance, by=by, on=timezone.localdate(), note=reason, **dated
+            )
+        elif isinstance(instance, Capability):
             scan_request(capability_ids=[instance.pk], provision_ids=_covering_provisions([instance.pk]))
     return instance
+
+
+def _dated_values_changed(capability: Capability) -> dict[str, Any]:
+    """The dated values an edit of an existing capability changes; the capability keeps its stored
+    ones until the dated change is recorded."""
+    stored = Capability.objects.filter(pk=capability.pk).values(*CAPABILITY_DATED).first()
+    if stored is None:
+        return {}
+    changed = {
+        name: getattr(capability, name)
+        for name in CAPABILITY_DATED
+        if getattr(capability, name) != stored[name]
+    }
+    for name in changed:
+        setattr(capability, name, stored[name])
+    return changed
 
 
 def reference_data_delete(*, instances: Any, by: Reader, reason: str = "") -> int:
