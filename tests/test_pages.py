@@ -373,7 +373,19 @@ def test_the_api_refuses_a_date_the_rules_do_not_take(client: Client, partnershi
         assert response.status_code == 400 and "as_of" in response.json()["error"]["field_errors"]
 
 
-@pytest.mark.parametrize("path", ["/", "/domains/d-0/", "/gaps/", "/provisions/SP-FIRST/"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/",
+        "/domains/d-0/",
+        "/gaps/",
+        "/provisions/SP-FIRST/",
+        "/provisions/SP-FIRST/?as_of=2020-06-01",
+        "/capabilities/CAP-FIRST/",
+        "/aims/",
+        "/changes/?from=2000-01-01",
+    ],
+)
 def test_pages_do_not_grow_queries_with_the_data(
     client: Client, path: str, django_assert_max_num_queries
 ) -> None:
@@ -384,8 +396,10 @@ def test_pages_do_not_grow_queries_with_the_data(
         for _ in range(count):
             provision = ProvisionFactory(domain=domain)
             CoverageFactory(provision=provision, capability=CapabilityFactory(domain=domain))
+            CoverageFactory(provision=provision, capability=first_capability, extent="partial")
         gaps_scan(trigger="command")
 
+    first_capability = CapabilityFactory(code="CAP-FIRST", domain=domain)
     ProvisionFactory(reference="SP-FIRST", domain=domain)
     client.force_login(UserFactory(username="reader"))
     grow(3)
@@ -506,3 +520,17 @@ def test_the_gaps_page_as_of_a_date_filters_as_the_api_does(client: Client, part
     api = client.get("/api/v1/gaps/?as_of=2020-12-20&domain=atlantis")
     assert "Not filtered: domain: unknown domain &#x27;atlantis&#x27;." in page
     assert api.status_code == 400 and "unknown domain" in api.json()["error"]["field_errors"]["domain"][0]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/gaps/?as_of=2020-12-15",
+        "/capabilities/DATA-FLOWS/?as_of=2020-12-15",
+        "/changes/?from=2020-10-01&to=2021-01-05",
+    ],
+)
+def test_gap_kinds_and_severities_read_as_words(client: Client, partnership, path: str) -> None:
+    text = signed_in(client, role="viewer").get(path).content.decode()
+    assert "At risk" in text and "Critical" in text
+    assert not re.search(r">\s*(at_?risk|critical)\b", text)  # no raw code where a label belongs

@@ -272,3 +272,19 @@ def test_the_engine_agrees_with_the_simple_rules_on_generated_partnerships(
         verdicts = {aim.code: (aim.verdict.value, aim.states) for aim in aims_at(evaluation)}
         assert verdicts == rules_oracle.aim_verdicts(day)
         transaction.set_rollback(True)
+
+
+def test_a_capabilitys_timeline_gives_the_engines_state_on_every_day(shipped) -> None:
+    """The capability page's timeline reads its inputs once for all days; on each day it must give
+    the state a whole evaluation as of that day gives."""
+    from provisions.models import Capability
+    from provisions.rules import coverage_states, evaluate_gaps
+
+    days = [datetime.date.fromisoformat(day) for day in SHIPPED_DATES]
+    evaluations = {day: evaluate_gaps(as_of=day) for day in days}
+    checked = 0
+    for capability in Capability.objects.all():
+        for day, state in coverage_states(capability.pk, days):
+            assert state == evaluations[day].coverage[capability.pk].state, (capability.code, day)
+            checked += 1
+    assert checked == Capability.objects.count() * len(days) > 100

@@ -30,6 +30,7 @@ from provisions.rules.thresholds import (
     parse_as_of,
     parse_period,
 )
+from provisions.rules.timeline import coverage_states
 
 __all__ = [
     "EARLIEST_AS_OF",
@@ -51,6 +52,7 @@ __all__ = [
     "capability_gap",
     "coverage_by_domain",
     "coverage_state_of",
+    "coverage_states",
     "evaluate_gaps",
     "events_between",
     "gaps_moved",

@@ -206,25 +206,38 @@ def provisions_at(
     positioned = _latest(Position, "taken_on", as_of, ids)
     discussed = _latest(Discussion, "on", as_of, ids)
     found = {}
-    for pk, status, moved_on, reference, domain, marking, title, expires_on in _statuses_at(as_of, ids):
-        activity = [moved_on, positioned.get(pk), discussed.get(pk)]
-        if pk in changes:
-            values = fold(changes[pk], {}, as_of)
-            title, expires_on = values.get("title", title), values.get("expires_on", expires_on)
-            activity += [change.at for change in changes[pk] if change.at is not None and change.at <= as_of]
-        found[pk] = ProvisionAt(
-            pk,
-            reference,
-            domain,
-            STATUS_BY_VALUE[status],
-            moved_on,
-            marking,
-            title,
-            expires_on,
-            expires_on is not None and expires_on <= as_of,
-            max(day for day in activity if day is not None),
-        )
+    for row in _statuses_at(as_of, ids):
+        pk = row[0]
+        found[pk] = provision_at(row, changes.get(pk), as_of, [positioned.get(pk), discussed.get(pk)])
     return found
+
+
+def provision_at(
+    row: tuple[Any, ...],
+    changes: list[Any] | None,
+    as_of: datetime.date,
+    activity: list[datetime.date | None],
+) -> ProvisionAt:
+    """A provision at T from (id, status, day it moved there, *_DETAILS today), its base value and
+    dated changes (if any), and its other activity days (positions, discussions)."""
+    pk, status, moved_on, reference, domain, marking, title, expires_on = row
+    activity = [moved_on, *activity]
+    if changes:
+        values = fold(changes, {}, as_of)
+        title, expires_on = values.get("title", title), values.get("expires_on", expires_on)
+        activity += [change.at for change in changes if change.at is not None and change.at <= as_of]
+    return ProvisionAt(
+        pk,
+        reference,
+        domain,
+        STATUS_BY_VALUE[status],
+        moved_on,
+        marking,
+        title,
+        expires_on,
+        expires_on is not None and expires_on <= as_of,
+        max(day for day in activity if day is not None),
+    )
 
 
 def opposing_at(

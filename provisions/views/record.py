@@ -18,7 +18,7 @@ from provisions.permissions import can_export
 from provisions.redaction import Redaction, finding_rows
 from provisions.reports.aims import aims_report
 from provisions.reports.changes import changes_report
-from provisions.rules import PeriodInvalid, evaluate_gaps, parse_period
+from provisions.rules import PeriodInvalid, coverage_states, evaluate_gaps, parse_period
 from provisions.views.common import page_as_of, page_reader
 
 # The timeline evaluates the capability at each day its coverage may have changed: at most this many.
@@ -68,8 +68,8 @@ def capability_detail(request: HttpRequest, code: str) -> HttpResponse:
 
 def _states_over_time(capability: Capability, *, end: datetime.date) -> list[tuple[datetime.date, str]]:
     """(day, coverage state from that day) at each day its coverage may have changed: a link's
-    days, a covering provision's moves and expiries, its own dated changes (the rules count every
-    provision, whoever reads)."""
+    days, a covering provision's moves and expiries (the rules count every provision, whoever
+    reads). At most TIMELINE_MAX_DAYS days, the latest."""
     links = list(
         Coverage.objects.filter(capability=capability).values_list(
             "provision_id", "valid_from", "valid_until"
@@ -80,14 +80,12 @@ def _states_over_time(capability: Capability, *, end: datetime.date) -> list[tup
     days |= set(StatusChange.objects.filter(provision_id__in=provisions).values_list("changed_on", flat=True))
     for change in ProvisionChange.objects.filter(provision_id__in=provisions):
         days |= {day for day in (change.at, change.expires_on if change.sets_expires_on else None) if day}
-    days |= {change.at for change in capability.changes.all() if change.at}
-    if capability.lapses_on:
-        days.add(capability.lapses_on)
     states: list[tuple[datetime.date, str]] = []
-    for day in sorted(day for day in days if day <= end)[-TIMELINE_MAX_DAYS:]:
-        state = evaluate_gaps(as_of=day, capability_ids=[capability.pk]).coverage[capability.pk].state.value
-        if not states or states[-1][1] != state:
-            states.append((day, state))
+    for day, state in coverage_states(
+        capability.pk, sorted(day for day in days if day <= end)[-TIMELINE_MAX_DAYS:]
+    ):
+        if not states or states[-1][1] != state.value:
+            states.append((day, state.value))
     return states
 
 

@@ -186,3 +186,49 @@ def test_the_overview_on_a_phone(
     assert width <= 390, f"the page scrolls sideways on a phone ({width}px)"
     assert_accessible(phone_page, "phone-overview")
     screenshot(phone_page, "phone-overview")
+
+
+# The shipped partnership as the record stood on three days of the 2020 negotiations: the EU's
+# position on SP-LE-01 (conditional from round 1, supporting from 27 November, agreed text from 24
+# December) and the data-flows cliff edge (31 December 2020 until the bridge clause of 24 December
+# moved it to 30 June 2021).
+AS_OF_DAYS = [
+    ("2020-10-01", "Conditional", "31 December 2020"),
+    ("2020-12-15", "Supports", "31 December 2020"),
+    ("2021-01-01", "Proposes", "30 June 2021"),
+]
+
+
+@pytest.mark.parametrize(
+    ("day", "eu_stance", "data_flows_lapse"), AS_OF_DAYS, ids=[day for day, *_ in AS_OF_DAYS]
+)
+def test_the_pages_show_the_record_as_it_stood(
+    page: Page,
+    negotiator: Any,
+    assert_accessible: Callable[..., None],
+    screenshot: Callable[[Page, str], Any],
+    day: str,
+    eu_stance: str,
+    data_flows_lapse: str,
+) -> None:
+    from playwright.sync_api import expect
+
+    sign_in(page, negotiator.username)
+    page.goto(f"/domains/law-enforcement/?as_of={day}")
+    row = page.get_by_role("row").filter(has=page.get_by_role("rowheader", name=re.compile("^SP-LE-01")))
+    expect(row.locator("td").nth(2)).to_contain_text(eu_stance)  # status, UK, EU
+    assert_accessible(page, f"domain-{day}")
+    screenshot(page, f"domain-law-enforcement-{day}")
+
+    page.get_by_role("link", name="SP-LE-01").first.click()
+    expect(page).to_have_url(re.compile(rf"as_of={day}"))
+    eu_row = page.get_by_role("row", name=re.compile("European Union"))
+    expect(eu_row.locator("td").first).to_have_text(eu_stance)
+    assert_accessible(page, f"provision-{day}")
+    screenshot(page, f"provision-sp-le-01-{day}")
+
+    page.goto(f"/capabilities/DATA-FLOWS/?as_of={day}")
+    expect(page.locator("dl.facts")).to_contain_text(data_flows_lapse)
+    expect(page.get_by_role("heading", name="Its gap")).to_be_visible()
+    assert_accessible(page, f"capability-{day}")
+    screenshot(page, f"capability-data-flows-{day}")
