@@ -1,6 +1,9 @@
 """The benchmark's data: its own PostgreSQL database, made afresh, and a synthetic partnership
-generated deterministically (fixed seed, bulk COPY) at the sizes asked for. The harness that measures
-what the engine does with it is benchmarks/gap_engine.py."""
+generated deterministically (fixed seed, bulk COPY) at the sizes asked for, with the rules v2's dated
+values: a fifth of the capabilities with a moved lapse date, a third of the links counting from or
+until a day, about a third of the positions dated (with an earlier one before), expiries set by dated
+changes and discussions. The harness that measures what the engine does with it is
+benchmarks/gap_engine.py."""
 
 from __future__ import annotations
 
@@ -122,6 +125,8 @@ class DataSummary:
     positions: int = 0
     opposes: int = 0
     changes: int = 0
+    dated_values: int = 0  # base rows and dated changes of capabilities and provisions
+    discussions: int = 0
     seconds: float = 0.0
     statuses: Counter[str] = field(default_factory=Counter)
 
@@ -244,7 +249,9 @@ def generate(sizes: Sizes, today: datetime.date, seed: int) -> DataSummary:
 
     from provisions.models import (
         Capability,
+        CapabilityChange,
         Coverage,
+        Discussion,
         Domain,
         Extent,
         Firmness,
@@ -253,6 +260,7 @@ def generate(sizes: Sizes, today: datetime.date, seed: int) -> DataSummary:
         Party,
         Position,
         Provision,
+        ProvisionChange,
         StatusChange,
     )
 
@@ -282,7 +290,8 @@ def generate(sizes: Sizes, today: datetime.date, seed: int) -> DataSummary:
 
         # Capabilities: mixed criticality, lapse dates today ± 2 years (10% none), 30% with a fallback.
         capability_domain: dict[int, int] = {}
-        capability_rows = []
+        capability_rows: list[tuple[object, ...]] = []
+        capability_change_rows: list[tuple[object, ...]] = []
         levels, level_weights = list(CRITICALITY_WEIGHTS), list(CRITICALITY_WEIGHTS.values())
         for pk in range(1, sizes.capabilities + 1):
             domain_id = rng.choice(domain_ids)
@@ -293,6 +302,12 @@ def generate(sizes: Sizes, today: datetime.date, seed: int) -> DataSummary:
             fallback = (
                 f"Council of Europe Convention No. {rng.randint(1, 220)}" if rng.random() < 0.30 else ""
             )
+            if rng.random() < 0.20:  # a dated history (rules v2): the lapse date moved on a past day
+                earlier = today + datetime.timedelta(days=rng.randint(-900, 300))
+                moved_on = today - datetime.timedelta(days=rng.randint(1, 600))
+                for at, value, note in ((None, earlier, ""), (moved_on, lapses_on, "moved")):
+                    change_pk = len(capability_change_rows) + 1
+                    capability_change_rows.append((change_pk, pk, at, True, value, "", False, "", note, now))
             capability_rows.append(
                 (
                     pk,
@@ -309,6 +324,22 @@ def generate(sizes: Sizes, today: datetime.date, seed: int) -> DataSummary:
             Capability,
             ["id", "code", "name", "domain", "criticality", "lapses_on", "fallback", "description"],
             capability_rows,
+        )
+        summary.dated_values = copy_rows(
+            CapabilityChange,
+            [
+                "id",
+                "capability",
+                "at",
+                "sets_lapses_on",
+                "lapses_on",
+                "criticality",
+                "sets_fallback",
+                "fallback",
+                "note",
+                "recorded_at",
+            ],
+            capability_change_rows,
         )
 
         # Coverage targets: 8% of capabilities are never covered; the rest with skewed popularity.
@@ -334,7 +365,10 @@ def generate(sizes: Sizes, today: datetime.date, seed: int) -> DataSummary:
                 counts[index] += 1
                 extra -= 1
 
-        provision_rows, coverage_rows, position_rows, change_rows = [], [], [], []
+        provision_rows, coverage_rows, change_rows = [], [], []
+        position_rows: list[tuple[object, ...]] = []
+        provision_change_rows: list[tuple[object, ...]] = []
+        discussion_rows: list[tuple[object, ...]] = []
         stances, stance_weights = list(STANCE_WEIGHTS), list(STANCE_WEIGHTS.values())
         change_id = coverage_id = position_id = 0
         for pk, count in enumerate(counts, start=1):
@@ -344,6 +378,21 @@ def generate(sizes: Sizes, today: datetime.date, seed: int) -> DataSummary:
             status = history[-1][1]
             summary.statuses[status] += 1
             target = today + datetime.timedelta(days=rng.randint(-200, 500)) if rng.random() < 0.5 else None
+            first_on = history[0][2]
+            expires_on = None
+            if rng.random() < 0.05:  # an expiry set by a dated change (an adequacy decision's end)
+                expires_on = today + datetime.timedelta(days=rng.randint(-100, 400))
+                set_on = first_on + datetime.timedelta(days=rng.randint(0, max(0, (today - first_on).days)))
+                for at, sets, value in ((None, False, None), (set_on, True, expires_on)):
+                    row_pk = len(provision_change_rows) + 1
+                    provision_change_rows.append(
+                        (row_pk, pk, at, f"Provision {pk}", False, "", sets, value, "", now)
+                    )
+            for _ in range(rng.choice([0, 0, 0, 0, 1, 2, 3]) if rng.random() < 0.35 else 0):
+                on = first_on + datetime.timedelta(days=rng.randint(0, max(0, (today - first_on).days)))
+                discussion_rows.append(
+                    (len(discussion_rows) + 1, pk, on, "Discussed in a round, no move", now)
+                )
             provision_rows.append(
                 (
                     pk,
@@ -354,6 +403,7 @@ def generate(sizes: Sizes, today: datetime.date, seed: int) -> DataSummary:
                     status,
                     target,
                     None,
+                    expires_on,
                     Marking.OFFICIAL.value,
                     count,
                     moment(history[0][2]),
@@ -363,14 +413,29 @@ def generate(sizes: Sizes, today: datetime.date, seed: int) -> DataSummary:
             for capability_id in covered:
                 coverage_id += 1
                 extent = Extent.FULL.value if rng.random() < 0.75 else Extent.PARTIAL.value
-                coverage_rows.append((coverage_id, pk, capability_id, extent))
+                valid_from = valid_until = None
+                if rng.random() < 0.33:  # a link that counts only from or until a day (rules v2)
+                    day = today + datetime.timedelta(days=rng.randint(-400, 200))
+                    valid_from, valid_until = (day, None) if rng.random() < 0.6 else (None, day)
+                coverage_rows.append((coverage_id, pk, capability_id, extent, valid_from, valid_until))
             for party_id in party_ids:
                 if rng.random() < 0.95:
                     position_id += 1
                     stance = rng.choices(stances, weights=stance_weights)[0]
                     summary.opposes += stance == "opposes"
                     firmness = Firmness.DEFINITIVE.value if rng.random() < 0.3 else Firmness.PROVISIONAL.value
-                    position_rows.append((position_id, pk, party_id, stance, firmness, "", now))
+                    taken_on: datetime.date | None = None
+                    if rng.random() < 0.30:  # a dated history: an earlier position, then this one
+                        taken_on = first_on + datetime.timedelta(
+                            days=rng.randint(0, max(0, (today - first_on).days))
+                        )
+                        earlier_stance = rng.choices(stances, weights=stance_weights)[0]
+                        provisional = Firmness.PROVISIONAL.value
+                        position_rows.append(
+                            (position_id, pk, party_id, earlier_stance, provisional, "", None, now)
+                        )
+                        position_id += 1
+                    position_rows.append((position_id, pk, party_id, stance, firmness, "", taken_on, now))
             for from_status, to_status, changed_on, note in history:
                 change_id += 1
                 change_rows.append(
@@ -397,6 +462,7 @@ def generate(sizes: Sizes, today: datetime.date, seed: int) -> DataSummary:
                 "status",
                 "target_date",
                 "review_date",
+                "expires_on",
                 "marking",
                 "version",
                 "created_at",
@@ -404,9 +470,32 @@ def generate(sizes: Sizes, today: datetime.date, seed: int) -> DataSummary:
             ],
             provision_rows,
         )
-        summary.coverage = copy_rows(Coverage, ["id", "provision", "capability", "extent"], coverage_rows)
+        summary.coverage = copy_rows(
+            Coverage, ["id", "provision", "capability", "extent", "valid_from", "valid_until"], coverage_rows
+        )
         summary.positions = copy_rows(
-            Position, ["id", "provision", "party", "stance", "firmness", "note", "updated_at"], position_rows
+            Position,
+            ["id", "provision", "party", "stance", "firmness", "note", "taken_on", "updated_at"],
+            position_rows,
+        )
+        summary.dated_values += copy_rows(
+            ProvisionChange,
+            [
+                "id",
+                "provision",
+                "at",
+                "title",
+                "sets_text",
+                "text",
+                "sets_expires_on",
+                "expires_on",
+                "note",
+                "recorded_at",
+            ],
+            provision_change_rows,
+        )
+        summary.discussions = copy_rows(
+            Discussion, ["id", "provision", "on", "note", "recorded_at"], discussion_rows
         )
         summary.changes = copy_rows(
             StatusChange,
@@ -425,7 +514,17 @@ def generate(sizes: Sizes, today: datetime.date, seed: int) -> DataSummary:
         )
         with connection.cursor() as cursor:
             for statement in connection.ops.sequence_reset_sql(
-                no_style(), [Capability, Provision, Coverage, Position, StatusChange]
+                no_style(),
+                [
+                    Capability,
+                    CapabilityChange,
+                    Provision,
+                    ProvisionChange,
+                    Coverage,
+                    Position,
+                    StatusChange,
+                    Discussion,
+                ],
             ):
                 cursor.execute(statement)
     # Planner statistics and the visibility map, as a database in steady state has them.
