@@ -62,9 +62,15 @@ class CapabilityFilter(django_filters.FilterSet):
 
 
 def known_domain(code: str) -> None:
-    """An unknown domain code is a mistake to report (400), as with `as_of`, not an empty list."""
+    """An unknown domain code is a mistake to report (400), as with `as_of`, not an empty list.
+
+    The code goes in as a parameter, never into the message itself: django-filter %-formats the
+    message (`?domain=%` was a 500). A NUL character is the form field's own error to report; no
+    database can compare it."""
+    if "\x00" in code:
+        return
     if not Domain.objects.filter(code=code).exists():
-        raise ValidationError(f"unknown domain {code!r}")
+        raise ValidationError("unknown domain %(code)s", code="unknown_domain", params={"code": repr(code)})
 
 
 class GapFilter(django_filters.FilterSet):

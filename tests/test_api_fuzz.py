@@ -92,7 +92,9 @@ def _load_schema() -> Any:
             ],
         }
     )
-    with warnings.catch_warnings():
+    # The application speaks plain HTTP to schemathesis, as the conftest's test client does (its
+    # middleware reads the setting once, when made: here, before any fixture runs).
+    with warnings.catch_warnings(), override_settings(SECURE_SSL_REDIRECT=False):
         # WhiteNoise warns that STATIC_ROOT does not exist (tests run without collectstatic); the API serves
         # no static files. The conftest points STATIC_ROOT somewhere real, but only once tests run.
         warnings.filterwarnings("ignore", message="No directory at", category=UserWarning)

@@ -5,15 +5,19 @@ Kept apart from the views: DRF imports these while it loads, before any view can
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import IO, Any
 
 from django.db.models import Case, IntegerField, QuerySet, Value, When
-from rest_framework import filters, permissions, throttling
+from rest_framework import filters, parsers, permissions, throttling
+from rest_framework.exceptions import ParseError
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.request import Request
+from rest_framework.utils import json
 
 from provisions.models import ApiToken, Level, Status
 from provisions.permissions import can_edit_provision, reader_of
+from provisions.services.partnership_file.reading import json_nesting_exceeds
 
 
 class HasRole(permissions.BasePermission):
@@ -35,6 +39,33 @@ class MayEditProvision(HasRole):
 
     def has_object_permission(self, request: Request, view: Any, obj: Any) -> bool:
         return request.method in permissions.SAFE_METHODS or can_edit_provision(reader_of(request), obj)
+
+
+class BoundedJSONParser(parsers.JSONParser):
+    """DRF's JSON parser, refusing (400) a body nested deeper than MAX_DEPTH before parsing it: every
+    body the API reads is flat, and Python's parser recurses once per level (a 100,000-deep body
+    would be a RecursionError, a 500)."""
+
+    MAX_DEPTH = 32
+
+    def parse(
+        self,
+        stream: IO[bytes],
+        media_type: str | None = None,
+        parser_context: Mapping[str, Any] | None = None,
+    ) -> Any:
+        # Text encodings only: a bz2_codec body would decompress past the upload limit.
+        encoding = parsers.get_encoding(parser_context or {})  # type: ignore[attr-defined]
+        try:
+            text = stream.read().decode(encoding)
+        except ValueError as error:  # not that encoding (UnicodeDecodeError, or another codec's)
+            raise ParseError(f"JSON parse error - {error}") from None
+        if json_nesting_exceeds(text, self.MAX_DEPTH):
+            raise ParseError(f"JSON parse error - nested more than {self.MAX_DEPTH} levels deep")
+        try:
+            return json.loads(text, parse_constant=json.strict_constant if self.strict else None)
+        except ValueError as error:
+            raise ParseError(f"JSON parse error - {error}") from None
 
 
 class Pagination(PageNumberPagination):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.defaults import page_not_found, server_error
@@ -32,6 +33,22 @@ class PreconditionFailed(exceptions.APIException):
     default_code = "stale_version"
 
 
+class PayloadTooLarge(exceptions.APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_code = "too_large"
+    default_detail = "The request body is larger than the API accepts (DATA_UPLOAD_MAX_MEMORY_SIZE)."
+
+
+def error_response(
+    status_code: int, code: str, message: str, field_errors: dict[str, list[str]] | None = None
+) -> JsonResponse:
+    """The error shape, for answers made outside DRF (no route matched, the input guard, a 500)."""
+    body: dict[str, Any] = {"status": status_code, "code": code, "message": message}
+    if field_errors:
+        body["field_errors"] = field_errors
+    return JsonResponse({"error": body}, status=status_code)
+
+
 def _translate(error: Exception) -> Exception:
     """Domain errors raised by services, as the HTTP errors they mean."""
     if isinstance(error, StaleVersion):
@@ -43,6 +60,12 @@ def _translate(error: Exception) -> Exception:
         return exceptions.ValidationError(detail)
     if isinstance(error, DjangoPermissionDenied):
         return exceptions.PermissionDenied(str(error) or None)
+    # Django refuses an oversize body or too many fields when the view reads them: a SuspiciousOperation,
+    # which would otherwise get Django's HTML 400 page.
+    if isinstance(error, RequestDataTooBig):
+        return PayloadTooLarge()
+    if isinstance(error, TooManyFieldsSent | TooManyFilesSent):
+        return exceptions.ParseError(f"{error} Send fewer fields.")
     return error
 
 
@@ -72,16 +95,11 @@ def api_exception_handler(error: Exception, context: dict[str, Any]) -> Response
 def api_aware_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
     """Django's 404 for URLs no route matches: the API's error shape under /api/, the page elsewhere."""
     if request.path.startswith("/api/"):
-        return JsonResponse(
-            {"error": {"status": 404, "code": "not_found", "message": "Not found."}}, status=404
-        )
+        return error_response(404, "not_found", "Not found.")
     return page_not_found(request, exception)
 
 
 def api_aware_server_error(request: HttpRequest) -> HttpResponse:
     if request.path.startswith("/api/"):
-        body = {
-            "error": {"status": 500, "code": "server_error", "message": "Something went wrong on our side."}
-        }
-        return JsonResponse(body, status=500)
+        return error_response(500, "server_error", "Something went wrong on our side.")
     return server_error(request)

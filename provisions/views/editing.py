@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse
 from django.utils.dateparse import parse_date
@@ -234,4 +234,4 @@ def gap_acknowledge_view(request: HttpRequest, pk: int) -> HttpResponse:
         back, allowed_hosts={request.get_host()}, require_https=request.is_secure()
     ):
         back = reverse("provisions:gaps")  # only back to a page of this site, never elsewhere
-    return redirect(back)
+    return HttpResponseRedirect(back)  # a URL, never a view name to reverse ("elsewhere")

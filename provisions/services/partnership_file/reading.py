@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import datetime
+import io
 import itertools
 import json
+import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -14,6 +16,7 @@ from typing import Any
 
 import jsonschema
 import yaml
+from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
@@ -31,6 +34,16 @@ from provisions.models import (
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "data" / "partnership.schema.json"
 IMPORT_NOTE = "Set by partnership import"
+
+# Limits that keep reading a hostile file bounded in time and memory (each refusal is a Problem).
+DEFAULT_MAX_BYTES = 10 * 1024 * 1024  # settings.PARTNERSHIP_FILE_MAX_BYTES, when not set
+# The schema's deepest value is 5 levels in (provisions[].history[].note); anything far deeper is
+# not a partnership, and the parsers, the schema check and the import all recurse once per level.
+MAX_NESTING = 16
+# YAML aliases: the shipped file uses 23. A billion-laughs file needs only ~100 aliases of aliases,
+# so what they expand to is bounded too (nodes added by aliases, over the whole file).
+MAX_ALIASES = 100
+MAX_ALIAS_EXPANSION = 100_000
 
 
 @dataclass(frozen=True)
@@ -69,20 +82,152 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def read_partnership_file(path: str | Path) -> dict[str, Any]:
-    """Parse a YAML or JSON partnership file (by extension; YAML otherwise)."""
-    path = Path(path)
+class _Refused(Exception):
+    """The file is refused before it is expanded: too deep, too many aliases, a recursive alias."""
+
+    def __init__(self, message: str, mark: yaml.Mark | None = None) -> None:
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        super().__init__(f"{message}{where}")
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, counting while it composes: how deep the nodes nest (aliases included)
+    and how many nodes aliases add, so a billion-laughs file, a recursive alias or a 100,000-deep
+    file is refused before it is built, and nothing later recurses more than MAX_NESTING deep."""
+
+    def __init__(self, stream: Any) -> None:
+        super().__init__(stream)
+        self._depth = 0
+        self._aliases = 0
+        self._expansion = 0
+        self._sizes: dict[int, tuple[int, int]] = {}  # id(node) -> (nodes, height), once composed
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        if self.check_event(yaml.AliasEvent):
+            mark = self.peek_event().start_mark
+            node = super().compose_node(parent, index)  # the anchored node (or "undefined alias")
+            size = self._sizes.get(id(node))
+            if size is None:  # still being composed: the alias is inside its own anchor
+                raise _Refused("a recursive alias (an alias inside the node it names)", mark)
+            self._aliases += 1
+            self._expansion += size[0]
+            if self._aliases > MAX_ALIASES:
+                raise _Refused(f"more than {MAX_ALIASES} YAML aliases", mark)
+            if self._expansion > MAX_ALIAS_EXPANSION:
+                raise _Refused(f"aliases that expand to more than {MAX_ALIAS_EXPANSION:,} values", mark)
+            if self._depth + size[1] > MAX_NESTING:
+                raise _Refused(f"nested more than {MAX_NESTING} levels deep (through an alias)", mark)
+            return node
+        if self._depth >= MAX_NESTING:
+            raise _Refused(f"nested more than {MAX_NESTING} levels deep", self.peek_event().start_mark)
+        self._depth += 1
+        try:
+            node = super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+        children: list[yaml.Node] = []
+        if isinstance(node, yaml.SequenceNode):
+            children = node.value
+        elif isinstance(node, yaml.MappingNode):
+            children = [part for pair in node.value for part in pair]
+        sizes = [self._sizes[id(child)] for child in children]
+        self._sizes[id(node)] = (
+            1 + sum(nodes for nodes, _ in sizes),
+            1 + max((height for _, height in sizes), default=0),
+        )
+        return node
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep=deep)
+        except (ValueError, OverflowError) as error:  # 2021-02-30, an integer of 5,000 digits
+            raise yaml.constructor.ConstructorError(
+                None, None, f"cannot read this value ({error})", node.start_mark
+            ) from error
+
+
+_JSON_STRING = re.compile(r'"(?:[^"\\]++|\\.)*+"', re.DOTALL)
+_NOT_A_BRACKET = re.compile(r"[^\[\]{}]++")
+
+
+def json_nesting_exceeds(text: str, limit: int) -> bool:
+    """Whether JSON text nests arrays and objects more than `limit` deep, found without parsing it
+    (Python's parser recurses once per level: a 100,000-deep text would be a RecursionError)."""
+    depth = 0
+    for bracket in _NOT_A_BRACKET.sub("", _JSON_STRING.sub("", text)):
+        depth += 1 if bracket in "[{" else -1
+        if depth > limit:
+            return True
+    return False
+
+
+_UNSTORABLE = re.compile(r"[\x00\ud800-\udfff]")
+
+
+def _unstorable_problems(data: Any) -> tuple[list[Problem], bool]:
+    """NUL characters and lone surrogates in any key or value, which no database stores (PostgreSQL
+    refuses both); and whether the data nests more than MAX_NESTING deep (then that is the one
+    problem: the other checks recurse once per level). Walked without recursion."""
+    problems: list[Problem] = []
+    stack: list[tuple[tuple[str | int, ...], Any]] = [((), data)]
+    while stack:
+        where, value = stack.pop()
+        if len(where) > MAX_NESTING:
+            return [Problem(_path(where[:MAX_NESTING]), f"nested more than {MAX_NESTING} levels deep")], True
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if isinstance(key, str) and _UNSTORABLE.search(key):
+                    problems.append(Problem(_path((*where, key)), f"its name {_unstorable(key)}"))
+                stack.append(((*where, str(key)), item))
+        elif isinstance(value, list):
+            stack.extend(((*where, index), item) for index, item in enumerate(value))
+        elif isinstance(value, str) and _UNSTORABLE.search(value):
+            problems.append(Problem(_path(where), _unstorable(value)))
+    return sorted(problems, key=lambda problem: problem.path), False
+
+
+def _unstorable(text: str) -> str:
+    if "\x00" in text:
+        return "holds a NUL character, which cannot be stored"
+    return "holds a lone surrogate (not valid Unicode), which cannot be stored"
+
+
+def _file_text(path: Path) -> str:
+    """The file's text, read no further than the size limit."""
+    limit = int(getattr(settings, "PARTNERSHIP_FILE_MAX_BYTES", DEFAULT_MAX_BYTES))
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as stream:
+            raw = stream.read(limit + 1)  # never more: a 60 MB file costs what 10 MB do, once
+        if len(raw) > limit:
+            raise PartnershipFileInvalid(
+                [Problem(str(path), f"larger than {limit:,} bytes (PARTNERSHIP_FILE_MAX_BYTES): not read")]
+            )
+        return raw.decode("utf-8")
     except (OSError, UnicodeDecodeError) as error:
         raise PartnershipFileInvalid([Problem(str(path), f"cannot read the file ({error})")]) from error
+
+
+def read_partnership_file(path: str | Path) -> dict[str, Any]:
+    """Parse a YAML or JSON partnership file (by extension; YAML otherwise), refusing what cannot be
+    read in bounded time and memory: over the size limit, nested too deep, too many aliases."""
+    path = Path(path)
+    text = _file_text(path)
     try:
         if path.suffix.lower() == ".json":
+            if json_nesting_exceeds(text, MAX_NESTING):
+                raise _Refused(f"nested more than {MAX_NESTING} levels deep")
             data = json.loads(text)
         else:
-            with path.open(encoding="utf-8") as stream:  # so the parser's messages name the file
-                data = yaml.safe_load(stream)
-    except (json.JSONDecodeError, yaml.YAMLError) as error:
+            stream = io.StringIO(text)
+            stream.name = str(path)  # so the parser's messages name the file
+            loader = _BoundedLoader(stream)
+            try:
+                data = loader.get_single_data()
+            finally:
+                loader.dispose()
+    except _Refused as refused:
+        raise PartnershipFileInvalid([Problem(str(path), f"refused: {refused}")]) from refused
+    except (yaml.YAMLError, ValueError) as error:  # json's errors, and an integer too long to read
         raise PartnershipFileInvalid(
             [Problem(str(path), f"not valid {_format_name(path)}: {error}")]
         ) from error
@@ -166,11 +311,16 @@ def _length_problems(data: dict[str, Any]) -> list[Problem]:
 
 def check_partnership_file(data: dict[str, Any]) -> list[Problem]:
     """Every problem with the file: schema violations, duplicates, unknown references, bad histories."""
+    unstorable, too_deep = _unstorable_problems(data)
+    if too_deep:
+        return unstorable
     problems = [
         Problem(_path(error.absolute_path), error.message)
         for error in sorted(_schema_validator().iter_errors(data), key=_document_order)
     ]
     problems.extend(_length_problems(data))
+    if unstorable:  # the checks below compare the file's text with the database's, which cannot hold it
+        return problems + unstorable
     partnership: dict[str, Any] = data["partnership"] if isinstance(data.get("partnership"), dict) else {}
     parties = [(i, p) for i, p in enumerate(partnership.get("parties") or []) if isinstance(p, dict)]
     milestones = [(i, m) for i, m in enumerate(partnership.get("milestones") or []) if isinstance(m, dict)]
