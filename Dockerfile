@@ -2,6 +2,12 @@
 FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
 WORKDIR /app
+# WeasyPrint's libraries and a font, so that PDF reports render (the list scripts/install-system-packages.sh
+# gives the tests); nothing else from Debian.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends \
+        libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 libfontconfig1 fonts-dejavu-core \
+    && rm -rf /var/lib/apt/lists/*
 COPY pyproject.toml README.md manage.py ./
 COPY partnership partnership
 COPY provisions provisions
@@ -12,4 +18,7 @@ RUN pip install --no-cache-dir . \
 RUN useradd --system --uid 1000 tracker
 USER tracker
 EXPOSE 8000
+# With DEBUG off the app requires HTTPS (redirect, HSTS, secure cookies): behind a TLS proxy set
+# BEHIND_TLS_PROXY=true, or ALLOW_PLAIN_HTTP=true on a trusted network (docker-compose.yml does).
+# Probes: /healthz (alive) and /readyz (database, migrations, broker, cache), outside sign-in.
 CMD ["gunicorn", "partnership.wsgi", "--bind", "0.0.0.0:8000", "--workers", "3"]

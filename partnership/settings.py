@@ -7,6 +7,7 @@ CELERY_BROKER_URL. A bad value stops start-up with a message naming the variable
 
 from __future__ import annotations
 
+import datetime
 import os
 import zoneinfo
 from pathlib import Path
@@ -99,6 +100,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "simple_history",
+    "axes",
     "provisions",
 ]
 
@@ -107,15 +109,24 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
+    # Marks every answer the application renders not to be stored by browsers or proxies; outside
+    # the next one, which would add no ETag to an answer already marked no-store.
+    "partnership.middleware.no_store",
     # ETag on every GET, and 304 for If-None-Match (provision pages set their own: the version).
     "django.middleware.http.ConditionalGetMiddleware",
+    # A NUL character in the path or query, or a query that is not UTF-8: a 4xx (JSON under /api/).
+    "partnership.input_guard.guard_hostile_input",
     "partnership.middleware.refuse_null_characters",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Ends a session past its absolute lifetime, whatever its activity.
+    "partnership.middleware.session_lifetime",
     "django.contrib.messages.middleware.MessageMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "partnership.middleware.ContentSecurityPolicyMiddleware",
+    # Last, as django-axes asks: turns a refused sign-in into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "partnership.urls"
@@ -138,8 +149,25 @@ TEMPLATES = [
 
 DATABASES = {"default": env_database("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
 DATABASES["default"]["CONN_MAX_AGE"] = env_int("CONN_MAX_AGE", 0)
+# A kept connection (CONN_MAX_AGE) that the database dropped, by a restart, is replaced before a request
+# uses it, instead of failing that request (tests/test_faults.py).
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # A database that takes connections but does not answer fails a request in 5 s instead of holding
+    # its web worker until gunicorn kills it; `?connect_timeout=N` in DATABASE_URL overrides it.
+    _url_options = DATABASES["default"].get("OPTIONS")
+    DATABASES["default"]["OPTIONS"] = {
+        "connect_timeout": 5,
+        **(_url_options if isinstance(_url_options, dict) else {}),
+    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "provisions.User"
+
+# django-axes first: it refuses a locked-out sign-in before any password is checked.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -178,14 +206,72 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "provisions:overview"
 LOGOUT_REDIRECT_URL = "login"
 
-SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", not DEBUG)
-CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
-# Behind a TLS-terminating proxy that sets X-Forwarded-Proto (only then: a client could forge it).
-if env_bool("BEHIND_TLS_PROXY", False):
+# HTTPS. With DEBUG off it is required by default: HTTP redirects to HTTPS, HSTS for a year, cookies
+# only over HTTPS. Behind a TLS-terminating proxy that sets X-Forwarded-Proto, say BEHIND_TLS_PROXY
+# (only then: a client could forge the header); on a trusted network without HTTPS (docker-compose.yml
+# on one machine, the tests' servers), say ALLOW_PLAIN_HTTP, which also accepts `check --deploy`'s
+# warnings about exactly those settings.
+BEHIND_TLS_PROXY = env_bool("BEHIND_TLS_PROXY", False)
+ALLOW_PLAIN_HTTP = env_bool("ALLOW_PLAIN_HTTP", False)
+_HTTPS_REQUIRED = not DEBUG and not ALLOW_PLAIN_HTTP
+if BEHIND_TLS_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
-SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0)
+SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", _HTTPS_REQUIRED)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", _HTTPS_REQUIRED)
+# Health probes come from inside the network (an orchestrator, docker compose) over plain HTTP.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 365 * 24 * 3600 if _HTTPS_REQUIRED else 0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_SECONDS > 0
+# Only a declaration: a site is on the browsers' preload list once its registrable domain is submitted.
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", SECURE_HSTS_INCLUDE_SUBDOMAINS)
+if ALLOW_PLAIN_HTTP:
+    SILENCED_SYSTEM_CHECKS = [
+        "security.W004",  # no HSTS
+        "security.W008",  # no redirect to HTTPS
+        "security.W012",  # session cookie over HTTP
+        "security.W016",  # CSRF cookie over HTTP
+    ]
+
+# Sessions end after SESSION_IDLE_MINUTES without a request (the cookie and the stored session expire
+# then, renewed by every request) and SESSION_MAX_HOURS after signing in, however active
+# (partnership.middleware.session_lifetime).
+SESSION_IDLE_MINUTES = env_int("SESSION_IDLE_MINUTES", 30, minimum=1)
+SESSION_MAX_HOURS = env_int("SESSION_MAX_HOURS", 12, minimum=1)
+SESSION_COOKIE_AGE = SESSION_IDLE_MINUTES * 60
+SESSION_SAVE_EVERY_REQUEST = False  # partnership.middleware.session_lifetime renews it, once a minute
+
+# Sign-in throttling (django-axes), on the site's and the admin's sign-in pages: after
+# SIGNIN_FAILURE_LIMIT failures in a row for one username, or from one address, signing in is refused,
+# the right password included, for SIGNIN_LOCKOUT_MINUTES. Administrators unlock earlier with
+# `manage.py axes_reset_username NAME` (or axes_reset_ip, axes_reset), or a superuser in the admin.
+SIGNIN_FAILURE_LIMIT = env_int("SIGNIN_FAILURE_LIMIT", 10, minimum=1)
+SIGNIN_LOCKOUT_MINUTES = env_int("SIGNIN_LOCKOUT_MINUTES", 15, minimum=1)
+AXES_FAILURE_LIMIT = SIGNIN_FAILURE_LIMIT
+AXES_COOLOFF_TIME = datetime.timedelta(minutes=SIGNIN_LOCKOUT_MINUTES)
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # each on its own, not the pair
+AXES_RESET_ON_SUCCESS = True  # "in a row": signing in clears the count
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False  # the lockout ends when the page says it does
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_CLIENT_IP_CALLABLE = "partnership.middleware.client_address"
+AXES_VERBOSE = False
+# API bearer tokens: after this many unknown, expired or revoked tokens from one address, that address
+# gets 429 for SIGNIN_LOCKOUT_MINUTES (counted in the cache: across processes with CACHE_URL).
+API_TOKEN_FAILURE_LIMIT = env_int("API_TOKEN_FAILURE_LIMIT", 20, minimum=1)
+# No token lives longer: one asked without an expiry gets this, one asked longer is refused.
+API_TOKEN_MAX_LIFETIME_DAYS = env_int("API_TOKEN_MAX_LIFETIME_DAYS", 365, minimum=1)
+
+# Password reset by email, only when an SMTP server is configured; otherwise its pages answer 404 and
+# an administrator sets a new password in the admin.
+EMAIL_HOST = env_str("EMAIL_HOST")
+EMAIL_PORT = env_int("EMAIL_PORT", 587, minimum=1)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", True)
+EMAIL_TIMEOUT = 10
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "tracker@localhost")
+PASSWORD_RESET_ENABLED = bool(EMAIL_HOST)
+PASSWORD_RESET_TIMEOUT = 3600  # a reset link works for an hour
 
 # The cache holds the API's per-token throttle counts: shared by every web process only in Redis.
 # Unset, each process counts for itself (fine for one process, or tests).
@@ -226,6 +312,12 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "provisions.api.conventions.Pagination",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "provisions.api.errors.api_exception_handler",
+    # DRF's parsers, with JSON refusing a body nested deeper than any the API reads (a 400, not a 500).
+    "DEFAULT_PARSER_CLASSES": [
+        "provisions.api.conventions.BoundedJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_THROTTLE_CLASSES": ["provisions.api.conventions.PerCallerThrottle"],
     "DEFAULT_THROTTLE_RATES": {"caller": env_str("API_THROTTLE_RATE", "1200/minute")},
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
@@ -242,6 +334,7 @@ SPECTACULAR_SETTINGS = {
         "LevelEnum": "provisions.models.Level",
         "StatusEnum": "provisions.models.Status",
         "MarkingEnum": "provisions.models.Marking",
+        "GapKindEnum": "provisions.models.GapKind",
     },
 }
 
@@ -284,16 +377,18 @@ CELERY_TIMEZONE = TIME_ZONE
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-# A hung broker fails a publish in seconds, not minutes; the outbox sends it again later.
+# A hung broker (it takes connections, never answers) fails a publish in about 6 s, three waits of
+# socket_timeout (with 5 s and two publish retries it took 20 s: tests/test_faults.py bounds it at 10 s).
+# The outbox sends it again later.
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "socket_connect_timeout": 2,
-    "socket_timeout": 5,
+    "socket_timeout": 2,
     "max_retries": 2,
     "visibility_timeout": 3600,
 }
 CELERY_TASK_PUBLISH_RETRY_POLICY = {
-    "max_retries": 2,
+    "max_retries": 1,
     "interval_start": 0,
     "interval_step": 0.5,
     "interval_max": 1,
@@ -327,3 +422,6 @@ CELERY_BEAT_SCHEDULE = {
 # Webhooks go only to hosts on the public internet unless this is set (a receiver on the same
 # network, or tests): an administrator's typo must not make the tracker POST to its own services.
 WEBHOOK_ALLOW_PRIVATE_ADDRESSES = env_bool("WEBHOOK_ALLOW_PRIVATE_ADDRESSES", False)
+
+# The largest partnership file import_partnership reads (bytes); a larger one is refused unread.
+PARTNERSHIP_FILE_MAX_BYTES = env_int("PARTNERSHIP_FILE_MAX_BYTES", 10 * 1024 * 1024, minimum=1)

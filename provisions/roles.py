@@ -4,7 +4,7 @@ Roles are groups. A model added later is covered by these rules the next time `m
 no migration to write: every role reads the partnership and what the engine records; analysts also
 acknowledge gaps; negotiators also edit provisions and their rows (the services then check their
 domains and clearance); administrators hold every permission of the app and of users and groups.
-Tokens, webhooks and the gap rules' thresholds are administrators' only.
+Tokens, webhooks, the gap rules' thresholds and sign-in lockouts are administrators' only.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ ADMINISTRATORS_ONLY = frozenset(
         "scanrequest",
     }
 )
+AXES_GRANTS = ["view_accessattempt", "delete_accessattempt", "view_accessfailurelog", "view_accesslog"]
 # What each role may change, on top of reading (negotiators: a provision and its rows).
 EDITS = {
     Role.VIEWER: {},
@@ -48,6 +49,8 @@ def declared_permissions(role: Role, *, apps: Any = global_apps) -> Any:
         return permission_model.objects.filter(
             Q(content_type__app_label="provisions")
             | Q(content_type__app_label="auth", content_type__model__in=["group", "permission"])
+            # Sign-in lockouts (django-axes): seen, and lifted by deleting the attempt.
+            | Q(content_type__app_label="axes", codename__in=AXES_GRANTS)
         )
     granted = Q(codename__startswith="view_") & ~Q(content_type__model__in=ADMINISTRATORS_ONLY)
     for action, models in EDITS[role].items():

@@ -12,6 +12,7 @@ from urllib.parse import urlparse
 import pytest
 from django.conf import settings
 from django.db import connection
+from django.test.utils import override_settings
 
 from partnership.celery import app as celery_app
 
@@ -59,6 +60,16 @@ def _tasks_in_process(request: pytest.FixtureRequest) -> Iterator[None]:
     celery_app.conf.task_always_eager = eager
     yield
     celery_app.conf.task_always_eager = previous
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _plain_http() -> Iterator[None]:
+    """Tests run with DEBUG off and the production defaults, but the test client and the live server
+    speak plain HTTP: no redirect to HTTPS (for the whole session, so that servers started once, like
+    the browser tests' live server, load their middleware with it). Processes a test starts get
+    ALLOW_PLAIN_HTTP=true in their environment instead."""
+    with override_settings(SECURE_SSL_REDIRECT=False):
+        yield
 
 
 @pytest.fixture(autouse=True)

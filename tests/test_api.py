@@ -355,6 +355,17 @@ def test_posting_a_gap_scan_runs_one(client: Client, world, django_capture_on_co
     assert GapScan.objects.count() == 1
 
 
+def test_a_scan_counts_only_for_readers_cleared_to_every_marking(client: Client, world) -> None:
+    """A scan counts every subject, SECRET ones too: a reader who cannot see them must not learn from
+    its counts that something they cannot see changed."""
+    scan = GapScan.objects.create(as_of=datetime.date(2026, 1, 1), trigger="command", opened=3, unchanged=7)
+    below = client.get(f"/api/v1/gap-scans/{scan.pk}/", **bearer(world["analyst"])).json()
+    assert below["trigger"] == "command"
+    assert {name: below[name] for name in GapScan.COUNTS} == dict.fromkeys(GapScan.COUNTS)
+    cleared = client.get(f"/api/v1/gap-scans/{scan.pk}/", **bearer(world["negotiator"])).json()
+    assert (cleared["opened"], cleared["unchanged"], cleared["evaluated_subjects"]) == (3, 7, 0)
+
+
 def test_search_finds_provisions_by_their_words(client: Client, world) -> None:
     ProvisionFactory(reference="SP-CJ-9", domain=world["domain"], title="Surrender of requested persons")
     found = client.get("/api/v1/provisions/?search=surrender", **bearer(world["viewer"])).json()["results"]
@@ -457,11 +468,9 @@ def test_a_token_made_through_an_expiring_token_expires_with_it(client: Client, 
         )
         assert made.status_code == 201
         assert ApiToken.objects.get(pk=made.json()["id"]).expires_at == soon
-    client.force_login(world["analyst"])  # a signed-in user is not limited by any token
-    assert (
-        client.post("/api/v1/tokens/", {"name": "mine"}, content_type="application/json").json()["expires_at"]
-        is None
-    )
+    client.force_login(world["analyst"])  # a signed-in user is not limited by any token, only the maximum
+    made = client.post("/api/v1/tokens/", {"name": "mine"}, content_type="application/json").json()
+    assert ApiToken.objects.get(pk=made["id"]).expires_at > soon + datetime.timedelta(days=300)
 
 
 def test_an_unreadable_body_or_an_unanswerable_accept_gets_the_documented_error(

@@ -79,6 +79,16 @@ def error_line(result: subprocess.CompletedProcess[str]) -> str:
         ),
         pytest.param({"TIME_ZONE": "Mars/Base"}, "TIME_ZONE", "Mars/Base", id="TIME_ZONE unknown"),
         pytest.param(
+            {"ALLOW_PLAIN_HTTP": "sometimes"}, "ALLOW_PLAIN_HTTP", "sometimes", id="plain HTTP not a boolean"
+        ),
+        pytest.param({"SIGNIN_FAILURE_LIMIT": "0"}, "SIGNIN_FAILURE_LIMIT", "0", id="sign-in limit zero"),
+        pytest.param(
+            {"SESSION_IDLE_MINUTES": "soon"}, "SESSION_IDLE_MINUTES", "soon", id="idle not a number"
+        ),
+        pytest.param(
+            {"API_TOKEN_MAX_LIFETIME_DAYS": "0"}, "API_TOKEN_MAX_LIFETIME_DAYS", "0", id="token lifetime zero"
+        ),
+        pytest.param(
             {"CELERY_BROKER_URL": "http://x"}, "CELERY_BROKER_URL", "http://x", id="broker not redis"
         ),
     ],
@@ -161,5 +171,12 @@ def test_a_redis_cache_and_a_tls_proxy_are_configured_from_the_environment() -> 
         "'https')",
         "31536000",
     ]
-    default = start({}, "-c", probe)
-    assert default.stdout.split() == ["django.core.cache.backends.locmem.LocMemCache", "None", "None", "0"]
+    default = start(
+        {}, "-c", probe
+    )  # DEBUG off: HSTS for a year unless told otherwise (tests/test_deploy.py)
+    assert default.stdout.split() == [
+        "django.core.cache.backends.locmem.LocMemCache",
+        "None",
+        "None",
+        "31536000",
+    ]

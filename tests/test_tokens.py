@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import datetime
+
 import pytest
-from django.core.exceptions import PermissionDenied
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.test import Client
+from django.utils import timezone
 
 from provisions.models import ApiToken, Marking
 from provisions.permissions import Reader
@@ -66,3 +71,74 @@ def test_only_administrators_make_tokens_for_others() -> None:
     owner = UserFactory(role="viewer", clearance=Marking.OFFICIAL)
     with pytest.raises(PermissionDenied, match="only administrators"):
         api_token_create(owner=owner, by=Reader.of(analyst), name="x")
+
+
+def test_a_token_asked_without_an_expiry_lives_the_maximum() -> None:
+    user = UserFactory(role="viewer")
+    token, _ = api_token_create(owner=user, by=Reader.of(user), name="forever?")
+
+    expected = timezone.now() + datetime.timedelta(days=settings.API_TOKEN_MAX_LIFETIME_DAYS)
+    assert token.expires_at is not None
+    assert abs((token.expires_at - expected).total_seconds()) < 60
+
+
+@pytest.mark.parametrize("years", [2, 7973])  # 2028, and the year 9999 of the report
+def test_a_token_expiring_beyond_the_maximum_is_refused(years: int) -> None:
+
+    user = UserFactory(role="viewer")
+    with pytest.raises(ValidationError) as refused:
+        api_token_create(
+            owner=user,
+            by=Reader.of(user),
+            name="too long",
+            expires_at=timezone.now() + datetime.timedelta(days=365 * years),
+        )
+    assert "at most 365 days" in refused.value.message_dict["expires_at"][0]
+    assert not ApiToken.objects.exists()
+
+
+def test_a_token_made_without_expiry_before_the_maximum_existed_stops_working_at_that_age() -> None:
+
+    user = UserFactory(role="viewer")
+    token, key = api_token_create(owner=user, by=Reader.of(user), name="legacy")
+    ApiToken.objects.filter(pk=token.pk).update(
+        expires_at=None, created_at=timezone.now() - datetime.timedelta(days=364)
+    )
+    assert Client().get("/api/v1/domains/", HTTP_AUTHORIZATION=f"Bearer {key}").status_code == 200
+
+    ApiToken.objects.filter(pk=token.pk).update(created_at=timezone.now() - datetime.timedelta(days=366))
+    assert Client().get("/api/v1/domains/", HTTP_AUTHORIZATION=f"Bearer {key}").status_code == 401
+
+
+def test_the_api_refuses_a_token_expiring_in_9999(client) -> None:
+    user = UserFactory(role="viewer")
+    client.force_login(user)
+
+    made = client.post(
+        "/api/v1/tokens/",
+        {"name": "x", "expires_at": "9999-12-31T00:00:00Z"},
+        content_type="application/json",
+    )
+
+    assert made.status_code == 400
+    assert "at most 365 days" in made.json()["error"]["field_errors"]["expires_at"][0]
+
+
+def test_the_admin_form_refuses_a_token_expiring_beyond_the_maximum(client) -> None:
+    client.force_login(UserFactory(role="administrator", clearance="secret", is_staff=True))
+    system = UserFactory(role="viewer")
+
+    response = client.post(
+        "/admin/provisions/apitoken/add/",
+        {
+            "user": system.pk,
+            "name": "Briefing tool",
+            "clearance": "",
+            "expires_at_0": "9999-12-31",
+            "expires_at_1": "00:00:00",
+        },
+    )
+
+    assert response.status_code == 200  # the form again, with the error
+    assert "A token may last at most 365 days" in response.content.decode()
+    assert not ApiToken.objects.exists()

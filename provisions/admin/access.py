@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -26,7 +27,7 @@ from provisions.permissions import (
     clearance_of,
     users_cleared_within,
 )
-from provisions.services.tokens import api_token_create, api_token_revoke
+from provisions.services.tokens import api_token_create, api_token_revoke, token_expiry_problem
 from provisions.services.webhooks import webhook_url_problem
 from provisions.services.webhooks.endpoints import webhook_endpoint_save
 
@@ -126,6 +127,19 @@ class ApiTokenForm(forms.ModelForm):
     class Meta:
         model = ApiToken
         fields = ["user", "name", "clearance", "expires_at"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if "expires_at" in self.fields:
+            days = settings.API_TOKEN_MAX_LIFETIME_DAYS
+            self.fields["expires_at"].help_text = f"At most {days} days from now; blank: that long."
+
+    def clean_expires_at(self) -> Any:
+        expires_at = self.cleaned_data.get("expires_at")
+        problem = token_expiry_problem(expires_at)
+        if problem:
+            raise forms.ValidationError(problem[0].upper() + problem[1:] + ".")
+        return expires_at
 
 
 @admin.register(ApiToken)

@@ -6,6 +6,7 @@ import datetime
 import hashlib
 import secrets
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
@@ -26,6 +27,26 @@ def token_hash(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
+def latest_token_expiry() -> datetime.datetime:
+    """The furthest a token made now may expire: API_TOKEN_MAX_LIFETIME_DAYS from now."""
+    return timezone.now() + datetime.timedelta(days=settings.API_TOKEN_MAX_LIFETIME_DAYS)
+
+
+def token_expiry_problem(expires_at: datetime.datetime | None) -> str | None:
+    """Why a token cannot be made with this expiry (None: it can; no expiry gets the longest)."""
+    if expires_at is None:
+        return None
+    if expires_at <= timezone.now():
+        return "a token must expire in the future"
+    latest = latest_token_expiry()
+    if expires_at > latest:
+        return (
+            f"a token may last at most {settings.API_TOKEN_MAX_LIFETIME_DAYS} days:"
+            f" expire it on {latest:%Y-%m-%d} or sooner"
+        )
+    return None
+
+
 def api_token_create(
     *,
     owner: User,
@@ -39,6 +60,8 @@ def api_token_create(
     Nobody obtains through a token more than they may see themselves: an administrator makes one
     for a user cleared no higher than they are, and it is cleared at most as high as the lower of
     the two, written on the token (so it does not follow its user if their clearance is raised).
+    No token lives longer than API_TOKEN_MAX_LIFETIME_DAYS: one asked without an expiry gets that,
+    one asked longer is refused.
     """
     own = by.user == owner
     ensure(own or can_administer(by), "only administrators create tokens for others")
@@ -66,8 +89,10 @@ def api_token_create(
             clearance in (by.markings if own else Reader.of(owner).markings),
             "a token cannot be cleared above its user",
         )
-    if expires_at is not None and expires_at <= timezone.now():
-        raise ValidationError({"expires_at": "a token must expire in the future"})
+    problem = token_expiry_problem(expires_at)
+    if problem:
+        raise ValidationError({"expires_at": problem})
+    expires_at = expires_at or latest_token_expiry()
     key = TOKEN_PREFIX + secrets.token_urlsafe(32)
     token = ApiToken.objects.create(
         user=owner,
@@ -93,9 +118,13 @@ def api_token_revoke(*, token: ApiToken, by: Reader) -> ApiToken:
 
 def api_token_authenticate(key: str) -> ApiToken | None:
     """The usable token with this key, its user loaded and its use recorded; None if there is none
-    (unknown, expired or revoked, or its user is deactivated)."""
+    (unknown, expired or revoked, or its user is deactivated). A token made without an expiry before
+    the maximum lifetime existed stops working once it is that old."""
     token = ApiToken.objects.usable().select_related("user").filter(key_hash=token_hash(key)).first()
     if token is None or not token.user.is_active:
+        return None
+    oldest = timezone.now() - datetime.timedelta(days=settings.API_TOKEN_MAX_LIFETIME_DAYS)
+    if token.expires_at is None and token.created_at < oldest:
         return None
     ApiToken.objects.filter(pk=token.pk).update(last_used_at=timezone.now())
     return token
