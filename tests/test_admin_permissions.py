@@ -779,3 +779,26 @@ def test_no_admin_page_shows_a_below_secret_administrator_anything_secret(
     client.force_login(make_actor("administrator", Marking.SECRET, world))
     shown = [url for url in urls if "Renamed secretly" in client.get(url).content.decode()]
     assert shown, "a SECRET-cleared administrator should see the SECRET provision's dated change"
+
+
+def test_a_below_secret_administrator_cannot_mark_a_provision_secret_in_the_admin(
+    client: Client, world: World
+) -> None:
+    """The token case's twin on the provision forms: an administrator cleared to OFFICIAL-SENSITIVE
+    neither adds a SECRET provision nor raises one to SECRET."""
+    client.force_login(make_actor("administrator", Marking.OFFICIAL_SENSITIVE, world))
+    page = client.get(reverse("admin:provisions_provision_add"))
+    assert "secret" not in [value for value, _ in page.context["adminform"].form.fields["marking"].choices]
+    added = client.post(
+        reverse("admin:provisions_provision_add"), add_form(client, domain=world.domain.pk, marking="secret")
+    )
+    assert added.status_code == 200 and "marking" in added.context["adminform"].form.errors
+    assert not Provision.objects.filter(reference="SP-NEW-1").exists()
+
+    provision = world.provisions[Marking.OFFICIAL]
+    raised = client.post(
+        change_url(provision), posted_back(client.get(change_url(provision)), marking=Marking.SECRET)
+    )
+    assert raised.status_code == 200 and raised.context["adminform"].form.errors
+    provision.refresh_from_db()
+    assert (provision.marking, provision.version) == (Marking.OFFICIAL, 1)

@@ -42,6 +42,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.db import connection
 from django.utils import timezone
+from kombu import pools as kombu_pools
 
 from partnership.celery import app as celery_app
 from provisions.models import Gap, GapScan, Provision, ScanRequest, ScanTrigger, Status, StatusChange
@@ -230,14 +231,13 @@ def postgres_cluster() -> Iterator[PostgresCluster]:
 
 
 def _drop_broker_connections() -> None:
-    """The app caches its broker connection pools: drop them, so the next publish connects to the
-    broker configured now."""
+    """The app caches its broker connection pools, and kombu keeps them in a registry by broker URL:
+    drop both, so the next publish connects to the broker configured now (closing a pool but leaving
+    it registered makes every later publish to that URL fail with "Acquire on closed pool")."""
     app: Any = celery_app  # its private caches: Celery has no public way to forget them
-    if app._pool is not None:
-        with contextlib.suppress(Exception):
-            app._pool.force_close_all()
     app._pool = None
     app.amqp._producer_pool = None
+    kombu_pools.reset()  # closes every registered pool and empties the registry
 
 
 @pytest.fixture
