@@ -30,12 +30,23 @@ django.setup()
 from django.conf import settings  # noqa: E402
 from django.contrib.auth.models import Group  # noqa: E402
 from django.db import connection  # noqa: E402
+from django.db.models import Count  # noqa: E402
 from django.test import Client  # noqa: E402
 from django.test.utils import CaptureQueriesContext  # noqa: E402
 
-from provisions.models import Domain, Provision, User  # noqa: E402
+from provisions.models import Capability, Domain, Provision, User  # noqa: E402
 
-PAGES = ["/", "/?as_of={past}", "/domains/{domain}/", "/provisions/{reference}/", "/gaps/"]
+PAGES = [
+    "/",
+    "/?as_of={past}",
+    "/domains/{domain}/",
+    "/provisions/{reference}/",
+    "/provisions/{reference}/?as_of={past}",
+    "/capabilities/{capability}/",
+    "/gaps/",
+    "/aims/",
+    "/changes/",
+]
 
 
 def main() -> None:
@@ -51,6 +62,7 @@ def main() -> None:
     with connection.cursor() as cursor:
         cursor.execute("VACUUM ANALYZE")
     settings.ALLOWED_HOSTS = ["testserver"]
+    settings.SECURE_SSL_REDIRECT = False  # the test client speaks plain HTTP
     # No collectstatic here: plain static URLs (the manifest's lookup is not what is measured).
     settings.STORAGES = {
         **settings.STORAGES,
@@ -60,6 +72,11 @@ def main() -> None:
         "past": "2025-06-30",
         "domain": Domain.objects.order_by("id").values_list("code", flat=True).first(),
         "reference": Provision.objects.order_by("id").values_list("reference", flat=True).first(),
+        # The most linked capability: its timeline has the most days to evaluate.
+        "capability": Capability.objects.annotate(links=Count("coverage"))
+        .order_by("-links", "id")
+        .values_list("code", flat=True)
+        .first(),
     }
     print(f"{Provision.objects.count():,} provisions; {args.repeat} runs each (median)")
     for clearance in ("secret", "official"):
@@ -70,7 +87,7 @@ def main() -> None:
         client = Client()
         client.force_login(user)
         print(f"\nan administrator cleared to {clearance}")
-        print(f"{'page':<40} {'median ms':>10} {'queries':>8}")
+        print(f"{'page':<44} {'median ms':>10} {'queries':>8}")
         measure(client, values, args.repeat)
 
 
@@ -86,7 +103,7 @@ def measure(client: Client, values: dict[str, str | None], repeat: int) -> None:
             if response.status_code != 200:
                 sys.exit(f"{path} answered {response.status_code}")
             queries = len(captured.captured_queries)
-        print(f"{path:<40} {statistics.median(timings):>10.1f} {queries:>8}")
+        print(f"{path:<44} {statistics.median(timings):>10.1f} {queries:>8}")
 
 
 if __name__ == "__main__":

@@ -534,3 +534,17 @@ def test_gap_kinds_and_severities_read_as_words(client: Client, partnership, pat
     text = signed_in(client, role="viewer").get(path).content.decode()
     assert "At risk" in text and "Critical" in text
     assert not re.search(r">\s*(at_?risk|critical)\b", text)  # no raw code where a label belongs
+
+
+def test_the_changes_page_lists_a_bounded_number_of_rows(client: Client, partnership, monkeypatch) -> None:
+    """At 100,000 provisions a month holds tens of thousands of moves: the page shows the first of them
+    and says how many the exports hold."""
+    from provisions.views import record
+
+    monkeypatch.setattr(record, "CHANGES_PAGE_ROWS", 2)
+    response = signed_in(client, role="viewer").get("/changes/?from=2020-10-01&to=2021-01-05")
+    text = response.content.decode()
+    assert len(response.context["rows"]) == 2 and len(response.context["events"]) == 2
+    moved, events = len(response.context["report"].rows), len(response.context["report"].events)
+    assert moved > 2 and events > 2
+    assert f"The first 2 of {moved} in report order" in text and f"The latest 2 of {events}" in text

@@ -10,6 +10,7 @@ from typing import Any, BinaryIO
 
 from django.utils import timezone
 
+from provisions.models import AimCapability
 from provisions.reports.tables import write_csv, write_json, write_pdf, write_xlsx
 from provisions.rules import AimAt, aims_at, evaluate_gaps
 
@@ -48,7 +49,10 @@ def aims_report(*, as_of: datetime.date | None = None) -> AimsReport:
     """The aims scored at the date (today by default). Aims name capabilities only, which every
     reader sees: the rules count every provision, as for the capabilities' coverage states."""
     as_of = as_of or timezone.localdate()
-    return AimsReport(as_of=as_of, aims=aims_at(evaluate_gaps(as_of=as_of)))
+    # Only the aims' capabilities (and what covers them) are evaluated, not the whole partnership.
+    served = set(AimCapability.objects.values_list("capability_id", flat=True))
+    evaluation = evaluate_gaps(as_of=as_of, capability_ids=served, provision_ids=())
+    return AimsReport(as_of=as_of, aims=aims_at(evaluation))
 
 
 def render_csv(report: AimsReport, output: io.TextIOBase | Any) -> None:

@@ -23,6 +23,8 @@ from provisions.views.common import page_as_of, page_reader
 
 # The timeline evaluates the capability at each day its coverage may have changed: at most this many.
 TIMELINE_MAX_DAYS = 40
+# The changes page lists at most this many moved gaps and events; the exports hold them all.
+CHANGES_PAGE_ROWS = 200
 
 
 @login_required
@@ -112,6 +114,9 @@ def changes(request: HttpRequest) -> HttpResponse:
     report = changes_report(start=start, end=end, reader=reader)
     context: dict[str, Any] = {
         "report": report,
+        "rows": report.rows[:CHANGES_PAGE_ROWS],
+        "events": report.events[-CHANGES_PAGE_ROWS:],  # the latest
+        "page_rows": CHANGES_PAGE_ROWS,
         "start": start,
         "end": end,
         "counts": {
