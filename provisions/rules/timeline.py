@@ -15,10 +15,17 @@ from provisions.rules.thresholds import Thresholds
 
 
 def coverage_states(
-    capability_id: int, days: Iterable[datetime.date], *, thresholds: Thresholds | None = None
+    capability_id: int,
+    days: Iterable[datetime.date] | None = None,
+    *,
+    until: datetime.date | None = None,
+    latest: int | None = None,
+    thresholds: Thresholds | None = None,
 ) -> list[tuple[datetime.date, CoverageState]]:
     """(day, coverage state on the day) for each day, in order: the same state evaluate_gaps gives
-    as of that day (the links that count then, their provisions' status and expiry then)."""
+    as of that day (the links that count then, their provisions' status and expiry then). Without
+    days: each day its coverage may change (a link's days, a covering provision's moves, dated
+    changes and expiries), up to `until`, the `latest` of them."""
     secured_rank = (thresholds or Thresholds.current()).secured_rank
     links = list(Coverage.objects.filter(capability_id=capability_id).order_by("id"))
     provision_ids = {link.provision_id for link in links}
@@ -35,6 +42,13 @@ def coverage_states(
     ):
         moves[row[0]].append(row)
     changes = _changes(ProvisionChange, "provision", provision_ids)
+    if days is None:
+        found = {day for link in links for day in (link.valid_from, link.valid_until) if day}
+        found |= {row[2] for history in moves.values() for row in history}
+        for rows in changes.values():
+            found |= {row.at for row in rows if row.at}
+            found |= {row.expires_on for row in rows if row.sets_expires_on and row.expires_on}
+        days = sorted(day for day in found if until is None or day <= until)[-(latest or len(found)) :]
     states = []
     for day in sorted(days):
         at: dict[int, ProvisionAt] = {}

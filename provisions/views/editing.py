@@ -144,6 +144,14 @@ def _posted_date(request: HttpRequest, name: str, label: str) -> datetime.date |
     return value
 
 
+def _required_date(request: HttpRequest, name: str, label: str) -> datetime.date:
+    """A date field the form cannot do without: a clear error when empty or not a date."""
+    value = _posted_date(request, name, label)
+    if value is None:
+        raise ValidationError({name: f"give {label}"})
+    return value
+
+
 @provision_form
 def provision_details_view(request: HttpRequest, reader: Reader, provision: Provision) -> str:
     provision_update(
@@ -167,13 +175,10 @@ def provision_consultation_view(request: HttpRequest, reader: Reader, provision:
     territory = provision.territories.filter(code=request.POST.get("territory", "")).first()
     if territory is None:
         raise ValidationError({"territory": "choose a territory the provision extends to"})
-    consulted_on = _posted_date(request, "consulted_on", "the consultation date")
-    if consulted_on is None:
-        raise ValidationError({"consulted_on": "give the date of the consultation"})
     consultation_record(
         provision=provision,
         territory=territory,
-        consulted_on=consulted_on,
+        consulted_on=_required_date(request, "consulted_on", "the date of the consultation"),
         outcome=request.POST.get("outcome", ""),
         note=request.POST.get("note", ""),
         by=reader,
@@ -205,9 +210,7 @@ def provision_coverage_view(request: HttpRequest, reader: Reader, provision: Pro
 
 @provision_form
 def provision_discussion_view(request: HttpRequest, reader: Reader, provision: Provision) -> str:
-    on = _posted_date(request, "on", "the day it was discussed")
-    if on is None:
-        raise ValidationError({"on": "give the day it was discussed"})
+    on = _required_date(request, "on", "the day it was discussed")
     discussion_record(
         provision=provision,
         by=reader,

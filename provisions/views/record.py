@@ -13,7 +13,7 @@ from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
 
 from provisions.charts import state_timeline
-from provisions.models import Capability, Coverage, ProvisionChange, StatusChange
+from provisions.models import Capability, Coverage
 from provisions.permissions import can_export
 from provisions.redaction import Redaction, finding_rows
 from provisions.reports.aims import aims_report
@@ -69,23 +69,10 @@ def capability_detail(request: HttpRequest, code: str) -> HttpResponse:
 
 
 def _states_over_time(capability: Capability, *, end: datetime.date) -> list[tuple[datetime.date, str]]:
-    """(day, coverage state from that day) at each day its coverage may have changed: a link's
-    days, a covering provision's moves and expiries (the rules count every provision, whoever
-    reads). At most TIMELINE_MAX_DAYS days, the latest."""
-    links = list(
-        Coverage.objects.filter(capability=capability).values_list(
-            "provision_id", "valid_from", "valid_until"
-        )
-    )
-    provisions = {provision for provision, _, _ in links}
-    days = {day for _, start, until in links for day in (start, until) if day}
-    days |= set(StatusChange.objects.filter(provision_id__in=provisions).values_list("changed_on", flat=True))
-    for change in ProvisionChange.objects.filter(provision_id__in=provisions):
-        days |= {day for day in (change.at, change.expires_on if change.sets_expires_on else None) if day}
+    """(day, coverage state from that day) at each day its coverage may have changed, up to `end`:
+    at most TIMELINE_MAX_DAYS days, the latest (the rules count every provision, whoever reads)."""
     states: list[tuple[datetime.date, str]] = []
-    for day, state in coverage_states(
-        capability.pk, sorted(day for day in days if day <= end)[-TIMELINE_MAX_DAYS:]
-    ):
+    for day, state in coverage_states(capability.pk, until=end, latest=TIMELINE_MAX_DAYS):
         if not states or states[-1][1] != state.value:
             states.append((day, state.value))
     return states
