@@ -19,7 +19,7 @@ from provisions.models import CoverageState, GapKind, Status
 WITHHELD = "[a provision above your clearance]"
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class ProvisionFact:
     """A provision as an explanation names it: its reference and its status at the date."""
 
@@ -37,7 +37,7 @@ class ProvisionFact:
         return f"{self.reference} ({self.status_words})"
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class GapFacts:
     """What an explanation says. Capability gaps fill the capability's part, provision gaps the
     provision's; `as_of` is the date the rules were evaluated at."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import gc
+import operator
 from collections import Counter, defaultdict
 from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -18,7 +19,6 @@ from typing import Any, Literal
 from provisions.explanations import GapFacts, ProvisionFact, explain
 from provisions.models import CoverageState, Domain, Extent, GapKind, Level, MarkingsReader, Status
 from provisions.rules.record import (
-    RANK_BY_STATUS,
     WEIGHT_BY_LEVEL,
     CapabilityAt,
     ProvisionAt,
@@ -30,7 +30,7 @@ from provisions.rules.thresholds import Thresholds
 SubjectType = Literal["capability", "provision"]
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class CoverageAt:
     """A capability's coverage state at T and the provisions behind it."""
 
@@ -44,7 +44,7 @@ class CoverageAt:
         return tuple(provision.reference for provision in self.covering)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Finding:
     """One gap found by evaluation: what a person checking the tables by hand would write down."""
 
@@ -116,15 +116,21 @@ def coverage_state_of(links: Iterable[tuple[ProvisionAt | None, str]], secured_r
         state, securing = CoverageState.IN_NEGOTIATION, []
     else:
         state, securing = CoverageState.UNCOVERED, []
-    ends_on = None
-    if securing and all(provision.expires_on is not None for provision in securing):
-        ends_on = max(provision.expires_on for provision in securing if provision.expires_on is not None)
-    return CoverageAt(
-        state,
-        tuple(sorted(covering, key=lambda provision: provision.reference)),
-        tuple(sorted(securing, key=lambda provision: provision.reference)),
-        ends_on,
-    )
+    ends_on: datetime.date | None = None  # the latest expiry, unless one of them never expires
+    for provision in securing:
+        if provision.expires_on is None:
+            ends_on = None
+            break
+        if ends_on is None or provision.expires_on > ends_on:
+            ends_on = provision.expires_on
+    return CoverageAt(state, _by_reference(covering), _by_reference(securing), ends_on)
+
+
+_reference = operator.attrgetter("reference")
+
+
+def _by_reference(provisions: list[ProvisionAt]) -> tuple[ProvisionAt, ...]:
+    return tuple(sorted(provisions, key=_reference)) if len(provisions) > 1 else tuple(provisions)
 
 
 def capability_gap(
@@ -167,7 +173,7 @@ def provision_gaps(
     """The provision gaps the table gives (both may hold)."""
     if not provision.active:
         return []
-    rank = RANK_BY_STATUS[provision.status]  # None for suspended (and withdrawn): off the ladder
+    rank = provision.rank  # None for suspended (and withdrawn): off the ladder
     stalled = (
         rank is not None
         and rank < thresholds.secured_rank
@@ -301,8 +307,9 @@ def _evaluate(
     links_by_capability: defaultdict[int, list[tuple[ProvisionAt | None, str]]] = defaultdict(list)
     covered_by_provision: defaultdict[int, list[CapabilityAt]] = defaultdict(list)
     for provision_id, capability_id, extent in record.links:
-        links_by_capability[capability_id].append((provisions.get(provision_id), extent))
-        if capability_id in capabilities and provision_id in provisions:
+        linked = provisions.get(provision_id)
+        links_by_capability[capability_id].append((linked, extent))
+        if linked is not None and capability_id in capabilities:
             covered_by_provision[provision_id].append(capabilities[capability_id])
 
     findings: list[Finding] = []
