@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import django_filters
+from django import forms
 from django.contrib.postgres.search import SearchQuery
 from django.core.exceptions import ValidationError
 from django.db import connection
@@ -61,24 +64,46 @@ class CapabilityFilter(django_filters.FilterSet):
         fields = ["domain", "criticality", "lapses_before", "lapses_after"]
 
 
-def known_domain(code: str) -> None:
+def known_domains(codes: list[str]) -> None:
     """An unknown domain code is a mistake to report (400), as with `as_of`, not an empty list.
 
     The code goes in as a parameter, never into the message itself: django-filter %-formats the
     message (`?domain=%` was a 500). A NUL character is the form field's own error to report; no
     database can compare it."""
-    if "\x00" in code:
-        return
-    if not Domain.objects.filter(code=code).exists():
-        raise ValidationError("unknown domain %(code)s", code="unknown_domain", params={"code": repr(code)})
+    codes = [code for code in codes if "\x00" not in code]
+    known = set(Domain.objects.filter(code__in=codes).values_list("code", flat=True))
+    for code in codes:
+        if code not in known:
+            raise ValidationError(
+                "unknown domain %(code)s", code="unknown_domain", params={"code": repr(code)}
+            )
+
+
+class CodesField(forms.Field):
+    """Every value given for the name (`?domain=a&domain=b`), as a list; blanks dropped."""
+
+    widget = forms.SelectMultiple
+
+    def to_python(self, value: Any) -> list[str]:
+        if value in self.empty_values:
+            return []
+        if isinstance(value, str):
+            value = [value]
+        return [str(item) for item in value if item]
+
+
+class CodesFilter(django_filters.MultipleChoiceFilter):
+    """Several codes of a table too long to list as choices (the schema: an array of strings)."""
+
+    field_class = CodesField
 
 
 class GapFilter(django_filters.FilterSet):
-    kind = django_filters.ChoiceFilter(choices=GapKind.choices)
-    severity = django_filters.ChoiceFilter(choices=Level.choices)
-    domain = django_filters.CharFilter(
-        method="filter_domain", label="Domain (code)", validators=[known_domain]
-    )
+    """Each of kind, severity and domain takes several values (any of them)."""
+
+    kind = django_filters.MultipleChoiceFilter(choices=GapKind.choices, widget=forms.CheckboxSelectMultiple)
+    severity = django_filters.MultipleChoiceFilter(choices=Level.choices, widget=forms.CheckboxSelectMultiple)
+    domain = CodesFilter(method="filter_domain", label="Domain (code)", validators=[known_domains])
     state = django_filters.ChoiceFilter(choices=GapState.choices, method="filter_state")
     as_of = django_filters.DateFilter(method="filter_nothing", label="Evaluate read-only at this date")
 
@@ -86,8 +111,10 @@ class GapFilter(django_filters.FilterSet):
         model = Gap
         fields = ["kind", "severity", "domain", "state", "as_of"]
 
-    def filter_domain(self, queryset: QuerySet[Gap], name: str, value: str) -> QuerySet[Gap]:
-        return queryset.filter(Q(capability__domain__code=value) | Q(provision__domain__code=value))
+    def filter_domain(self, queryset: QuerySet[Gap], name: str, value: list[str]) -> QuerySet[Gap]:
+        if not value:
+            return queryset
+        return queryset.filter(Q(capability__domain__code__in=value) | Q(provision__domain__code__in=value))
 
     def filter_state(self, queryset: QuerySet[Gap], name: str, value: str) -> QuerySet[Gap]:
         if value == GapState.RESOLVED:

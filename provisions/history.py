@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from provisions.labels import long_date
 from provisions.models import Consultation, Coverage, MarkingsReader, Position, Provision, StatusChange
 
 _ACTIONS = {"+": "created", "~": "changed", "-": "deleted"}
@@ -27,9 +28,13 @@ _IGNORED = {
 
 @dataclass(frozen=True)
 class FieldChange:
-    field: str
+    field: str  # the field's name, as the API gives it
     old: str | None
     new: str | None
+    # As a person reads them (the pages): "Target date", "Under negotiation", "Law enforcement".
+    label: str = ""
+    old_words: str | None = None
+    new_words: str | None = None
 
 
 @dataclass(frozen=True)
@@ -46,15 +51,52 @@ def _text(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
-def _entries(records: Iterable[Any], fields: list[str], describe: Any) -> list[AuditEntry]:
+class _Words:
+    """A field's value in words: a choice's label, a related row's name, a date as pages write it.
+    Related rows are read once each (a provision's domain rarely changes)."""
+
+    def __init__(self, model: type[Any]) -> None:
+        self.model = model
+        self.named: dict[tuple[Any, Any], str] = {}
+
+    def label(self, attname: str) -> str:
+        field = self.model._meta.get_field(attname.removesuffix("_id"))
+        return str(field.verbose_name).capitalize()
+
+    def value(self, attname: str, value: Any) -> str | None:
+        if value is None or value == "":
+            return None
+        field = self.model._meta.get_field(attname.removesuffix("_id"))
+        if field.choices:
+            return str(dict(field.flatchoices).get(value, value))
+        if field.is_relation:
+            key = (field.related_model, value)
+            if key not in self.named:
+                found = field.related_model._default_manager.filter(pk=value).first()
+                self.named[key] = str(getattr(found, "name", found) or value)
+            return self.named[key]
+        if isinstance(value, datetime.date) and not isinstance(value, datetime.datetime):
+            return long_date(value)
+        return str(value)
+
+
+def _entries(records: Iterable[Any], fields: list[str], describe: Any, model: type[Any]) -> list[AuditEntry]:
     """Diff each historical record against the previous one of the same object (in Python: the
     records are read in one query, oldest first)."""
     previous: dict[Any, Any] = {}
     entries = []
+    words = _Words(model)
     for record in records:
         before = previous.get(record.id)
         changes = [
-            FieldChange(name, _text(getattr(before, name)) if before else None, _text(getattr(record, name)))
+            FieldChange(
+                name,
+                _text(getattr(before, name)) if before else None,
+                _text(getattr(record, name)),
+                words.label(name),
+                words.value(name, getattr(before, name)) if before else None,
+                words.value(name, getattr(record, name)),
+            )
             for name in fields
             if before is None or getattr(before, name) != getattr(record, name)
         ]
@@ -117,17 +159,25 @@ def provision_history(provision: Provision, *, reader: MarkingsReader) -> Provis
             [record for record, off in zip(provision_records, hidden, strict=True) if not off],
             [f for f in _fields(Provision) if f != "created_at"],
             lambda r: "provision",
+            Provision,
         ),
         *_entries(
             children(Position, "party"),
             ["stance", "firmness", "note"],
             lambda r: f"position of {r.party.code}",
+            Position,
         ),
-        *_entries(children(Coverage, "capability"), ["extent"], lambda r: f"coverage of {r.capability.code}"),
+        *_entries(
+            children(Coverage, "capability"),
+            ["extent"],
+            lambda r: f"coverage of {r.capability.code}",
+            Coverage,
+        ),
         *_entries(
             children(Consultation, "territory"),
             ["consulted_on", "outcome", "note"],
             lambda r: f"consultation of {r.territory.name}",
+            Consultation,
         ),
     ]
     changes = provision.status_changes.select_related("changed_by").order_by("changed_on", "id")

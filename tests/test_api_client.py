@@ -118,8 +118,17 @@ def test_a_generated_client_lists_filters_transitions_and_reads_gaps(
     assert Provision.objects.get(reference="SP-SD-04").status == "signed"
 
     critical = gaps_list.sync(
-        client=api, severity=models.GapsListSeverity.CRITICAL, kind=models.GapsListKind.LAPSED
+        client=api, severity=[models.GapsListSeverityItem.CRITICAL], kind=[models.GapsListKindItem.LAPSED]
     )
     assert critical.results and all(gap.severity == models.LevelEnum.CRITICAL for gap in critical.results)
-    past = gaps_list.sync(client=api, as_of=datetime.date(2020, 12, 20), domain="law-enforcement")
+    # Filters take several values: any of them.
+    either = gaps_list.sync(
+        client=api,
+        severity=[models.GapsListSeverityItem.CRITICAL, models.GapsListSeverityItem.HIGH],
+        domain=["law-enforcement", "security-defence"],
+    )
+    assert either.results
+    assert {gap.severity for gap in either.results} == {models.LevelEnum.CRITICAL, models.LevelEnum.HIGH}
+    assert {gap.domain for gap in either.results} <= {"law-enforcement", "security-defence"}
+    past = gaps_list.sync(client=api, as_of=datetime.date(2020, 12, 20), domain=["law-enforcement"])
     assert {gap.subject_code for gap in past.results} >= {"SIS-II", "SP-LE-04"}

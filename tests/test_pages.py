@@ -134,7 +134,7 @@ def test_a_stale_edit_is_refused_with_what_changed(client: Client) -> None:
 
     page = client.get("/provisions/SP-1/").content.decode()
     assert "Not saved: SP-1 has changed since you loaded it (you had version 1, it is now 2)" in page
-    assert "Latest status change: under_negotiation" in page
+    assert "Latest status change: under negotiation" in page
     assert Provision.objects.get(reference="SP-1").status == Status.UNDER_NEGOTIATION
 
 
@@ -266,9 +266,10 @@ def test_details_and_consultations_are_recorded_from_the_page_with_a_reason(clie
     # Every change, with who, what (before and after) and why, newest first.
     trail = page[page.index('id="audit-heading"') :]
     assert trail.index("Consultation of Gibraltar created") < trail.index("Provision changed")
-    assert "<strong>title</strong>: Original → Retitled" in trail
-    assert "<strong>review_date</strong>: – → 2027-02-01" in trail
-    assert "<strong>outcome</strong>: – → concerns" in trail
+    # Field names and values as people read them (the API's history keeps the codes).
+    assert "<strong>Title</strong>: Original → Retitled" in trail
+    assert "<strong>Review date</strong>: – → 1 February 2027" in trail
+    assert "<strong>Outcome</strong>: – → Raised concerns" in trail
     assert "Round 5" in trail and provision.history.first().history_user.username in trail
 
 
@@ -294,13 +295,16 @@ def test_gaps_filter_and_export_exactly_what_is_shown(client: Client, partnershi
     client = signed_in(client, role="analyst", clearance=Marking.SECRET)
     page = client.get("/gaps/?as_of=2020-12-20&severity=critical&domain=law-enforcement").content.decode()
     # EUROPOL, PNR, PRUM and SIS-II at risk; SP-LE-04 divergent.
-    assert page.count('class="gap severity-critical"') == 5
+    assert page.count('class="edge-critical"') == 5 and 'class="edge-high"' not in page
 
     export = client.get("/gaps/export.csv?as_of=2020-12-20&severity=critical&domain=law-enforcement")
     rows = list(csv.DictReader(io.StringIO(b"".join(export.streaming_content).decode("utf-8-sig"))))
     assert export["Content-Type"] == "text/csv; charset=utf-8"
     assert len(rows) == 5 and {row["severity"] for row in rows} == {"critical"}
-    assert export["Content-Disposition"] == 'attachment; filename="gaps-2020-12-20.csv"'
+    # The file name says what it holds.
+    assert (
+        export["Content-Disposition"] == 'attachment; filename="gaps-law-enforcement-critical-2020-12-20.csv"'
+    )
     for fmt, start in (("xlsx", b"PK"), ("pdf", b"%PDF"), ("json", b"[")):
         body = b"".join(client.get(f"/gaps/export.{fmt}?severity=critical").streaming_content)
         assert body.startswith(start), fmt

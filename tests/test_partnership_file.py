@@ -1175,7 +1175,7 @@ REFERENCE_PROBLEMS = {
     "moving back without a note": (
         _append_history("SP-SD-04", "under_negotiation", "2023-01-10"),
         f"provisions[{SD_04}].history[1].status: agreed → under_negotiation refused: "
-        "moving back from agreed to under_negotiation needs a reason",
+        "moving back from agreed to under negotiation needs a reason",
     ),
     "withdrawing without a note": (
         _append_history("SP-SD-04", "withdrawn", "2023-01-10"),

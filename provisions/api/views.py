@@ -400,12 +400,7 @@ class GapViewSet(mixins.ListModelMixin, viewsets.GenericViewSet[Gap]):
             return self.get_paginated_response(serializers.GapSerializer(rows, many=True).data)
         if request.query_params.get("state"):
             raise ValidationError({"state": ["a read-only evaluation (as_of) has no state"]})
-        params = request.query_params
-        filters = GapReportFilters(
-            domain=params.get("domain") or None,
-            severity=params.get("severity") or None,
-            kind=params.get("kind") or None,
-        )
+        filters = GapReportFilters.from_query(request.query_params)
         try:
             report = gap_report(as_of=as_of, filters=filters, reader=_caller(request))
         except ReportFilterInvalid as invalid:

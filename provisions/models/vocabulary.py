@@ -81,15 +81,16 @@ class Status(models.TextChoices):
         if current is None:
             return None
         source, destination = cls(current), cls(target)
+        was, to = source.label.lower(), destination.label.lower()  # people read these: words, not codes
         if source == destination:
-            return f"the provision is already {source.value}"
+            return f"the provision is already {was}"
         if source == cls.IN_FORCE and destination != cls.SUSPENDED:
-            return f"a provision in force can only be suspended, not moved to {destination.value}"
+            return f"a provision in force can only be suspended, not moved to {to}"
         if not note.strip():
             if destination in (cls.SUSPENDED, cls.WITHDRAWN):
-                return f"moving to {destination.value} needs a reason"
+                return f"moving to {to} needs a reason"
             if source.rank is not None and destination.rank is not None and destination.rank < source.rank:
-                return f"moving back from {source.value} to {destination.value} needs a reason"
+                return f"moving back from {was} to {to} needs a reason"
         return None
 
 

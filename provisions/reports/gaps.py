@@ -7,6 +7,7 @@ import io
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
+from django.http import QueryDict
 from django.utils import timezone
 
 from provisions.models import Domain, Gap, GapKind, Level
@@ -38,26 +39,68 @@ class ReportFilterInvalid(ValueError):
 
 @dataclass(frozen=True)
 class GapReportFilters:
-    domain: str | None = None
-    severity: str | None = None
-    kind: str | None = None
+    """Which gaps a report holds: any of these domains, severities and kinds (none given: all)."""
+
+    domains: tuple[str, ...] = ()
+    severities: tuple[str, ...] = ()
+    kinds: tuple[str, ...] = ()
+
+    @classmethod
+    def of(
+        cls, *, domain: str | None = None, severity: str | None = None, kind: str | None = None
+    ) -> GapReportFilters:
+        """One value each, or none (the commands' options)."""
+        return cls(*(((value,) if value else ()) for value in (domain, severity, kind)))
+
+    @classmethod
+    def from_query(cls, query: QueryDict) -> GapReportFilters:
+        """From a page's, an export's or the API's query: each name may repeat (`?kind=a&kind=b`)."""
+
+        def values(name: str) -> tuple[str, ...]:
+            return tuple(dict.fromkeys(value for value in query.getlist(name) if value))
+
+        return cls(values("domain"), values("severity"), values("kind"))
 
     def check(self) -> None:
-        if self.severity is not None and self.severity not in Level.values:
-            raise ReportFilterInvalid(
-                f"severity: expected one of {', '.join(Level.values)}, got {self.severity!r}"
-            )
-        if self.kind is not None and self.kind not in GapKind.values:
-            raise ReportFilterInvalid(f"kind: expected one of {', '.join(GapKind.values)}, got {self.kind!r}")
-        if self.domain is not None and not Domain.objects.filter(code=self.domain).exists():
-            raise ReportFilterInvalid(f"domain: unknown domain {self.domain!r}")
+        for severity in self.severities:
+            if severity not in Level.values:
+                raise ReportFilterInvalid(
+                    f"severity: expected one of {', '.join(Level.values)}, got {severity!r}"
+                )
+        for kind in self.kinds:
+            if kind not in GapKind.values:
+                raise ReportFilterInvalid(f"kind: expected one of {', '.join(GapKind.values)}, got {kind!r}")
+        if self.domains:
+            known = set(Domain.objects.filter(code__in=self.domains).values_list("code", flat=True))
+            for domain in self.domains:
+                if domain not in known:
+                    raise ReportFilterInvalid(f"domain: unknown domain {domain!r}")
 
     def admit(self, finding: Finding) -> bool:
         return (
-            (self.domain is None or finding.domain == self.domain)
-            and (self.severity is None or finding.severity == self.severity)
-            and (self.kind is None or finding.kind == self.kind)
+            (not self.domains or finding.domain in self.domains)
+            and (not self.severities or finding.severity in self.severities)
+            and (not self.kinds or finding.kind in self.kinds)
         )
+
+    def in_words(self) -> str:
+        """ "Law enforcement and Migration; critical or high; uncovered" (empty: every gap)."""
+        names = dict(Domain.objects.filter(code__in=self.domains).values_list("code", "name"))
+        parts = [
+            _either([names.get(code, code) for code in self.domains], "and"),
+            _either([Level(value).label.lower() for value in self.severities], "or"),
+            _either([GapKind(value).label.lower() for value in self.kinds], "or"),
+        ]
+        return "; ".join(part for part in parts if part)
+
+    def file_name(self, stem: str, as_of: datetime.date, extension: str) -> str:
+        """What the file holds, in its name: `gaps-law-enforcement-critical-2020-12-01.csv`."""
+        parts = [stem, "+".join(self.domains), "+".join(self.severities), "+".join(self.kinds)]
+        return "-".join(part for part in parts if part) + f"-{as_of:%Y-%m-%d}.{extension}"
+
+
+def _either(words: list[str], joining: str) -> str:
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} {joining} {words[-1]}" if words else ""
 
 
 @dataclass(frozen=True)
@@ -107,9 +150,7 @@ def render_json(report: GapReport, output: io.TextIOBase | Any) -> None:
 
 def render_pdf(report: GapReport, output: BinaryIO, *, filters: GapReportFilters | None = None) -> None:
     """A printable A4 landscape table; fine for summaries (see PDF_MAX_ROWS_ONLINE)."""
-    described = ", ".join(
-        f"{name} {value}" for name, value in vars(filters or GapReportFilters()).items() if value is not None
-    )
+    described = (filters or GapReportFilters()).in_words()
     write_pdf("reports/gaps.html", {"report": report, "filters": described}, output)
 
 

@@ -1,24 +1,40 @@
-"""Template filters: the labels people read for the codes the rules and reports use."""
+"""Template filters: the labels people read for the codes the rules and reports use
+(provisions.labels is the one place they are decided)."""
 
 from __future__ import annotations
 
 from django import template
 
-from provisions.models import GapKind, Level
+from provisions.labels import days_words, label, lower_label
 
 register = template.Library()
 
-_KINDS = dict(GapKind.choices)
-_LEVELS = dict(Level.choices)
+
+@register.filter(name="label")
+def label_filter(value: str | None, vocabulary: str) -> str:
+    """{{ provision.status|label:"status" }} → "Under negotiation"."""
+    return label(vocabulary, value)
+
+
+@register.filter(name="lower_label")
+def lower_label_filter(value: str | None, vocabulary: str) -> str:
+    """{{ status|lower_label:"status" }} → "under negotiation", for the middle of a sentence."""
+    return lower_label(vocabulary, value)
 
 
 @register.filter
 def kind_label(value: str) -> str:
     """ "at_risk" → "At risk" (an unknown code is shown as it is)."""
-    return str(_KINDS.get(value, value))
+    return label("kind", value)
 
 
 @register.filter
 def level_label(value: str) -> str:
     """ "critical" → "Critical" (an unknown code is shown as it is)."""
-    return str(_LEVELS.get(value, value))
+    return label("level", value)
+
+
+@register.filter
+def days_from(days: int | None) -> str:
+    """11 → "in 11 days"; -1 → "1 day ago"; 0 → "today"."""
+    return "" if days is None else days_words(days)

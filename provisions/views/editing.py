@@ -14,10 +14,12 @@ from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.dateparse import parse_date
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
+from provisions.labels import lower_label
 from provisions.models import (
     Capability,
     Firmness,
@@ -26,6 +28,7 @@ from provisions.models import (
     Status,
 )
 from provisions.permissions import Reader
+from provisions.rules import Evaluation, GapMove, evaluate_gaps, gaps_moved
 from provisions.selectors import (
     visible_gaps,
 )
@@ -51,9 +54,10 @@ def _version(request: HttpRequest) -> int:
 
 def _explain_stale(request: HttpRequest, provision: Provision, stale: StaleVersion) -> None:
     latest = provision.status_changes.order_by("-changed_on", "-id").select_related("changed_by").first()
-    who = (
-        f" Latest status change: {latest.to_status} by {latest.changed_by or 'the system'}." if latest else ""
-    )
+    who = ""
+    if latest:
+        moved_to = lower_label("status", latest.to_status)
+        who = f" Latest status change: {moved_to} by {latest.changed_by or 'the system'}."
     messages.error(
         request,
         f"Not saved: {stale}. The page now shows the current version; check it and make your change "
@@ -90,10 +94,50 @@ def provision_form(write: ProvisionWrite) -> Callable[[HttpRequest, str], HttpRe
         reader = page_reader(request)
         provision = provision_for_page(request, reference)
         with _reporting(request, provision):
+            watched = _capabilities_around(request, provision)
+            before = _gaps_around(provision, watched)
             messages.success(request, write(request, reader, provision))
+            messages.info(request, gap_moves_in_words(gaps_moved(before, _gaps_around(provision, watched))))
         return redirect("provisions:provision", reference=provision.reference)
 
     return view
+
+
+def _capabilities_around(request: HttpRequest, provision: Provision) -> set[int]:
+    """The capabilities a write on the provision may move the gaps of: those it covers, and the one
+    a coverage form names (a link it adds)."""
+    covered = {link.capability_id for link in provision.coverage.all()}
+    named = Capability.objects.filter(code=request.POST.get("capability", "").strip()).values_list(
+        "pk", flat=True
+    )
+    return covered | set(named)
+
+
+def _gaps_around(provision: Provision, capability_ids: set[int]) -> Evaluation:
+    """Today's gaps of the provision and of those capabilities, by the rules (read-only)."""
+    return evaluate_gaps(
+        as_of=timezone.localdate(), provision_ids=[provision.pk], capability_ids=capability_ids
+    )
+
+
+def gap_moves_in_words(moves: list[GapMove]) -> str:
+    """ "Gaps: resolved stalled on SP-LE-04; divergent on SP-LE-04 high → medium." """
+    if not moves:
+        return "Gaps: none opened, resolved or changed in severity."
+    said = []
+    for move in moves:
+        finding = move.finding
+        what = f"{lower_label('kind', finding.kind)} on {finding.subject_code}"
+        if move.change == "opened":
+            said.append(f"opened {what} ({lower_label('level', finding.severity)})")
+        elif move.change == "resolved":
+            said.append(f"resolved {what}")
+        elif move.previous is not None:
+            levels = (
+                f"{lower_label('level', move.previous.severity)} → {lower_label('level', finding.severity)}"
+            )
+            said.append(f"{what} {levels}")
+    return "Gaps: " + "; ".join(said) + "."
 
 
 @provision_form

@@ -94,11 +94,7 @@ def gaps_export(request: HttpRequest, fmt: str) -> HttpResponseBase:
     """The gap report of exactly what the gaps page shows (its filters and date)."""
     reader = _exporter(request, fmt)
     as_of, _, travelling = page_as_of(request)
-    filters = GapReportFilters(
-        domain=request.GET.get("domain") or None,
-        severity=request.GET.get("severity") or None,
-        kind=request.GET.get("kind") or None,
-    )
+    filters = GapReportFilters.from_query(request.GET)
     try:
         report = gap_report(as_of=as_of if travelling else None, filters=filters, reader=reader)
     except ReportFilterInvalid as invalid:
@@ -112,7 +108,9 @@ def gaps_export(request: HttpRequest, fmt: str) -> HttpResponseBase:
         return redirect(f"{reverse('provisions:gaps')}?{request.GET.urlencode()}")
     options = {"filters": filters} if fmt == "pdf" else {}
     return _download(
-        fmt, f"gaps-{report.as_of:%Y-%m-%d}.{fmt}", lambda out: GAP_RENDERERS[fmt](report, out, **options)
+        fmt,
+        filters.file_name("gaps", report.as_of, fmt),
+        lambda out: GAP_RENDERERS[fmt](report, out, **options),
     )
 
 

@@ -56,9 +56,18 @@ from provisions.selectors import (
     visible_gaps,
 )
 from provisions.views.common import page_as_of, page_reader
+from provisions.views.sorting import (
+    GAP_COLUMNS,
+    GAP_REPORT_ORDER,
+    gap_sorting,
+    plain_headers,
+    sorted_gap_rows,
+    sorted_gaps,
+)
 
 GAPS_PER_PAGE = 50
 ROWS_PER_PAGE = 50
+RESOLVED_GAPS_SHOWN = 20  # on a provision's page, the latest resolved
 
 STATUS_MEANINGS = {
     Status.IDENTIFIED: "Need identified, no text yet.",
@@ -149,7 +158,7 @@ def domain_detail(request: HttpRequest, code: str) -> HttpResponse:
             Q(capability__domain=domain) | Q(provision__domain=domain), resolved_at__isnull=True
         )
         gap_rows = persisted_gap_rows(
-            reader, in_domain_gaps.order_by("-opened_at")[:ROWS_PER_PAGE], today=today
+            reader, in_domain_gaps.order_by(*GAP_REPORT_ORDER)[:ROWS_PER_PAGE], today=today
         )
     then = provisions_at(as_of, provision_ids=[provision.pk for provision in provisions])
     context = {
@@ -177,6 +186,7 @@ def domain_detail(request: HttpRequest, code: str) -> HttpResponse:
             for provision in provisions
         ],
         "gaps": gap_rows,
+        "gap_headers": plain_headers(GAP_COLUMNS),
         "capability_page": capability_page,
         "provision_page": provision_page,
         "cpage_query": _without_page(request, "cpage"),
@@ -246,12 +256,36 @@ def provision_detail(request: HttpRequest, reference: str) -> HttpResponse:
         "awaiting": provision.territories_awaiting_consultation,
         "history": [change for change in history.status_changes if change.changed_on <= as_of],
         "audit_trail": history.audit[::-1],  # newest first
+        "gap_headers": plain_headers(GAP_COLUMNS),
+        **_provision_gaps(provision, reader, as_of=as_of, today=today, travelling=travelling),
     }
     if status_then is not None:
         context |= _status_context(Status(status_then))
     if context["can_edit"]:
         context |= _form_choices(provision, reader)
     return render(request, "provisions/provision.html", context)
+
+
+def _provision_gaps(
+    provision: Provision, reader: Reader, *, as_of: datetime.date, today: datetime.date, travelling: bool
+) -> dict[str, Any]:
+    """The gaps of the provision and of the capabilities it covers: open ones in the report order,
+    then (today) the resolved ones, latest first; as of a day, what the rules found then."""
+    covered = {
+        link.capability_id for link in provision.coverage.all() if link.counts_on(as_of) or not travelling
+    }
+    if travelling:
+        evaluation = evaluate_gaps(as_of=as_of, provision_ids=[provision.pk], capability_ids=covered)
+        return {"open_gaps": evaluated_gap_rows(reader, evaluation), "resolved_gaps": []}
+    around = visible_gaps(reader).filter(Q(provision=provision) | Q(capability_id__in=covered))
+    resolved = around.filter(resolved_at__isnull=False).order_by("-resolved_at", "-id")[:RESOLVED_GAPS_SHOWN]
+    return {
+        "open_gaps": persisted_gap_rows(
+            reader, around.filter(resolved_at__isnull=True).order_by(*GAP_REPORT_ORDER), today=today
+        ),
+        "resolved_gaps": persisted_gap_rows(reader, resolved, today=today),
+        "resolved_limit": RESOLVED_GAPS_SHOWN,
+    }
 
 
 def _status_context(status: Status) -> dict[str, Any]:
@@ -290,27 +324,33 @@ def _form_choices(provision: Provision, reader: Reader) -> dict[str, Any]:
 def gaps(request: HttpRequest) -> HttpResponse:
     reader = page_reader(request)
     as_of, today, travelling = page_as_of(request)
-    chosen = {name: request.GET.get(name, "") for name in ("kind", "severity", "domain", "state")}
+    sorting = gap_sorting(request)
+    domain_names = dict(Domain.objects.order_by("name").values_list("code", "name"))
     if travelling:  # the rules at that date, filtered as the API and the exports filter them
         filters = GapFilter(request.GET, queryset=Gap.objects.none())
-        wanted = GapReportFilters(**{name: chosen[name] or None for name in ("kind", "severity", "domain")})
         rows: list[dict[str, Any]] = []
         try:
-            rows = gap_report(reader=reader, as_of=as_of, filters=wanted).rows
+            rows = gap_report(
+                reader=reader, as_of=as_of, filters=GapReportFilters.from_query(request.GET)
+            ).rows
         except ReportFilterInvalid as invalid:
             messages.error(request, f"Not filtered: {invalid}.")
-        page = Paginator(rows, GAPS_PER_PAGE).get_page(request.GET.get("page"))
+        for row in rows:
+            row["domain_name"] = domain_names.get(row["domain"], row["domain"])
+        page = Paginator(sorted_gap_rows(sorting, rows), GAPS_PER_PAGE).get_page(request.GET.get("page"))
         page_rows = list(page.object_list)
-    else:  # what the scans recorded: filtered and paginated in the database
+    else:  # what the scans recorded: filtered, sorted and paginated in the database
         data = request.GET.copy()
-        if not chosen["state"]:
+        if not data.get("state"):
             data["state"] = "open"
-        filters = GapFilter(data, queryset=visible_gaps(reader).order_by("-opened_at", "-id"))
+        filters = GapFilter(data, queryset=sorted_gaps(sorting, visible_gaps(reader)))
         page = Paginator(filters.qs, GAPS_PER_PAGE).get_page(request.GET.get("page"))
         page_rows = persisted_gap_rows(reader, page.object_list, today=today)
+        for row in page_rows:
+            row["domain_name"] = domain_names.get(row["domain"], row["domain"])
     query = request.GET.copy()
-    query.pop("state", None)
-    query.pop("page", None)
+    for name in ("state", "page", "sort"):
+        query.pop(name, None)
     context = {
         "rows": page_rows,
         "page": page,
@@ -322,7 +362,10 @@ def gaps(request: HttpRequest) -> HttpResponse:
         "pdf_max_rows": PDF_MAX_ROWS_ONLINE,
         "can_export": can_export(reader),
         "can_acknowledge": can_acknowledge_gaps(reader) and not travelling,
-        "domains": Domain.objects.order_by("name").values_list("code", "name"),
+        "domains": domain_names.items(),
+        "chosen_domains": request.GET.getlist("domain"),
+        "gap_headers": sorting.headers(),
+        "sortable": True,
     }
     return render(request, "provisions/gaps.html", context)
 

@@ -43,7 +43,7 @@ class Command(BaseCommand):
         kind: str | None,
         **options: Any,
     ) -> None:
-        filters = GapReportFilters(domain=domain, severity=severity, kind=kind)
+        filters = GapReportFilters.of(domain=domain, severity=severity, kind=kind)
         try:
             report = gap_report(as_of=as_of, filters=filters, reader=Reader.system())
         except ReportFilterInvalid as invalid:
