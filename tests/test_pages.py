@@ -130,11 +130,18 @@ def test_a_stale_edit_is_refused_with_what_changed(client: Client) -> None:
     loaded = provision.version
     client.post("/provisions/SP-1/transition/", {"to": "under_negotiation", "version": loaded})
 
-    client.post("/provisions/SP-1/transition/", {"to": "agreed", "version": loaded})
+    response = client.post(
+        "/provisions/SP-1/transition/", {"to": "agreed", "version": loaded, "note": "Round 3"}
+    )
 
-    page = client.get("/provisions/SP-1/").content.decode()
+    page = response.content.decode()
+    assert response.status_code == 200 and "There is a problem: nothing was saved" in page
     assert "Not saved: SP-1 has changed since you loaded it (you had version 1, it is now 2)" in page
-    assert "Latest status change: under negotiation" in page
+    assert "Changed since you loaded the page" in page
+    assert "Status: Proposed → Under negotiation" in page
+    # What was typed is kept, on the current version: pressing the button again applies it.
+    assert ">Round 3</textarea>" in page and '<option value="agreed" selected>' in page
+    assert '<input type="hidden" name="version" value="2">' in page
     assert Provision.objects.get(reference="SP-1").status == Status.UNDER_NEGOTIATION
 
 
@@ -210,10 +217,13 @@ def test_a_bad_form_is_refused_with_what_was_wrong_and_changes_nothing(
     CapabilityFactory(code="PNR")
     client = signed_in(client, role="negotiator", domains=[provision.domain])
 
-    response = client.post(f"/provisions/SP-1/{action}/", {"version": provision.version, **data}, follow=True)
+    response = client.post(f"/provisions/SP-1/{action}/", {"version": provision.version, **data})
 
-    assert response.status_code == 200 and "Not saved: " in response.content.decode()
-    assert error in response.content.decode()
+    # The page itself, the form as it was sent, with what was wrong.
+    page = response.content.decode()
+    assert response.status_code == 200 and "There is a problem: nothing was saved" in page
+    assert "<title>Error: SP-1 · " in page
+    assert error in page
     provision.refresh_from_db()
     assert (provision.version, provision.title, provision.target_date) == (1, "Original", None)
     assert not provision.coverage.exists() and not provision.consultations.exists()
@@ -285,7 +295,7 @@ def test_the_move_form_suggests_the_next_step_up_never_a_step_back(client: Clien
     provision = ProvisionFactory(reference="SP-1", status=status)
     client = signed_in(client, role="negotiator", domains=[provision.domain])
     page = client.get("/provisions/SP-1/").content.decode()
-    start = page.index('<select id="move-to"')
+    start = page.index('<select id="transition-to"')
     form = page[start : page.index("</select>", start)]
     assert re.findall(r'<option value="([a-z_]*)" selected>', form) == ([suggested] if suggested else [])
     assert ('<option value="">Choose a status</option>' in form) == (suggested == "")

@@ -18,9 +18,17 @@ from django.db.models import Q
 from django.test import Client
 from django.utils import timezone
 
-from provisions.models import Gap, Level, Status
+from provisions.models import Firmness, Gap, Level, Position, Provision, Stance, Status, StatusChange
 from provisions.services.scans import gaps_scan
-from tests.factories import CapabilityFactory, CoverageFactory, DomainFactory, ProvisionFactory, UserFactory
+from tests.factories import (
+    CapabilityFactory,
+    CoverageFactory,
+    DomainFactory,
+    PartyFactory,
+    PositionFactory,
+    ProvisionFactory,
+    UserFactory,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -70,7 +78,7 @@ def test_the_gaps_page_starts_with_the_most_urgent_gap(client: Client, world) ->
 
     assert subjects(page) == ["CAP-A", "CAP-C", "CAP-B", "CAP-E", "CAP-D"]
     assert re.findall(r'class="edge-(\w+)"', page) == ["critical", "high", "medium", "medium", "medium"]
-    assert "most urgent first" in page
+    assert "Most urgent first." in page
     # With no sort chosen, the severity column is the sorted one (critical first).
     assert re.search(r'<th scope="col" aria-sort="descending"><a href="\?sort=severity">Severity', page)
     assert page.count("aria-sort=") == 1
@@ -264,9 +272,10 @@ def test_a_refusal_names_statuses_in_words(client: Client, negotiated) -> None:
     client = signed_in(client, role="negotiator", domains=[negotiated["law_enforcement"]])
     provision = negotiated["SP-1"]
 
-    client.post("/provisions/SP-1/transition/", {"to": "scoping", "version": provision.version})
+    page = client.post(
+        "/provisions/SP-1/transition/", {"to": "scoping", "version": provision.version}
+    ).content.decode()
 
-    page = client.get("/provisions/SP-1/").content.decode()
     assert "Not moved: moving back from under negotiation to scoping needs a reason." in page
     assert "under_negotiation" not in page.split("<main", 1)[1].split("</main>", 1)[0].replace(
         'value="under_negotiation"', ""
@@ -286,3 +295,155 @@ def test_the_api_docs_page_declares_its_language(client: Client) -> None:
     page = signed_in(client, role="viewer").get("/api/v1/docs/").content.decode()
 
     assert '<html lang="en-GB">' in page
+
+
+# --- nothing typed is lost; forms that start from the truth ------------------------------------------------
+
+
+@pytest.fixture
+def debated() -> dict[str, object]:
+    """SP-9 under negotiation; the UK proposes it (definitively), the EU opposes it."""
+    provision = ProvisionFactory(reference="SP-9", status=Status.UNDER_NEGOTIATION)
+    partnership = provision.domain.partnership
+    uk, eu = (
+        PartyFactory(partnership=partnership, code="UK"),
+        PartyFactory(partnership=partnership, code="EU"),
+    )
+    PositionFactory(
+        provision=provision, party=uk, stance=Stance.PROPOSES, firmness=Firmness.DEFINITIVE, note="Our text"
+    )
+    PositionFactory(
+        provision=provision, party=eu, stance=Stance.OPPOSES, firmness=Firmness.PROVISIONAL, note="No"
+    )
+    return {"provision": provision, "uk": uk, "eu": eu}
+
+
+def loaded_form(page: str, action: str) -> dict[str, str]:
+    """The hidden fields of a form as the page rendered it (its version, and when it was loaded)."""
+    form = page[page.index(f'action="/provisions/SP-9/{action}/"') :]
+    form = form[: form.index("</form>")]
+    return dict(re.findall(r'<input type="hidden" name="(version|loaded_at)" value="([^"]*)">', form))
+
+
+def test_the_position_form_starts_from_the_chosen_partys_current_position(client: Client, debated) -> None:
+    client = signed_in(client, role="negotiator", domains=[debated["provision"].domain])
+
+    uk = client.get("/provisions/SP-9/").content.decode()  # the first party by default
+    form = uk[uk.index('id="position-form"') :]
+    assert re.search(r'<option value="UK" selected>', form)
+    assert re.search(r'<option value="proposes" selected>', form)
+    assert re.search(r'<option value="definitive" selected>', form)  # editing the note keeps it definitive
+    assert 'name="note" value="Our text"' in form
+
+    eu = client.get("/provisions/SP-9/?party=EU").content.decode()
+    form = eu[eu.index('id="position-form"') :]
+    assert re.search(r'<option value="EU" selected>', form) and re.search(
+        r'<option value="opposes" selected>', form
+    )
+    assert 'href="?party=EU#position-form"' in eu  # each party's row links to its own form
+
+
+def test_a_position_is_recorded_although_someone_moved_the_status_meanwhile(client: Client, debated) -> None:
+    editor = signed_in(client, role="negotiator", domains=[debated["provision"].domain])
+    other = signed_in(Client(), role="negotiator", domains=[debated["provision"].domain])
+    page = editor.get("/provisions/SP-9/").content.decode()
+    other.post(
+        "/provisions/SP-9/transition/",
+        loaded_form(other.get("/provisions/SP-9/").content.decode(), "transition")
+        | {"to": "agreed_in_principle"},
+    )
+    assert Provision.objects.get(reference="SP-9").status == Status.AGREED_IN_PRINCIPLE
+
+    response = editor.post(
+        "/provisions/SP-9/position/",
+        loaded_form(page, "position")
+        | {"party": "UK", "stance": "proposes", "firmness": "definitive", "note": "Revised"},
+    )
+
+    assert response.status_code == 302  # the two writes touch different things
+    assert (
+        Position.objects.filter(provision__reference="SP-9", party__code="UK").latest("id").note == "Revised"
+    )
+
+
+def test_a_position_edited_meanwhile_is_refused_with_the_typed_text_kept(client: Client, debated) -> None:
+    editor = signed_in(client, role="negotiator", domains=[debated["provision"].domain])
+    other = signed_in(Client(), username="jordan", role="negotiator", domains=[debated["provision"].domain])
+    page = editor.get("/provisions/SP-9/").content.decode()
+    meanwhile = loaded_form(other.get("/provisions/SP-9/").content.decode(), "position")
+    other.post(
+        "/provisions/SP-9/position/",
+        meanwhile | {"party": "UK", "stance": "supports", "firmness": "provisional", "note": "Theirs"},
+    )
+
+    response = editor.post(
+        "/provisions/SP-9/position/",
+        loaded_form(page, "position")
+        | {"party": "UK", "stance": "proposes", "firmness": "definitive", "note": "Mine, typed at length"},
+    )
+
+    page = response.content.decode()
+    assert response.status_code == 200  # the page again, as a form with errors is
+    assert "<title>Error: SP-9 · " in page
+    assert re.search(r'<div class="error-summary" role="alert"[^>]*tabindex="-1" autofocus>', page)
+    # What changed since: the other negotiator's position of the UK (a new dated row), told in words.
+    assert "Changed since you loaded the page" in page and "jordan: position of UK created" in page
+    assert "Stance: – → Supports; Firmness: – → Provisional; Note: – → Theirs" in page
+    form = page[page.index('id="position-form"') :]
+    assert 'name="note" value="Mine, typed at length"' in form
+    assert re.search(r'<option value="definitive" selected>', form)
+    # One press applies it now: the form carries the current version.
+    again = editor.post(
+        "/provisions/SP-9/position/",
+        loaded_form(page, "position")
+        | {"party": "UK", "stance": "proposes", "firmness": "definitive", "note": "Mine, typed at length"},
+    )
+    assert again.status_code == 302
+
+
+def test_an_invalid_value_is_told_beside_its_field_and_linked_from_the_summary(
+    client: Client, debated
+) -> None:
+    client = signed_in(client, role="negotiator", domains=[debated["provision"].domain])
+    page = client.get("/provisions/SP-9/").content.decode()
+
+    response = client.post(
+        "/provisions/SP-9/position/",
+        loaded_form(page, "position")
+        | {"party": "UK", "stance": "proposes", "note": "Kept", "effective_on": "2020-13-45"},
+    )
+
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert '<a href="#position-effective_on">' in page
+    assert re.search(r'<p class="field-error" id="position-effective_on-error">.*must be a date', page)
+    assert 'id="position-effective_on" name="effective_on" type="date" value="2020-13-45"' in page
+    assert 'aria-invalid="true" aria-describedby="position-effective_on-error"' in page
+    assert 'name="note" value="Kept"' in page
+
+
+def test_a_move_to_a_secured_status_while_a_party_opposes_asks_for_confirmation(
+    client: Client, debated
+) -> None:
+    client = signed_in(client, role="negotiator", domains=[debated["provision"].domain])
+    page = client.get("/provisions/SP-9/").content.decode()
+    assert "European Union opposes it: I confirm it is secured all the same" in page
+
+    refused = client.post(
+        "/provisions/SP-9/transition/", loaded_form(page, "transition") | {"to": "agreed", "note": "Round 9"}
+    )
+
+    assert refused.status_code == 200 and "<title>Error: " in refused.content.decode()
+    assert "European Union opposes it: confirm it is agreed all the same" in refused.content.decode()
+    assert Provision.objects.get(reference="SP-9").status == Status.UNDER_NEGOTIATION
+
+    moved = client.post(
+        "/provisions/SP-9/transition/",
+        loaded_form(refused.content.decode(), "transition")
+        | {"to": "agreed", "note": "Round 9", "confirm_opposed": "yes"},
+    )
+
+    assert moved.status_code == 302
+    change = StatusChange.objects.filter(provision__reference="SP-9").latest("id")
+    assert change.to_status == Status.AGREED
+    assert change.note == "Round 9 (Moved although European Union opposes it: confirmed.)"

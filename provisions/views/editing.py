@@ -3,10 +3,9 @@ service and lands the editor back on the page, told what happened."""
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import functools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -19,16 +18,19 @@ from django.utils.dateparse import parse_date
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
+from provisions.history import provision_history
 from provisions.labels import lower_label
 from provisions.models import (
     Capability,
     Firmness,
     Party,
     Provision,
+    Stance,
     Status,
 )
-from provisions.permissions import Reader
+from provisions.permissions import Reader, can_edit_provision, ensure
 from provisions.rules import Evaluation, GapMove, evaluate_gaps, gaps_moved
+from provisions.rules.thresholds import Thresholds
 from provisions.selectors import (
     visible_gaps,
 )
@@ -38,7 +40,8 @@ from provisions.services.provisions import consultation_record, coverage_set, po
 from provisions.services.scans import gap_acknowledge
 from provisions.services.status import TransitionRefused, provision_transition
 from provisions.views.common import page_reader
-from provisions.views.pages import provision_for_page
+from provisions.views.pages import provision_for_page, provision_page
+from provisions.views.provision_forms import FORM_BUTTONS, Refused, conflicting_changes
 
 
 def _version(request: HttpRequest) -> int:
@@ -52,55 +55,82 @@ def _version(request: HttpRequest) -> int:
         ) from None
 
 
-def _explain_stale(request: HttpRequest, provision: Provision, stale: StaleVersion) -> None:
-    latest = provision.status_changes.order_by("-changed_on", "-id").select_related("changed_by").first()
-    who = ""
-    if latest:
-        moved_to = lower_label("status", latest.to_status)
-        who = f" Latest status change: {moved_to} by {latest.changed_by or 'the system'}."
-    messages.error(
-        request,
-        f"Not saved: {stale}. The page now shows the current version; check it and make your change "
-        f"again.{who}",
-    )
-
-
-@contextlib.contextmanager
-def _reporting(request: HttpRequest, provision: Provision) -> Iterator[None]:
-    """Tell the editor, on the page, why a write was refused (nothing was saved)."""
+def _loaded_at(request: HttpRequest) -> datetime.datetime | None:
+    """When the page with the form was rendered (None: the form did not say)."""
     try:
-        yield
-    except StaleVersion as stale:
-        _explain_stale(request, provision, stale)
-    except TransitionRefused as refused:
-        messages.error(request, f"Not moved: {refused.reason}.")
-    except ValidationError as invalid:
-        messages.error(request, "Not saved: " + "; ".join(invalid.messages))
+        loaded_at = datetime.datetime.fromisoformat(request.POST.get("loaded_at", ""))
+    except ValueError:
+        return None
+    return loaded_at if loaded_at.tzinfo is not None else None
 
 
-ProvisionWrite = Callable[[HttpRequest, Reader, Provision], str]
+def _refusal(
+    request: HttpRequest, form: str, problem: Exception, reader: Reader, provision: Provision
+) -> Refused:
+    """What to tell beside the fields of a refused form."""
+    if isinstance(problem, StaleVersion):
+        loaded_at = _loaded_at(request)
+        audit = provision_history(provision, reader=reader).audit
+        since = [entry for entry in audit if loaded_at is None or entry.at > loaded_at][-10:]
+        message = (
+            f"Not saved: {problem}. Your edit is kept below: check what changed, then press "
+            f"\u201c{FORM_BUTTONS[form]}\u201d again to apply it to the current version."
+        )
+        return Refused.of(form, request.POST, {"": [message]}, stale=True, since=since[::-1])
+    if isinstance(problem, TransitionRefused):
+        field = "note" if "needs a reason" in problem.reason else "to"
+        return Refused.of(form, request.POST, {field: [f"Not moved: {problem.reason}."]})
+    if not isinstance(problem, ValidationError):
+        raise problem
+    if hasattr(problem, "error_dict"):
+        return Refused.of(
+            form, request.POST, {name: list(errors) for name, errors in problem.message_dict.items()}
+        )
+    return Refused.of(form, request.POST, {"": list(problem.messages)})
 
 
-def provision_form(write: ProvisionWrite) -> Callable[[HttpRequest, str], HttpResponse]:
-    """A form posted on a provision's page: `write(request, reader, provision)` makes the change and
-    returns what to tell the editor. The provision is found as its page finds it (404 above the
-    reader's clearance); a refusal (stale, lifecycle, invalid) is told on the page with nothing
-    saved, a PermissionDenied answers 403; either way the editor lands back on the page."""
+ProvisionWrite = Callable[[HttpRequest, Reader, Provision, int], str]
 
-    @login_required
-    @require_POST
-    @functools.wraps(write)
-    def view(request: HttpRequest, reference: str) -> HttpResponse:
-        reader = page_reader(request)
-        provision = provision_for_page(request, reference)
-        with _reporting(request, provision):
-            watched = _capabilities_around(request, provision)
-            before = _gaps_around(provision, watched)
-            messages.success(request, write(request, reader, provision))
+
+def provision_form(form: str) -> Callable[[ProvisionWrite], Callable[[HttpRequest, str], HttpResponse]]:
+    """A form posted on a provision's page: `write(request, reader, provision, expected_version)`
+    makes the change and returns what to tell the editor, who lands back on the page, told too what
+    the write changed in the gaps. The provision is found as its page finds it (404 above the
+    reader's clearance); PermissionDenied answers 403. A refusal (stale, lifecycle, invalid) saves
+    nothing and answers the page itself, the form holding what was typed and the errors beside the
+    fields. A write based on an older version goes through when nothing it touches changed since the
+    page was loaded (a position and a status move do not refuse each other)."""
+
+    def decorate(write: ProvisionWrite) -> Callable[[HttpRequest, str], HttpResponse]:
+        @login_required
+        @require_POST
+        @functools.wraps(write)
+        def view(request: HttpRequest, reference: str) -> HttpResponse:
+            reader = page_reader(request)
+            provision = provision_for_page(request, reference)
+            # Who may not write is told so (403) before anything about what they sent.
+            ensure(can_edit_provision(reader, provision), f"you may not edit {provision.reference}")
+            try:
+                expected = _version(request)
+                if expected != provision.version:
+                    # Every change counts here, those above the editor's clearance too (none is shown).
+                    everything = provision_history(provision, reader=Reader.system()).audit
+                    if not conflicting_changes(form, request.POST, everything, _loaded_at(request)):
+                        expected = provision.version  # nothing this form touches moved since: apply it
+                watched = _capabilities_around(request, provision)
+                before = _gaps_around(provision, watched)
+                said = write(request, reader, provision, expected)
+            except (StaleVersion, TransitionRefused, ValidationError) as problem:
+                fresh = provision_for_page(request, reference)  # as stored: nothing was saved
+                # The page again (200, as a form with errors is), saying what was wrong.
+                return provision_page(request, fresh, refused=_refusal(request, form, problem, reader, fresh))
+            messages.success(request, said)
             messages.info(request, gap_moves_in_words(gaps_moved(before, _gaps_around(provision, watched))))
-        return redirect("provisions:provision", reference=provision.reference)
+            return redirect("provisions:provision", reference=provision.reference)
 
-    return view
+        return view
+
+    return decorate
 
 
 def _capabilities_around(request: HttpRequest, provision: Provision) -> set[int]:
@@ -140,21 +170,41 @@ def gap_moves_in_words(moves: list[GapMove]) -> str:
     return "Gaps: " + "; ".join(said) + "."
 
 
-@provision_form
-def provision_transition_view(request: HttpRequest, reader: Reader, provision: Provision) -> str:
+@provision_form("transition")
+def provision_transition_view(
+    request: HttpRequest, reader: Reader, provision: Provision, expected_version: int
+) -> str:
+    to, note = request.POST.get("to", ""), request.POST.get("note", "")
+    opposing = _opposing_parties(provision)
+    secured_rank = Thresholds.current().secured_rank
+    if opposing and to in Status.values and (Status(to).rank or -1) >= secured_rank:
+        if request.POST.get("confirm_opposed") != "yes":
+            wanted = lower_label("status", to)
+            raise ValidationError(
+                {"confirm_opposed": f"{opposing} opposes it: confirm it is {wanted} all the same"}
+            )
+        note = f"{note.strip()} (Moved although {opposing} opposes it: confirmed.)".strip()
     provision_transition(
-        provision=provision,
-        to=request.POST.get("to", ""),
-        note=request.POST.get("note", ""),
-        by=reader,
-        expected_version=_version(request),
-        source="web",
+        provision=provision, to=to, note=note, by=reader, expected_version=expected_version, source="web"
     )
     return f"{provision.reference} is now {Status(provision.status).label.lower()}."
 
 
-@provision_form
-def provision_position_view(request: HttpRequest, reader: Reader, provision: Provision) -> str:
+def _opposing_parties(provision: Provision) -> str:
+    """ "the European Union" or "A and B": the parties whose position today opposes (empty: none)."""
+    held = provision.positions_at()
+    names = [
+        party.name
+        for party in provision.domain.partnership.parties.all()
+        if party.pk in held and held[party.pk].stance == Stance.OPPOSES
+    ]
+    return " and ".join(names)
+
+
+@provision_form("position")
+def provision_position_view(
+    request: HttpRequest, reader: Reader, provision: Provision, expected_version: int
+) -> str:
     party = Party.objects.filter(
         partnership_id=provision.domain.partnership_id, code=request.POST.get("party", "")
     ).first()
@@ -167,7 +217,7 @@ def provision_position_view(request: HttpRequest, reader: Reader, provision: Pro
         firmness=request.POST.get("firmness", Firmness.PROVISIONAL),
         note=request.POST.get("note", ""),
         by=reader,
-        expected_version=_version(request),
+        expected_version=expected_version,
         reason=request.POST.get("reason", ""),
         effective_on=_posted_date(request, "effective_on", "the day it takes effect"),
     )
@@ -196,12 +246,14 @@ def _required_date(request: HttpRequest, name: str, label: str) -> datetime.date
     return value
 
 
-@provision_form
-def provision_details_view(request: HttpRequest, reader: Reader, provision: Provision) -> str:
+@provision_form("details")
+def provision_details_view(
+    request: HttpRequest, reader: Reader, provision: Provision, expected_version: int
+) -> str:
     provision_update(
         provision=provision,
         by=reader,
-        expected_version=_version(request),
+        expected_version=expected_version,
         reason=request.POST.get("reason", ""),
         title=request.POST.get("title", "").strip(),
         text=request.POST.get("text", "").strip(),
@@ -214,8 +266,10 @@ def provision_details_view(request: HttpRequest, reader: Reader, provision: Prov
     return f"{provision.reference} saved."
 
 
-@provision_form
-def provision_consultation_view(request: HttpRequest, reader: Reader, provision: Provision) -> str:
+@provision_form("consultation")
+def provision_consultation_view(
+    request: HttpRequest, reader: Reader, provision: Provision, expected_version: int
+) -> str:
     territory = provision.territories.filter(code=request.POST.get("territory", "")).first()
     if territory is None:
         raise ValidationError({"territory": "choose a territory the provision extends to"})
@@ -226,13 +280,15 @@ def provision_consultation_view(request: HttpRequest, reader: Reader, provision:
         outcome=request.POST.get("outcome", ""),
         note=request.POST.get("note", ""),
         by=reader,
-        expected_version=_version(request),
+        expected_version=expected_version,
     )
     return f"Consultation of {territory.name} recorded."
 
 
-@provision_form
-def provision_coverage_view(request: HttpRequest, reader: Reader, provision: Provision) -> str:
+@provision_form("coverage")
+def provision_coverage_view(
+    request: HttpRequest, reader: Reader, provision: Provision, expected_version: int
+) -> str:
     code = request.POST.get("capability", "").strip()
     capability = Capability.objects.filter(code=code).first()
     if capability is None:
@@ -245,22 +301,24 @@ def provision_coverage_view(request: HttpRequest, reader: Reader, provision: Pro
         capability=capability,
         extent=extent,
         by=reader,
-        expected_version=_version(request),
+        expected_version=expected_version,
         reason=request.POST.get("reason", ""),
         effective_on=_posted_date(request, "effective_on", "the day it takes effect"),
     )
     return f"Coverage of {capability.code} {'updated' if extent else 'removed'}."
 
 
-@provision_form
-def provision_discussion_view(request: HttpRequest, reader: Reader, provision: Provision) -> str:
+@provision_form("discussion")
+def provision_discussion_view(
+    request: HttpRequest, reader: Reader, provision: Provision, expected_version: int
+) -> str:
     on = _required_date(request, "on", "the day it was discussed")
     discussion_record(
         provision=provision,
         by=reader,
         on=on,
         note=request.POST.get("note", ""),
-        expected_version=_version(request),
+        expected_version=expected_version,
     )
     return f"Discussion of {provision.reference} on {on:%-d %B %Y} recorded."
 

@@ -12,6 +12,7 @@ from django.core.paginator import Paginator
 from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
+from django.utils import timezone
 
 from provisions.charts import STATE_LABELS, STATES, coverage_bars, coverage_over_time, lapse_timeline
 from provisions.filters import GapFilter, search_provisions
@@ -56,6 +57,7 @@ from provisions.selectors import (
     visible_gaps,
 )
 from provisions.views.common import page_as_of, page_reader
+from provisions.views.provision_forms import Refused, form_values, forms_context
 from provisions.views.sorting import (
     GAP_COLUMNS,
     GAP_REPORT_ORDER,
@@ -222,9 +224,20 @@ def provision_for_page(request: HttpRequest, reference: str) -> Provision:
 def provision_detail(request: HttpRequest, reference: str) -> HttpResponse:
     """The provision today, where a negotiator of its domain works on it; or (`as_of`) as it stood
     that day, read-only: its title, text and expiry, status, positions and links then."""
+    return provision_page(request, provision_for_page(request, reference))
+
+
+def provision_page(
+    request: HttpRequest, provision: Provision, *, refused: Refused | None = None
+) -> HttpResponse:
+    """The provision's page; with `refused`, a form sent back with what was typed and what was wrong
+    (the page as of today: only today's page has forms)."""
     reader = page_reader(request)
-    as_of, today, travelling = page_as_of(request)
-    provision = provision_for_page(request, reference)
+    if refused is None:
+        as_of, today, travelling = page_as_of(request)
+    else:
+        as_of = today = timezone.localdate()
+        travelling = False
     history = provision_history(provision, reader=reader)
     shown = history.recorded_visibly  # nothing recorded while it was marked above the reader
     status_then = provision.status_at(as_of) if travelling else provision.status
@@ -263,6 +276,20 @@ def provision_detail(request: HttpRequest, reference: str) -> HttpResponse:
         context |= _status_context(Status(status_then))
     if context["can_edit"]:
         context |= _form_choices(provision, reader)
+        starting = form_values(
+            provision,
+            today=today,
+            party_code=request.GET.get("party", ""),
+            suggested_move=context.get("suggested_move"),
+            first_stakeholder=context["awaiting"][0].code if context["awaiting"] else "",
+        )
+        context |= forms_context(starting, refused)
+        context["loaded_at"] = timezone.now().isoformat()  # what changed since then may conflict
+        context["opposing"] = [
+            party.name
+            for party, position in context["stances"]
+            if position and position.stance == Stance.OPPOSES
+        ]
     return render(request, "provisions/provision.html", context)
 
 

@@ -75,8 +75,17 @@ def test_a_negotiator_reads_moves_filters_and_travels_in_time(
     expect(page.get_by_role("heading", name=re.compile("Status: Withdrawn"))).to_be_visible()
     assert_accessible(page, "provision")
     screenshot(page, "provision")
-    page.get_by_label("Move to").select_option("agreed")
+    page.get_by_label("Move to", exact=True).select_option("agreed")
     page.get_by_label(re.compile("Reason .needed to go back")).fill("Agreed at the final round")
+    page.get_by_role("button", name="Move status").click()
+    # The EU opposes it: the move to a secured status asks for confirmation, keeping what was typed.
+    expect(page.get_by_role("alert")).to_contain_text(
+        "European Union opposes it: confirm it is agreed all the same"
+    )
+    expect(page.get_by_label(re.compile("Reason .needed to go back"))).to_have_value(
+        "Agreed at the final round"
+    )
+    page.get_by_label(re.compile("I confirm it is secured all the same")).check()
     page.get_by_role("button", name="Move status").click()
     expect(page.get_by_role("status")).to_contain_text("SP-LE-04 is now agreed.")
     expect(page.get_by_role("status")).to_contain_text(re.compile(r"Gaps: .*resolved lapsed on SIS-II"))
@@ -131,20 +140,31 @@ def test_a_stale_edit_is_refused_and_explained(
     other_tab = page.context.new_page()
     other_tab.goto("/provisions/SP-LE-04/")  # both loaded the same version
 
-    page.get_by_label("Move to").select_option("agreed_in_principle")
+    # A status move in one tab does not refuse a position in the other: they touch different things.
+    page.get_by_label("Move to", exact=True).select_option("agreed_in_principle")
     page.get_by_role("button", name="Move status").click()
     expect(page.get_by_role("status")).to_contain_text("now agreed in principle")
-
-    other_tab.get_by_label("Stance").select_option("supports")
+    other_tab.get_by_label("Note", exact=True).fill("Written in the second tab")
     other_tab.get_by_role("button", name="Record position").click()
-    message = other_tab.get_by_role("status")
-    expect(message).to_contain_text("Not saved: SP-LE-04 has changed since you loaded it")
-    expect(message).to_contain_text("Latest status change: agreed in principle by negotiator")
-    assert_accessible(other_tab, "provision-stale-edit")
-    screenshot(other_tab, "provision-stale-edit")
+    expect(other_tab.get_by_role("status")).to_contain_text("Position of UK recorded.")
+
+    # The first tab, still on its old page, edits the UK's position too: refused, nothing typed lost.
+    page.get_by_label("Note", exact=True).fill("Typed at length in the first tab")
+    page.get_by_role("button", name="Record position").click()
+    expect(page).to_have_title(re.compile("^Error: SP-LE-04"))
+    summary = page.get_by_role("alert")
+    expect(summary).to_be_focused()
+    expect(summary).to_contain_text("Not saved: SP-LE-04 has changed since you loaded it")
+    expect(summary).to_contain_text("position of UK created")
+    expect(page.get_by_label("Note", exact=True)).to_have_value("Typed at length in the first tab")
+    assert_accessible(page, "provision-stale-edit")
+    screenshot(page, "provision-stale-edit")
+
+    page.get_by_role("button", name="Record position").click()  # one press re-applies it
+    expect(page.get_by_role("status")).to_contain_text("Position of UK recorded.")
     provision = Provision.objects.get(reference="SP-LE-04")
     uk = provision.domain.partnership.parties.get(code="UK")
-    assert provision.positions_at()[uk.pk].stance == "proposes"  # the stale write was refused
+    assert provision.positions_at()[uk.pk].note == "Typed at length in the first tab"
 
 
 def test_a_negotiator_edits_details_and_records_a_consultation_in_place(
