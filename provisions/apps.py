@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django.apps import AppConfig
+from django.db.backends.signals import connection_created
 from django.db.models.signals import post_migrate
 
 
@@ -14,5 +15,7 @@ class ProvisionsConfig(AppConfig):
         # process, not only in a worker, whose start imports them anyway.
         from provisions import tasks  # noqa: F401
         from provisions.roles import roles_apply
+        from provisions.search import register_on_sqlite
 
         post_migrate.connect(roles_apply, sender=self, dispatch_uid="provisions.roles_apply")
+        connection_created.connect(register_on_sqlite, dispatch_uid="provisions.search.unaccent")

@@ -14,6 +14,7 @@ import io
 import re
 
 import pytest
+from django.core.management import call_command
 from django.db.models import Q
 from django.test import Client
 from django.utils import timezone
@@ -447,3 +448,71 @@ def test_a_move_to_a_secured_status_while_a_party_opposes_asks_for_confirmation(
     change = StatusChange.objects.filter(provision__reference="SP-9").latest("id")
     assert change.to_status == Status.AGREED
     assert change.note == "Round 9 (Moved although European Union opposes it: confirmed.)"
+
+
+# --- search that finds --------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def shipped(shipped_partnership_file: str) -> None:
+    call_command("import_partnership", shipped_partnership_file, stdout=io.StringIO())
+
+
+def found(page: str, section: str) -> list[str]:
+    """The codes listed in a section of the search page, in order."""
+    part = page[page.index(f'id="found-{section}"') :]
+    part = part[: part.index("</section>")]
+    return re.findall(r'<li><a href="[^"]*">([^<]+)</a>', part)
+
+
+@pytest.mark.parametrize(
+    ("query", "capabilities", "provisions"),
+    [
+        # Only the EAW's description speaks of extradition: the provision replacing it comes with it.
+        ("extradition", ["EAW"], ["SP-CJ-01"]),
+        ("Prum", ["PRUM"], None),  # "Prüm" in the record
+        ("prüm", ["PRUM"], None),
+        ("SIS", ["SIS-II"], None),
+        ("arrest warrant", ["EAW"], ["SP-CJ-01"]),
+        # In SP-EN-03's title, in SP-EN-02's text: the title first.
+        ("adequacy", None, ["SP-EN-03", "SP-EN-02"]),
+    ],
+)
+def test_search_finds_what_a_person_means_first(
+    client: Client, shipped, query, capabilities, provisions
+) -> None:
+    page = signed_in(client, role="viewer", clearance="secret").get("/search/", {"q": query}).content.decode()
+
+    if capabilities is not None:
+        assert found(page, "capabilities")[: len(capabilities)] == capabilities
+    if provisions is not None:
+        assert found(page, "provisions")[: len(provisions)] == provisions
+
+
+def test_a_short_word_matches_the_beginning_of_words_not_their_middle(client: Client) -> None:
+    CapabilityFactory(
+        code="MLA", name="Mutual legal assistance", description="Assistance in criminal matters"
+    )
+    CapabilityFactory(code="SIS-II", name="Schengen Information System II alerts")
+    CapabilityFactory(code="BASIS", name="Basis of cooperation", description="A basis for SISTER agencies")
+    client = signed_in(client, role="viewer")
+
+    page = client.get("/search/", {"q": "SIS"}).content.decode()
+
+    # SIS-II (a whole word of its code) first, then BASIS ("SISTER" begins with it); never "assistance".
+    assert found(page, "capabilities") == ["SIS-II", "BASIS"]
+
+
+def test_search_shows_no_provision_above_the_readers_clearance(client: Client, shipped) -> None:
+    from provisions.models import Marking, Provision
+
+    Provision.objects.filter(reference="SP-CJ-01").update(marking=Marking.SECRET)
+
+    page = (
+        signed_in(client, role="viewer", clearance="official")
+        .get("/search/", {"q": "arrest warrant"})
+        .content.decode()
+    )
+
+    assert found(page, "capabilities") == ["EAW"]
+    assert "SP-CJ-01" not in page

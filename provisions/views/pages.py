@@ -15,7 +15,7 @@ from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
 
 from provisions.charts import STATE_LABELS, STATES, coverage_bars, coverage_over_time, lapse_timeline
-from provisions.filters import GapFilter, search_provisions
+from provisions.filters import GapFilter
 from provisions.history import provision_history
 from provisions.models import (
     AimVerdict,
@@ -43,6 +43,7 @@ from provisions.permissions import (
 from provisions.redaction import Redaction
 from provisions.reports.gaps import PDF_MAX_ROWS_ONLINE, GapReportFilters, ReportFilterInvalid, gap_report
 from provisions.rules import aims_at, coverage_by_domain, evaluate_gaps, provisions_at
+from provisions.search import search as find
 from provisions.selectors import (
     aims_as_scanned,
     coverage_by_domain_as_scanned,
@@ -407,18 +408,5 @@ def _without_page(request: HttpRequest, name: str = "page") -> str:
 def search(request: HttpRequest) -> HttpResponse:
     reader = page_reader(request)
     text = request.GET.get("q", "").strip()
-    provisions = capabilities = None
-    if text:
-        provisions = search_provisions(
-            Provision.objects.visible_to(reader).select_related("domain"), text
-        ).order_by("reference")[:50]
-        capabilities = (
-            Capability.objects.filter(
-                Q(code__icontains=text) | Q(name__icontains=text) | Q(description__icontains=text)
-            )
-            .select_related("domain")
-            .order_by("code")[:50]
-        )
-    return render(
-        request, "provisions/search.html", {"q": text, "provisions": provisions, "capabilities": capabilities}
-    )
+    results = find(text, reader=reader) if text else None
+    return render(request, "provisions/search.html", {"q": text, "results": results})
