@@ -11,8 +11,11 @@ from __future__ import annotations
 import csv
 import datetime
 import io
+import json
 import re
+from html.parser import HTMLParser
 
+import pypdf
 import pytest
 from django.core.management import call_command
 from django.db.models import Q
@@ -516,3 +519,99 @@ def test_search_shows_no_provision_above_the_readers_clearance(client: Client, s
 
     assert found(page, "capabilities") == ["EAW"]
     assert "SP-CJ-01" not in page
+
+
+# --- no code where a person reads ---------------------------------------------------------------------------
+
+
+class VisibleText(HTMLParser):
+    """The text a person reads on a page: no markup, attributes, scripts or styles."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.parts: list[str] = []
+        self.hidden = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in ("script", "style", "template"):
+            self.hidden += 1
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("script", "style", "template"):
+            self.hidden -= 1
+
+    def handle_data(self, data: str) -> None:
+        if not self.hidden:
+            self.parts.append(data)
+
+
+def visible_text(page: str) -> str:
+    parser = VisibleText()
+    parser.feed(page)
+    return " ".join(parser.parts)
+
+
+SNAKE_CASE = re.compile(r"\b[a-z]+(?:_[a-z]+)+\b")
+
+
+def test_no_page_shows_a_code_or_a_field_name_where_a_person_reads(
+    client: Client, shipped, django_capture_on_commit_callbacks
+) -> None:
+    """Every code with an underscore (statuses, kinds, coverage states, outcomes, markings...) and
+    every field name would show as snake_case: none may reach the visible text of any page, for a
+    negotiator of every domain (who also sees the forms), today and as of a past date."""
+    from provisions.models import Capability, Domain, Provision
+
+    gaps_scan(trigger="command")
+    client = signed_in(client, role="administrator", clearance="secret")
+    with django_capture_on_commit_callbacks(execute=True):  # a refused and an accepted write too
+        client.post("/provisions/SP-LE-04/transition/", {"to": "scoping", "version": 1})
+        provision = Provision.objects.get(reference="SP-CJ-01")
+        client.post(
+            "/provisions/SP-CJ-01/details/",
+            {
+                "version": provision.version,
+                "title": provision.title,
+                "text": "Revised",
+                "target_date": "2021-01-01",
+                "reason": "Round 9",
+            },
+        )
+    paths = [
+        "/",
+        "/?as_of=2020-12-20",
+        "/gaps/",
+        "/gaps/?as_of=2020-12-20",
+        "/gaps/?state=resolved",
+        "/aims/",
+    ]
+    paths += ["/aims/?as_of=2020-12-20", "/changes/?from=2020-10-01&to=2021-01-01", "/search/?q=data"]
+    paths += [f"/domains/{code}/" for code in Domain.objects.values_list("code", flat=True)]
+    paths += [
+        f"/domains/{code}/?as_of=2020-12-20" for code in Domain.objects.values_list("code", flat=True)[:3]
+    ]
+    for reference in Provision.objects.values_list("reference", flat=True):
+        paths += [f"/provisions/{reference}/", f"/provisions/{reference}/?as_of=2020-12-20"]
+    paths += [f"/capabilities/{code}/" for code in Capability.objects.values_list("code", flat=True)]
+    paths += [
+        f"/capabilities/{code}/?as_of=2020-12-20"
+        for code in Capability.objects.values_list("code", flat=True)[:5]
+    ]
+
+    leaks = {}
+    for path in paths:
+        response = client.get(path)
+        assert response.status_code == 200, path
+        found_codes = SNAKE_CASE.findall(visible_text(response.content.decode()))
+        if found_codes:
+            leaks[path] = sorted(set(found_codes))
+    refused = client.post("/provisions/SP-LE-04/transition/", {"to": "scoping", "version": 1})
+    if codes := SNAKE_CASE.findall(visible_text(refused.content.decode())):
+        leaks["refused move"] = sorted(set(codes))
+    for path in ("/gaps/export.pdf?severity=critical", "/changes/export.pdf?from=2020-12-01&to=2021-01-01"):
+        pdf = pypdf.PdfReader(io.BytesIO(b"".join(client.get(path).streaming_content)))
+        text = " ".join(page.extract_text() for page in pdf.pages)
+        assert "Critical" in text or "What changed" in text, path  # its text was read
+        if codes := SNAKE_CASE.findall(text.replace("-\n", "")):
+            leaks[path] = sorted(set(codes))
+    assert not leaks, json.dumps(leaks, indent=1)

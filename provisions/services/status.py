@@ -62,7 +62,12 @@ def provision_transition(
             source=source,
         )
         locked.status = to
-        audited_save(locked, by=by, reason=note.strip() or f"moved to {to}", update_fields=["status"])
+        audited_save(
+            locked,
+            by=by,
+            reason=note.strip() or f"moved to {Status(to).label.lower()}",
+            update_fields=["status"],
+        )
         webhooks_enqueue_status_change(change=change)
         scan_request(provision_ids=[locked.pk])
     provision.status = locked.status
