@@ -62,7 +62,7 @@ CHROMIUM_ARGS = [
 # Where `login` signs in. The project's own sign-in page will be /accounts/login/: change it here only.
 LOGIN_URL = "/admin/login/"
 PASSWORD = "correct horse battery staple"  # UserFactory's
-DESKTOP = {"width": 1280, "height": 900}
+DESKTOP = {"width": 1366, "height": 900}  # the common laptop the issue names
 PHONE = {"width": 390, "height": 844}
 ARTIFACTS = Path(settings.BASE_DIR) / "artifacts"
 SCREENSHOTS = ARTIFACTS / "screenshots"

@@ -270,3 +270,36 @@ def test_the_pages_show_the_record_as_it_stood(
     expect(page.get_by_role("heading", name="Its gap")).to_be_visible()
     assert_accessible(page, f"capability-{day}")
     screenshot(page, f"capability-data-flows-{day}")
+
+
+CHART_LABEL_SIZES = """() => [...document.querySelectorAll('svg.chart')].flatMap(svg => {
+    const scale = svg.getBoundingClientRect().width / svg.viewBox.baseVal.width;
+    return [...svg.querySelectorAll('text')].map(text => parseFloat(getComputedStyle(text).fontSize) * scale);
+})"""
+
+
+@pytest.mark.parametrize(
+    "path", ["/", "/domains/law-enforcement/", "/gaps/", "/provisions/SP-LE-04/", "/capabilities/SIS-II/"]
+)
+def test_every_page_fits_a_phone_with_a_compact_header_and_readable_charts(
+    phone_page: Page,
+    negotiator: Any,
+    assert_accessible: Callable[..., None],
+    screenshot: Callable[[Page, str], Any],
+    path: str,
+) -> None:
+    sign_in(phone_page, negotiator.username)
+    name = "phone-" + (path.strip("/").replace("/", "-").lower() or "overview")
+    for width in (390, 320):
+        phone_page.set_viewport_size({"width": width, "height": 844})
+        phone_page.goto(path)
+        scrolled = phone_page.evaluate("() => document.documentElement.scrollWidth")
+        assert scrolled <= width, f"{path} scrolls sideways at {width}px ({scrolled}px)"
+        header = phone_page.locator(".site-header").bounding_box()
+        assert header and header["height"] <= 120, f"the header takes {header} at {width}px"
+        sizes = phone_page.evaluate(CHART_LABEL_SIZES)
+        assert all(size >= 12 for size in sizes), f"chart labels shrink to {min(sizes):.1f}px at {width}px"
+        for cell in phone_page.locator("table.reflow td").all()[:5]:  # wide tables become labelled rows
+            assert cell.evaluate("cell => getComputedStyle(cell).display") == "block"
+        assert_accessible(phone_page, f"{name}-{width}")
+        screenshot(phone_page, f"{name}-{width}")
