@@ -272,6 +272,12 @@ EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", True)
 EMAIL_TIMEOUT = 10
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "tracker@localhost")
 PASSWORD_RESET_ENABLED = bool(EMAIL_HOST)
+# Without an SMTP server (development), emails (the watch list's daily digest) are printed.
+EMAIL_BACKEND = (
+    "django.core.mail.backends.smtp.EmailBackend"
+    if EMAIL_HOST
+    else "django.core.mail.backends.console.EmailBackend"
+)
 PASSWORD_RESET_TIMEOUT = 3600  # a reset link works for an hour
 
 # The cache holds the API's per-token throttle counts: shared by every web process only in Redis.
@@ -410,6 +416,11 @@ LOGGING = {
 }
 
 CELERY_BEAT_SCHEDULE = {
+    # The watch list's daily email (at most one a day a user; the email backend: EMAIL_* settings).
+    "daily-digest": {
+        "task": "provisions.tasks.send_digests",
+        "schedule": crontab(hour=env_int("DIGEST_HOUR", 7), minute=0),
+    },
     "nightly-gap-scan": {
         "task": "provisions.tasks.scan_all_gaps",
         "schedule": crontab(hour=env_int("NIGHTLY_SCAN_HOUR", 2), minute=0),

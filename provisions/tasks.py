@@ -8,6 +8,7 @@ from django.db import InterfaceError, OperationalError
 from provisions.models import ScanTrigger
 from provisions.services.dated import dated_values_refresh
 from provisions.services.scans import gaps_run_requested, gaps_scan
+from provisions.services.watch import digests_send
 from provisions.services.webhooks import (
     WEBHOOK_MAX_ATTEMPTS,
     WEBHOOK_RETRY_BACKOFF,
@@ -52,3 +53,9 @@ def deliver_webhook(delivery_id: int) -> str | None:
 def resend_pending_webhooks() -> int:
     """Queue again the pending deliveries whose task was lost (a broker outage at commit time)."""
     return webhooks_resend_pending()
+
+
+@shared_task(autoretry_for=_DATABASE_ERRORS, retry_backoff=2, retry_backoff_max=300, max_retries=8)
+def send_digests() -> int:
+    """The daily email of each follower's notifications (at most one a day each: safe to run twice)."""
+    return digests_send()

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from provisions.views import editing, exports, pages, record
+from provisions.views import editing, exports, pages, record, watch
 
 app_name = "provisions"
 
@@ -28,4 +28,7 @@ urlpatterns = [
     path("gaps/export.<str:fmt>", exports.gaps_export, name="gaps-export"),
     path("coverage/export.<str:fmt>", exports.coverage_export, name="coverage-export"),
     path("search/", pages.search, name="search"),
+    path("follow/", watch.follow, name="follow"),
+    path("notifications/", watch.notifications, name="notifications"),
+    path("notifications/read/", watch.notifications_mark_read, name="notifications-read"),
 ]

@@ -196,3 +196,22 @@ def test_a_worker_killed_mid_scan_loses_nothing_and_the_rescan_gives_the_same_ga
     found = {(gap.kind, gap.capability_id or gap.provision_id, gap.severity) for gap in Gap.objects.open()}
     assert found == expected
     assert Gap.objects.count() == len(expected)  # nothing half-written by the killed scan
+
+
+def test_the_daily_digest_is_sent_by_a_real_worker() -> None:
+    from django.core import mail
+
+    from provisions.services.watch import follow_set
+    from provisions.tasks import send_digests
+    from tests.factories import UserFactory
+
+    provision = ProvisionFactory(status=Status.PROPOSED)
+    follower = UserFactory(role="viewer", clearance="secret", email="follower@example.org")
+    follow_set(user=follower, subject=provision, following=True)
+    provision_transition(provision=provision, to=Status.UNDER_NEGOTIATION, note="Round 2", by=Reader.system())
+    with start_worker(celery_app, pool="solo", perform_ping_check=False, shutdown_timeout=30):
+        send_digests.delay()  # as beat sends it
+        wait_for(lambda: len(mail.outbox) == 1, seconds=30, what="the worker to send the digest")
+
+    assert [message.to for message in mail.outbox] == [["follower@example.org"]]
+    assert "proposed → under negotiation. Round 2" in mail.outbox[0].body

@@ -55,6 +55,7 @@ from provisions.models.vocabulary import (
     WebhookEvent,
     code_validator,
 )
+from provisions.models.watch import Digest, Follow, Notification, NotificationQuerySet
 
 __all__ = [
     "CAPABILITY_GAP_KINDS",
@@ -76,10 +77,12 @@ __all__ = [
     "CoverageQuerySet",
     "CoverageSnapshot",
     "CoverageState",
+    "Digest",
     "Discussion",
     "Domain",
     "Extent",
     "Firmness",
+    "Follow",
     "Gap",
     "GapKind",
     "GapQuerySet",
@@ -90,6 +93,8 @@ __all__ = [
     "Marking",
     "MarkingsReader",
     "Milestone",
+    "Notification",
+    "NotificationQuerySet",
     "Partnership",
     "Party",
     "Pillar",

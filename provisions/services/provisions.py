@@ -39,6 +39,7 @@ from provisions.services.dated import (
 from provisions.services.editing import audited_delete, audited_save, provision_editing
 from provisions.services.scans import scan_request
 from provisions.services.status import provision_record_first_status
+from provisions.services.watch import notify_position
 
 EDITABLE_FIELDS = ("title", "text", "expires_on", "target_date", "review_date", "marking", "domain")
 LINKED_FIELDS = ("territories", "precedents")  # many-to-many: given as the rows to link
@@ -182,6 +183,7 @@ def position_set(
         )
         position.full_clean(exclude=["provision", "party"])
         audited_save(position, by=by, reason=reason)
+        notify_position(position, actor=by.user)
         scan_request(provision_ids=[locked.pk])
     return position
 

@@ -29,6 +29,7 @@ from provisions.models import (
 from provisions.permissions import Reader, can_acknowledge_gaps, can_administer, ensure
 from provisions.rules import CoverageAt, Evaluation, Finding, evaluate_gaps
 from provisions.services.queueing import RUN_REQUESTED_SCANS, task_queue_on_commit
+from provisions.services.watch import notify_gap_changes
 from provisions.services.webhooks import webhooks_enqueue_gap_changes
 
 logger = logging.getLogger(__name__)
@@ -245,6 +246,9 @@ def gaps_reconcile(*, scan: GapScan, findings: list[Finding], open_gaps: list[Ga
         updated=to_update,
         severities_before=severities_before,
         as_of=scan.as_of,
+    )
+    notify_gap_changes(
+        opened=to_open, resolved=to_resolve, updated=to_update, severities_before=severities_before
     )
     return ScanOutcome(scan=scan, opened=to_open, resolved=to_resolve)
 

@@ -10,6 +10,7 @@ from provisions.models import Provision, Status, StatusChange
 from provisions.permissions import Reader
 from provisions.services.editing import audited_save, provision_editing
 from provisions.services.scans import scan_request
+from provisions.services.watch import notify_status_change
 from provisions.services.webhooks import webhooks_enqueue_status_change
 
 
@@ -69,6 +70,7 @@ def provision_transition(
             update_fields=["status"],
         )
         webhooks_enqueue_status_change(change=change)
+        notify_status_change(change)
         scan_request(provision_ids=[locked.pk])
     provision.status = locked.status
     return change

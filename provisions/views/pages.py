@@ -57,6 +57,7 @@ from provisions.selectors import (
     recent_movements,
     visible_gaps,
 )
+from provisions.services.watch import is_following
 from provisions.views.common import page_as_of, page_reader
 from provisions.views.provision_forms import Refused, form_values, forms_context
 from provisions.views.sorting import (
@@ -194,6 +195,7 @@ def domain_detail(request: HttpRequest, code: str) -> HttpResponse:
         "provision_page": provision_page,
         "cpage_query": _without_page(request, "cpage"),
         "ppage_query": _without_page(request, "ppage"),
+        "following": is_following(request.user, domain),  # type: ignore[arg-type]
     }
     return render(request, "provisions/domain.html", context)
 
@@ -271,6 +273,7 @@ def provision_page(
         "history": [change for change in history.status_changes if change.changed_on <= as_of],
         "audit_trail": history.audit[::-1],  # newest first
         "gap_headers": plain_headers(GAP_COLUMNS),
+        "following": is_following(request.user, provision),  # type: ignore[arg-type]
         **_provision_gaps(provision, reader, as_of=as_of, today=today, travelling=travelling),
     }
     if status_then is not None:

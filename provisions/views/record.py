@@ -19,6 +19,7 @@ from provisions.redaction import Redaction, finding_rows
 from provisions.reports.aims import aims_report
 from provisions.reports.changes import changes_report
 from provisions.rules import PeriodInvalid, coverage_states, evaluate_gaps, parse_period
+from provisions.services.watch import is_following
 from provisions.views.common import page_as_of, page_reader
 
 # The timeline evaluates the capability at each day its coverage may have changed: at most this many.
@@ -61,6 +62,7 @@ def capability_detail(request: HttpRequest, code: str) -> HttpResponse:
         "timeline": state_timeline(
             _states_over_time(capability, end=max(as_of, today)), end=max(as_of, today)
         ),
+        "following": is_following(request.user, capability),  # type: ignore[arg-type]
         "hidden_links": Coverage.objects.filter(capability=capability)
         .exclude(provision__marking__in=reader.markings)
         .exists(),

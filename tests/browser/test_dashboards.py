@@ -303,3 +303,32 @@ def test_every_page_fits_a_phone_with_a_compact_header_and_readable_charts(
             assert cell.evaluate("cell => getComputedStyle(cell).display") == "block"
         assert_accessible(phone_page, f"{name}-{width}")
         screenshot(phone_page, f"{name}-{width}")
+
+
+def test_a_negotiator_follows_a_provision_and_reads_what_happened(
+    page: Page,
+    negotiator: Any,
+    assert_accessible: Callable[..., None],
+    screenshot: Callable[[Page, str], Any],
+) -> None:
+    from playwright.sync_api import expect
+
+    from provisions.permissions import Reader
+    from provisions.services.status import provision_transition
+
+    sign_in(page, negotiator.username)
+    page.goto("/provisions/SP-LE-01/")
+    page.get_by_role("button", name="Follow SP-LE-01").click()
+    expect(page.get_by_role("status")).to_contain_text("You follow SP-LE-01")
+    expect(page.get_by_role("button", name="Stop following SP-LE-01")).to_be_visible()
+    provision = Provision.objects.get(reference="SP-LE-01")
+    provision_transition(provision=provision, to="suspended", note="Talks paused", by=Reader.system())
+
+    page.reload()
+    page.get_by_role("link", name=re.compile(r"^Notifications 1 unread")).click()
+    expect(page.get_by_role("heading", name="Notifications", level=1)).to_be_visible()
+    expect(page.get_by_role("listitem").filter(has_text="Talks paused")).to_contain_text("→ suspended")
+    assert_accessible(page, "notifications")
+    screenshot(page, "notifications")
+    page.get_by_role("button", name=re.compile("^Mark all 1 read")).click()
+    expect(page.get_by_role("link", name="Notifications", exact=True)).to_be_visible()
