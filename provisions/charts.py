@@ -7,6 +7,8 @@ numbers, so nothing is read from colour alone; WeasyPrint prints the same SVG.
 from __future__ import annotations
 
 import datetime
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -91,29 +93,59 @@ class Line:
     markers: list[tuple[float, float, int]]
 
 
+def _step(top: int) -> int:
+    """A round step (1, 2 or 5 times a power of ten) giving four or five ticks up to the top."""
+    raw = max(top / 4, 1)
+    magnitude = 10 ** math.floor(math.log10(raw))
+    return next(int(m * magnitude) for m in (1, 2, 5, 10) if m * magnitude >= raw)
+
+
 def coverage_over_time(
-    snapshots: list[Any], *, width: float = 600, height: float = 180
+    snapshots: list[Any],
+    *,
+    milestones: Sequence[tuple[datetime.date, str]] = (),
+    width: float = 600,
+    height: float = 180,
 ) -> dict[str, Any] | None:
-    """One line per coverage state across the recorded days (None with fewer than two)."""
+    """One line per coverage state across the recorded days (None with fewer than two), with a
+    y-axis in round steps, the years marked on the x-axis and the partnership's milestones in the
+    period as numbered dashed lines (listed under the chart)."""
     if len(snapshots) < 2:
         return None
     first, last = snapshots[0].as_of, snapshots[-1].as_of
     span = max((last - first).days, 1)
-    top = max(max(getattr(s, state) for state in STATES) for s in snapshots) or 1
+    highest = max(max(getattr(s, state) for state in STATES) for s in snapshots) or 1
+    step = _step(highest)
+    top = math.ceil(highest / step) * step
+
+    def x(day: datetime.date) -> float:
+        return width * (day - first).days / span
+
     lines = []
     for state in STATES:
         marks = [
-            (
-                width * (s.as_of - first).days / span,
-                height - height * getattr(s, state) / top,
-                getattr(s, state),
-            )
-            for s in snapshots
+            (x(s.as_of), height - height * getattr(s, state) / top, getattr(s, state)) for s in snapshots
         ]
         lines.append(
-            Line(state, STATE_LABELS[state], " ".join(f"{x:.1f},{y:.1f}" for x, y, _ in marks), marks)
+            Line(state, STATE_LABELS[state], " ".join(f"{px:.1f},{py:.1f}" for px, py, _ in marks), marks)
         )
-    return {"lines": lines, "width": width, "height": height, "first": first, "last": last, "top": top}
+    years = [
+        (x(datetime.date(year, 1, 1)), str(year))
+        for year in range(first.year + 1, last.year + 1)
+        if first < datetime.date(year, 1, 1) < last
+    ]
+    shown = [(day, title) for day, title in milestones if first <= day <= last]
+    return {
+        "lines": lines,
+        "width": width,
+        "height": height,
+        "first": first,
+        "last": last,
+        "top": top,
+        "y_ticks": [(height - height * value / top, value) for value in range(0, top + 1, step)],
+        "years": years,
+        "milestones": [(x(day), number, day, title) for number, (day, title) in enumerate(shown, start=1)],
+    }
 
 
 @dataclass(frozen=True)

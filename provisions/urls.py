@@ -28,6 +28,7 @@ urlpatterns = [
     path("gaps/export.<str:fmt>", exports.gaps_export, name="gaps-export"),
     path("coverage/export.<str:fmt>", exports.coverage_export, name="coverage-export"),
     path("search/", pages.search, name="search"),
+    path("glossary/", pages.glossary_page, name="glossary"),
     path("follow/", watch.follow, name="follow"),
     path("notifications/", watch.notifications, name="notifications"),
     path("notifications/read/", watch.notifications_mark_read, name="notifications-read"),

@@ -77,8 +77,10 @@ def test_the_overview_shows_coverage_gaps_lapses_and_movements(client: Client, p
     # As it stood: DATA-FLOWS's lapse date moved to 30 June 2021 only with the bridge clause of 24 December.
     assert (
         "<strong>DATA-FLOWS</strong></a> Free flow of personal data for law enforcement: "
-        "lapses 31 Dec 2020 (in 11 days)"
+        'lapses <span class="nowrap">31 December 2020</span> (in 11 days)'
     ) in page
+    # The list shows the next eight; it says how many more lapse later.
+    assert re.search(r"And \d+ more capabilities lapse later", page)
     assert "UK draft agreement published" in page  # SP-AM-02's move on 2020-05-19
 
 

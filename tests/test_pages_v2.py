@@ -615,3 +615,42 @@ def test_no_page_shows_a_code_or_a_field_name_where_a_person_reads(
         if codes := SNAKE_CASE.findall(text.replace("-\n", "")):
             leaks[path] = sorted(set(codes))
     assert not leaks, json.dumps(leaks, indent=1)
+
+
+# --- charts that explain themselves, and a glossary -------------------------------------------------------
+
+
+def test_coverage_over_time_has_round_steps_years_and_numbered_milestones() -> None:
+    from types import SimpleNamespace
+
+    from provisions.charts import coverage_over_time
+
+    def snapshot(day: datetime.date, secured: int) -> SimpleNamespace:
+        return SimpleNamespace(as_of=day, secured=secured, partial=1, in_negotiation=3, uncovered=2)
+
+    chart = coverage_over_time(
+        [snapshot(datetime.date(2020, 6, 1), 7), snapshot(datetime.date(2021, 3, 1), 37)],
+        milestones=[(datetime.date(2019, 1, 1), "Before"), (datetime.date(2021, 1, 1), "End of transition")],
+        width=600,
+        height=180,
+    )
+
+    assert chart is not None
+    assert [value for _, value in chart["y_ticks"]] == [0, 10, 20, 30, 40]  # 37: steps of 10, up to 40
+    assert [label for _, label in chart["years"]] == ["2021"]
+    assert [(number, title) for _, number, _, title in chart["milestones"]] == [(1, "End of transition")]
+    x, *_ = chart["milestones"][0]
+    assert x == pytest.approx(600 * 214 / 273)  # 1 January 2021: 214 of the 273 days
+
+
+def test_every_word_a_page_links_to_the_glossary_is_defined_there(client: Client, negotiated) -> None:
+    client = signed_in(client, role="viewer")
+    glossary = client.get("/glossary/").content.decode()
+    anchors = set(re.findall(r'<dt id="([a-z_-]+)">', glossary))
+
+    for path in ("/provisions/SP-1/", "/domains/law-enforcement/", "/gaps/", "/"):
+        linked = set(re.findall(r'href="/glossary/#([a-z_-]+)"', client.get(path).content.decode()))
+        assert linked and linked <= anchors, (path, linked - anchors)
+    assert (
+        "A party opposes it." in glossary and "Only a narrower replacement covers the capability." in glossary
+    )

@@ -14,6 +14,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
 
+from provisions import glossary
 from provisions.charts import STATE_LABELS, STATES, coverage_bars, coverage_over_time, lapse_timeline
 from provisions.filters import GapFilter
 from provisions.history import provision_history
@@ -27,6 +28,7 @@ from provisions.models import (
     Firmness,
     Gap,
     Marking,
+    Milestone,
     Party,
     Position,
     Provision,
@@ -73,19 +75,6 @@ GAPS_PER_PAGE = 50
 ROWS_PER_PAGE = 50
 RESOLVED_GAPS_SHOWN = 20  # on a provision's page, the latest resolved
 
-STATUS_MEANINGS = {
-    Status.IDENTIFIED: "Need identified, no text yet.",
-    Status.SCOPING: "Exploratory talks.",
-    Status.PROPOSED: "Text tabled by a party (white text).",
-    Status.UNDER_NEGOTIATION: "Both sides working on text.",
-    Status.AGREED_IN_PRINCIPLE: "Policy agreed, drafting pending (yellow text).",
-    Status.AGREED: "Text agreed at negotiator level (green text).",
-    Status.SIGNED: "Signed.",
-    Status.IN_FORCE: "Applied, provisionally or in full.",
-    Status.SUSPENDED: "Paused; may resume.",
-    Status.WITHDRAWN: "Dropped.",
-}
-
 
 @login_required
 def overview(request: HttpRequest) -> HttpResponse:
@@ -97,12 +86,14 @@ def overview(request: HttpRequest) -> HttpResponse:
         gap_rows = evaluated_gap_rows(reader, evaluation)
         severities, gap_total = gaps_by_severity(gap_rows), len(gap_rows)
         lapses = next_lapses(evaluation, as_of=as_of)
+        lapse_total = sum(1 for c in evaluation.capabilities.values() if c.lapses_on and c.lapses_on >= as_of)
         aims = aims_at(evaluation)
     else:  # today: what the scans recorded, in a fixed number of queries whatever the data
         coverage = coverage_by_domain_as_scanned(reader)
         severities = open_gap_severities(reader)
         gap_total = sum(count for _, count in severities)
         lapses = next_lapses_as_scanned(today=today)
+        lapse_total = Capability.objects.filter(lapses_on__gte=today).count()
         aims = aims_as_scanned()
     snapshots = list(CoverageSnapshot.objects.filter(as_of__lte=as_of))
     totals = Counter(
@@ -122,7 +113,10 @@ def overview(request: HttpRequest) -> HttpResponse:
         "timeline": lapse_timeline(lapses, as_of=as_of),
         "movements": recent_movements(reader, as_of=as_of),
         "snapshots": snapshots,
-        "over_time": coverage_over_time(snapshots),
+        "over_time": coverage_over_time(
+            snapshots, milestones=list(Milestone.objects.order_by("date").values_list("date", "title"))
+        ),
+        "lapses_more": lapse_total - len(lapses),
         "can_export": can_export(reader),
         "aim_verdicts": [
             (verdict, sum(1 for aim in aims if aim.verdict == verdict)) for verdict in AimVerdict
@@ -330,7 +324,7 @@ def _status_context(status: Status) -> dict[str, Any]:
     forward = [target for target, _ in moves if rank is not None and (Status(target).rank or -1) > rank]
     return {
         "status": status,
-        "meaning": STATUS_MEANINGS[status],
+        "meaning": glossary.STATUS[status],
         "moves": moves,
         "suggested_move": forward[0] if forward else None,
     }
@@ -413,3 +407,9 @@ def search(request: HttpRequest) -> HttpResponse:
     text = request.GET.get("q", "").strip()
     results = find(text, reader=reader) if text else None
     return render(request, "provisions/search.html", {"q": text, "results": results})
+
+
+@login_required
+def glossary_page(request: HttpRequest) -> HttpResponse:
+    page_reader(request)
+    return render(request, "provisions/glossary.html", {"sections": glossary.glossary()})
