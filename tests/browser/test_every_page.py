@@ -1,0 +1,132 @@
+"""Every page, for the roles that use it, at the common laptop (1,366 by 900) and a phone (390 by 844):
+no serious or critical axe-core violation, a screenshot of each kept as a CI artifact; and a
+negotiator's journey done with the keyboard alone."""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from tests.browser.test_dashboards import negotiator, sign_in  # noqa: F401 - a fixture, and the sign-in
+from tests.factories import UserFactory
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from playwright.sync_api import Locator, Page
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+SIZES = {"desktop": {"width": 1366, "height": 900}, "phone": {"width": 390, "height": 844}}
+PAGES = {
+    "overview": "/",
+    "overview-past": "/?as_of=2020-12-20",
+    "domain": "/domains/law-enforcement/",
+    "provision": "/provisions/SP-LE-04/",
+    "provision-past": "/provisions/SP-LE-01/?as_of=2020-12-15",
+    "capability": "/capabilities/SIS-II/",
+    "gaps": "/gaps/?severity=critical&severity=high&sort=lapses",
+    "aims": "/aims/",
+    "changes": "/changes/?from=2020-12-01&to=2021-01-01",
+    "search": "/search/?q=Prum",
+    "glossary": "/glossary/",
+    "notifications": "/notifications/",
+}
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_every_page_is_accessible_at_both_sizes(
+    page: Page,
+    negotiator: Any,  # noqa: F811
+    assert_accessible: Callable[..., None],
+    screenshot: Callable[[Page, str], Any],
+    size: str,
+) -> None:
+    page.set_viewport_size(SIZES[size])
+    sign_in(page, negotiator.username)
+    for name, path in PAGES.items():
+        page.goto(path)
+        assert page.locator("main h1").count() == 1, path
+        assert_accessible(page, f"every-{name}-{size}")
+        screenshot(page, f"every-{name}-{size}")
+
+
+def test_an_analyst_and_a_viewer_see_the_gaps_they_may_act_on(
+    page: Page,
+    negotiator: Any,  # noqa: F811 - the shipped partnership, scanned
+    assert_accessible: Callable[..., None],
+    screenshot: Callable[[Page, str], Any],
+) -> None:
+    from playwright.sync_api import expect
+
+    UserFactory(username="analyst", role="analyst", clearance="secret")
+    sign_in(page, "analyst")
+    page.goto("/gaps/")
+    expect(page.get_by_role("button", name="Acknowledge").first).to_be_visible()
+    expect(page.get_by_role("link", name="CSV")).to_be_visible()
+    assert_accessible(page, "analyst-gaps")
+    screenshot(page, "analyst-gaps")
+    page.context.clear_cookies()
+    UserFactory(username="viewer", role="viewer", clearance="official", is_staff=True)
+    sign_in(page, "viewer")
+    page.goto("/gaps/")
+    expect(page.get_by_role("button", name="Acknowledge")).to_have_count(0)
+    expect(page.get_by_role("link", name="Admin")).to_have_count(0)  # nothing to change there
+    assert_accessible(page, "viewer-gaps")
+
+
+def tab_to(page: Page, target: Locator, *, limit: int = 400) -> None:
+    """Press Tab until the target has the focus, as a keyboard user would."""
+    for _ in range(limit):
+        if target.evaluate("element => element === document.activeElement"):
+            return
+        page.keyboard.press("Tab")
+    pytest.fail(f"{target} never took the focus in {limit} presses of Tab")
+
+
+def test_a_negotiator_works_with_the_keyboard_alone(
+    page: Page,
+    negotiator: Any,  # noqa: F811
+) -> None:
+    from playwright.sync_api import expect
+
+    sign_in(page, negotiator.username)
+    # The skip link first, then to the gaps page, filtered and sorted, by keyboard.
+    page.keyboard.press("Tab")
+    expect(page.get_by_role("link", name="Skip to content")).to_be_focused()
+    tab_to(page, page.get_by_role("link", name="Gaps", exact=True))
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", name="Gaps", level=1)).to_be_visible()
+    tab_to(page, page.get_by_role("group", name="Severity").get_by_label("Critical"))
+    page.keyboard.press("Space")
+    tab_to(page, page.get_by_role("button", name="Filter"))
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(re.compile(r"severity=critical"))
+    tab_to(page, page.get_by_role("link", name=re.compile("^Subject")))
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(re.compile(r"sort=subject"))
+    expect(page.get_by_role("columnheader", name=re.compile("^Subject"))).to_have_attribute(
+        "aria-sort", "ascending"
+    )
+
+    # A status move refused for want of a reason: the focus lands on the error summary, whose first
+    # link is the next stop; the chosen status is kept; the reason typed, the move goes through.
+    page.goto("/provisions/SP-LE-04/")
+    tab_to(page, page.get_by_label("Move to", exact=True))
+    page.keyboard.press("End")  # the last move offered: suspended, which needs a reason
+    tab_to(page, page.get_by_role("button", name="Move status"))
+    page.keyboard.press("Enter")
+    summary = page.get_by_role("alert")
+    expect(summary).to_be_focused()
+    expect(page).to_have_title(re.compile("^Error: "))
+    expect(summary).to_contain_text("moving to suspended needs a reason")
+    page.keyboard.press("Tab")
+    expect(summary.get_by_role("link").first).to_be_focused()
+    expect(page.get_by_label("Move to", exact=True)).to_have_value("suspended")
+    tab_to(page, page.get_by_label(re.compile("Reason .needed to go back")))
+    page.keyboard.type("Talks paused for the summer")
+    tab_to(page, page.get_by_role("button", name="Move status"))
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("status").first).to_contain_text("SP-LE-04 is now suspended.")
