@@ -274,7 +274,8 @@ def test_details_and_consultations_are_recorded_from_the_page_with_a_reason(clie
     assert "you had version 1, it is now 3" in stale.content.decode()
     assert provision.history.filter(history_change_reason="Round 5").exists()
     page = client.get("/provisions/SP-1/").content.decode()
-    assert "Gibraltar, 2026-01-15: Raised concerns. Ports" in page and "Not yet consulted" not in page
+    assert 'Gibraltar, <span class="nowrap">15 January 2026</span>: Raised concerns. Ports' in page
+    assert "Not yet consulted" not in page
     # Every change, with who, what (before and after) and why, newest first.
     trail = page[page.index('id="audit-heading"') :]
     assert trail.index("Consultation of Gibraltar created") < trail.index("Provision changed")
@@ -438,7 +439,7 @@ def test_the_overview_draws_coverage_over_time_from_the_status_history(client: C
     assert CoverageSnapshot.objects.get(as_of="2020-01-31").secured == 0
     page = signed_in(client, role="viewer").get("/?as_of=2021-06-30").content.decode()
     assert "Coverage over time" in page and 'id="over-time-title"' in page
-    assert "<td>2020-12-31</td>" in page
+    assert '<td class="nowrap">31 December 2020</td>' in page
 
 
 def csp_directives(response: Any) -> dict[str, str]:

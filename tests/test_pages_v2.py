@@ -654,3 +654,26 @@ def test_every_word_a_page_links_to_the_glossary_is_defined_there(client: Client
     assert (
         "A party opposes it." in glossary and "Only a narrower replacement covers the capability." in glossary
     )
+
+
+def test_a_domains_tables_sort_by_their_headers(client: Client, world) -> None:
+    client = signed_in(client, role="viewer")
+
+    page = client.get("/domains/law-enforcement/").content.decode()
+    table = page[
+        page.index('aria-label="Capabilities"') : page.index(
+            "</table>", page.index('aria-label="Capabilities"')
+        )
+    ]
+    codes = re.findall(r"<strong>(CAP-[A-Z])</strong>", table)
+    assert codes == ["CAP-A", "CAP-B", "CAP-C", "CAP-D"]  # by lapse date at first (none last), then code
+    assert re.search(r'aria-sort="ascending"><a href="\?csort=-lapses">Lapses on', table)
+
+    page = client.get("/domains/law-enforcement/?csort=-criticality&cpage=2").content.decode()
+    table = page[
+        page.index('aria-label="Capabilities"') : page.index(
+            "</table>", page.index('aria-label="Capabilities"')
+        )
+    ]
+    assert re.findall(r"<strong>(CAP-[A-Z])</strong>", table) == ["CAP-A", "CAP-C", "CAP-D", "CAP-B"]
+    assert re.search(r'aria-sort="descending"><a href="\?csort=criticality">Criticality', table)

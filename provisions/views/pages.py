@@ -63,8 +63,11 @@ from provisions.services.watch import is_following
 from provisions.views.common import page_as_of, page_reader
 from provisions.views.provision_forms import Refused, form_values, forms_context
 from provisions.views.sorting import (
+    CAPABILITY_COLUMNS,
     GAP_COLUMNS,
     GAP_REPORT_ORDER,
+    PROVISION_COLUMNS,
+    Sorting,
     gap_sorting,
     plain_headers,
     sorted_gap_rows,
@@ -130,12 +133,13 @@ def domain_detail(request: HttpRequest, code: str) -> HttpResponse:
     reader = page_reader(request)
     as_of, today, travelling = page_as_of(request)
     domain = get_object_or_404(Domain.objects.select_related("pillar", "partnership"), code=code)
-    capability_page = Paginator(domain.capabilities.order_by("lapses_on", "code"), ROWS_PER_PAGE).get_page(
-        request.GET.get("cpage")
-    )
-    provision_page = Paginator(domain_provisions(domain, reader), ROWS_PER_PAGE).get_page(
-        request.GET.get("ppage")
-    )
+    # Both tables sort by their headers: capabilities by lapse date, provisions by reference at first.
+    capability_sorting = Sorting(request, CAPABILITY_COLUMNS, default="lapses", param="csort")
+    provision_sorting = Sorting(request, PROVISION_COLUMNS, default="reference", param="psort")
+    capabilities_sorted = capability_sorting.apply(domain.capabilities.all(), "code", "pk")
+    capability_page = Paginator(capabilities_sorted, ROWS_PER_PAGE).get_page(request.GET.get("cpage"))
+    provisions_sorted = provision_sorting.apply(domain_provisions(domain, reader), "reference", "pk")
+    provision_page = Paginator(provisions_sorted, ROWS_PER_PAGE).get_page(request.GET.get("ppage"))
     capabilities, provisions = list(capability_page.object_list), list(provision_page.object_list)
     redaction = Redaction.for_reader(reader)
     parties = list(domain.partnership.parties.all())
@@ -187,6 +191,8 @@ def domain_detail(request: HttpRequest, code: str) -> HttpResponse:
         "gap_headers": plain_headers(GAP_COLUMNS),
         "capability_page": capability_page,
         "provision_page": provision_page,
+        "capability_headers": capability_sorting.headers_by_key("cpage"),
+        "provision_headers": provision_sorting.headers_by_key("ppage"),
         "cpage_query": _without_page(request, "cpage"),
         "ppage_query": _without_page(request, "ppage"),
         "following": is_following(request.user, domain),  # type: ignore[arg-type]

@@ -17,7 +17,7 @@ from django.db.models.expressions import Combinable
 from django.db.models.functions import Coalesce
 from django.http import HttpRequest
 
-from provisions.models import Level
+from provisions.models import Level, Status
 
 
 @dataclass(frozen=True)
@@ -25,7 +25,7 @@ class Column:
     key: str  # in the URL
     label: str
     ordering: Combinable  # in the database
-    row_key: Callable[[dict[str, Any]], Any]  # the same order, for rows in memory (None: empty)
+    row_key: Callable[[dict[str, Any]], Any] | None = None  # the same order for rows in memory (None: empty)
     descending_first: bool = False  # a first click sorts descending (severity: critical first)
 
 
@@ -73,6 +73,9 @@ class Sorting:
             headers.append(Header(key, column.label, query.urlencode(), sorted_as))
         return headers
 
+    def headers_by_key(self, page_param: str = "page") -> dict[str, Header]:
+        return {header.key: header for header in self.headers(page_param)}
+
     def terms(self, *then: Any) -> list[Any]:
         """Database ordering: the column (empties last either way), then the given tie-breakers."""
         ordering = self.column.ordering
@@ -85,6 +88,8 @@ class Sorting:
     def rows(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Rows in memory, by the column (empties last either way); ties keep their order."""
         key = self.column.row_key
+        if key is None:
+            raise ValueError(f"the column {self.key!r} sorts in the database only")
         filled = [row for row in rows if key(row) is not None]
         empty = [row for row in rows if key(row) is None]
         return sorted(filled, key=key, reverse=self.descending) + empty
@@ -143,3 +148,24 @@ def sorted_gaps(sorting: Sorting, gaps: QuerySet[Any]) -> QuerySet[Any]:
 def sorted_gap_rows(sorting: Sorting, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Rows already in the report order (an evaluation's), by the chosen column."""
     return sorting.rows(rows) if sorting.explicit else rows
+
+
+# --- a domain's capabilities and provisions -----------------------------------------------------------------
+
+CRITICALITY_WEIGHT = Case(
+    *(When(criticality=value, then=Value(weight)) for value, weight in WEIGHT_BY_SEVERITY.items()),
+    output_field=IntegerField(),
+)
+STATUS_RANK = Case(
+    *(When(status=status.value, then=Value(index)) for index, status in enumerate(Status)),
+    output_field=IntegerField(),
+)
+CAPABILITY_COLUMNS = (
+    Column("code", "Capability", F("code")),
+    Column("criticality", "Criticality", CRITICALITY_WEIGHT, descending_first=True),
+    Column("lapses", "Lapses on", F("lapses_on")),
+)
+PROVISION_COLUMNS = (
+    Column("reference", "Provision", F("reference")),
+    Column("status", "Status", STATUS_RANK),
+)

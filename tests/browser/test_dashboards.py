@@ -191,7 +191,7 @@ def test_a_negotiator_edits_details_and_records_a_consultation_in_place(
     screenshot(page, "provision-edit")
     page.get_by_role("button", name="Save", exact=True).click()
     expect(page.get_by_role("status")).to_contain_text("SP-LE-04 saved.")
-    expect(page.locator(".facts")).to_contain_text("2027-03-01")
+    expect(page.locator(".facts")).to_contain_text("1 March 2027")
 
     page.get_by_label("Consulted").select_option("GIB")
     page.get_by_label("On", exact=True).fill("2026-11-20")
@@ -200,7 +200,7 @@ def test_a_negotiator_edits_details_and_records_a_consultation_in_place(
     page.get_by_role("button", name="Record consultation").click()
     expect(page.get_by_role("status")).to_contain_text("Consultation of Gibraltar recorded.")
     expect(
-        page.get_by_text("Gibraltar, 2026-11-20: Raised concerns. Asked about border checks")
+        page.get_by_text("Gibraltar, 20 November 2026: Raised concerns. Asked about border checks")
     ).to_be_visible()
     expect(page.get_by_text("Not yet consulted")).to_have_count(0)
 
