@@ -148,6 +148,9 @@ def test_a_stale_edit_is_refused_and_explained(
     other_tab.get_by_role("button", name="Record position").click()
     expect(other_tab.get_by_role("status")).to_contain_text("Position of UK recorded.")
 
+    # The position form starts from the UK's current position (definitively proposing).
+    expect(page.get_by_label("Stance", exact=True)).to_have_value("proposes")
+    expect(page.get_by_label("Firmness", exact=True)).to_have_value("definitive")
     # The first tab, still on its old page, edits the UK's position too: refused, nothing typed lost.
     page.get_by_label("Note", exact=True).fill("Typed at length in the first tab")
     page.get_by_role("button", name="Record position").click()
