@@ -53,28 +53,32 @@ def test_every_page_is_accessible_at_both_sizes(
         screenshot(page, f"every-{name}-{size}")
 
 
+@pytest.mark.parametrize("size", SIZES)
 def test_an_analyst_and_a_viewer_see_the_gaps_they_may_act_on(
     page: Page,
     negotiator: Any,  # noqa: F811 - the shipped partnership, scanned
     assert_accessible: Callable[..., None],
     screenshot: Callable[[Page, str], Any],
+    size: str,
 ) -> None:
     from playwright.sync_api import expect
 
+    page.set_viewport_size(SIZES[size])
     UserFactory(username="analyst", role="analyst", clearance="secret")
     sign_in(page, "analyst")
     page.goto("/gaps/")
     expect(page.get_by_role("button", name="Acknowledge").first).to_be_visible()
     expect(page.get_by_role("link", name="CSV")).to_be_visible()
-    assert_accessible(page, "analyst-gaps")
-    screenshot(page, "analyst-gaps")
+    assert_accessible(page, f"analyst-gaps-{size}")
+    screenshot(page, f"analyst-gaps-{size}")
     page.context.clear_cookies()
     UserFactory(username="viewer", role="viewer", clearance="official", is_staff=True)
     sign_in(page, "viewer")
     page.goto("/gaps/")
     expect(page.get_by_role("button", name="Acknowledge")).to_have_count(0)
     expect(page.get_by_role("link", name="Admin")).to_have_count(0)  # nothing to change there
-    assert_accessible(page, "viewer-gaps")
+    assert_accessible(page, f"viewer-gaps-{size}")
+    screenshot(page, f"viewer-gaps-{size}")
 
 
 def tab_to(page: Page, target: Locator, *, limit: int = 400) -> None:
