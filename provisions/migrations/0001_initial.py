@@ -9,1015 +9,396 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     initial = True
 
     dependencies = [
-        ("auth", "0012_alter_user_first_name_max_length"),
+        ('auth', '0012_alter_user_first_name_max_length'),
     ]
 
     operations = [
         migrations.CreateModel(
-            name="Domain",
+            name='Domain',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                ("code", models.CharField(max_length=64, unique=True)),
-                ("name", models.CharField(max_length=200)),
-                ("description", models.TextField(blank=True)),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('code', models.CharField(max_length=64, unique=True)),
+                ('name', models.CharField(max_length=200)),
+                ('description', models.TextField(blank=True)),
             ],
             options={
-                "ordering": ["id"],
+                'ordering': ['id'],
             },
         ),
         migrations.CreateModel(
-            name="Partnership",
+            name='Partnership',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                ("code", models.SlugField(max_length=64, unique=True)),
-                ("title", models.CharField(max_length=200)),
-                ("description", models.TextField(blank=True)),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('code', models.SlugField(max_length=64, unique=True)),
+                ('title', models.CharField(max_length=200)),
+                ('description', models.TextField(blank=True)),
             ],
         ),
         migrations.CreateModel(
-            name="Pillar",
+            name='Pillar',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                ("name", models.CharField(max_length=200, unique=True)),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('name', models.CharField(max_length=200, unique=True)),
             ],
             options={
-                "ordering": ["id"],
+                'ordering': ['id'],
             },
         ),
         migrations.CreateModel(
-            name="Precedent",
+            name='Precedent',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                ("code", models.CharField(max_length=64, unique=True)),
-                ("title", models.CharField(max_length=300)),
-                ("description", models.TextField(blank=True)),
-                ("url", models.CharField(blank=True, max_length=500)),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('code', models.CharField(max_length=64, unique=True)),
+                ('title', models.CharField(max_length=300)),
+                ('description', models.TextField(blank=True)),
+                ('url', models.CharField(blank=True, max_length=500)),
             ],
             options={
-                "ordering": ["id"],
+                'ordering': ['id'],
             },
         ),
         migrations.CreateModel(
-            name="ScanRequest",
+            name='ScanRequest',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                ("requested_at", models.DateTimeField(default=django.utils.timezone.now)),
-                (
-                    "trigger",
-                    models.CharField(
-                        choices=[
-                            ("schedule", "Nightly schedule"),
-                            ("change", "A change to the partnership"),
-                            ("command", "Command"),
-                            ("api", "API"),
-                            ("web", "Web"),
-                        ],
-                        default="change",
-                        max_length=16,
-                    ),
-                ),
-                ("capability_ids", models.JSONField(default=list)),
-                ("provision_ids", models.JSONField(default=list)),
-                ("full", models.BooleanField(default=False)),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('requested_at', models.DateTimeField(default=django.utils.timezone.now)),
+                ('trigger', models.CharField(choices=[('schedule', 'Nightly schedule'), ('change', 'A change to the partnership'), ('command', 'Command'), ('api', 'API'), ('web', 'Web')], default='change', max_length=16)),
+                ('capability_ids', models.JSONField(default=list)),
+                ('provision_ids', models.JSONField(default=list)),
+                ('full', models.BooleanField(default=False)),
             ],
             options={
-                "ordering": ["id"],
+                'ordering': ['id'],
             },
         ),
         migrations.CreateModel(
-            name="Capability",
+            name='Capability',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                ("code", models.CharField(max_length=64, unique=True)),
-                ("name", models.CharField(max_length=300)),
-                (
-                    "criticality",
-                    models.CharField(
-                        choices=[
-                            ("critical", "Critical"),
-                            ("high", "High"),
-                            ("medium", "Medium"),
-                            ("low", "Low"),
-                        ],
-                        max_length=16,
-                    ),
-                ),
-                ("lapses_on", models.DateField(blank=True, null=True)),
-                (
-                    "fallback",
-                    models.TextField(
-                        blank=True, help_text="The instrument that would apply if nothing is agreed."
-                    ),
-                ),
-                ("description", models.TextField(blank=True)),
-                (
-                    "domain",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="capabilities",
-                        to="provisions.domain",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('code', models.CharField(max_length=64, unique=True)),
+                ('name', models.CharField(max_length=300)),
+                ('criticality', models.CharField(choices=[('critical', 'Critical'), ('high', 'High'), ('medium', 'Medium'), ('low', 'Low')], max_length=16)),
+                ('lapses_on', models.DateField(blank=True, null=True)),
+                ('fallback', models.TextField(blank=True, help_text='The instrument that would apply if nothing is agreed.')),
+                ('description', models.TextField(blank=True)),
+                ('domain', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='capabilities', to='provisions.domain')),
             ],
             options={
-                "verbose_name_plural": "capabilities",
-                "ordering": ["id"],
+                'verbose_name_plural': 'capabilities',
+                'ordering': ['id'],
             },
         ),
         migrations.CreateModel(
-            name="User",
+            name='User',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                ("password", models.CharField(max_length=128, verbose_name="password")),
-                ("last_login", models.DateTimeField(blank=True, null=True, verbose_name="last login")),
-                (
-                    "is_superuser",
-                    models.BooleanField(
-                        default=False,
-                        help_text="Designates that this user has all permissions without explicitly assigning them.",
-                        verbose_name="superuser status",
-                    ),
-                ),
-                (
-                    "username",
-                    models.CharField(
-                        error_messages={"unique": "A user with that username already exists."},
-                        help_text="Required. 150 characters or fewer. Letters, digits and @/./+/-/_ only.",
-                        max_length=150,
-                        unique=True,
-                        validators=[django.contrib.auth.validators.UnicodeUsernameValidator()],
-                        verbose_name="username",
-                    ),
-                ),
-                ("first_name", models.CharField(blank=True, max_length=150, verbose_name="first name")),
-                ("last_name", models.CharField(blank=True, max_length=150, verbose_name="last name")),
-                ("email", models.EmailField(blank=True, max_length=254, verbose_name="email address")),
-                (
-                    "is_staff",
-                    models.BooleanField(
-                        default=False,
-                        help_text="Designates whether the user can log into this admin site.",
-                        verbose_name="staff status",
-                    ),
-                ),
-                (
-                    "is_active",
-                    models.BooleanField(
-                        default=True,
-                        help_text="Designates whether this user should be treated as active. Unselect this instead of deleting accounts.",
-                        verbose_name="active",
-                    ),
-                ),
-                (
-                    "date_joined",
-                    models.DateTimeField(default=django.utils.timezone.now, verbose_name="date joined"),
-                ),
-                (
-                    "clearance",
-                    models.CharField(
-                        choices=[
-                            ("official", "OFFICIAL"),
-                            ("official_sensitive", "OFFICIAL-SENSITIVE"),
-                            ("secret", "SECRET"),
-                        ],
-                        default="official",
-                        help_text="The highest handling marking this user may see.",
-                        max_length=32,
-                    ),
-                ),
-                (
-                    "groups",
-                    models.ManyToManyField(
-                        blank=True,
-                        help_text="The groups this user belongs to. A user will get all permissions granted to each of their groups.",
-                        related_name="user_set",
-                        related_query_name="user",
-                        to="auth.group",
-                        verbose_name="groups",
-                    ),
-                ),
-                (
-                    "user_permissions",
-                    models.ManyToManyField(
-                        blank=True,
-                        help_text="Specific permissions for this user.",
-                        related_name="user_set",
-                        related_query_name="user",
-                        to="auth.permission",
-                        verbose_name="user permissions",
-                    ),
-                ),
-                (
-                    "domains",
-                    models.ManyToManyField(
-                        blank=True,
-                        help_text="The domains this user negotiates in.",
-                        related_name="negotiators",
-                        to="provisions.domain",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('password', models.CharField(max_length=128, verbose_name='password')),
+                ('last_login', models.DateTimeField(blank=True, null=True, verbose_name='last login')),
+                ('is_superuser', models.BooleanField(default=False, help_text='Designates that this user has all permissions without explicitly assigning them.', verbose_name='superuser status')),
+                ('username', models.CharField(error_messages={'unique': 'A user with that username already exists.'}, help_text='Required. 150 characters or fewer. Letters, digits and @/./+/-/_ only.', max_length=150, unique=True, validators=[django.contrib.auth.validators.UnicodeUsernameValidator()], verbose_name='username')),
+                ('first_name', models.CharField(blank=True, max_length=150, verbose_name='first name')),
+                ('last_name', models.CharField(blank=True, max_length=150, verbose_name='last name')),
+                ('email', models.EmailField(blank=True, max_length=254, verbose_name='email address')),
+                ('is_staff', models.BooleanField(default=False, help_text='Designates whether the user can log into this admin site.', verbose_name='staff status')),
+                ('is_active', models.BooleanField(default=True, help_text='Designates whether this user should be treated as active. Unselect this instead of deleting accounts.', verbose_name='active')),
+                ('date_joined', models.DateTimeField(default=django.utils.timezone.now, verbose_name='date joined')),
+                ('clearance', models.CharField(choices=[('official', 'OFFICIAL'), ('official_sensitive', 'OFFICIAL-SENSITIVE'), ('secret', 'SECRET')], default='official', help_text='The highest handling marking this user may see.', max_length=32)),
+                ('groups', models.ManyToManyField(blank=True, help_text='The groups this user belongs to. A user will get all permissions granted to each of their groups.', related_name='user_set', related_query_name='user', to='auth.group', verbose_name='groups')),
+                ('user_permissions', models.ManyToManyField(blank=True, help_text='Specific permissions for this user.', related_name='user_set', related_query_name='user', to='auth.permission', verbose_name='user permissions')),
+                ('domains', models.ManyToManyField(blank=True, help_text='The domains this user negotiates in.', related_name='negotiators', to='provisions.domain')),
             ],
             options={
-                "verbose_name": "user",
-                "verbose_name_plural": "users",
-                "abstract": False,
+                'verbose_name': 'user',
+                'verbose_name_plural': 'users',
+                'abstract': False,
             },
             managers=[
-                ("objects", django.contrib.auth.models.UserManager()),
+                ('objects', django.contrib.auth.models.UserManager()),
             ],
         ),
         migrations.CreateModel(
-            name="GapScan",
+            name='GapScan',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                ("as_of", models.DateField()),
-                (
-                    "trigger",
-                    models.CharField(
-                        choices=[
-                            ("schedule", "Nightly schedule"),
-                            ("change", "A change to the partnership"),
-                            ("command", "Command"),
-                            ("api", "API"),
-                            ("web", "Web"),
-                        ],
-                        max_length=16,
-                    ),
-                ),
-                ("full", models.BooleanField(default=True, help_text="Whether every subject was evaluated.")),
-                ("started_at", models.DateTimeField(default=django.utils.timezone.now)),
-                ("duration_ms", models.PositiveIntegerField(blank=True, null=True)),
-                ("evaluated_subjects", models.PositiveIntegerField(default=0)),
-                ("opened", models.PositiveIntegerField(default=0)),
-                ("updated", models.PositiveIntegerField(default=0)),
-                ("resolved", models.PositiveIntegerField(default=0)),
-                ("unchanged", models.PositiveIntegerField(default=0)),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('as_of', models.DateField()),
+                ('trigger', models.CharField(choices=[('schedule', 'Nightly schedule'), ('change', 'A change to the partnership'), ('command', 'Command'), ('api', 'API'), ('web', 'Web')], max_length=16)),
+                ('full', models.BooleanField(default=True, help_text='Whether every subject was evaluated.')),
+                ('started_at', models.DateTimeField(default=django.utils.timezone.now)),
+                ('duration_ms', models.PositiveIntegerField(blank=True, null=True)),
+                ('evaluated_subjects', models.PositiveIntegerField(default=0)),
+                ('opened', models.PositiveIntegerField(default=0)),
+                ('updated', models.PositiveIntegerField(default=0)),
+                ('resolved', models.PositiveIntegerField(default=0)),
+                ('unchanged', models.PositiveIntegerField(default=0)),
             ],
             options={
-                "ordering": ["-started_at", "-id"],
-                "constraints": [
-                    models.CheckConstraint(
-                        condition=models.Q(("trigger__in", ["schedule", "change", "command", "api", "web"])),
-                        name="gap_scan_trigger_valid",
-                    )
-                ],
+                'ordering': ['-started_at', '-id'],
+                'constraints': [models.CheckConstraint(condition=models.Q(('trigger__in', ['schedule', 'change', 'command', 'api', 'web'])), name='gap_scan_trigger_valid')],
             },
         ),
         migrations.CreateModel(
-            name="Milestone",
+            name='Milestone',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                ("code", models.CharField(max_length=64)),
-                ("title", models.CharField(max_length=200)),
-                ("date", models.DateField()),
-                ("note", models.TextField(blank=True)),
-                (
-                    "partnership",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name="milestones",
-                        to="provisions.partnership",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('code', models.CharField(max_length=64)),
+                ('title', models.CharField(max_length=200)),
+                ('date', models.DateField()),
+                ('note', models.TextField(blank=True)),
+                ('partnership', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='milestones', to='provisions.partnership')),
             ],
             options={
-                "ordering": ["date", "id"],
+                'ordering': ['date', 'id'],
             },
         ),
         migrations.AddField(
-            model_name="domain",
-            name="partnership",
-            field=models.ForeignKey(
-                on_delete=django.db.models.deletion.PROTECT,
-                related_name="domains",
-                to="provisions.partnership",
-            ),
+            model_name='domain',
+            name='partnership',
+            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='domains', to='provisions.partnership'),
         ),
         migrations.CreateModel(
-            name="Party",
+            name='Party',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                ("code", models.CharField(max_length=64)),
-                ("name", models.CharField(max_length=200)),
-                (
-                    "partnership",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name="parties",
-                        to="provisions.partnership",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('code', models.CharField(max_length=64)),
+                ('name', models.CharField(max_length=200)),
+                ('partnership', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='parties', to='provisions.partnership')),
             ],
             options={
-                "verbose_name_plural": "parties",
-                "ordering": ["partnership_id", "id"],
+                'verbose_name_plural': 'parties',
+                'ordering': ['partnership_id', 'id'],
             },
         ),
         migrations.AddField(
-            model_name="domain",
-            name="pillar",
-            field=models.ForeignKey(
-                blank=True,
-                null=True,
-                on_delete=django.db.models.deletion.PROTECT,
-                related_name="domains",
-                to="provisions.pillar",
-            ),
+            model_name='domain',
+            name='pillar',
+            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='domains', to='provisions.pillar'),
         ),
         migrations.CreateModel(
-            name="Provision",
+            name='Provision',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                ("reference", models.CharField(max_length=64, unique=True)),
-                ("title", models.CharField(max_length=300)),
-                ("text", models.TextField(blank=True)),
-                (
-                    "status",
-                    models.CharField(
-                        choices=[
-                            ("identified", "Identified"),
-                            ("scoping", "Scoping"),
-                            ("proposed", "Proposed"),
-                            ("under_negotiation", "Under negotiation"),
-                            ("agreed_in_principle", "Agreed in principle"),
-                            ("agreed", "Agreed"),
-                            ("signed", "Signed"),
-                            ("in_force", "In force"),
-                            ("suspended", "Suspended"),
-                            ("withdrawn", "Withdrawn"),
-                        ],
-                        max_length=32,
-                    ),
-                ),
-                ("target_date", models.DateField(blank=True, null=True)),
-                ("review_date", models.DateField(blank=True, null=True)),
-                (
-                    "marking",
-                    models.CharField(
-                        choices=[
-                            ("official", "OFFICIAL"),
-                            ("official_sensitive", "OFFICIAL-SENSITIVE"),
-                            ("secret", "SECRET"),
-                        ],
-                        default="official",
-                        max_length=32,
-                    ),
-                ),
-                ("version", models.PositiveIntegerField(default=1)),
-                ("created_at", models.DateTimeField(default=django.utils.timezone.now, editable=False)),
-                ("updated_at", models.DateTimeField(auto_now=True)),
-                (
-                    "domain",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="provisions",
-                        to="provisions.domain",
-                    ),
-                ),
-                (
-                    "precedents",
-                    models.ManyToManyField(blank=True, related_name="provisions", to="provisions.precedent"),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('reference', models.CharField(max_length=64, unique=True)),
+                ('title', models.CharField(max_length=300)),
+                ('text', models.TextField(blank=True)),
+                ('status', models.CharField(choices=[('identified', 'Identified'), ('scoping', 'Scoping'), ('proposed', 'Proposed'), ('under_negotiation', 'Under negotiation'), ('agreed_in_principle', 'Agreed in principle'), ('agreed', 'Agreed'), ('signed', 'Signed'), ('in_force', 'In force'), ('suspended', 'Suspended'), ('withdrawn', 'Withdrawn')], max_length=32)),
+                ('target_date', models.DateField(blank=True, null=True)),
+                ('review_date', models.DateField(blank=True, null=True)),
+                ('marking', models.CharField(choices=[('official', 'OFFICIAL'), ('official_sensitive', 'OFFICIAL-SENSITIVE'), ('secret', 'SECRET')], default='official', max_length=32)),
+                ('version', models.PositiveIntegerField(default=1)),
+                ('created_at', models.DateTimeField(default=django.utils.timezone.now, editable=False)),
+                ('updated_at', models.DateTimeField(auto_now=True)),
+                ('domain', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='provisions', to='provisions.domain')),
+                ('precedents', models.ManyToManyField(blank=True, related_name='provisions', to='provisions.precedent')),
             ],
             options={
-                "ordering": ["reference"],
+                'ordering': ['reference'],
             },
         ),
         migrations.CreateModel(
-            name="Position",
+            name='Position',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                (
-                    "stance",
-                    models.CharField(
-                        choices=[
-                            ("proposes", "Proposes"),
-                            ("supports", "Supports"),
-                            ("conditional", "Conditional"),
-                            ("reserved", "Reserved"),
-                            ("opposes", "Opposes"),
-                        ],
-                        max_length=16,
-                    ),
-                ),
-                (
-                    "firmness",
-                    models.CharField(
-                        choices=[("provisional", "Provisional"), ("definitive", "Definitive")],
-                        default="provisional",
-                        max_length=16,
-                    ),
-                ),
-                ("note", models.TextField(blank=True)),
-                ("updated_at", models.DateTimeField(auto_now=True)),
-                (
-                    "party",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="positions",
-                        to="provisions.party",
-                    ),
-                ),
-                (
-                    "provision",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name="positions",
-                        to="provisions.provision",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('stance', models.CharField(choices=[('proposes', 'Proposes'), ('supports', 'Supports'), ('conditional', 'Conditional'), ('reserved', 'Reserved'), ('opposes', 'Opposes')], max_length=16)),
+                ('firmness', models.CharField(choices=[('provisional', 'Provisional'), ('definitive', 'Definitive')], default='provisional', max_length=16)),
+                ('note', models.TextField(blank=True)),
+                ('updated_at', models.DateTimeField(auto_now=True)),
+                ('party', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='positions', to='provisions.party')),
+                ('provision', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='positions', to='provisions.provision')),
             ],
             options={
-                "ordering": ["provision_id", "party_id"],
+                'ordering': ['provision_id', 'party_id'],
             },
         ),
         migrations.CreateModel(
-            name="Gap",
+            name='Gap',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                (
-                    "kind",
-                    models.CharField(
-                        choices=[
-                            ("lapsed", "Lapsed"),
-                            ("uncovered", "Uncovered"),
-                            ("at_risk", "At risk"),
-                            ("partial", "Partial"),
-                            ("stalled", "Stalled"),
-                            ("divergent", "Divergent"),
-                        ],
-                        max_length=16,
-                    ),
-                ),
-                (
-                    "severity",
-                    models.CharField(
-                        choices=[
-                            ("critical", "Critical"),
-                            ("high", "High"),
-                            ("medium", "Medium"),
-                            ("low", "Low"),
-                        ],
-                        max_length=16,
-                    ),
-                ),
-                ("explanation", models.TextField()),
-                ("opened_at", models.DateTimeField(default=django.utils.timezone.now)),
-                ("resolved_at", models.DateTimeField(blank=True, null=True)),
-                ("acknowledged_at", models.DateTimeField(blank=True, null=True)),
-                ("acknowledgement_note", models.TextField(blank=True)),
-                (
-                    "acknowledged_by",
-                    models.ForeignKey(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.SET_NULL,
-                        related_name="+",
-                        to=settings.AUTH_USER_MODEL,
-                    ),
-                ),
-                (
-                    "capability",
-                    models.ForeignKey(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name="gaps",
-                        to="provisions.capability",
-                    ),
-                ),
-                (
-                    "opened_by_scan",
-                    models.ForeignKey(
-                        null=True,
-                        on_delete=django.db.models.deletion.SET_NULL,
-                        related_name="+",
-                        to="provisions.gapscan",
-                    ),
-                ),
-                (
-                    "resolved_by_scan",
-                    models.ForeignKey(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.SET_NULL,
-                        related_name="+",
-                        to="provisions.gapscan",
-                    ),
-                ),
-                (
-                    "provision",
-                    models.ForeignKey(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name="gaps",
-                        to="provisions.provision",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('kind', models.CharField(choices=[('lapsed', 'Lapsed'), ('uncovered', 'Uncovered'), ('at_risk', 'At risk'), ('partial', 'Partial'), ('stalled', 'Stalled'), ('divergent', 'Divergent')], max_length=16)),
+                ('severity', models.CharField(choices=[('critical', 'Critical'), ('high', 'High'), ('medium', 'Medium'), ('low', 'Low')], max_length=16)),
+                ('explanation', models.TextField()),
+                ('opened_at', models.DateTimeField(default=django.utils.timezone.now)),
+                ('resolved_at', models.DateTimeField(blank=True, null=True)),
+                ('acknowledged_at', models.DateTimeField(blank=True, null=True)),
+                ('acknowledgement_note', models.TextField(blank=True)),
+                ('acknowledged_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
+                ('capability', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='gaps', to='provisions.capability')),
+                ('opened_by_scan', models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='provisions.gapscan')),
+                ('resolved_by_scan', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='provisions.gapscan')),
+                ('provision', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='gaps', to='provisions.provision')),
             ],
             options={
-                "ordering": ["-opened_at", "-id"],
+                'ordering': ['-opened_at', '-id'],
             },
         ),
         migrations.CreateModel(
-            name="Coverage",
+            name='Coverage',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                (
-                    "extent",
-                    models.CharField(
-                        choices=[("full", "Full"), ("partial", "Partial")], default="full", max_length=16
-                    ),
-                ),
-                (
-                    "capability",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name="coverage",
-                        to="provisions.capability",
-                    ),
-                ),
-                (
-                    "provision",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name="coverage",
-                        to="provisions.provision",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('extent', models.CharField(choices=[('full', 'Full'), ('partial', 'Partial')], default='full', max_length=16)),
+                ('capability', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='coverage', to='provisions.capability')),
+                ('provision', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='coverage', to='provisions.provision')),
             ],
             options={
-                "verbose_name_plural": "coverage",
-                "ordering": ["provision_id", "id"],
+                'verbose_name_plural': 'coverage',
+                'ordering': ['provision_id', 'id'],
             },
         ),
         migrations.CreateModel(
-            name="StatusChange",
+            name='StatusChange',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                (
-                    "from_status",
-                    models.CharField(
-                        blank=True,
-                        choices=[
-                            ("identified", "Identified"),
-                            ("scoping", "Scoping"),
-                            ("proposed", "Proposed"),
-                            ("under_negotiation", "Under negotiation"),
-                            ("agreed_in_principle", "Agreed in principle"),
-                            ("agreed", "Agreed"),
-                            ("signed", "Signed"),
-                            ("in_force", "In force"),
-                            ("suspended", "Suspended"),
-                            ("withdrawn", "Withdrawn"),
-                        ],
-                        max_length=32,
-                    ),
-                ),
-                (
-                    "to_status",
-                    models.CharField(
-                        choices=[
-                            ("identified", "Identified"),
-                            ("scoping", "Scoping"),
-                            ("proposed", "Proposed"),
-                            ("under_negotiation", "Under negotiation"),
-                            ("agreed_in_principle", "Agreed in principle"),
-                            ("agreed", "Agreed"),
-                            ("signed", "Signed"),
-                            ("in_force", "In force"),
-                            ("suspended", "Suspended"),
-                            ("withdrawn", "Withdrawn"),
-                        ],
-                        max_length=32,
-                    ),
-                ),
-                ("changed_on", models.DateField()),
-                ("recorded_at", models.DateTimeField(default=django.utils.timezone.now, editable=False)),
-                ("note", models.TextField(blank=True)),
-                ("source", models.CharField(default="web", max_length=16)),
-                (
-                    "changed_by",
-                    models.ForeignKey(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.SET_NULL,
-                        related_name="+",
-                        to=settings.AUTH_USER_MODEL,
-                    ),
-                ),
-                (
-                    "provision",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="status_changes",
-                        to="provisions.provision",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('from_status', models.CharField(blank=True, choices=[('identified', 'Identified'), ('scoping', 'Scoping'), ('proposed', 'Proposed'), ('under_negotiation', 'Under negotiation'), ('agreed_in_principle', 'Agreed in principle'), ('agreed', 'Agreed'), ('signed', 'Signed'), ('in_force', 'In force'), ('suspended', 'Suspended'), ('withdrawn', 'Withdrawn')], max_length=32)),
+                ('to_status', models.CharField(choices=[('identified', 'Identified'), ('scoping', 'Scoping'), ('proposed', 'Proposed'), ('under_negotiation', 'Under negotiation'), ('agreed_in_principle', 'Agreed in principle'), ('agreed', 'Agreed'), ('signed', 'Signed'), ('in_force', 'In force'), ('suspended', 'Suspended'), ('withdrawn', 'Withdrawn')], max_length=32)),
+                ('changed_on', models.DateField()),
+                ('recorded_at', models.DateTimeField(default=django.utils.timezone.now, editable=False)),
+                ('note', models.TextField(blank=True)),
+                ('source', models.CharField(default='web', max_length=16)),
+                ('changed_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
+                ('provision', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='status_changes', to='provisions.provision')),
             ],
             options={
-                "ordering": ["provision_id", "changed_on", "id"],
+                'ordering': ['provision_id', 'changed_on', 'id'],
             },
         ),
         migrations.CreateModel(
-            name="Territory",
+            name='Territory',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                ("code", models.CharField(max_length=64, unique=True)),
-                ("name", models.CharField(max_length=200)),
-                (
-                    "kind",
-                    models.CharField(
-                        choices=[
-                            ("state", "State"),
-                            ("devolved_administration", "Devolved Administration"),
-                            ("crown_dependency", "Crown Dependency"),
-                            ("overseas_territory", "Overseas Territory"),
-                            ("other", "Other"),
-                        ],
-                        default="other",
-                        max_length=32,
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('code', models.CharField(max_length=64, unique=True)),
+                ('name', models.CharField(max_length=200)),
+                ('kind', models.CharField(choices=[('state', 'State'), ('devolved_administration', 'Devolved Administration'), ('crown_dependency', 'Crown Dependency'), ('overseas_territory', 'Overseas Territory'), ('other', 'Other')], default='other', max_length=32)),
             ],
             options={
-                "verbose_name_plural": "territories",
-                "ordering": ["id"],
-                "constraints": [
-                    models.CheckConstraint(
-                        condition=models.Q(
-                            (
-                                "kind__in",
-                                [
-                                    "state",
-                                    "devolved_administration",
-                                    "crown_dependency",
-                                    "overseas_territory",
-                                    "other",
-                                ],
-                            )
-                        ),
-                        name="territory_kind_valid",
-                    )
-                ],
+                'verbose_name_plural': 'territories',
+                'ordering': ['id'],
+                'constraints': [models.CheckConstraint(condition=models.Q(('kind__in', ['state', 'devolved_administration', 'crown_dependency', 'overseas_territory', 'other'])), name='territory_kind_valid')],
             },
         ),
         migrations.AddField(
-            model_name="provision",
-            name="territories",
-            field=models.ManyToManyField(blank=True, related_name="provisions", to="provisions.territory"),
+            model_name='provision',
+            name='territories',
+            field=models.ManyToManyField(blank=True, related_name='provisions', to='provisions.territory'),
         ),
         migrations.CreateModel(
-            name="Consultation",
+            name='Consultation',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                ("consulted_on", models.DateField()),
-                (
-                    "outcome",
-                    models.CharField(
-                        choices=[
-                            ("content", "Content"),
-                            ("concerns", "Raised concerns"),
-                            ("objects", "Objects"),
-                            ("no_response", "No response"),
-                        ],
-                        max_length=16,
-                    ),
-                ),
-                ("note", models.TextField(blank=True)),
-                (
-                    "provision",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name="consultations",
-                        to="provisions.provision",
-                    ),
-                ),
-                (
-                    "territory",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="consultations",
-                        to="provisions.territory",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('consulted_on', models.DateField()),
+                ('outcome', models.CharField(choices=[('content', 'Content'), ('concerns', 'Raised concerns'), ('objects', 'Objects'), ('no_response', 'No response')], max_length=16)),
+                ('note', models.TextField(blank=True)),
+                ('provision', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='consultations', to='provisions.provision')),
+                ('territory', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='consultations', to='provisions.territory')),
             ],
             options={
-                "ordering": ["provision_id", "consulted_on", "id"],
+                'ordering': ['provision_id', 'consulted_on', 'id'],
             },
         ),
         migrations.AddIndex(
-            model_name="capability",
-            index=models.Index(fields=["lapses_on"], name="capability_lapses_on"),
+            model_name='capability',
+            index=models.Index(fields=['lapses_on'], name='capability_lapses_on'),
         ),
         migrations.AddConstraint(
-            model_name="capability",
-            constraint=models.CheckConstraint(
-                condition=models.Q(("criticality__in", ["critical", "high", "medium", "low"])),
-                name="capability_criticality_valid",
-            ),
+            model_name='capability',
+            constraint=models.CheckConstraint(condition=models.Q(('criticality__in', ['critical', 'high', 'medium', 'low'])), name='capability_criticality_valid'),
         ),
         migrations.AddConstraint(
-            model_name="user",
-            constraint=models.CheckConstraint(
-                condition=models.Q(("clearance__in", ["official", "official_sensitive", "secret"])),
-                name="user_clearance_valid",
-            ),
+            model_name='user',
+            constraint=models.CheckConstraint(condition=models.Q(('clearance__in', ['official', 'official_sensitive', 'secret'])), name='user_clearance_valid'),
         ),
         migrations.AddConstraint(
-            model_name="milestone",
-            constraint=models.UniqueConstraint(
-                fields=("partnership", "code"), name="milestone_code_unique_in_partnership"
-            ),
+            model_name='milestone',
+            constraint=models.UniqueConstraint(fields=('partnership', 'code'), name='milestone_code_unique_in_partnership'),
         ),
         migrations.AddConstraint(
-            model_name="party",
-            constraint=models.UniqueConstraint(
-                fields=("partnership", "code"), name="party_code_unique_in_partnership"
-            ),
+            model_name='party',
+            constraint=models.UniqueConstraint(fields=('partnership', 'code'), name='party_code_unique_in_partnership'),
         ),
         migrations.AddConstraint(
-            model_name="position",
-            constraint=models.UniqueConstraint(fields=("provision", "party"), name="position_once_per_party"),
+            model_name='position',
+            constraint=models.UniqueConstraint(fields=('provision', 'party'), name='position_once_per_party'),
         ),
         migrations.AddConstraint(
-            model_name="position",
-            constraint=models.CheckConstraint(
-                condition=models.Q(
-                    ("stance__in", ["proposes", "supports", "conditional", "reserved", "opposes"])
-                ),
-                name="position_stance_valid",
-            ),
+            model_name='position',
+            constraint=models.CheckConstraint(condition=models.Q(('stance__in', ['proposes', 'supports', 'conditional', 'reserved', 'opposes'])), name='position_stance_valid'),
         ),
         migrations.AddConstraint(
-            model_name="position",
-            constraint=models.CheckConstraint(
-                condition=models.Q(("firmness__in", ["provisional", "definitive"])),
-                name="position_firmness_valid",
-            ),
+            model_name='position',
+            constraint=models.CheckConstraint(condition=models.Q(('firmness__in', ['provisional', 'definitive'])), name='position_firmness_valid'),
         ),
         migrations.AddIndex(
-            model_name="gap",
-            index=models.Index(fields=["resolved_at", "severity"], name="gap_open_by_severity"),
+            model_name='gap',
+            index=models.Index(fields=['resolved_at', 'severity'], name='gap_open_by_severity'),
         ),
         migrations.AddConstraint(
-            model_name="gap",
-            constraint=models.CheckConstraint(
-                condition=models.Q(
-                    ("kind__in", ["lapsed", "uncovered", "at_risk", "partial", "stalled", "divergent"])
-                ),
-                name="gap_kind_valid",
-            ),
+            model_name='gap',
+            constraint=models.CheckConstraint(condition=models.Q(('kind__in', ['lapsed', 'uncovered', 'at_risk', 'partial', 'stalled', 'divergent'])), name='gap_kind_valid'),
         ),
         migrations.AddConstraint(
-            model_name="gap",
-            constraint=models.CheckConstraint(
-                condition=models.Q(("severity__in", ["critical", "high", "medium", "low"])),
-                name="gap_severity_valid",
-            ),
+            model_name='gap',
+            constraint=models.CheckConstraint(condition=models.Q(('severity__in', ['critical', 'high', 'medium', 'low'])), name='gap_severity_valid'),
         ),
         migrations.AddConstraint(
-            model_name="gap",
-            constraint=models.CheckConstraint(
-                condition=models.Q(
-                    models.Q(
-                        ("capability__isnull", False),
-                        ("kind__in", ["lapsed", "uncovered", "at_risk", "partial"]),
-                        ("provision__isnull", True),
-                    ),
-                    models.Q(
-                        ("capability__isnull", True),
-                        ("kind__in", ["stalled", "divergent"]),
-                        ("provision__isnull", False),
-                    ),
-                    _connector="OR",
-                ),
-                name="gap_has_one_subject_of_its_kind",
-            ),
+            model_name='gap',
+            constraint=models.CheckConstraint(condition=models.Q(models.Q(('capability__isnull', False), ('kind__in', ['lapsed', 'uncovered', 'at_risk', 'partial']), ('provision__isnull', True)), models.Q(('capability__isnull', True), ('kind__in', ['stalled', 'divergent']), ('provision__isnull', False)), _connector='OR'), name='gap_has_one_subject_of_its_kind'),
         ),
         migrations.AddConstraint(
-            model_name="gap",
-            constraint=models.UniqueConstraint(
-                condition=models.Q(("capability__isnull", False), ("resolved_at__isnull", True)),
-                fields=("kind", "capability"),
-                name="gap_open_once_per_capability",
-            ),
+            model_name='gap',
+            constraint=models.UniqueConstraint(condition=models.Q(('capability__isnull', False), ('resolved_at__isnull', True)), fields=('kind', 'capability'), name='gap_open_once_per_capability'),
         ),
         migrations.AddConstraint(
-            model_name="gap",
-            constraint=models.UniqueConstraint(
-                condition=models.Q(("provision__isnull", False), ("resolved_at__isnull", True)),
-                fields=("kind", "provision"),
-                name="gap_open_once_per_provision",
-            ),
+            model_name='gap',
+            constraint=models.UniqueConstraint(condition=models.Q(('provision__isnull', False), ('resolved_at__isnull', True)), fields=('kind', 'provision'), name='gap_open_once_per_provision'),
         ),
         migrations.AddIndex(
-            model_name="coverage",
-            index=models.Index(fields=["capability", "provision"], name="coverage_by_capability"),
+            model_name='coverage',
+            index=models.Index(fields=['capability', 'provision'], name='coverage_by_capability'),
         ),
         migrations.AddConstraint(
-            model_name="coverage",
-            constraint=models.UniqueConstraint(
-                fields=("provision", "capability"), name="coverage_once_per_capability"
-            ),
+            model_name='coverage',
+            constraint=models.UniqueConstraint(fields=('provision', 'capability'), name='coverage_once_per_capability'),
         ),
         migrations.AddConstraint(
-            model_name="coverage",
-            constraint=models.CheckConstraint(
-                condition=models.Q(("extent__in", ["full", "partial"])), name="coverage_extent_valid"
-            ),
+            model_name='coverage',
+            constraint=models.CheckConstraint(condition=models.Q(('extent__in', ['full', 'partial'])), name='coverage_extent_valid'),
         ),
         migrations.AddIndex(
-            model_name="statuschange",
-            index=models.Index(fields=["provision", "changed_on", "id"], name="status_change_timeline"),
+            model_name='statuschange',
+            index=models.Index(fields=['provision', 'changed_on', 'id'], name='status_change_timeline'),
         ),
         migrations.AddIndex(
-            model_name="statuschange",
-            index=models.Index(fields=["changed_on"], name="status_change_changed_on"),
+            model_name='statuschange',
+            index=models.Index(fields=['changed_on'], name='status_change_changed_on'),
         ),
         migrations.AddConstraint(
-            model_name="statuschange",
-            constraint=models.CheckConstraint(
-                condition=models.Q(
-                    (
-                        "to_status__in",
-                        [
-                            "identified",
-                            "scoping",
-                            "proposed",
-                            "under_negotiation",
-                            "agreed_in_principle",
-                            "agreed",
-                            "signed",
-                            "in_force",
-                            "suspended",
-                            "withdrawn",
-                        ],
-                    )
-                ),
-                name="status_change_to_valid",
-            ),
+            model_name='statuschange',
+            constraint=models.CheckConstraint(condition=models.Q(('to_status__in', ['identified', 'scoping', 'proposed', 'under_negotiation', 'agreed_in_principle', 'agreed', 'signed', 'in_force', 'suspended', 'withdrawn'])), name='status_change_to_valid'),
         ),
         migrations.AddConstraint(
-            model_name="statuschange",
-            constraint=models.CheckConstraint(
-                condition=models.Q(
-                    ("from_status", ""),
-                    (
-                        "from_status__in",
-                        [
-                            "identified",
-                            "scoping",
-                            "proposed",
-                            "under_negotiation",
-                            "agreed_in_principle",
-                            "agreed",
-                            "signed",
-                            "in_force",
-                            "suspended",
-                            "withdrawn",
-                        ],
-                    ),
-                    _connector="OR",
-                ),
-                name="status_change_from_valid",
-            ),
+            model_name='statuschange',
+            constraint=models.CheckConstraint(condition=models.Q(('from_status', ''), ('from_status__in', ['identified', 'scoping', 'proposed', 'under_negotiation', 'agreed_in_principle', 'agreed', 'signed', 'in_force', 'suspended', 'withdrawn']), _connector='OR'), name='status_change_from_valid'),
         ),
         migrations.AddConstraint(
-            model_name="statuschange",
-            constraint=models.CheckConstraint(
-                condition=models.Q(("from_status", models.F("to_status")), _negated=True),
-                name="status_change_not_noop",
-            ),
+            model_name='statuschange',
+            constraint=models.CheckConstraint(condition=models.Q(('from_status', models.F('to_status')), _negated=True), name='status_change_not_noop'),
         ),
         migrations.AddIndex(
-            model_name="provision",
-            index=models.Index(fields=["domain", "status"], name="provision_domain_status"),
+            model_name='provision',
+            index=models.Index(fields=['domain', 'status'], name='provision_domain_status'),
         ),
         migrations.AddConstraint(
-            model_name="provision",
-            constraint=models.CheckConstraint(
-                condition=models.Q(
-                    (
-                        "status__in",
-                        [
-                            "identified",
-                            "scoping",
-                            "proposed",
-                            "under_negotiation",
-                            "agreed_in_principle",
-                            "agreed",
-                            "signed",
-                            "in_force",
-                            "suspended",
-                            "withdrawn",
-                        ],
-                    )
-                ),
-                name="provision_status_valid",
-            ),
+            model_name='provision',
+            constraint=models.CheckConstraint(condition=models.Q(('status__in', ['identified', 'scoping', 'proposed', 'under_negotiation', 'agreed_in_principle', 'agreed', 'signed', 'in_force', 'suspended', 'withdrawn'])), name='provision_status_valid'),
         ),
         migrations.AddConstraint(
-            model_name="provision",
-            constraint=models.CheckConstraint(
-                condition=models.Q(("marking__in", ["official", "official_sensitive", "secret"])),
-                name="provision_marking_valid",
-            ),
+            model_name='provision',
+            constraint=models.CheckConstraint(condition=models.Q(('marking__in', ['official', 'official_sensitive', 'secret'])), name='provision_marking_valid'),
         ),
         migrations.AddConstraint(
-            model_name="consultation",
-            constraint=models.CheckConstraint(
-                condition=models.Q(("outcome__in", ["content", "concerns", "objects", "no_response"])),
-                name="consultation_outcome_valid",
-            ),
+            model_name='consultation',
+            constraint=models.CheckConstraint(condition=models.Q(('outcome__in', ['content', 'concerns', 'objects', 'no_response'])), name='consultation_outcome_valid'),
         ),
     ]

@@ -32,9 +32,9 @@ def create_roles(apps: Any, schema_editor: Any) -> None:
         group, _ = group_model.objects.get_or_create(name=role)
         for action, models in grants.items():
             permissions = permission_model.objects.filter(codename__startswith=f"{action}_")
-            permissions = permissions.filter(
-                content_type__app_label__in=["provisions"] + (["auth"] if role == "administrator" else [])
-            )
+            permissions = permissions.filter(content_type__app_label__in=["provisions"] + (
+                ["auth"] if role == "administrator" else []
+            ))
             if models != "*":
                 permissions = permissions.filter(content_type__model__in=models)
             group.permissions.add(*permissions)

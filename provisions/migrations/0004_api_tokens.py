@@ -7,71 +7,29 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
-        ("provisions", "0003_roles"),
+        ('provisions', '0003_roles'),
     ]
 
     operations = [
         migrations.CreateModel(
-            name="ApiToken",
+            name='ApiToken',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                (
-                    "name",
-                    models.CharField(
-                        help_text="What the token is for (the system using it).", max_length=100
-                    ),
-                ),
-                (
-                    "prefix",
-                    models.CharField(
-                        editable=False, help_text="The key's first characters, to tell it.", max_length=12
-                    ),
-                ),
-                ("key_hash", models.CharField(editable=False, max_length=64, unique=True)),
-                (
-                    "clearance",
-                    models.CharField(
-                        blank=True,
-                        choices=[
-                            ("official", "OFFICIAL"),
-                            ("official_sensitive", "OFFICIAL-SENSITIVE"),
-                            ("secret", "SECRET"),
-                        ],
-                        help_text="Lower than the user's to restrict the token; blank: the user's clearance.",
-                        max_length=32,
-                    ),
-                ),
-                ("created_at", models.DateTimeField(default=django.utils.timezone.now, editable=False)),
-                ("expires_at", models.DateTimeField(blank=True, null=True)),
-                ("revoked_at", models.DateTimeField(blank=True, null=True)),
-                ("last_used_at", models.DateTimeField(blank=True, editable=False, null=True)),
-                (
-                    "user",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name="api_tokens",
-                        to=settings.AUTH_USER_MODEL,
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('name', models.CharField(help_text='What the token is for (the system using it).', max_length=100)),
+                ('prefix', models.CharField(editable=False, help_text="The key's first characters, to tell it.", max_length=12)),
+                ('key_hash', models.CharField(editable=False, max_length=64, unique=True)),
+                ('clearance', models.CharField(blank=True, choices=[('official', 'OFFICIAL'), ('official_sensitive', 'OFFICIAL-SENSITIVE'), ('secret', 'SECRET')], help_text="Lower than the user's to restrict the token; blank: the user's clearance.", max_length=32)),
+                ('created_at', models.DateTimeField(default=django.utils.timezone.now, editable=False)),
+                ('expires_at', models.DateTimeField(blank=True, null=True)),
+                ('revoked_at', models.DateTimeField(blank=True, null=True)),
+                ('last_used_at', models.DateTimeField(blank=True, editable=False, null=True)),
+                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='api_tokens', to=settings.AUTH_USER_MODEL)),
             ],
             options={
-                "ordering": ["-created_at"],
-                "constraints": [
-                    models.CheckConstraint(
-                        condition=models.Q(
-                            ("clearance", ""),
-                            ("clearance__in", ["official", "official_sensitive", "secret"]),
-                            _connector="OR",
-                        ),
-                        name="api_token_clearance_valid",
-                    )
-                ],
+                'ordering': ['-created_at'],
+                'constraints': [models.CheckConstraint(condition=models.Q(('clearance', ''), ('clearance__in', ['official', 'official_sensitive', 'secret']), _connector='OR'), name='api_token_clearance_valid')],
             },
         ),
     ]

@@ -4,33 +4,25 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
-        ("provisions", "0004_api_tokens"),
+        ('provisions', '0004_api_tokens'),
     ]
 
     operations = [
         migrations.AddField(
-            model_name="gap",
-            name="coverage_state",
-            field=models.CharField(
-                blank=True,
-                choices=[
-                    ("secured", "Secured"),
-                    ("partial", "Partial"),
-                    ("in_negotiation", "In negotiation"),
-                    ("uncovered", "Uncovered"),
-                ],
-                max_length=16,
-            ),
+            model_name='gap',
+            name='coverage_state',
+            field=models.CharField(blank=True, choices=[('secured', 'Secured'), ('partial', 'Partial'), ('in_negotiation', 'In negotiation'), ('uncovered', 'Uncovered')], max_length=16),
         ),
         migrations.AddField(
-            model_name="gap",
-            name="covering_provisions",
+            model_name='gap',
+            name='covering_provisions',
             field=models.TextField(blank=True, help_text="References joined by ';'."),
         ),
         migrations.AddField(
-            model_name="gap",
-            name="lapses_on",
+            model_name='gap',
+            name='lapses_on',
             field=models.DateField(blank=True, null=True),
         ),
     ]

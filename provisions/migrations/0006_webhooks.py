@@ -7,118 +7,55 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
-        ("provisions", "0005_gap_details"),
+        ('provisions', '0005_gap_details'),
     ]
 
     operations = [
         migrations.CreateModel(
-            name="WebhookEndpoint",
+            name='WebhookEndpoint',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                ("url", models.URLField(max_length=500)),
-                (
-                    "events",
-                    models.JSONField(default=list, help_text="Event names, e.g. provision.status_changed."),
-                ),
-                ("secret", models.CharField(max_length=128)),
-                (
-                    "clearance",
-                    models.CharField(
-                        choices=[
-                            ("official", "OFFICIAL"),
-                            ("official_sensitive", "OFFICIAL-SENSITIVE"),
-                            ("secret", "SECRET"),
-                        ],
-                        default="official",
-                        max_length=32,
-                    ),
-                ),
-                ("active", models.BooleanField(default=True)),
-                ("created_at", models.DateTimeField(default=django.utils.timezone.now, editable=False)),
-                (
-                    "created_by",
-                    models.ForeignKey(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.SET_NULL,
-                        related_name="+",
-                        to=settings.AUTH_USER_MODEL,
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('url', models.URLField(max_length=500)),
+                ('events', models.JSONField(default=list, help_text='Event names, e.g. provision.status_changed.')),
+                ('secret', models.CharField(max_length=128)),
+                ('clearance', models.CharField(choices=[('official', 'OFFICIAL'), ('official_sensitive', 'OFFICIAL-SENSITIVE'), ('secret', 'SECRET')], default='official', max_length=32)),
+                ('active', models.BooleanField(default=True)),
+                ('created_at', models.DateTimeField(default=django.utils.timezone.now, editable=False)),
+                ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
             ],
             options={
-                "ordering": ["id"],
+                'ordering': ['id'],
             },
         ),
         migrations.CreateModel(
-            name="WebhookDelivery",
+            name='WebhookDelivery',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                (
-                    "event",
-                    models.CharField(
-                        choices=[
-                            ("provision.status_changed", "A provision's status changed"),
-                            ("gap.opened", "A gap opened"),
-                            ("gap.resolved", "A gap was resolved"),
-                            ("gap.escalated", "A gap escalated"),
-                        ],
-                        max_length=64,
-                    ),
-                ),
-                ("payload", models.JSONField()),
-                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
-                (
-                    "state",
-                    models.CharField(
-                        choices=[("pending", "Pending"), ("delivered", "Delivered"), ("failed", "Failed")],
-                        default="pending",
-                        max_length=16,
-                    ),
-                ),
-                ("attempts", models.PositiveIntegerField(default=0)),
-                ("last_attempt_at", models.DateTimeField(blank=True, null=True)),
-                ("last_status_code", models.PositiveIntegerField(blank=True, null=True)),
-                (
-                    "last_response",
-                    models.TextField(blank=True, help_text="The start of the receiver's answer."),
-                ),
-                ("last_error", models.TextField(blank=True)),
-                ("delivered_at", models.DateTimeField(blank=True, null=True)),
-                (
-                    "endpoint",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name="deliveries",
-                        to="provisions.webhookendpoint",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('event', models.CharField(choices=[('provision.status_changed', "A provision's status changed"), ('gap.opened', 'A gap opened'), ('gap.resolved', 'A gap was resolved'), ('gap.escalated', 'A gap escalated')], max_length=64)),
+                ('payload', models.JSONField()),
+                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
+                ('state', models.CharField(choices=[('pending', 'Pending'), ('delivered', 'Delivered'), ('failed', 'Failed')], default='pending', max_length=16)),
+                ('attempts', models.PositiveIntegerField(default=0)),
+                ('last_attempt_at', models.DateTimeField(blank=True, null=True)),
+                ('last_status_code', models.PositiveIntegerField(blank=True, null=True)),
+                ('last_response', models.TextField(blank=True, help_text="The start of the receiver's answer.")),
+                ('last_error', models.TextField(blank=True)),
+                ('delivered_at', models.DateTimeField(blank=True, null=True)),
+                ('endpoint', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='deliveries', to='provisions.webhookendpoint')),
             ],
             options={
-                "verbose_name_plural": "webhook deliveries",
-                "ordering": ["-created_at", "-id"],
+                'verbose_name_plural': 'webhook deliveries',
+                'ordering': ['-created_at', '-id'],
             },
         ),
         migrations.AddConstraint(
-            model_name="webhookendpoint",
-            constraint=models.CheckConstraint(
-                condition=models.Q(("clearance__in", ["official", "official_sensitive", "secret"])),
-                name="webhook_endpoint_clearance_valid",
-            ),
+            model_name='webhookendpoint',
+            constraint=models.CheckConstraint(condition=models.Q(('clearance__in', ['official', 'official_sensitive', 'secret'])), name='webhook_endpoint_clearance_valid'),
         ),
         migrations.AddIndex(
-            model_name="webhookdelivery",
-            index=models.Index(fields=["state", "created_at"], name="webhook_delivery_pending"),
+            model_name='webhookdelivery',
+            index=models.Index(fields=['state', 'created_at'], name='webhook_delivery_pending'),
         ),
     ]

@@ -4,39 +4,40 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
-        ("provisions", "0006_webhooks"),
+        ('provisions', '0006_webhooks'),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name="historicalcapability",
-            name="history_change_reason",
+            model_name='historicalcapability',
+            name='history_change_reason',
             field=models.TextField(null=True),
         ),
         migrations.AlterField(
-            model_name="historicalconsultation",
-            name="history_change_reason",
+            model_name='historicalconsultation',
+            name='history_change_reason',
             field=models.TextField(null=True),
         ),
         migrations.AlterField(
-            model_name="historicalcoverage",
-            name="history_change_reason",
+            model_name='historicalcoverage',
+            name='history_change_reason',
             field=models.TextField(null=True),
         ),
         migrations.AlterField(
-            model_name="historicaldomain",
-            name="history_change_reason",
+            model_name='historicaldomain',
+            name='history_change_reason',
             field=models.TextField(null=True),
         ),
         migrations.AlterField(
-            model_name="historicalposition",
-            name="history_change_reason",
+            model_name='historicalposition',
+            name='history_change_reason',
             field=models.TextField(null=True),
         ),
         migrations.AlterField(
-            model_name="historicalprovision",
-            name="history_change_reason",
+            model_name='historicalprovision',
+            name='history_change_reason',
             field=models.TextField(null=True),
         ),
     ]

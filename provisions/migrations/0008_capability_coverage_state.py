@@ -4,25 +4,15 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
-        ("provisions", "0007_history_reasons_as_text"),
+        ('provisions', '0007_history_reasons_as_text'),
     ]
 
     operations = [
         migrations.AddField(
-            model_name="capability",
-            name="coverage_state",
-            field=models.CharField(
-                blank=True,
-                choices=[
-                    ("secured", "Secured"),
-                    ("partial", "Partial"),
-                    ("in_negotiation", "In negotiation"),
-                    ("uncovered", "Uncovered"),
-                ],
-                default="",
-                editable=False,
-                max_length=16,
-            ),
+            model_name='capability',
+            name='coverage_state',
+            field=models.CharField(blank=True, choices=[('secured', 'Secured'), ('partial', 'Partial'), ('in_negotiation', 'In negotiation'), ('uncovered', 'Uncovered')], default='', editable=False, max_length=16),
         ),
     ]

@@ -5,29 +5,25 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
-        ("provisions", "0008_capability_coverage_state"),
+        ('provisions', '0008_capability_coverage_state'),
     ]
 
     operations = [
         migrations.CreateModel(
-            name="CoverageSnapshot",
+            name='CoverageSnapshot',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                ("as_of", models.DateField(unique=True)),
-                ("secured", models.PositiveIntegerField()),
-                ("partial", models.PositiveIntegerField()),
-                ("in_negotiation", models.PositiveIntegerField()),
-                ("uncovered", models.PositiveIntegerField()),
-                ("recorded_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('as_of', models.DateField(unique=True)),
+                ('secured', models.PositiveIntegerField()),
+                ('partial', models.PositiveIntegerField()),
+                ('in_negotiation', models.PositiveIntegerField()),
+                ('uncovered', models.PositiveIntegerField()),
+                ('recorded_at', models.DateTimeField(default=django.utils.timezone.now)),
             ],
             options={
-                "ordering": ["as_of"],
+                'ordering': ['as_of'],
             },
         ),
     ]

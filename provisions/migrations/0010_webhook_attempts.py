@@ -5,42 +5,27 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
-        ("provisions", "0009_coverage_snapshots"),
+        ('provisions', '0009_coverage_snapshots'),
     ]
 
     operations = [
         migrations.CreateModel(
-            name="WebhookAttempt",
+            name='WebhookAttempt',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                ("number", models.PositiveIntegerField()),
-                ("sent_at", models.DateTimeField()),
-                ("duration_ms", models.PositiveIntegerField()),
-                ("status_code", models.PositiveIntegerField(blank=True, null=True)),
-                ("response", models.TextField(blank=True, help_text="The start of the receiver's answer.")),
-                ("error", models.TextField(blank=True)),
-                (
-                    "delivery",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name="attempt_log",
-                        to="provisions.webhookdelivery",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('number', models.PositiveIntegerField()),
+                ('sent_at', models.DateTimeField()),
+                ('duration_ms', models.PositiveIntegerField()),
+                ('status_code', models.PositiveIntegerField(blank=True, null=True)),
+                ('response', models.TextField(blank=True, help_text="The start of the receiver's answer.")),
+                ('error', models.TextField(blank=True)),
+                ('delivery', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='attempt_log', to='provisions.webhookdelivery')),
             ],
             options={
-                "ordering": ["delivery", "number"],
-                "constraints": [
-                    models.UniqueConstraint(
-                        fields=("delivery", "number"), name="webhook_attempt_number_unique"
-                    )
-                ],
+                'ordering': ['delivery', 'number'],
+                'constraints': [models.UniqueConstraint(fields=('delivery', 'number'), name='webhook_attempt_number_unique')],
             },
         ),
     ]

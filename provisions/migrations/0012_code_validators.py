@@ -5,147 +5,60 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
-        ("provisions", "0011_provision_search_index"),
+        ('provisions', '0011_provision_search_index'),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name="capability",
-            name="code",
-            field=models.CharField(
-                max_length=64,
-                unique=True,
-                validators=[
-                    django.core.validators.RegexValidator(
-                        "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\\Z",
-                        "Letters, digits, '.', '_' and '-' only, starting with a letter or digit (at most 64).",
-                    )
-                ],
-            ),
+            model_name='capability',
+            name='code',
+            field=models.CharField(max_length=64, unique=True, validators=[django.core.validators.RegexValidator('^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\\Z', "Letters, digits, '.', '_' and '-' only, starting with a letter or digit (at most 64).")]),
         ),
         migrations.AlterField(
-            model_name="domain",
-            name="code",
-            field=models.CharField(
-                max_length=64,
-                unique=True,
-                validators=[
-                    django.core.validators.RegexValidator(
-                        "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\\Z",
-                        "Letters, digits, '.', '_' and '-' only, starting with a letter or digit (at most 64).",
-                    )
-                ],
-            ),
+            model_name='domain',
+            name='code',
+            field=models.CharField(max_length=64, unique=True, validators=[django.core.validators.RegexValidator('^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\\Z', "Letters, digits, '.', '_' and '-' only, starting with a letter or digit (at most 64).")]),
         ),
         migrations.AlterField(
-            model_name="historicalcapability",
-            name="code",
-            field=models.CharField(
-                db_index=True,
-                max_length=64,
-                validators=[
-                    django.core.validators.RegexValidator(
-                        "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\\Z",
-                        "Letters, digits, '.', '_' and '-' only, starting with a letter or digit (at most 64).",
-                    )
-                ],
-            ),
+            model_name='historicalcapability',
+            name='code',
+            field=models.CharField(db_index=True, max_length=64, validators=[django.core.validators.RegexValidator('^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\\Z', "Letters, digits, '.', '_' and '-' only, starting with a letter or digit (at most 64).")]),
         ),
         migrations.AlterField(
-            model_name="historicaldomain",
-            name="code",
-            field=models.CharField(
-                db_index=True,
-                max_length=64,
-                validators=[
-                    django.core.validators.RegexValidator(
-                        "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\\Z",
-                        "Letters, digits, '.', '_' and '-' only, starting with a letter or digit (at most 64).",
-                    )
-                ],
-            ),
+            model_name='historicaldomain',
+            name='code',
+            field=models.CharField(db_index=True, max_length=64, validators=[django.core.validators.RegexValidator('^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\\Z', "Letters, digits, '.', '_' and '-' only, starting with a letter or digit (at most 64).")]),
         ),
         migrations.AlterField(
-            model_name="historicalprovision",
-            name="reference",
-            field=models.CharField(
-                db_index=True,
-                max_length=64,
-                validators=[
-                    django.core.validators.RegexValidator(
-                        "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\\Z",
-                        "Letters, digits, '.', '_' and '-' only, starting with a letter or digit (at most 64).",
-                    )
-                ],
-            ),
+            model_name='historicalprovision',
+            name='reference',
+            field=models.CharField(db_index=True, max_length=64, validators=[django.core.validators.RegexValidator('^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\\Z', "Letters, digits, '.', '_' and '-' only, starting with a letter or digit (at most 64).")]),
         ),
         migrations.AlterField(
-            model_name="milestone",
-            name="code",
-            field=models.CharField(
-                max_length=64,
-                validators=[
-                    django.core.validators.RegexValidator(
-                        "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\\Z",
-                        "Letters, digits, '.', '_' and '-' only, starting with a letter or digit (at most 64).",
-                    )
-                ],
-            ),
+            model_name='milestone',
+            name='code',
+            field=models.CharField(max_length=64, validators=[django.core.validators.RegexValidator('^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\\Z', "Letters, digits, '.', '_' and '-' only, starting with a letter or digit (at most 64).")]),
         ),
         migrations.AlterField(
-            model_name="party",
-            name="code",
-            field=models.CharField(
-                max_length=64,
-                validators=[
-                    django.core.validators.RegexValidator(
-                        "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\\Z",
-                        "Letters, digits, '.', '_' and '-' only, starting with a letter or digit (at most 64).",
-                    )
-                ],
-            ),
+            model_name='party',
+            name='code',
+            field=models.CharField(max_length=64, validators=[django.core.validators.RegexValidator('^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\\Z', "Letters, digits, '.', '_' and '-' only, starting with a letter or digit (at most 64).")]),
         ),
         migrations.AlterField(
-            model_name="precedent",
-            name="code",
-            field=models.CharField(
-                max_length=64,
-                unique=True,
-                validators=[
-                    django.core.validators.RegexValidator(
-                        "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\\Z",
-                        "Letters, digits, '.', '_' and '-' only, starting with a letter or digit (at most 64).",
-                    )
-                ],
-            ),
+            model_name='precedent',
+            name='code',
+            field=models.CharField(max_length=64, unique=True, validators=[django.core.validators.RegexValidator('^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\\Z', "Letters, digits, '.', '_' and '-' only, starting with a letter or digit (at most 64).")]),
         ),
         migrations.AlterField(
-            model_name="provision",
-            name="reference",
-            field=models.CharField(
-                max_length=64,
-                unique=True,
-                validators=[
-                    django.core.validators.RegexValidator(
-                        "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\\Z",
-                        "Letters, digits, '.', '_' and '-' only, starting with a letter or digit (at most 64).",
-                    )
-                ],
-            ),
+            model_name='provision',
+            name='reference',
+            field=models.CharField(max_length=64, unique=True, validators=[django.core.validators.RegexValidator('^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\\Z', "Letters, digits, '.', '_' and '-' only, starting with a letter or digit (at most 64).")]),
         ),
         migrations.AlterField(
-            model_name="territory",
-            name="code",
-            field=models.CharField(
-                max_length=64,
-                unique=True,
-                validators=[
-                    django.core.validators.RegexValidator(
-                        "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\\Z",
-                        "Letters, digits, '.', '_' and '-' only, starting with a letter or digit (at most 64).",
-                    )
-                ],
-            ),
+            model_name='territory',
+            name='code',
+            field=models.CharField(max_length=64, unique=True, validators=[django.core.validators.RegexValidator('^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\\Z', "Letters, digits, '.', '_' and '-' only, starting with a letter or digit (at most 64).")]),
         ),
     ]

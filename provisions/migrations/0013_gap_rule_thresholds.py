@@ -8,172 +8,51 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
-        ("provisions", "0012_code_validators"),
+        ('provisions', '0012_code_validators'),
     ]
 
     operations = [
         migrations.CreateModel(
-            name="HistoricalGapRuleThresholds",
+            name='HistoricalGapRuleThresholds',
             fields=[
-                (
-                    "id",
-                    models.BigIntegerField(auto_created=True, blank=True, db_index=True, verbose_name="ID"),
-                ),
-                (
-                    "secured_status",
-                    models.CharField(
-                        choices=[
-                            ("identified", "Identified"),
-                            ("scoping", "Scoping"),
-                            ("proposed", "Proposed"),
-                            ("under_negotiation", "Under negotiation"),
-                            ("agreed_in_principle", "Agreed in principle"),
-                            ("agreed", "Agreed"),
-                            ("signed", "Signed"),
-                            ("in_force", "In force"),
-                        ],
-                        help_text="The lowest status that secures a capability (its rank and above).",
-                        max_length=32,
-                    ),
-                ),
-                (
-                    "warning_days",
-                    models.PositiveIntegerField(help_text="A lapse this many days away or nearer warns."),
-                ),
-                (
-                    "urgent_days",
-                    models.PositiveIntegerField(help_text="A lapse this many days away or nearer is urgent."),
-                ),
-                (
-                    "stall_days",
-                    models.PositiveIntegerField(
-                        help_text="Days without a move after which a negotiation stalls.",
-                        validators=[django.core.validators.MinValueValidator(1)],
-                    ),
-                ),
-                ("updated_at", models.DateTimeField(blank=True, editable=False)),
-                ("history_id", models.AutoField(primary_key=True, serialize=False)),
-                ("history_date", models.DateTimeField(db_index=True)),
-                ("history_change_reason", models.TextField(null=True)),
-                (
-                    "history_type",
-                    models.CharField(
-                        choices=[("+", "Created"), ("~", "Changed"), ("-", "Deleted")], max_length=1
-                    ),
-                ),
-                (
-                    "history_user",
-                    models.ForeignKey(
-                        null=True,
-                        on_delete=django.db.models.deletion.SET_NULL,
-                        related_name="+",
-                        to=settings.AUTH_USER_MODEL,
-                    ),
-                ),
-                (
-                    "updated_by",
-                    models.ForeignKey(
-                        blank=True,
-                        db_constraint=False,
-                        null=True,
-                        on_delete=django.db.models.deletion.DO_NOTHING,
-                        related_name="+",
-                        to=settings.AUTH_USER_MODEL,
-                    ),
-                ),
+                ('id', models.BigIntegerField(auto_created=True, blank=True, db_index=True, verbose_name='ID')),
+                ('secured_status', models.CharField(choices=[('identified', 'Identified'), ('scoping', 'Scoping'), ('proposed', 'Proposed'), ('under_negotiation', 'Under negotiation'), ('agreed_in_principle', 'Agreed in principle'), ('agreed', 'Agreed'), ('signed', 'Signed'), ('in_force', 'In force')], help_text='The lowest status that secures a capability (its rank and above).', max_length=32)),
+                ('warning_days', models.PositiveIntegerField(help_text='A lapse this many days away or nearer warns.')),
+                ('urgent_days', models.PositiveIntegerField(help_text='A lapse this many days away or nearer is urgent.')),
+                ('stall_days', models.PositiveIntegerField(help_text='Days without a move after which a negotiation stalls.', validators=[django.core.validators.MinValueValidator(1)])),
+                ('updated_at', models.DateTimeField(blank=True, editable=False)),
+                ('history_id', models.AutoField(primary_key=True, serialize=False)),
+                ('history_date', models.DateTimeField(db_index=True)),
+                ('history_change_reason', models.TextField(null=True)),
+                ('history_type', models.CharField(choices=[('+', 'Created'), ('~', 'Changed'), ('-', 'Deleted')], max_length=1)),
+                ('history_user', models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
+                ('updated_by', models.ForeignKey(blank=True, db_constraint=False, null=True, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to=settings.AUTH_USER_MODEL)),
             ],
             options={
-                "verbose_name": "historical gap rule thresholds",
-                "verbose_name_plural": "historical gap rule thresholds",
-                "ordering": ("-history_date", "-history_id"),
-                "get_latest_by": ("history_date", "history_id"),
+                'verbose_name': 'historical gap rule thresholds',
+                'verbose_name_plural': 'historical gap rule thresholds',
+                'ordering': ('-history_date', '-history_id'),
+                'get_latest_by': ('history_date', 'history_id'),
             },
             bases=(simple_history.models.HistoricalChanges, models.Model),
         ),
         migrations.CreateModel(
-            name="GapRuleThresholds",
+            name='GapRuleThresholds',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                (
-                    "secured_status",
-                    models.CharField(
-                        choices=[
-                            ("identified", "Identified"),
-                            ("scoping", "Scoping"),
-                            ("proposed", "Proposed"),
-                            ("under_negotiation", "Under negotiation"),
-                            ("agreed_in_principle", "Agreed in principle"),
-                            ("agreed", "Agreed"),
-                            ("signed", "Signed"),
-                            ("in_force", "In force"),
-                        ],
-                        help_text="The lowest status that secures a capability (its rank and above).",
-                        max_length=32,
-                    ),
-                ),
-                (
-                    "warning_days",
-                    models.PositiveIntegerField(help_text="A lapse this many days away or nearer warns."),
-                ),
-                (
-                    "urgent_days",
-                    models.PositiveIntegerField(help_text="A lapse this many days away or nearer is urgent."),
-                ),
-                (
-                    "stall_days",
-                    models.PositiveIntegerField(
-                        help_text="Days without a move after which a negotiation stalls.",
-                        validators=[django.core.validators.MinValueValidator(1)],
-                    ),
-                ),
-                ("updated_at", models.DateTimeField(auto_now=True)),
-                (
-                    "updated_by",
-                    models.ForeignKey(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.SET_NULL,
-                        related_name="+",
-                        to=settings.AUTH_USER_MODEL,
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('secured_status', models.CharField(choices=[('identified', 'Identified'), ('scoping', 'Scoping'), ('proposed', 'Proposed'), ('under_negotiation', 'Under negotiation'), ('agreed_in_principle', 'Agreed in principle'), ('agreed', 'Agreed'), ('signed', 'Signed'), ('in_force', 'In force')], help_text='The lowest status that secures a capability (its rank and above).', max_length=32)),
+                ('warning_days', models.PositiveIntegerField(help_text='A lapse this many days away or nearer warns.')),
+                ('urgent_days', models.PositiveIntegerField(help_text='A lapse this many days away or nearer is urgent.')),
+                ('stall_days', models.PositiveIntegerField(help_text='Days without a move after which a negotiation stalls.', validators=[django.core.validators.MinValueValidator(1)])),
+                ('updated_at', models.DateTimeField(auto_now=True)),
+                ('updated_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
             ],
             options={
-                "verbose_name": "gap rule thresholds",
-                "verbose_name_plural": "gap rule thresholds",
-                "constraints": [
-                    models.CheckConstraint(
-                        condition=models.Q(("pk", 1)), name="gap_rule_thresholds_single_row"
-                    ),
-                    models.CheckConstraint(
-                        condition=models.Q(("urgent_days__lte", models.F("warning_days"))),
-                        name="urgent_within_warning",
-                    ),
-                    models.CheckConstraint(
-                        condition=models.Q(
-                            (
-                                "secured_status__in",
-                                [
-                                    "identified",
-                                    "scoping",
-                                    "proposed",
-                                    "under_negotiation",
-                                    "agreed_in_principle",
-                                    "agreed",
-                                    "signed",
-                                    "in_force",
-                                ],
-                            )
-                        ),
-                        name="gap_rule_thresholds_secured_status_valid",
-                    ),
-                ],
+                'verbose_name': 'gap rule thresholds',
+                'verbose_name_plural': 'gap rule thresholds',
+                'constraints': [models.CheckConstraint(condition=models.Q(('pk', 1)), name='gap_rule_thresholds_single_row'), models.CheckConstraint(condition=models.Q(('urgent_days__lte', models.F('warning_days'))), name='urgent_within_warning'), models.CheckConstraint(condition=models.Q(('secured_status__in', ['identified', 'scoping', 'proposed', 'under_negotiation', 'agreed_in_principle', 'agreed', 'signed', 'in_force'])), name='gap_rule_thresholds_secured_status_valid')],
             },
         ),
     ]

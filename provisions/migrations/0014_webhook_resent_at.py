@@ -4,14 +4,15 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
-        ("provisions", "0013_gap_rule_thresholds"),
+        ('provisions', '0013_gap_rule_thresholds'),
     ]
 
     operations = [
         migrations.AddField(
-            model_name="webhookdelivery",
-            name="resent_at",
+            model_name='webhookdelivery',
+            name='resent_at',
             field=models.DateTimeField(blank=True, null=True),
         ),
     ]

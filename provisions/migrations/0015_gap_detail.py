@@ -4,14 +4,15 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
-        ("provisions", "0014_webhook_resent_at"),
+        ('provisions', '0014_webhook_resent_at'),
     ]
 
     operations = [
         migrations.AddField(
-            model_name="gap",
-            name="detail",
+            model_name='gap',
+            name='detail',
             field=models.JSONField(blank=True, default=dict),
         ),
     ]

@@ -24,14 +24,15 @@ def record_references(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
-        ("provisions", "0015_gap_detail"),
+        ('provisions', '0015_gap_detail'),
     ]
 
     operations = [
         migrations.AddField(
-            model_name="webhookdelivery",
-            name="references",
+            model_name='webhookdelivery',
+            name='references',
             field=models.JSONField(blank=True, default=list),
         ),
         migrations.RunPython(record_references, migrations.RunPython.noop),

@@ -9,634 +9,361 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
-        ("provisions", "0016_webhook_delivery_references"),
+        ('provisions', '0016_webhook_delivery_references'),
     ]
 
     operations = [
         migrations.CreateModel(
-            name="Aim",
+            name='Aim',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                (
-                    "code",
-                    models.CharField(
-                        max_length=64,
-                        unique=True,
-                        validators=[
-                            django.core.validators.RegexValidator(
-                                "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\\Z",
-                                "Letters, digits, '.', '_' and '-' only, starting with a letter or digit (at most 64).",
-                            )
-                        ],
-                    ),
-                ),
-                ("title", models.CharField(max_length=300)),
-                ("text", models.TextField(blank=True)),
-                ("source", models.TextField(blank=True, help_text="Where the aim is stated.")),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('code', models.CharField(max_length=64, unique=True, validators=[django.core.validators.RegexValidator('^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\\Z', "Letters, digits, '.', '_' and '-' only, starting with a letter or digit (at most 64).")])),
+                ('title', models.CharField(max_length=300)),
+                ('text', models.TextField(blank=True)),
+                ('source', models.TextField(blank=True, help_text='Where the aim is stated.')),
             ],
             options={
-                "ordering": ["code"],
+                'ordering': ['code'],
             },
         ),
         migrations.CreateModel(
-            name="AimCapability",
+            name='AimCapability',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                ("position", models.PositiveIntegerField(default=0)),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('position', models.PositiveIntegerField(default=0)),
             ],
             options={
-                "ordering": ["aim_id", "position", "id"],
+                'ordering': ['aim_id', 'position', 'id'],
             },
         ),
         migrations.CreateModel(
-            name="CapabilityChange",
+            name='CapabilityChange',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                (
-                    "at",
-                    models.DateField(
-                        blank=True, help_text="The day it took effect (empty: the base value).", null=True
-                    ),
-                ),
-                ("note", models.TextField(blank=True)),
-                ("recorded_at", models.DateTimeField(default=django.utils.timezone.now, editable=False)),
-                ("sets_lapses_on", models.BooleanField(default=False)),
-                ("lapses_on", models.DateField(blank=True, null=True)),
-                (
-                    "criticality",
-                    models.CharField(
-                        blank=True,
-                        choices=[
-                            ("critical", "Critical"),
-                            ("high", "High"),
-                            ("medium", "Medium"),
-                            ("low", "Low"),
-                        ],
-                        max_length=16,
-                    ),
-                ),
-                ("sets_fallback", models.BooleanField(default=False)),
-                ("fallback", models.TextField(blank=True)),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('at', models.DateField(blank=True, help_text='The day it took effect (empty: the base value).', null=True)),
+                ('note', models.TextField(blank=True)),
+                ('recorded_at', models.DateTimeField(default=django.utils.timezone.now, editable=False)),
+                ('sets_lapses_on', models.BooleanField(default=False)),
+                ('lapses_on', models.DateField(blank=True, null=True)),
+                ('criticality', models.CharField(blank=True, choices=[('critical', 'Critical'), ('high', 'High'), ('medium', 'Medium'), ('low', 'Low')], max_length=16)),
+                ('sets_fallback', models.BooleanField(default=False)),
+                ('fallback', models.TextField(blank=True)),
             ],
             options={
-                "ordering": ["capability_id", models.OrderBy(models.F("at"), nulls_first=True), "id"],
+                'ordering': ['capability_id', models.OrderBy(models.F('at'), nulls_first=True), 'id'],
             },
         ),
         migrations.CreateModel(
-            name="Discussion",
+            name='Discussion',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                ("on", models.DateField()),
-                ("note", models.TextField()),
-                ("recorded_at", models.DateTimeField(default=django.utils.timezone.now, editable=False)),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('on', models.DateField()),
+                ('note', models.TextField()),
+                ('recorded_at', models.DateTimeField(default=django.utils.timezone.now, editable=False)),
             ],
             options={
-                "ordering": ["provision_id", "on", "id"],
+                'ordering': ['provision_id', 'on', 'id'],
             },
         ),
         migrations.CreateModel(
-            name="HistoricalCapabilityChange",
+            name='HistoricalCapabilityChange',
             fields=[
-                (
-                    "id",
-                    models.BigIntegerField(auto_created=True, blank=True, db_index=True, verbose_name="ID"),
-                ),
-                (
-                    "at",
-                    models.DateField(
-                        blank=True, help_text="The day it took effect (empty: the base value).", null=True
-                    ),
-                ),
-                ("note", models.TextField(blank=True)),
-                ("recorded_at", models.DateTimeField(default=django.utils.timezone.now, editable=False)),
-                ("sets_lapses_on", models.BooleanField(default=False)),
-                ("lapses_on", models.DateField(blank=True, null=True)),
-                (
-                    "criticality",
-                    models.CharField(
-                        blank=True,
-                        choices=[
-                            ("critical", "Critical"),
-                            ("high", "High"),
-                            ("medium", "Medium"),
-                            ("low", "Low"),
-                        ],
-                        max_length=16,
-                    ),
-                ),
-                ("sets_fallback", models.BooleanField(default=False)),
-                ("fallback", models.TextField(blank=True)),
-                ("history_id", models.AutoField(primary_key=True, serialize=False)),
-                ("history_date", models.DateTimeField(db_index=True)),
-                ("history_change_reason", models.TextField(null=True)),
-                (
-                    "history_type",
-                    models.CharField(
-                        choices=[("+", "Created"), ("~", "Changed"), ("-", "Deleted")], max_length=1
-                    ),
-                ),
+                ('id', models.BigIntegerField(auto_created=True, blank=True, db_index=True, verbose_name='ID')),
+                ('at', models.DateField(blank=True, help_text='The day it took effect (empty: the base value).', null=True)),
+                ('note', models.TextField(blank=True)),
+                ('recorded_at', models.DateTimeField(default=django.utils.timezone.now, editable=False)),
+                ('sets_lapses_on', models.BooleanField(default=False)),
+                ('lapses_on', models.DateField(blank=True, null=True)),
+                ('criticality', models.CharField(blank=True, choices=[('critical', 'Critical'), ('high', 'High'), ('medium', 'Medium'), ('low', 'Low')], max_length=16)),
+                ('sets_fallback', models.BooleanField(default=False)),
+                ('fallback', models.TextField(blank=True)),
+                ('history_id', models.AutoField(primary_key=True, serialize=False)),
+                ('history_date', models.DateTimeField(db_index=True)),
+                ('history_change_reason', models.TextField(null=True)),
+                ('history_type', models.CharField(choices=[('+', 'Created'), ('~', 'Changed'), ('-', 'Deleted')], max_length=1)),
             ],
             options={
-                "verbose_name": "historical capability change",
-                "verbose_name_plural": "historical capability changes",
-                "ordering": ("-history_date", "-history_id"),
-                "get_latest_by": ("history_date", "history_id"),
+                'verbose_name': 'historical capability change',
+                'verbose_name_plural': 'historical capability changes',
+                'ordering': ('-history_date', '-history_id'),
+                'get_latest_by': ('history_date', 'history_id'),
             },
             bases=(simple_history.models.HistoricalChanges, models.Model),
         ),
         migrations.CreateModel(
-            name="HistoricalDiscussion",
+            name='HistoricalDiscussion',
             fields=[
-                (
-                    "id",
-                    models.BigIntegerField(auto_created=True, blank=True, db_index=True, verbose_name="ID"),
-                ),
-                ("on", models.DateField()),
-                ("note", models.TextField()),
-                ("recorded_at", models.DateTimeField(default=django.utils.timezone.now, editable=False)),
-                ("history_id", models.AutoField(primary_key=True, serialize=False)),
-                ("history_date", models.DateTimeField(db_index=True)),
-                ("history_change_reason", models.TextField(null=True)),
-                (
-                    "history_type",
-                    models.CharField(
-                        choices=[("+", "Created"), ("~", "Changed"), ("-", "Deleted")], max_length=1
-                    ),
-                ),
+                ('id', models.BigIntegerField(auto_created=True, blank=True, db_index=True, verbose_name='ID')),
+                ('on', models.DateField()),
+                ('note', models.TextField()),
+                ('recorded_at', models.DateTimeField(default=django.utils.timezone.now, editable=False)),
+                ('history_id', models.AutoField(primary_key=True, serialize=False)),
+                ('history_date', models.DateTimeField(db_index=True)),
+                ('history_change_reason', models.TextField(null=True)),
+                ('history_type', models.CharField(choices=[('+', 'Created'), ('~', 'Changed'), ('-', 'Deleted')], max_length=1)),
             ],
             options={
-                "verbose_name": "historical discussion",
-                "verbose_name_plural": "historical discussions",
-                "ordering": ("-history_date", "-history_id"),
-                "get_latest_by": ("history_date", "history_id"),
+                'verbose_name': 'historical discussion',
+                'verbose_name_plural': 'historical discussions',
+                'ordering': ('-history_date', '-history_id'),
+                'get_latest_by': ('history_date', 'history_id'),
             },
             bases=(simple_history.models.HistoricalChanges, models.Model),
         ),
         migrations.CreateModel(
-            name="HistoricalProvisionChange",
+            name='HistoricalProvisionChange',
             fields=[
-                (
-                    "id",
-                    models.BigIntegerField(auto_created=True, blank=True, db_index=True, verbose_name="ID"),
-                ),
-                (
-                    "at",
-                    models.DateField(
-                        blank=True, help_text="The day it took effect (empty: the base value).", null=True
-                    ),
-                ),
-                ("note", models.TextField(blank=True)),
-                ("recorded_at", models.DateTimeField(default=django.utils.timezone.now, editable=False)),
-                ("title", models.CharField(blank=True, max_length=300)),
-                ("sets_text", models.BooleanField(default=False)),
-                ("text", models.TextField(blank=True)),
-                ("sets_expires_on", models.BooleanField(default=False)),
-                ("expires_on", models.DateField(blank=True, null=True)),
-                ("history_id", models.AutoField(primary_key=True, serialize=False)),
-                ("history_date", models.DateTimeField(db_index=True)),
-                ("history_change_reason", models.TextField(null=True)),
-                (
-                    "history_type",
-                    models.CharField(
-                        choices=[("+", "Created"), ("~", "Changed"), ("-", "Deleted")], max_length=1
-                    ),
-                ),
+                ('id', models.BigIntegerField(auto_created=True, blank=True, db_index=True, verbose_name='ID')),
+                ('at', models.DateField(blank=True, help_text='The day it took effect (empty: the base value).', null=True)),
+                ('note', models.TextField(blank=True)),
+                ('recorded_at', models.DateTimeField(default=django.utils.timezone.now, editable=False)),
+                ('title', models.CharField(blank=True, max_length=300)),
+                ('sets_text', models.BooleanField(default=False)),
+                ('text', models.TextField(blank=True)),
+                ('sets_expires_on', models.BooleanField(default=False)),
+                ('expires_on', models.DateField(blank=True, null=True)),
+                ('history_id', models.AutoField(primary_key=True, serialize=False)),
+                ('history_date', models.DateTimeField(db_index=True)),
+                ('history_change_reason', models.TextField(null=True)),
+                ('history_type', models.CharField(choices=[('+', 'Created'), ('~', 'Changed'), ('-', 'Deleted')], max_length=1)),
             ],
             options={
-                "verbose_name": "historical provision change",
-                "verbose_name_plural": "historical provision changes",
-                "ordering": ("-history_date", "-history_id"),
-                "get_latest_by": ("history_date", "history_id"),
+                'verbose_name': 'historical provision change',
+                'verbose_name_plural': 'historical provision changes',
+                'ordering': ('-history_date', '-history_id'),
+                'get_latest_by': ('history_date', 'history_id'),
             },
             bases=(simple_history.models.HistoricalChanges, models.Model),
         ),
         migrations.CreateModel(
-            name="ProvisionChange",
+            name='ProvisionChange',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                (
-                    "at",
-                    models.DateField(
-                        blank=True, help_text="The day it took effect (empty: the base value).", null=True
-                    ),
-                ),
-                ("note", models.TextField(blank=True)),
-                ("recorded_at", models.DateTimeField(default=django.utils.timezone.now, editable=False)),
-                ("title", models.CharField(blank=True, max_length=300)),
-                ("sets_text", models.BooleanField(default=False)),
-                ("text", models.TextField(blank=True)),
-                ("sets_expires_on", models.BooleanField(default=False)),
-                ("expires_on", models.DateField(blank=True, null=True)),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('at', models.DateField(blank=True, help_text='The day it took effect (empty: the base value).', null=True)),
+                ('note', models.TextField(blank=True)),
+                ('recorded_at', models.DateTimeField(default=django.utils.timezone.now, editable=False)),
+                ('title', models.CharField(blank=True, max_length=300)),
+                ('sets_text', models.BooleanField(default=False)),
+                ('text', models.TextField(blank=True)),
+                ('sets_expires_on', models.BooleanField(default=False)),
+                ('expires_on', models.DateField(blank=True, null=True)),
             ],
             options={
-                "ordering": ["provision_id", models.OrderBy(models.F("at"), nulls_first=True), "id"],
+                'ordering': ['provision_id', models.OrderBy(models.F('at'), nulls_first=True), 'id'],
             },
         ),
         migrations.AlterModelOptions(
-            name="position",
-            options={
-                "ordering": [
-                    "provision_id",
-                    "party_id",
-                    models.OrderBy(models.F("taken_on"), nulls_first=True),
-                    "id",
-                ]
-            },
+            name='position',
+            options={'ordering': ['provision_id', 'party_id', models.OrderBy(models.F('taken_on'), nulls_first=True), 'id']},
         ),
         migrations.RemoveConstraint(
-            model_name="coverage",
-            name="coverage_once_per_capability",
+            model_name='coverage',
+            name='coverage_once_per_capability',
         ),
         migrations.RemoveConstraint(
-            model_name="gap",
-            name="gap_kind_valid",
+            model_name='gap',
+            name='gap_kind_valid',
         ),
         migrations.RemoveConstraint(
-            model_name="gap",
-            name="gap_has_one_subject_of_its_kind",
+            model_name='gap',
+            name='gap_has_one_subject_of_its_kind',
         ),
         migrations.RemoveConstraint(
-            model_name="position",
-            name="position_once_per_party",
+            model_name='position',
+            name='position_once_per_party',
         ),
         migrations.AddField(
-            model_name="coverage",
-            name="valid_from",
-            field=models.DateField(blank=True, help_text="Counts from this day (empty: always).", null=True),
+            model_name='coverage',
+            name='valid_from',
+            field=models.DateField(blank=True, help_text='Counts from this day (empty: always).', null=True),
         ),
         migrations.AddField(
-            model_name="coverage",
-            name="valid_until",
-            field=models.DateField(blank=True, help_text="Stops counting on this day.", null=True),
+            model_name='coverage',
+            name='valid_until',
+            field=models.DateField(blank=True, help_text='Stops counting on this day.', null=True),
         ),
         migrations.AddField(
-            model_name="historicalcoverage",
-            name="valid_from",
-            field=models.DateField(blank=True, help_text="Counts from this day (empty: always).", null=True),
+            model_name='historicalcoverage',
+            name='valid_from',
+            field=models.DateField(blank=True, help_text='Counts from this day (empty: always).', null=True),
         ),
         migrations.AddField(
-            model_name="historicalcoverage",
-            name="valid_until",
-            field=models.DateField(blank=True, help_text="Stops counting on this day.", null=True),
+            model_name='historicalcoverage',
+            name='valid_until',
+            field=models.DateField(blank=True, help_text='Stops counting on this day.', null=True),
         ),
         migrations.AddField(
-            model_name="historicalposition",
-            name="taken_on",
-            field=models.DateField(
-                blank=True, help_text="The day it was taken (empty: from the start).", null=True
-            ),
+            model_name='historicalposition',
+            name='taken_on',
+            field=models.DateField(blank=True, help_text='The day it was taken (empty: from the start).', null=True),
         ),
         migrations.AddField(
-            model_name="historicalprovision",
-            name="expires_on",
+            model_name='historicalprovision',
+            name='expires_on',
             field=models.DateField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name="position",
-            name="taken_on",
-            field=models.DateField(
-                blank=True, help_text="The day it was taken (empty: from the start).", null=True
-            ),
+            model_name='position',
+            name='taken_on',
+            field=models.DateField(blank=True, help_text='The day it was taken (empty: from the start).', null=True),
         ),
         migrations.AddField(
-            model_name="provision",
-            name="expires_on",
+            model_name='provision',
+            name='expires_on',
             field=models.DateField(blank=True, null=True),
         ),
         migrations.AlterField(
-            model_name="gap",
-            name="kind",
-            field=models.CharField(
-                choices=[
-                    ("lapsed", "Lapsed"),
-                    ("uncovered", "Uncovered"),
-                    ("expiring", "Expiring"),
-                    ("at_risk", "At risk"),
-                    ("partial", "Partial"),
-                    ("stalled", "Stalled"),
-                    ("divergent", "Divergent"),
-                ],
-                max_length=16,
-            ),
+            model_name='gap',
+            name='kind',
+            field=models.CharField(choices=[('lapsed', 'Lapsed'), ('uncovered', 'Uncovered'), ('expiring', 'Expiring'), ('at_risk', 'At risk'), ('partial', 'Partial'), ('stalled', 'Stalled'), ('divergent', 'Divergent')], max_length=16),
         ),
         migrations.AddIndex(
-            model_name="position",
-            index=models.Index(fields=["provision", "party", "taken_on", "id"], name="position_timeline"),
+            model_name='position',
+            index=models.Index(fields=['provision', 'party', 'taken_on', 'id'], name='position_timeline'),
         ),
         migrations.AddConstraint(
-            model_name="coverage",
-            constraint=models.UniqueConstraint(
-                condition=models.Q(("valid_until__isnull", True)),
-                fields=("provision", "capability"),
-                name="coverage_open_once_per_capability",
-            ),
+            model_name='coverage',
+            constraint=models.UniqueConstraint(condition=models.Q(('valid_until__isnull', True)), fields=('provision', 'capability'), name='coverage_open_once_per_capability'),
         ),
         migrations.AddConstraint(
-            model_name="coverage",
-            constraint=models.CheckConstraint(
-                condition=models.Q(
-                    ("valid_from__isnull", True),
-                    ("valid_until__isnull", True),
-                    ("valid_from__lt", models.F("valid_until")),
-                    _connector="OR",
-                ),
-                name="coverage_from_before_until",
-            ),
+            model_name='coverage',
+            constraint=models.CheckConstraint(condition=models.Q(('valid_from__isnull', True), ('valid_until__isnull', True), ('valid_from__lt', models.F('valid_until')), _connector='OR'), name='coverage_from_before_until'),
         ),
         migrations.AddConstraint(
-            model_name="gap",
-            constraint=models.CheckConstraint(
-                condition=models.Q(
-                    (
-                        "kind__in",
-                        ["lapsed", "uncovered", "expiring", "at_risk", "partial", "stalled", "divergent"],
-                    )
-                ),
-                name="gap_kind_valid",
-            ),
+            model_name='gap',
+            constraint=models.CheckConstraint(condition=models.Q(('kind__in', ['lapsed', 'uncovered', 'expiring', 'at_risk', 'partial', 'stalled', 'divergent'])), name='gap_kind_valid'),
         ),
         migrations.AddConstraint(
-            model_name="gap",
-            constraint=models.CheckConstraint(
-                condition=models.Q(
-                    models.Q(
-                        ("capability__isnull", False),
-                        ("kind__in", ["lapsed", "uncovered", "expiring", "at_risk", "partial"]),
-                        ("provision__isnull", True),
-                    ),
-                    models.Q(
-                        ("capability__isnull", True),
-                        ("kind__in", ["stalled", "divergent"]),
-                        ("provision__isnull", False),
-                    ),
-                    _connector="OR",
-                ),
-                name="gap_has_one_subject_of_its_kind",
-            ),
+            model_name='gap',
+            constraint=models.CheckConstraint(condition=models.Q(models.Q(('capability__isnull', False), ('kind__in', ['lapsed', 'uncovered', 'expiring', 'at_risk', 'partial']), ('provision__isnull', True)), models.Q(('capability__isnull', True), ('kind__in', ['stalled', 'divergent']), ('provision__isnull', False)), _connector='OR'), name='gap_has_one_subject_of_its_kind'),
         ),
         migrations.AddField(
-            model_name="aim",
-            name="partnership",
-            field=models.ForeignKey(
-                on_delete=django.db.models.deletion.CASCADE, related_name="aims", to="provisions.partnership"
-            ),
+            model_name='aim',
+            name='partnership',
+            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='aims', to='provisions.partnership'),
         ),
         migrations.AddField(
-            model_name="aimcapability",
-            name="aim",
-            field=models.ForeignKey(
-                on_delete=django.db.models.deletion.CASCADE, related_name="links", to="provisions.aim"
-            ),
+            model_name='aimcapability',
+            name='aim',
+            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='links', to='provisions.aim'),
         ),
         migrations.AddField(
-            model_name="aimcapability",
-            name="capability",
-            field=models.ForeignKey(
-                on_delete=django.db.models.deletion.CASCADE,
-                related_name="aim_links",
-                to="provisions.capability",
-            ),
+            model_name='aimcapability',
+            name='capability',
+            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='aim_links', to='provisions.capability'),
         ),
         migrations.AddField(
-            model_name="aim",
-            name="capabilities",
-            field=models.ManyToManyField(
-                related_name="aims", through="provisions.AimCapability", to="provisions.capability"
-            ),
+            model_name='aim',
+            name='capabilities',
+            field=models.ManyToManyField(related_name='aims', through='provisions.AimCapability', to='provisions.capability'),
         ),
         migrations.AddField(
-            model_name="capabilitychange",
-            name="capability",
-            field=models.ForeignKey(
-                on_delete=django.db.models.deletion.CASCADE,
-                related_name="changes",
-                to="provisions.capability",
-            ),
+            model_name='capabilitychange',
+            name='capability',
+            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='changes', to='provisions.capability'),
         ),
         migrations.AddField(
-            model_name="capabilitychange",
-            name="recorded_by",
-            field=models.ForeignKey(
-                blank=True,
-                null=True,
-                on_delete=django.db.models.deletion.SET_NULL,
-                related_name="+",
-                to=settings.AUTH_USER_MODEL,
-            ),
+            model_name='capabilitychange',
+            name='recorded_by',
+            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL),
         ),
         migrations.AddField(
-            model_name="discussion",
-            name="provision",
-            field=models.ForeignKey(
-                on_delete=django.db.models.deletion.CASCADE,
-                related_name="discussions",
-                to="provisions.provision",
-            ),
+            model_name='discussion',
+            name='provision',
+            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='discussions', to='provisions.provision'),
         ),
         migrations.AddField(
-            model_name="discussion",
-            name="recorded_by",
-            field=models.ForeignKey(
-                blank=True,
-                null=True,
-                on_delete=django.db.models.deletion.SET_NULL,
-                related_name="+",
-                to=settings.AUTH_USER_MODEL,
-            ),
+            model_name='discussion',
+            name='recorded_by',
+            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL),
         ),
         migrations.AddField(
-            model_name="historicalcapabilitychange",
-            name="capability",
-            field=models.ForeignKey(
-                blank=True,
-                db_constraint=False,
-                null=True,
-                on_delete=django.db.models.deletion.DO_NOTHING,
-                related_name="+",
-                to="provisions.capability",
-            ),
+            model_name='historicalcapabilitychange',
+            name='capability',
+            field=models.ForeignKey(blank=True, db_constraint=False, null=True, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to='provisions.capability'),
         ),
         migrations.AddField(
-            model_name="historicalcapabilitychange",
-            name="history_user",
-            field=models.ForeignKey(
-                null=True,
-                on_delete=django.db.models.deletion.SET_NULL,
-                related_name="+",
-                to=settings.AUTH_USER_MODEL,
-            ),
+            model_name='historicalcapabilitychange',
+            name='history_user',
+            field=models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL),
         ),
         migrations.AddField(
-            model_name="historicalcapabilitychange",
-            name="recorded_by",
-            field=models.ForeignKey(
-                blank=True,
-                db_constraint=False,
-                null=True,
-                on_delete=django.db.models.deletion.DO_NOTHING,
-                related_name="+",
-                to=settings.AUTH_USER_MODEL,
-            ),
+            model_name='historicalcapabilitychange',
+            name='recorded_by',
+            field=models.ForeignKey(blank=True, db_constraint=False, null=True, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to=settings.AUTH_USER_MODEL),
         ),
         migrations.AddField(
-            model_name="historicaldiscussion",
-            name="history_user",
-            field=models.ForeignKey(
-                null=True,
-                on_delete=django.db.models.deletion.SET_NULL,
-                related_name="+",
-                to=settings.AUTH_USER_MODEL,
-            ),
+            model_name='historicaldiscussion',
+            name='history_user',
+            field=models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL),
         ),
         migrations.AddField(
-            model_name="historicaldiscussion",
-            name="provision",
-            field=models.ForeignKey(
-                blank=True,
-                db_constraint=False,
-                null=True,
-                on_delete=django.db.models.deletion.DO_NOTHING,
-                related_name="+",
-                to="provisions.provision",
-            ),
+            model_name='historicaldiscussion',
+            name='provision',
+            field=models.ForeignKey(blank=True, db_constraint=False, null=True, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to='provisions.provision'),
         ),
         migrations.AddField(
-            model_name="historicaldiscussion",
-            name="recorded_by",
-            field=models.ForeignKey(
-                blank=True,
-                db_constraint=False,
-                null=True,
-                on_delete=django.db.models.deletion.DO_NOTHING,
-                related_name="+",
-                to=settings.AUTH_USER_MODEL,
-            ),
+            model_name='historicaldiscussion',
+            name='recorded_by',
+            field=models.ForeignKey(blank=True, db_constraint=False, null=True, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to=settings.AUTH_USER_MODEL),
         ),
         migrations.AddField(
-            model_name="historicalprovisionchange",
-            name="history_user",
-            field=models.ForeignKey(
-                null=True,
-                on_delete=django.db.models.deletion.SET_NULL,
-                related_name="+",
-                to=settings.AUTH_USER_MODEL,
-            ),
+            model_name='historicalprovisionchange',
+            name='history_user',
+            field=models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL),
         ),
         migrations.AddField(
-            model_name="historicalprovisionchange",
-            name="provision",
-            field=models.ForeignKey(
-                blank=True,
-                db_constraint=False,
-                null=True,
-                on_delete=django.db.models.deletion.DO_NOTHING,
-                related_name="+",
-                to="provisions.provision",
-            ),
+            model_name='historicalprovisionchange',
+            name='provision',
+            field=models.ForeignKey(blank=True, db_constraint=False, null=True, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to='provisions.provision'),
         ),
         migrations.AddField(
-            model_name="historicalprovisionchange",
-            name="recorded_by",
-            field=models.ForeignKey(
-                blank=True,
-                db_constraint=False,
-                null=True,
-                on_delete=django.db.models.deletion.DO_NOTHING,
-                related_name="+",
-                to=settings.AUTH_USER_MODEL,
-            ),
+            model_name='historicalprovisionchange',
+            name='recorded_by',
+            field=models.ForeignKey(blank=True, db_constraint=False, null=True, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to=settings.AUTH_USER_MODEL),
         ),
         migrations.AddField(
-            model_name="provisionchange",
-            name="provision",
-            field=models.ForeignKey(
-                on_delete=django.db.models.deletion.CASCADE, related_name="changes", to="provisions.provision"
-            ),
+            model_name='provisionchange',
+            name='provision',
+            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='changes', to='provisions.provision'),
         ),
         migrations.AddField(
-            model_name="provisionchange",
-            name="recorded_by",
-            field=models.ForeignKey(
-                blank=True,
-                null=True,
-                on_delete=django.db.models.deletion.SET_NULL,
-                related_name="+",
-                to=settings.AUTH_USER_MODEL,
-            ),
+            model_name='provisionchange',
+            name='recorded_by',
+            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL),
         ),
         migrations.AddConstraint(
-            model_name="aimcapability",
-            constraint=models.UniqueConstraint(fields=("aim", "capability"), name="aim_capability_once"),
+            model_name='aimcapability',
+            constraint=models.UniqueConstraint(fields=('aim', 'capability'), name='aim_capability_once'),
         ),
         migrations.AddIndex(
-            model_name="capabilitychange",
-            index=models.Index(fields=["capability", "at", "id"], name="capability_change_timeline"),
+            model_name='capabilitychange',
+            index=models.Index(fields=['capability', 'at', 'id'], name='capability_change_timeline'),
         ),
         migrations.AddConstraint(
-            model_name="capabilitychange",
-            constraint=models.CheckConstraint(
-                condition=models.Q(
-                    ("criticality", ""),
-                    ("criticality__in", ["critical", "high", "medium", "low"]),
-                    _connector="OR",
-                ),
-                name="capability_change_level_valid",
-            ),
+            model_name='capabilitychange',
+            constraint=models.CheckConstraint(condition=models.Q(('criticality', ''), ('criticality__in', ['critical', 'high', 'medium', 'low']), _connector='OR'), name='capability_change_level_valid'),
         ),
         migrations.AddConstraint(
-            model_name="capabilitychange",
-            constraint=models.UniqueConstraint(
-                condition=models.Q(("at__isnull", True)),
-                fields=("capability",),
-                name="capability_change_one_base",
-            ),
+            model_name='capabilitychange',
+            constraint=models.UniqueConstraint(condition=models.Q(('at__isnull', True)), fields=('capability',), name='capability_change_one_base'),
         ),
         migrations.AddIndex(
-            model_name="discussion",
-            index=models.Index(fields=["provision", "on"], name="discussion_by_provision"),
+            model_name='discussion',
+            index=models.Index(fields=['provision', 'on'], name='discussion_by_provision'),
         ),
         migrations.AddConstraint(
-            model_name="discussion",
-            constraint=models.CheckConstraint(
-                condition=models.Q(("note", ""), _negated=True), name="discussion_has_a_note"
-            ),
+            model_name='discussion',
+            constraint=models.CheckConstraint(condition=models.Q(('note', ''), _negated=True), name='discussion_has_a_note'),
         ),
         migrations.AddIndex(
-            model_name="provisionchange",
-            index=models.Index(fields=["provision", "at", "id"], name="provision_change_timeline"),
+            model_name='provisionchange',
+            index=models.Index(fields=['provision', 'at', 'id'], name='provision_change_timeline'),
         ),
         migrations.AddConstraint(
-            model_name="provisionchange",
-            constraint=models.UniqueConstraint(
-                condition=models.Q(("at__isnull", True)),
-                fields=("provision",),
-                name="provision_change_one_base",
-            ),
+            model_name='provisionchange',
+            constraint=models.UniqueConstraint(condition=models.Q(('at__isnull', True)), fields=('provision',), name='provision_change_one_base'),
         ),
     ]
