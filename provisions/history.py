@@ -43,8 +43,12 @@ class AuditEntry:
     by: str | None
     reason: str | None
     action: str
-    record: str
+    record: str  # as people read it: "provision", "position of UK", "coverage of SIS-II"
     changes: list[FieldChange]
+    # The same as data: the kind of row ("provision", "position", "coverage", "consultation") and
+    # the code of what it is about (a party, a capability, a territory; "" for the provision).
+    kind: str = ""
+    about: str = ""
 
 
 def _text(value: Any) -> str | None:
@@ -80,13 +84,17 @@ class _Words:
         return str(value)
 
 
-def _entries(records: Iterable[Any], fields: list[str], describe: Any, model: type[Any]) -> list[AuditEntry]:
+def _entries(
+    records: Iterable[Any], fields: list[str], about: Callable[[Any], tuple[str, str]], model: type[Any]
+) -> list[AuditEntry]:
     """Diff each historical record against the previous one of the same object (in Python: the
     records are read in one query, oldest first)."""
     previous: dict[Any, Any] = {}
     entries = []
     words = _Words(model)
+    kind = model._meta.model_name
     for record in records:
+        code, shown = about(record)  # what it is about: its code, and how the record names it
         before = previous.get(record.id)
         changes = [
             FieldChange(
@@ -111,8 +119,10 @@ def _entries(records: Iterable[Any], fields: list[str], describe: Any, model: ty
                 by=record.history_user.get_username() if record.history_user else None,
                 reason=record.history_change_reason,
                 action=_ACTIONS[record.history_type],
-                record=describe(record),
+                record=f"{kind} of {shown}" if code else kind,
                 changes=changes,
+                kind=kind,
+                about=code,
             )
         )
     return entries
@@ -158,25 +168,25 @@ def provision_history(provision: Provision, *, reader: MarkingsReader) -> Provis
         *_entries(
             [record for record, off in zip(provision_records, hidden, strict=True) if not off],
             [f for f in _fields(Provision) if f != "created_at"],
-            lambda r: "provision",
+            lambda r: ("", ""),
             Provision,
         ),
         *_entries(
             children(Position, "party"),
             ["stance", "firmness", "note"],
-            lambda r: f"position of {r.party.code}",
+            lambda r: (r.party.code, r.party.code),
             Position,
         ),
         *_entries(
             children(Coverage, "capability"),
             ["extent"],
-            lambda r: f"coverage of {r.capability.code}",
+            lambda r: (r.capability.code, r.capability.code),
             Coverage,
         ),
         *_entries(
             children(Consultation, "territory"),
             ["consulted_on", "outcome", "note"],
-            lambda r: f"consultation of {r.territory.name}",
+            lambda r: (r.territory.code, r.territory.name),
             Consultation,
         ),
     ]

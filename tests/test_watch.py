@@ -203,3 +203,24 @@ def test_beat_sends_the_digest_every_day() -> None:
     entry = celery_app.conf.beat_schedule["daily-digest"]
     assert entry["task"] == "provisions.tasks.send_digests" and entry["task"] in celery_app.tasks
     assert entry["schedule"].hour == {7} and entry["schedule"].minute == {0}
+
+
+def test_an_escalated_gap_is_told_from_its_severity_before(world) -> None:
+    """CAP-4 (medium, uncovered) lapses in 200 days: low (beyond WARNING_DAYS, lowered); its lapse
+    moved into the warning window, the same gap becomes medium: escalated, as webhooks tell it."""
+    from provisions.models import Capability
+
+    today = timezone.localdate()
+    capability = CapabilityFactory(
+        code="CAP-4",
+        domain=world["provision"].domain,
+        criticality=Level.MEDIUM,
+        lapses_on=today + datetime.timedelta(days=200),
+    )
+    gaps_scan(trigger="command")
+    follow_set(user=world["watcher"], subject=capability, following=True)
+    Capability.objects.filter(pk=capability.pk).update(lapses_on=today + datetime.timedelta(days=100))
+
+    gaps_scan(trigger="command")
+
+    assert texts(world["watcher"]) == ["Gap escalated: uncovered on CAP-4, low → medium"]

@@ -163,6 +163,15 @@ class Provision(models.Model):
                 held[position.party_id] = position
         return held
 
+    def parties_opposing_at(self, day: datetime.date | None = None) -> list[Party]:
+        """The parties whose position on the day (today by default) opposes it, in party order."""
+        held = self.positions_at(day)
+        return [
+            party
+            for party in self.domain.partnership.parties.all()
+            if party.pk in held and held[party.pk].stance == Stance.OPPOSES
+        ]
+
     def alignment_at(self, day: datetime.date | None = None) -> Alignment:
         """From each party's position on the day; reads prefetched positions and parties when present."""
         held = self.positions_at(day)

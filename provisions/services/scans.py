@@ -28,6 +28,7 @@ from provisions.models import (
 )
 from provisions.permissions import Reader, can_acknowledge_gaps, can_administer, ensure
 from provisions.rules import CoverageAt, Evaluation, Finding, evaluate_gaps
+from provisions.services.escalations import gap_escalations
 from provisions.services.queueing import RUN_REQUESTED_SCANS, task_queue_on_commit
 from provisions.services.watch import notify_gap_changes
 from provisions.services.webhooks import webhooks_enqueue_gap_changes
@@ -240,16 +241,11 @@ def gaps_reconcile(*, scan: GapScan, findings: list[Finding], open_gaps: list[Ga
     scan.opened, scan.updated, scan.resolved = len(to_open), len(to_update), len(to_resolve)
     scan.unchanged = len(findings) - len(to_open) - len(to_update)
     scan.save(update_fields=["opened", "updated", "resolved", "unchanged"])
-    webhooks_enqueue_gap_changes(
-        opened=to_open,
-        resolved=to_resolve,
-        updated=to_update,
-        severities_before=severities_before,
-        as_of=scan.as_of,
+    escalated = gap_escalations(
+        opened=to_open, resolved=to_resolve, updated=to_update, before=severities_before
     )
-    notify_gap_changes(
-        opened=to_open, resolved=to_resolve, updated=to_update, severities_before=severities_before
-    )
+    webhooks_enqueue_gap_changes(opened=to_open, resolved=to_resolve, escalated=escalated, as_of=scan.as_of)
+    notify_gap_changes(opened=to_open, resolved=to_resolve, escalated=escalated)
     return ScanOutcome(scan=scan, opened=to_open, resolved=to_resolve)
 
 

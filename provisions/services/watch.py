@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime
 from collections import defaultdict
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,7 +30,6 @@ from provisions.models import (
     Domain,
     Follow,
     Gap,
-    Level,
     Notification,
     Position,
     Provision,
@@ -38,6 +37,7 @@ from provisions.models import (
     User,
 )
 from provisions.permissions import clearance_of, markings_up_to
+from provisions.services.escalations import Escalation
 
 Subject = Domain | Provision | Capability
 
@@ -104,8 +104,7 @@ def notify_gap_changes(
     *,
     opened: Collection[Gap],
     resolved: Collection[Gap],
-    updated: Collection[Gap],
-    severities_before: dict[int, str],
+    escalated: Sequence[Escalation],
 ) -> None:
     """What one scan did to the gaps, told to the followers of each gap's subject, of its domain and
     (a provision's gap) of the capabilities it covers. Set-based: a fixed number of queries however
@@ -113,14 +112,10 @@ def notify_gap_changes(
     follows = list(Follow.objects.values_list("user_id", "domain_id", "provision_id", "capability_id"))
     if not follows:
         return
-    weight = {level.value: level.weight for level in Level}
-    escalated = [
-        gap for gap in updated if weight[gap.severity] > weight[severities_before.get(gap.pk, gap.severity)]
-    ]
-    told = [
-        *((gap, Notification.Kind.GAP_OPENED) for gap in opened),
-        *((gap, Notification.Kind.GAP_ESCALATED) for gap in escalated),
-        *((gap, Notification.Kind.GAP_RESOLVED) for gap in resolved),
+    told: list[tuple[Gap, str, str | None]] = [  # (gap, kind, the severity it escalated from)
+        *((gap, Notification.Kind.GAP_OPENED, None) for gap in opened),
+        *((gap, Notification.Kind.GAP_ESCALATED, previous["severity"]) for gap, previous in escalated),
+        *((gap, Notification.Kind.GAP_RESOLVED, None) for gap in resolved),
     ]
     if not told:
         return
@@ -135,7 +130,7 @@ def notify_gap_changes(
     cleared = {pk: set(markings_up_to(clearance_of(user))) for pk, user in users.items()}
     loaded = {
         gap.pk: gap
-        for gap in Gap.objects.filter(pk__in=[gap.pk for gap, _ in told]).select_related(
+        for gap in Gap.objects.filter(pk__in=[gap.pk for gap, _, _ in told]).select_related(
             "capability", "provision"
         )
     }
@@ -145,7 +140,7 @@ def notify_gap_changes(
     ).values_list("provision_id", "capability_id"):
         covered[provision_id].add(capability_id)
     notifications = []
-    for gap, kind in told:
+    for gap, kind, before in told:
         stored = loaded[gap.pk]
         subject: Provision | Capability | None = stored.capability or stored.provision
         if subject is None:  # the database holds one subject per gap
@@ -158,7 +153,7 @@ def notify_gap_changes(
             keys = [("capability", subject.pk)]
         keys.append(("domain", subject.domain_id))
         followers = set().union(*(following[key] for key in keys))
-        text = _gap_text(kind, f"{lower_label('kind', gap.kind)} on {code}", gap, severities_before)
+        text = _gap_text(kind, f"{lower_label('kind', gap.kind)} on {code}", gap, before)
         notifications += [
             Notification(user_id=pk, kind=kind, text=text, **{_field(subject): subject})
             for pk in sorted(followers)
@@ -167,12 +162,11 @@ def notify_gap_changes(
     Notification.objects.bulk_create(notifications, batch_size=2000)
 
 
-def _gap_text(kind: str, what: str, gap: Gap, severities_before: dict[int, str]) -> str:
+def _gap_text(kind: str, what: str, gap: Gap, before: str | None) -> str:
     if kind == Notification.Kind.GAP_OPENED:
         return f"Gap opened: {what} ({lower_label('level', gap.severity)})"
     if kind == Notification.Kind.GAP_ESCALATED:
-        before = lower_label("level", severities_before.get(gap.pk))
-        return f"Gap escalated: {what}, {before} → {lower_label('level', gap.severity)}"
+        return f"Gap escalated: {what}, {lower_label('level', before)} → {lower_label('level', gap.severity)}"
     return f"Gap resolved: {what}"
 
 

@@ -23,18 +23,6 @@ def lower_label_filter(value: str | None, vocabulary: str) -> str:
 
 
 @register.filter
-def kind_label(value: str) -> str:
-    """ "at_risk" → "At risk" (an unknown code is shown as it is)."""
-    return label("kind", value)
-
-
-@register.filter
-def level_label(value: str) -> str:
-    """ "critical" → "Critical" (an unknown code is shown as it is)."""
-    return label("level", value)
-
-
-@register.filter
 def days_from(days: int | None) -> str:
     """11 → "in 11 days"; -1 → "1 day ago"; 0 → "today"."""
     return "" if days is None else days_words(days)

@@ -25,7 +25,6 @@ from provisions.models import (
     Firmness,
     Party,
     Provision,
-    Stance,
     Status,
 )
 from provisions.permissions import Reader, can_edit_provision, ensure
@@ -137,10 +136,10 @@ def _capabilities_around(request: HttpRequest, provision: Provision) -> set[int]
     """The capabilities a write on the provision may move the gaps of: those it covers, and the one
     a coverage form names (a link it adds)."""
     covered = {link.capability_id for link in provision.coverage.all()}
-    named = Capability.objects.filter(code=request.POST.get("capability", "").strip()).values_list(
-        "pk", flat=True
-    )
-    return covered | set(named)
+    code = request.POST.get("capability", "").strip()
+    if code:  # only the coverage form names one: the other forms need no query here
+        covered |= set(Capability.objects.filter(code=code).values_list("pk", flat=True))
+    return covered
 
 
 def _gaps_around(provision: Provision, capability_ids: set[int]) -> Evaluation:
@@ -175,7 +174,7 @@ def provision_transition_view(
     request: HttpRequest, reader: Reader, provision: Provision, expected_version: int
 ) -> str:
     to, note = request.POST.get("to", ""), request.POST.get("note", "")
-    opposing = _opposing_parties(provision)
+    opposing = " and ".join(party.name for party in provision.parties_opposing_at())
     secured_rank = Thresholds.current().secured_rank
     if opposing and to in Status.values and (Status(to).rank or -1) >= secured_rank:
         if request.POST.get("confirm_opposed") != "yes":
@@ -188,17 +187,6 @@ def provision_transition_view(
         provision=provision, to=to, note=note, by=reader, expected_version=expected_version, source="web"
     )
     return f"{provision.reference} is now {Status(provision.status).label.lower()}."
-
-
-def _opposing_parties(provision: Provision) -> str:
-    """ "the European Union" or "A and B": the parties whose position today opposes (empty: none)."""
-    held = provision.positions_at()
-    names = [
-        party.name
-        for party in provision.domain.partnership.parties.all()
-        if party.pk in held and held[party.pk].stance == Stance.OPPOSES
-    ]
-    return " and ".join(names)
 
 
 @provision_form("position")

@@ -289,11 +289,7 @@ def provision_page(
         )
         context |= forms_context(starting, refused)
         context["loaded_at"] = timezone.now().isoformat()  # what changed since then may conflict
-        context["opposing"] = [
-            party.name
-            for party, position in context["stances"]
-            if position and position.stance == Stance.OPPOSES
-        ]
+        context["opposing"] = [party.name for party in provision.parties_opposing_at(today)]
     return render(request, "provisions/provision.html", context)
 
 
@@ -366,8 +362,7 @@ def gaps(request: HttpRequest) -> HttpResponse:
             ).rows
         except ReportFilterInvalid as invalid:
             messages.error(request, f"Not filtered: {invalid}.")
-        for row in rows:
-            row["domain_name"] = domain_names.get(row["domain"], row["domain"])
+        _name_domains(rows, domain_names)
         page = Paginator(sorted_gap_rows(sorting, rows), GAPS_PER_PAGE).get_page(request.GET.get("page"))
         page_rows = list(page.object_list)
     else:  # what the scans recorded: filtered, sorted and paginated in the database
@@ -377,8 +372,7 @@ def gaps(request: HttpRequest) -> HttpResponse:
         filters = GapFilter(data, queryset=sorted_gaps(sorting, visible_gaps(reader)))
         page = Paginator(filters.qs, GAPS_PER_PAGE).get_page(request.GET.get("page"))
         page_rows = persisted_gap_rows(reader, page.object_list, today=today)
-        for row in page_rows:
-            row["domain_name"] = domain_names.get(row["domain"], row["domain"])
+        _name_domains(page_rows, domain_names)
     query = request.GET.copy()
     for name in ("state", "page", "sort"):
         query.pop(name, None)
@@ -399,6 +393,12 @@ def gaps(request: HttpRequest) -> HttpResponse:
         "sortable": True,
     }
     return render(request, "provisions/gaps.html", context)
+
+
+def _name_domains(rows: list[dict[str, Any]], names: dict[str, str]) -> None:
+    """Give report rows their domain's name (the column shows, and sorts by, names, not codes)."""
+    for row in rows:
+        row["domain_name"] = names.get(row["domain"], row["domain"])
 
 
 def _without_page(request: HttpRequest, name: str = "page") -> str:

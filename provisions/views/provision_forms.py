@@ -144,14 +144,11 @@ def conflicting_changes(
         if entry.at <= loaded_at:
             continue
         fields = {change.field for change in entry.changes}
-        if entry.record == "provision" and (
+        if entry.kind == "provision" and (
             (form == "transition" and "status" in fields) or (form == "details" and fields & DETAIL_FIELDS)
         ):
             return True
-        if form == "position" and entry.record == f"position of {posted.get('party', '')}":
-            return True
-        if form == "coverage" and entry.record == f"coverage of {posted.get('capability', '').strip()}":
-            return True
-        if form == "consultation" and entry.record.startswith("consultation of"):
+        written = {"position": "party", "coverage": "capability", "consultation": "territory"}.get(form)
+        if written and entry.kind == form and entry.about == posted.get(written, "").strip():
             return True
     return False

@@ -18,8 +18,6 @@ from django.utils import timezone
 
 from provisions.models import (
     Gap,
-    GapKind,
-    Level,
     StatusChange,
     WebhookDelivery,
     WebhookEndpoint,
@@ -27,6 +25,7 @@ from provisions.models import (
 )
 from provisions.permissions import Reader
 from provisions.redaction import Redaction, gap_rows, row_references
+from provisions.services.escalations import Escalation
 from provisions.services.webhooks.delivery import webhooks_queue
 
 # --- recording events ---------------------------------------------------------------------------------------
@@ -148,26 +147,20 @@ def webhooks_enqueue_gap_changes(
     *,
     opened: Collection[Gap],
     resolved: Collection[Gap],
-    updated: Collection[Gap],
-    severities_before: dict[int, str],
+    escalated: Sequence[Escalation],
     as_of: datetime.date,
 ) -> list[WebhookDelivery]:
     """`gap.opened`, `gap.resolved` and `gap.escalated` for what one scan reconciled.
 
-    Every opened and resolved gap is told as such. A gap escalated when a capability's gap was
-    replaced in the scan by one that is lapsed or more severe (at_risk to lapsed), or when a gap
-    still open became more severe; its data is the gap now open and `escalated_from`.
+    Every opened and resolved gap is told as such; an escalation (provisions.services.scans.
+    gap_escalations) as the gap now open with `escalated_from`.
     A provision gap goes only to endpoints cleared for the provision; a capability gap goes to all,
     provisions above an endpoint's clearance withheld from its covering provisions and explanation.
     """
-    if not (opened or resolved or updated):
+    if not (opened or resolved or escalated):
         return []
     subscribed = _subscribed_events()
-    escalations = (
-        _escalations(opened=opened, resolved=resolved, updated=updated, before=severities_before)
-        if WebhookEvent.GAP_ESCALATED in subscribed
-        else []
-    )
+    escalations = escalated if WebhookEvent.GAP_ESCALATED in subscribed else []
     opened = opened if WebhookEvent.GAP_OPENED in subscribed else ()
     resolved = resolved if WebhookEvent.GAP_RESOLVED in subscribed else ()
     changed = [*opened, *resolved, *(gap for gap, _ in escalations)]
@@ -218,30 +211,6 @@ def webhooks_enqueue_gap_changes(
         for gap, previous in escalations
     ]
     return webhooks_enqueue(occurrences=occurrences)
-
-
-def _escalations(
-    *, opened: Collection[Gap], resolved: Collection[Gap], updated: Collection[Gap], before: dict[int, str]
-) -> list[tuple[Gap, dict[str, Any]]]:
-    """The gaps now open that escalated, each with what it escalated from (id, kind, severity)."""
-    found: list[tuple[Gap, dict[str, Any]]] = []
-    replaced = {gap.capability_id: gap for gap in resolved if gap.capability_id is not None}
-    for gap in opened:
-        old = replaced.get(gap.capability_id) if gap.capability_id is not None else None
-        if old is None:
-            continue
-        lapsed_now = gap.kind == GapKind.LAPSED and old.kind != GapKind.LAPSED
-        if lapsed_now or _weight(gap.severity) > _weight(old.severity):
-            found.append((gap, {"id": old.pk, "kind": old.kind, "severity": old.severity}))
-    for gap in updated:
-        previous = before.get(gap.pk)
-        if previous is not None and _weight(gap.severity) > _weight(previous):
-            found.append((gap, {"id": gap.pk, "kind": gap.kind, "severity": previous}))
-    return found
-
-
-def _weight(severity: str) -> int:
-    return Level(severity).weight
 
 
 def _subscribed_events() -> set[str]:
