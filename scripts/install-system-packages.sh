@@ -9,6 +9,7 @@ set -euo pipefail
 packages=(
   libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core  # WeasyPrint
   chromium fonts-liberation                                                # browser tests
+  poppler-utils                                   # pdftoppm: the briefing pack's pages as PNG (CI artifacts)
 )
 missing=()
 for package in "${packages[@]}"; do

@@ -174,7 +174,7 @@ def body_of(response: Any) -> str:
         return "\n".join(page.extract_text() for page in pypdf.PdfReader(io.BytesIO(data)).pages)
     if content_type.startswith("application/vnd.openxmlformats"):
         with zipfile.ZipFile(io.BytesIO(data)) as workbook:  # every part: cells, shared strings, names
-            return "\n".join(workbook.read(name).decode() for name in workbook.namelist())
+            return "\n".join(f"=== {name}\n{workbook.read(name).decode()}" for name in workbook.namelist())
     return data.decode()
 
 
@@ -188,9 +188,10 @@ def export_row_count(fmt: str, body: str) -> int:
         return len(list(csv.DictReader(io.StringIO(body))))
     if fmt == "json":
         return len(json.loads(body))
-    if fmt == "xlsx":  # one <row> per gap, after the header
-        return len(re.findall(r"<row ", body)) - 1
-    match = re.search(r"\.(\d+)gaps?[.;]", squeezed(body))
+    if fmt == "xlsx":  # one <row> per gap on the rows sheet (after the summary sheet), after the header
+        rows_sheet = body.split("=== xl/worksheets/sheet2.xml\n")[1].split("\n=== ")[0]
+        return len(re.findall(r"<row ", rows_sheet)) - 1
+    match = re.search(r"(\d+)gaps?,mostseverefirst", squeezed(body))
     assert match, "the PDF states how many gaps it lists"
     return int(match.group(1))
 

@@ -7,11 +7,21 @@ from __future__ import annotations
 import datetime
 import io
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
+from provisions.labels import EVENT_KINDS
+from provisions.models import Marking
 from provisions.permissions import Reader
 from provisions.redaction import Redaction
+from provisions.reports.document import (
+    Front,
+    Table,
+    cross_count,
+    front,
+    highest_marking,
+    period_words,
+)
 from provisions.reports.tables import write_csv, write_pdf, write_xlsx
 from provisions.rules import Event, GapMove, evaluate_gaps, events_between, gaps_moved
 
@@ -39,6 +49,40 @@ class ChangesReport:
     end: datetime.date
     rows: list[dict[str, Any]]
     events: list[dict[str, Any]]
+    # The highest marking among the provisions the rows and events name.
+    marking: Marking = Marking.OFFICIAL
+    reader: Reader = field(default_factory=Reader.system, compare=False, repr=False)
+
+    def front(self, title: str = "What changed") -> Front:
+        """The front matter, the moved gaps counted by change and severity, the events by kind."""
+        return front(
+            title=title,
+            reader=self.reader,
+            marking=self.marking,
+            dates=period_words(self.start, self.end),
+            summary=self.summary(),
+        )
+
+    def summary(self) -> list[Table]:
+        moved = cross_count(
+            self.rows,
+            title="Gaps that moved, by change and severity",
+            down="change",
+            down_labels=[(change, change.capitalize()) for change in CHANGES],
+        )
+        kinds = [(kind, sum(1 for event in self.events if event["kind"] == kind)) for kind in EVENT_KINDS]
+        events = Table(
+            title="What the record says happened",
+            header=("Event", "Count"),
+            rows=[
+                *((EVENT_KINDS[kind], count) for kind, count in kinds if count),
+                ("Total", len(self.events)),
+            ],
+        )
+        return [moved, events]
+
+
+CHANGES = ("opened", "escalated", "eased", "resolved")
 
 
 def changes_report(*, start: datetime.date, end: datetime.date, reader: Reader) -> ChangesReport:
@@ -46,14 +90,26 @@ def changes_report(*, start: datetime.date, end: datetime.date, reader: Reader) 
     if start >= end:
         raise ChangesPeriodInvalid(f"from ({start}) must be before to ({end})")
     redaction = Redaction.for_reader(reader)
-    moves = gaps_moved(evaluate_gaps(as_of=start), evaluate_gaps(as_of=end))
+    before, after = evaluate_gaps(as_of=start), evaluate_gaps(as_of=end)
+    moves = gaps_moved(before, after)
     rows = [row for move in moves if (row := _row(move, redaction)) is not None]
-    events = [
-        _event(event)
-        for event in events_between(start, end)
-        if event.marking is None or reader.sees(event.marking)
+    seen = [
+        event for event in events_between(start, end) if event.marking is None or reader.sees(event.marking)
     ]
-    return ChangesReport(start=start, end=end, rows=rows, events=events)
+    markings = {
+        provision.reference: provision.marking
+        for evaluation in (before, after)
+        for provision in evaluation.provisions.values()
+    }
+    named = [markings.get(reference) for move in moves for reference in _named(move, redaction)]
+    return ChangesReport(
+        start=start,
+        end=end,
+        rows=rows,
+        events=[_event(event) for event in seen],
+        marking=highest_marking([*named, *(event.marking for event in seen)]),
+        reader=reader,
+    )
 
 
 def _row(move: GapMove, redaction: Redaction) -> dict[str, Any] | None:
@@ -71,6 +127,17 @@ def _row(move: GapMove, redaction: Redaction) -> dict[str, Any] | None:
         "domain": finding.domain,
         "explanation": redaction.explanation(finding.facts),
     }
+
+
+def _named(move: GapMove, redaction: Redaction) -> list[str]:
+    """The provisions a moved gap's row names, as the reader may see it: its subject (a provision
+    they may not see: no row) and the provisions covering it."""
+    finding = move.finding
+    if finding.subject_type == "capability":
+        return redaction.references(finding.covering_provisions)
+    if not redaction.shows(finding.subject_code):
+        return []
+    return redaction.references((finding.subject_code, *finding.covering_provisions))
 
 
 def _event(event: Event) -> dict[str, Any]:
@@ -102,8 +169,8 @@ def render_json(report: ChangesReport, output: io.TextIOBase | Any) -> None:
 
 
 def render_xlsx(report: ChangesReport, output: BinaryIO) -> None:
-    write_xlsx(CHANGES_REPORT_COLUMNS, report.rows, output, sheet_name="Changes")
+    write_xlsx(CHANGES_REPORT_COLUMNS, report.rows, output, sheet_name="Changes", front=report.front())
 
 
 def render_pdf(report: ChangesReport, output: BinaryIO) -> None:
-    write_pdf("reports/changes.html", {"report": report}, output)
+    write_pdf("reports/changes.html", report.front(), {"report": report}, output)

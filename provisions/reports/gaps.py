@@ -4,17 +4,29 @@ from __future__ import annotations
 
 import datetime
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, BinaryIO
 
 from django.http import QueryDict
 from django.utils import timezone
 
-from provisions.models import Domain, Gap, GapKind, Level
+from provisions.charts import coverage_bars
+from provisions.models import CoverageState, Domain, Gap, GapKind, Level, Marking
 from provisions.permissions import Reader
-from provisions.redaction import Redaction, finding_rows
-from provisions.reports.tables import write_csv, write_json, write_pdf, write_xlsx
-from provisions.rules import Finding, evaluate_gaps
+from provisions.redaction import Redaction, finding_rows, row_references
+from provisions.reports.document import (
+    Front,
+    Table,
+    as_of_words,
+    cross_count,
+    domain_labels,
+    front,
+    marking_of_references,
+    vocabulary_labels,
+)
+from provisions.reports.tables import by_domain, write_csv, write_json, write_pdf, write_xlsx
+from provisions.rules import Evaluation, Finding, coverage_by_domain, evaluate_gaps
 
 GAP_REPORT_COLUMNS = (
     "kind",
@@ -108,11 +120,68 @@ class GapReport:
     as_of: datetime.date
     read_only: bool
     rows: list[dict[str, Any]]
+    # What the document around the rows says (front matter, summary, marking): not the rows.
+    reader: Reader = field(default_factory=Reader.system, compare=False, repr=False)
+    filters: GapReportFilters = field(default_factory=GapReportFilters, compare=False)
+    evaluation: Evaluation | None = field(default=None, compare=False, repr=False)
+
+    @cached_property
+    def marking(self) -> Marking:
+        """The highest marking among the provisions the rows name (their subjects and coverers)."""
+        above_official = {
+            provision.reference: provision.marking
+            for provision in (self.evaluation.provisions.values() if self.evaluation else ())
+            if provision.marking != Marking.OFFICIAL
+        }
+        return marking_of_references(
+            (reference for row in self.rows for reference in row_references(row)), above_official
+        )
+
+    def front(self) -> Front:
+        """Title, dates, filters, producer, and the summary: counts by severity and domain and
+        severity and kind (of these rows), and coverage by domain as the overview draws it."""
+        domains = domain_labels()
+        summary: list[Table] = [
+            cross_count(self.rows, title="Gaps by domain and severity", down="domain", down_labels=domains),
+            cross_count(
+                self.rows,
+                title="Gaps by kind and severity",
+                down="kind",
+                down_labels=vocabulary_labels("kind", GapKind.values),
+            ),
+        ]
+        chart = None
+        if self.evaluation is not None:
+            coverage = coverage_by_domain(evaluation=self.evaluation, reader=self.reader)
+            summary.insert(0, coverage_table(coverage))  # beside the chart it has the numbers of
+            chart = coverage_bars(coverage)
+        return front(
+            title="Gap report",
+            reader=self.reader,
+            marking=self.marking,
+            dates=as_of_words(self.as_of) + (" (a read-only evaluation)" if self.read_only else ""),
+            filters=self.filters.in_words(),
+            summary=summary,
+            chart=chart,
+        )
 
 
-# A PDF is a summary: WeasyPrint lays out about 100 rows a second here, so a page request renders at
-# most this many (about 10 s); `export_gaps --format pdf` has no limit.
-PDF_MAX_ROWS_ONLINE = 1000
+def coverage_table(coverage: list[dict[str, Any]]) -> Table:
+    """Capabilities by coverage state, per domain (provisions.rules.coverage_by_domain's rows)."""
+    lines = [
+        (
+            row["name"],
+            *(row["capabilities_by_state"][state] for state in CoverageState.values),
+            row["capabilities"],
+        )
+        for row in coverage
+    ]
+    totals = [sum(line[index] for line in lines) for index in range(1, len(CoverageState.values) + 2)]
+    return Table(
+        title="Capabilities by coverage state",
+        header=("Domain", *CoverageState.labels, "Capabilities"),
+        rows=[*lines, ("Total", *totals)],
+    )
 
 
 def gap_report(
@@ -137,6 +206,9 @@ def gap_report(
         as_of=evaluation.as_of,
         read_only=read_only,
         rows=finding_rows(findings, Redaction.for_reader(reader), persisted),
+        reader=reader,
+        filters=filters,
+        evaluation=evaluation,
     )
 
 
@@ -148,11 +220,11 @@ def render_json(report: GapReport, output: io.TextIOBase | Any) -> None:
     write_json(GAP_REPORT_COLUMNS, report.rows, output)
 
 
-def render_pdf(report: GapReport, output: BinaryIO, *, filters: GapReportFilters | None = None) -> None:
-    """A printable A4 landscape table; fine for summaries (see PDF_MAX_ROWS_ONLINE)."""
-    described = (filters or GapReportFilters()).in_words()
-    write_pdf("reports/gaps.html", {"report": report, "filters": described}, output)
+def render_pdf(report: GapReport, output: BinaryIO) -> None:
+    """The document: front matter and summary, then the rows grouped by domain."""
+    context = {"report": report, "groups": by_domain(report.rows, domain_labels())}
+    write_pdf("reports/gaps.html", report.front(), context, output)
 
 
 def render_xlsx(report: GapReport, output: BinaryIO) -> None:
-    write_xlsx(GAP_REPORT_COLUMNS, report.rows, output, sheet_name="Gaps")
+    write_xlsx(GAP_REPORT_COLUMNS, report.rows, output, sheet_name="Gaps", front=report.front())

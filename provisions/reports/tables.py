@@ -1,5 +1,6 @@
 """Writing a report's rows (dicts keyed by its columns) as CSV, JSON, XLSX or PDF: the part every
-report shares. What goes in the rows is each report's own (gaps.py, coverage.py)."""
+report shares. What goes in the rows is each report's own (gaps.py, coverage.py); the document
+around them (marking, front matter, summary) is provisions.reports.document's `Front`."""
 
 from __future__ import annotations
 
@@ -7,11 +8,14 @@ import csv
 import datetime
 import io
 import json
-from collections.abc import Mapping, Sequence
-from typing import Any, BinaryIO
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import xlsxwriter
 from django.template.loader import render_to_string
+
+if TYPE_CHECKING:
+    from provisions.reports.document import Front
 
 Row = Mapping[str, Any]
 
@@ -29,7 +33,7 @@ def _neutralised(value: str) -> str:
     return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
 
 
-def write_csv(columns: Sequence[str], rows: Sequence[Row], output: io.TextIOBase | Any) -> None:
+def write_csv(columns: Sequence[str], rows: Iterable[Row], output: io.TextIOBase | Any) -> None:
     """CSV for UTF-8 output. It starts with a byte-order mark: without one, Excel reads UTF-8 as the
     local code page ("Prüm" becomes "PrÃ¼m"); csv readers and LibreOffice skip it."""
     output.write("\ufeff")
@@ -57,17 +61,55 @@ def write_json(columns: Sequence[str], rows: Sequence[Row], output: io.TextIOBas
     output.write("\n")
 
 
-def write_xlsx(columns: Sequence[str], rows: Sequence[Row], output: BinaryIO, *, sheet_name: str) -> None:
-    """One sheet: a bold, frozen header with filters, then typed cells (dates, numbers, text)."""
+# Severity by fill as well as by word (the words stay the codes, as in CSV): dark fills take white text.
+SEVERITY_FILLS = {
+    "critical": ("#B10E1E", "#FFFFFF"),
+    "high": ("#F47738", "#000000"),
+    "medium": ("#FFDD00", "#000000"),
+    "low": ("#DEE0E2", "#000000"),
+}
+_WIDEST_COLUMN = 60  # characters; longer text wraps
+
+
+def _header_text(text: str) -> str:
+    """Text for an Excel header or footer, where & starts a control code."""
+    return text.replace("&", "&&")
+
+
+def write_xlsx(
+    columns: Sequence[str],
+    rows: Sequence[Row],
+    output: BinaryIO,
+    *,
+    sheet_name: str,
+    front: Front | None = None,
+) -> None:
+    """With a `front`: a summary sheet (marking, front matter, summary tables) and then the rows
+    sheet, both with the marking in the page header and footer. The rows sheet: a bold, frozen
+    header with filters, typed cells (dates as dates, numbers, text), columns as wide as their
+    text, severity by fill and word."""
     # strings_to_formulas off: names and explanations are user text, never formulas.
     workbook = xlsxwriter.Workbook(
         output, {"constant_memory": True, "strings_to_formulas": False, "strings_to_urls": False}
     )
-    sheet = workbook.add_worksheet(sheet_name)
     bold = workbook.add_format({"bold": True})
+    if front is not None:
+        _summary_sheet(workbook, front, bold)
+    sheet = workbook.add_worksheet(sheet_name)
+    if front is not None:
+        _mark_pages(sheet, front, sheet_name)
     dates = workbook.add_format({"num_format": "yyyy-mm-dd"})
     datetimes = workbook.add_format({"num_format": "yyyy-mm-dd hh:mm:ss"})
+    wrapped = workbook.add_format({"text_wrap": True, "valign": "top"})
+    severities = {
+        level: workbook.add_format({"bg_color": fill, "font_color": ink, "bold": level == "critical"})
+        for level, (fill, ink) in SEVERITY_FILLS.items()
+    }
+    widths = _widths(columns, rows)
+    for index, width in enumerate(widths):
+        sheet.set_column(index, index, width, wrapped if width >= _WIDEST_COLUMN else None)
     sheet.write_row(0, 0, columns, bold)
+    severity_columns = {"severity", "previous_severity"}
     for row_number, row in enumerate(rows, start=1):
         for column_number, column in enumerate(columns):
             value = row[column]
@@ -79,6 +121,8 @@ def write_xlsx(columns: Sequence[str], rows: Sequence[Row], output: BinaryIO, *,
                 sheet.write_datetime(row_number, column_number, value, dates)
             elif isinstance(value, int | float):
                 sheet.write_number(row_number, column_number, value)
+            elif column in severity_columns and value in severities:
+                sheet.write_string(row_number, column_number, value, severities[value])
             else:
                 sheet.write_string(row_number, column_number, value)
     sheet.freeze_panes(1, 0)
@@ -86,8 +130,83 @@ def write_xlsx(columns: Sequence[str], rows: Sequence[Row], output: BinaryIO, *,
     workbook.close()
 
 
-def write_pdf(template: str, context: dict[str, Any], output: BinaryIO) -> None:
-    """A printable A4 landscape document from a template under templates/reports/ (WeasyPrint)."""
+def _widths(columns: Sequence[str], rows: Sequence[Row]) -> list[int]:
+    """Each column as wide as its longest text (dates 10, date-times 19), within 8 to 60 characters."""
+
+    def width(value: Any) -> int:
+        if isinstance(value, datetime.datetime):
+            return 19
+        if isinstance(value, datetime.date):
+            return 10
+        return len(_text(value))
+
+    widest = {column: len(column) for column in columns}
+    for row in rows:
+        for column in columns:
+            widest[column] = max(widest[column], width(row[column]))
+    return [min(max(widest[column] + 2, 8), _WIDEST_COLUMN) for column in columns]
+
+
+def _mark_pages(sheet: Any, front: Front, name: str) -> None:
+    """The marking at the top and bottom of every printed page, with the title and page numbers."""
+    marking = _header_text(front.marking_words)
+    sheet.set_header(f"&C&B{marking}")
+    sheet.set_footer(f"&L{_header_text(front.title)}: {_header_text(name)}&C&B{marking}&RPage &P of &N")
+    sheet.set_landscape()
+    sheet.set_paper(9)  # A4
+    sheet.repeat_rows(0)
+    sheet.fit_to_pages(1, 0)
+
+
+def _summary_sheet(workbook: Any, front: Front, bold: Any) -> None:
+    """The first sheet: the marking, the title, the front matter, then each summary table."""
+    sheet = workbook.add_worksheet("Summary")
+    _mark_pages(sheet, front, "Summary")
+    marking = workbook.add_format({"bold": True, "font_size": 14, "font_color": "#B10E1E"})
+    title = workbook.add_format({"bold": True, "font_size": 16})
+    heading = workbook.add_format({"bold": True, "font_size": 12})
+    header = workbook.add_format({"bold": True, "bg_color": "#EEEEEE", "bottom": 1})
+    total = workbook.add_format({"bold": True, "top": 1})
+    sheet.set_column(0, 0, 34)
+    sheet.set_column(1, 8, 16)
+    sheet.write_string(0, 0, front.marking_words, marking)
+    sheet.write_string(1, 0, front.title, title)
+    row = 3
+    for name, value in front.lines:
+        sheet.write_string(row, 0, name, bold)
+        sheet.write_string(row, 1, value)
+        row += 1
+    for table in front.summary:
+        row += 1
+        sheet.write_string(row, 0, table.title, heading)
+        row += 1
+        sheet.write_row(row, 0, table.header, header)
+        for line in table.rows:
+            row += 1
+            style = total if line[0] == "Total" else None
+            for column, value in enumerate(line):
+                if isinstance(value, int | float):
+                    sheet.write_number(row, column, value, style)
+                else:
+                    sheet.write_string(row, column, str(value), style)
+        row += 1
+
+
+def write_pdf(template: str, front: Front, context: dict[str, Any], output: BinaryIO) -> None:
+    """An A4 landscape document from a template under templates/reports/ (WeasyPrint): the marking
+    at the top and bottom of every page, the front matter and summary first, page x of y. Tagged
+    (PDF/UA-1: a structure tree, the document's language and title) for screen readers."""
     import weasyprint  # imported here: it loads Pango, which only PDF rendering needs
 
-    weasyprint.HTML(string=render_to_string(template, context)).write_pdf(output)
+    html = render_to_string(template, {**context, "front": front})
+    weasyprint.HTML(string=html).write_pdf(output, pdf_variant="pdf/ua-1")
+
+
+def by_domain(rows: Iterable[Row], domains: Sequence[tuple[str, str]]) -> list[tuple[str, list[Row]]]:
+    """Rows grouped under their domain's name, in the partnership's order of domains (each group
+    keeps the rows' order); a domain with no rows is left out."""
+    groups: dict[str, list[Row]] = {code: [] for code, _ in domains}
+    for row in rows:
+        groups.setdefault(row["domain"], []).append(row)
+    names = dict(domains)
+    return [(names.get(code, code), grouped) for code, grouped in groups.items() if grouped]

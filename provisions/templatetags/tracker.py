@@ -26,3 +26,9 @@ def lower_label_filter(value: str | None, vocabulary: str) -> str:
 def days_from(days: int | None) -> str:
     """11 → "in 11 days"; -1 → "1 day ago"; 0 → "today"."""
     return "" if days is None else days_words(days)
+
+
+@register.filter(name="references")
+def references_filter(value: str | None) -> str:
+    """ "PR-1;PR-2" (the report's joined references) → "PR-1; PR-2", which wraps."""
+    return "; ".join(value.split(";")) if value else ""

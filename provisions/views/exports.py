@@ -6,22 +6,19 @@ import io
 from collections.abc import Callable
 from typing import Any
 
-from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
-from django.shortcuts import redirect
-from django.urls import reverse
 from django.utils import timezone
 
+from provisions.models import Marking
 from provisions.permissions import (
     Reader,
     can_export,
 )
 from provisions.reports import aims, changes, coverage
 from provisions.reports.gaps import (
-    PDF_MAX_ROWS_ONLINE,
     GapReportFilters,
     ReportFilterInvalid,
     gap_report,
@@ -75,18 +72,21 @@ def _exporter(request: HttpRequest, fmt: str) -> Reader:
     return reader
 
 
-def _download(fmt: str, filename: str, write: Callable[[Any], None]) -> FileResponse:
-    """A report written by `write` into a buffer of the format's kind, as an attachment."""
+def _download(fmt: str, filename: str, marking: Marking, write: Callable[[Any], None]) -> FileResponse:
+    """A report written by `write` into a buffer of the format's kind, as an attachment that says
+    its protective marking in `X-Protective-Marking` (the PDF and XLSX say it on every page too)."""
     binary = fmt in ("xlsx", "pdf")
     buffer: Any = io.BytesIO() if binary else io.StringIO()
     write(buffer)
     data = buffer.getvalue()
-    return FileResponse(
+    response = FileResponse(
         io.BytesIO(data if binary else data.encode("utf-8")),
         as_attachment=True,
         filename=filename,
         content_type=CONTENT_TYPES[fmt],
     )
+    response["X-Protective-Marking"] = marking.label
+    return response
 
 
 @login_required
@@ -99,18 +99,11 @@ def gaps_export(request: HttpRequest, fmt: str) -> HttpResponseBase:
         report = gap_report(as_of=as_of if travelling else None, filters=filters, reader=reader)
     except ReportFilterInvalid as invalid:
         return HttpResponse(str(invalid), status=400, content_type="text/plain")
-    if fmt == "pdf" and len(report.rows) > PDF_MAX_ROWS_ONLINE:
-        messages.error(
-            request,
-            f"Not exported: a PDF lists at most {PDF_MAX_ROWS_ONLINE:,} gaps and these are "
-            f"{len(report.rows):,}. Narrow the filters, or export CSV or Excel.",
-        )
-        return redirect(f"{reverse('provisions:gaps')}?{request.GET.urlencode()}")
-    options = {"filters": filters} if fmt == "pdf" else {}
     return _download(
         fmt,
         filters.file_name("gaps", report.as_of, fmt),
-        lambda out: GAP_RENDERERS[fmt](report, out, **options),
+        report.marking,
+        lambda out: GAP_RENDERERS[fmt](report, out),
     )
 
 
@@ -121,17 +114,21 @@ def coverage_export(request: HttpRequest, fmt: str) -> HttpResponseBase:
     as_of, _, _ = page_as_of(request)
     report = coverage.coverage_report(reader=reader, as_of=as_of)
     return _download(
-        fmt, f"coverage-{report.as_of:%Y-%m-%d}.{fmt}", lambda out: COVERAGE_RENDERERS[fmt](report, out)
+        fmt,
+        f"coverage-{report.as_of:%Y-%m-%d}.{fmt}",
+        report.marking,
+        lambda out: COVERAGE_RENDERERS[fmt](report, out),
     )
 
 
 @login_required
 def aims_export(request: HttpRequest, fmt: str) -> HttpResponseBase:
     """The aims scorecard at the page's date."""
-    _exporter(request, fmt)
+    reader = _exporter(request, fmt)
     as_of, _, _ = page_as_of(request)
-    report = aims.aims_report(as_of=as_of)
-    return _download(fmt, f"aims-{report.as_of:%Y-%m-%d}.{fmt}", lambda out: AIMS_RENDERERS[fmt](report, out))
+    report = aims.aims_report(as_of=as_of, reader=reader)
+    name = f"aims-{report.as_of:%Y-%m-%d}.{fmt}"
+    return _download(fmt, name, report.marking, lambda out: AIMS_RENDERERS[fmt](report, out))
 
 
 @login_required
@@ -144,4 +141,4 @@ def changes_export(request: HttpRequest, fmt: str) -> HttpResponseBase:
         return HttpResponse(f"{invalid.field}: {invalid}", status=400, content_type="text/plain")
     report = changes.changes_report(start=start, end=end, reader=reader)
     name = f"changes-{start:%Y-%m-%d}-{end:%Y-%m-%d}.{fmt}"
-    return _download(fmt, name, lambda out: CHANGES_RENDERERS[fmt](report, out))
+    return _download(fmt, name, report.marking, lambda out: CHANGES_RENDERERS[fmt](report, out))

@@ -43,7 +43,7 @@ from provisions.permissions import (
     can_export,
 )
 from provisions.redaction import Redaction
-from provisions.reports.gaps import PDF_MAX_ROWS_ONLINE, GapReportFilters, ReportFilterInvalid, gap_report
+from provisions.reports.gaps import GapReportFilters, ReportFilterInvalid, gap_report
 from provisions.rules import aims_at, coverage_by_domain, evaluate_gaps, provisions_at
 from provisions.search import search as find
 from provisions.selectors import (
@@ -384,7 +384,6 @@ def gaps(request: HttpRequest) -> HttpResponse:
         "travelling": travelling,
         "form": filters.form,
         "export_query": query.urlencode(),
-        "pdf_max_rows": PDF_MAX_ROWS_ONLINE,
         "can_export": can_export(reader),
         "can_acknowledge": can_acknowledge_gaps(reader) and not travelling,
         "domains": domain_names.items(),

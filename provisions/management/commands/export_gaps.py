@@ -53,8 +53,10 @@ class Command(BaseCommand):
                 render_xlsx(report, binary)
         elif format == "pdf":
             with open(output, "wb") as binary:
-                render_pdf(report, binary, filters=filters)
+                render_pdf(report, binary)
         else:
             with open(output, "w", encoding="utf-8", newline="") as text:
                 (render_csv if format == "csv" else render_json)(report, text)
-        self.stdout.write(f"Wrote {len(report.rows)} gap(s) as of {report.as_of} to {output}")
+        self.stdout.write(
+            f"Wrote {len(report.rows)} gap(s) as of {report.as_of} to {output} ({report.marking.label})"
+        )
