@@ -427,9 +427,18 @@ CELERY_BEAT_SCHEDULE = {
     },
     # Sends again the scan requests whose task never reached the broker (an outage at commit time).
     "pending-scan-requests": {"task": "provisions.tasks.run_requested_scans", "schedule": 60.0},
+    # Removes the background exports whose time is up (EXPORT_KEEP_HOURS).
+    "purge-exports": {"task": "provisions.tasks.purge_exports", "schedule": 3600.0},
     # Sends again the webhook deliveries whose task was lost the same way.
     "pending-webhook-deliveries": {"task": "provisions.tasks.resend_pending_webhooks", "schedule": 60.0},
 }
+
+# Exports: above these many rows a report is prepared in the background by a Celery worker (PDF is
+# slower to lay out than CSV or Excel); the files are kept this long under EXPORT_DIR, then removed.
+EXPORT_ONLINE_MAX_PDF_ROWS = env_int("EXPORT_ONLINE_MAX_PDF_ROWS", 2000, minimum=0)
+EXPORT_ONLINE_MAX_ROWS = env_int("EXPORT_ONLINE_MAX_ROWS", 50000, minimum=0)
+EXPORT_KEEP_HOURS = env_int("EXPORT_KEEP_HOURS", 24, minimum=1)
+EXPORT_DIR = Path(env_str("EXPORT_DIR", str(BASE_DIR / "var" / "exports")))
 
 # Webhooks go only to hosts on the public internet unless this is set (a receiver on the same
 # network, or tests): an administrator's typo must not make the tracker POST to its own services.

@@ -6,7 +6,9 @@ from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
 from provisions.models import ScanTrigger
+from provisions.reports.jobs import export_run
 from provisions.services.dated import dated_values_refresh
+from provisions.services.exports import exports_purge
 from provisions.services.scans import gaps_run_requested, gaps_scan
 from provisions.services.watch import digests_send
 from provisions.services.webhooks import (
@@ -59,3 +61,16 @@ def resend_pending_webhooks() -> int:
 def send_digests() -> int:
     """The daily email of each follower's notifications (at most one a day each: safe to run twice)."""
     return digests_send()
+
+
+@shared_task(autoretry_for=_DATABASE_ERRORS, retry_backoff=2, retry_backoff_max=300, max_retries=8)
+def run_export(job_id: str) -> str | None:
+    """Prepare one background export (provisions.services.exports); returns its state."""
+    job = export_run(job_id=job_id)
+    return job.state if job else None
+
+
+@shared_task(autoretry_for=_DATABASE_ERRORS, retry_backoff=2, retry_backoff_max=300, max_retries=8)
+def purge_exports() -> int:
+    """Remove the exports whose time is up (beat, hourly); returns how many."""
+    return exports_purge()

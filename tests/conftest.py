@@ -78,6 +78,7 @@ def _test_friendly_settings(settings: Any, tmp_path_factory: pytest.TempPathFact
     and a fast password hasher, since many tests sign users in."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     settings.STATIC_ROOT = tmp_path_factory.getbasetemp() / "static"
+    settings.EXPORT_DIR = tmp_path_factory.mktemp("exports")
     settings.STATIC_ROOT.mkdir(exist_ok=True)
     settings.STORAGES = {
         **settings.STORAGES,

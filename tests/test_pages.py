@@ -323,26 +323,6 @@ def test_gaps_filter_and_export_exactly_what_is_shown(client: Client, partnershi
         assert body.startswith(start), fmt
 
 
-def test_a_pdf_too_long_to_render_online_is_refused_with_what_to_do(
-    client: Client, partnership, monkeypatch
-) -> None:
-    from provisions.views import exports, pages
-
-    client = signed_in(client, role="analyst", clearance=Marking.SECRET)
-    shown = client.get("/gaps/?severity=critical").content.decode()
-    count = int(re.search(r"<p>(\d+) gaps?", shown).group(1))
-    assert count > 2
-    monkeypatch.setattr(pages, "PDF_MAX_ROWS_ONLINE", 2)
-    monkeypatch.setattr(exports, "PDF_MAX_ROWS_ONLINE", 2)
-    page = client.get("/gaps/").content.decode()
-    refused = client.get("/gaps/export.pdf?severity=critical", follow=True)
-    assert "(up to 2 gaps)" in page
-    assert refused.redirect_chain == [("/gaps/?severity=critical", 302)]
-    text = refused.content.decode()
-    assert f"Not exported: a PDF lists at most 2 gaps and these are {count}." in text
-    assert "export CSV or Excel" in text
-
-
 def test_a_viewer_cannot_export_or_acknowledge(client: Client, partnership) -> None:
     client = signed_in(client, role="viewer", clearance=Marking.SECRET)
     assert client.get("/gaps/export.csv").status_code == 403

@@ -215,3 +215,34 @@ def test_the_daily_digest_is_sent_by_a_real_worker() -> None:
 
     assert [message.to for message in mail.outbox] == [["follower@example.org"]]
     assert "proposed → under negotiation. Round 2" in mail.outbox[0].body
+
+
+def test_a_large_export_is_prepared_by_a_real_worker() -> None:
+    """The background export path end to end: asked for (the job row, its task on commit), consumed
+    by a worker through Redis, written, and ready for its owner."""
+    import io
+
+    import pypdf
+
+    from provisions.models import ExportJob, ExportState
+    from provisions.services.exports import export_request
+    from tests.factories import UserFactory
+
+    for number in range(30):
+        CapabilityFactory(code=f"BG-{number:02d}", criticality=Level.HIGH, lapses_on=None)
+    owner = UserFactory(role="analyst", clearance="official")
+    job = export_request(
+        user=owner, report="gaps", fmt="pdf", parameters={}, description="Gap report as of today", rows=30
+    )
+    with start_worker(celery_app, pool="solo", perform_ping_check=False, shutdown_timeout=30):
+        wait_for(
+            lambda: ExportJob.objects.get(pk=job.pk).finished,
+            seconds=60,
+            what="the worker to prepare the export",
+        )
+    job.refresh_from_db()
+    assert job.state == ExportState.DONE, job.error
+    assert (job.rows, job.marking, job.progress) == (30, "OFFICIAL", 100)
+    pages = pypdf.PdfReader(io.BytesIO(job.path.read_bytes())).pages
+    text = "".join(page.extract_text() for page in pages)
+    assert all(f"BG-{number:02d}" in text for number in range(30))

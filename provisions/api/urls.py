@@ -20,6 +20,7 @@ urlpatterns = [
     path("coverage/", views.CoverageView.as_view(), name="coverage"),
     path("aims/", views.AimsView.as_view(), name="aims"),
     path("changes/", views.ChangesView.as_view(), name="changes"),
+    path("briefing/", views.BriefingView.as_view(), name="briefing"),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     # Swagger UI's own script is served as a file (the split view), so the strict policy holds.
     path(

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import io
 import re
 from typing import Any
 
 from django.db.models import QuerySet
+from django.http import HttpResponse
+from django.http.response import HttpResponseBase
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
@@ -16,6 +19,7 @@ from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotAuthenticated, ValidationError
 from rest_framework.generics import get_object_or_404
+from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -40,8 +44,9 @@ from provisions.models import (
     Territory,
     User,
 )
-from provisions.permissions import Reader, can_acknowledge_gaps, ensure, reader_of
+from provisions.permissions import Reader, can_acknowledge_gaps, can_export, ensure, reader_of
 from provisions.redaction import Redaction, gap_row, gap_rows
+from provisions.reports import briefing
 from provisions.reports.aims import aims_report
 from provisions.reports.changes import changes_report
 from provisions.reports.gaps import (
@@ -475,6 +480,62 @@ class ChangesView(APIView):
         start, end = _period(request)
         report = changes_report(start=start, end=end, reader=_caller(request))
         return Response(serializers.ChangesSerializer(report).data)
+
+
+class PdfRenderer(BaseRenderer):
+    """Lets a caller ask for `Accept: application/pdf`; the view hands it the document's bytes."""
+
+    media_type = "application/pdf"
+    format = "pdf"
+    charset = None
+    render_style = "binary"
+
+    def render(
+        self, data: Any, accepted_media_type: str | None = None, renderer_context: Any = None
+    ) -> bytes:
+        return data if isinstance(data, bytes) else b""
+
+
+class BriefingView(APIView):
+    """The round briefing pack as a PDF (analysts and above), marked with the highest marking among
+    the provisions it contains or names (also in `X-Protective-Marking`)."""
+
+    renderer_classes = [JSONRenderer, PdfRenderer]
+
+    @extend_schema(
+        operation_id="briefing_pack",
+        parameters=[
+            OpenApiParameter(
+                "from", OpenApiTypes.DATE, description="The previous round (default: 30 days ago)."
+            ),
+            OpenApiParameter("to", OpenApiTypes.DATE, description="This round (default: today)."),
+        ],
+        responses={
+            (200, "application/pdf"): OpenApiResponse(
+                OpenApiTypes.BINARY,
+                description="The pack (tagged PDF); its protective marking (OFFICIAL, OFFICIAL-SENSITIVE "
+                "or SECRET) on every page and in the `X-Protective-Marking` header.",
+            ),
+            **READ_ERRORS,
+        },
+    )
+    def get(self, request: Request) -> HttpResponseBase:
+        reader = _caller(request)
+        ensure(can_export(reader), "analysts and above export reports")
+        start, end = _period(request)
+        pack = briefing.briefing_pack(start=start, end=end, reader=reader)
+        buffer = io.BytesIO()
+        briefing.render_pdf(pack, buffer)
+        response = HttpResponse(buffer.getvalue(), content_type="application/pdf")
+        response["Content-Disposition"] = f'attachment; filename="{briefing.file_name(start, end)}"'
+        response["X-Protective-Marking"] = pack.marking.label
+        return response
+
+    def finalize_response(self, request: Request, response: Any, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(response, Response):  # an error: always JSON, whatever was accepted
+            request.accepted_renderer = JSONRenderer()
+            request.accepted_media_type = JSONRenderer.media_type
+        return super().finalize_response(request, response, *args, **kwargs)
 
 
 @extend_schema_view(

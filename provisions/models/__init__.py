@@ -3,6 +3,7 @@ sub-domain. Everything is importable from here, as Django expects of an app's mo
 
 from provisions.models.aims import Aim, AimCapability
 from provisions.models.dated import CapabilityChange, Discussion, ProvisionChange, fold
+from provisions.models.exports import ExportJob, ExportState
 from provisions.models.gaps import CoverageSnapshot, Gap, GapQuerySet, GapRuleThresholds, GapScan, ScanRequest
 from provisions.models.integrations import (
     ApiToken,
@@ -80,6 +81,8 @@ __all__ = [
     "Digest",
     "Discussion",
     "Domain",
+    "ExportJob",
+    "ExportState",
     "Extent",
     "Firmness",
     "Follow",

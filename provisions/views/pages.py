@@ -6,6 +6,7 @@ import datetime
 from collections import Counter
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
@@ -121,6 +122,7 @@ def overview(request: HttpRequest) -> HttpResponse:
         ),
         "lapses_more": lapse_total - len(lapses),
         "can_export": can_export(reader),
+        "briefing_from": as_of - datetime.timedelta(days=30),
         "aim_verdicts": [
             (verdict, sum(1 for aim in aims if aim.verdict == verdict)) for verdict in AimVerdict
         ],
@@ -385,6 +387,7 @@ def gaps(request: HttpRequest) -> HttpResponse:
         "form": filters.form,
         "export_query": query.urlencode(),
         "can_export": can_export(reader),
+        "online_max_pdf_rows": settings.EXPORT_ONLINE_MAX_PDF_ROWS,
         "can_acknowledge": can_acknowledge_gaps(reader) and not travelling,
         "domains": domain_names.items(),
         "chosen_domains": request.GET.getlist("domain"),

@@ -1,0 +1,214 @@
+"""Every report the tracker exports, by name: how to build it for a reader from its parameters (plain
+JSON, so a background job can build it again in a worker), how many rows it holds, what it is
+called, and its renderings. The export pages, the background jobs, the commands' formats and the
+API's briefing all go through here."""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from typing import Any, BinaryIO, TextIO
+
+from django.http import QueryDict
+
+from provisions.labels import long_date
+from provisions.permissions import Reader
+from provisions.reports import aims, briefing, changes, coverage, gaps
+
+CONTENT_TYPES = {
+    "csv": "text/csv; charset=utf-8",
+    "json": "application/json",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "pdf": "application/pdf",
+}
+BINARY_FORMATS = frozenset({"xlsx", "pdf"})
+TABLE_FORMATS = ("csv", "json", "xlsx", "pdf")
+
+
+class ExportInvalid(ValueError):
+    """A parameter that names nothing or a format the report does not come in (the message says
+    which and why)."""
+
+
+@dataclass(frozen=True)
+class Spec:
+    title: str
+    formats: tuple[str, ...]
+    build: Callable[[dict[str, Any], Reader], Any]
+    rows: Callable[[Any], int]  # how many rows the report holds (what decides online or background)
+    file_stem: Callable[[Any], str]  # the download's name without its extension
+    renderers: dict[str, Callable[..., None]]
+    describe: Callable[[Any], str]  # the report in words, for the exports page
+
+
+def _date(parameters: dict[str, Any], name: str) -> datetime.date | None:
+    raw = parameters.get(name)
+    if not raw:
+        return None
+    try:
+        return datetime.date.fromisoformat(raw)
+    except (TypeError, ValueError):
+        raise ExportInvalid(f"{name}: expected a date as YYYY-MM-DD, got {raw!r}") from None
+
+
+def _period(parameters: dict[str, Any]) -> dict[str, datetime.date]:
+    start, end = _date(parameters, "from"), _date(parameters, "to")
+    if start is None or end is None:
+        raise ExportInvalid("from and to: both dates are needed")
+    if start >= end:
+        raise ExportInvalid(f"from: {start} must be before to ({end})")
+    return {"start": start, "end": end}
+
+
+def _gap_filters(parameters: dict[str, Any]) -> gaps.GapReportFilters:
+    query = QueryDict(mutable=True)
+    for name in ("domain", "severity", "kind"):
+        query.setlist(name, list(parameters.get(name) or []))
+    return gaps.GapReportFilters.from_query(query)
+
+
+def _build_gaps(parameters: dict[str, Any], reader: Reader) -> gaps.GapReport:
+    try:
+        return gaps.gap_report(
+            reader=reader, as_of=_date(parameters, "as_of"), filters=_gap_filters(parameters)
+        )
+    except gaps.ReportFilterInvalid as invalid:
+        raise ExportInvalid(str(invalid)) from None
+
+
+def _describe_gaps(report: gaps.GapReport) -> str:
+    filters = report.filters.in_words()
+    return f"Gap report as of {long_date(report.as_of)}" + (f"; {filters}" if filters else "")
+
+
+REPORTS: dict[str, Spec] = {
+    "gaps": Spec(
+        title="Gap report",
+        formats=TABLE_FORMATS,
+        build=_build_gaps,
+        rows=lambda report: len(report.rows),
+        file_stem=lambda report: report.filters.file_name("gaps", report.as_of, "").removesuffix("."),
+        renderers={
+            "csv": gaps.render_csv,
+            "json": gaps.render_json,
+            "xlsx": gaps.render_xlsx,
+            "pdf": gaps.render_pdf,
+        },
+        describe=_describe_gaps,
+    ),
+    "coverage": Spec(
+        title="Coverage report",
+        formats=TABLE_FORMATS,
+        build=lambda parameters, reader: coverage.coverage_report(
+            reader=reader, as_of=_date(parameters, "as_of")
+        ),
+        rows=lambda report: len(report.rows),
+        file_stem=lambda report: f"coverage-{report.as_of:%Y-%m-%d}",
+        renderers={
+            "csv": coverage.render_csv,
+            "json": coverage.render_json,
+            "xlsx": coverage.render_xlsx,
+            "pdf": coverage.render_pdf,
+        },
+        describe=lambda report: f"Coverage report as of {long_date(report.as_of)}",
+    ),
+    "aims": Spec(
+        title="Aims scorecard",
+        formats=TABLE_FORMATS,
+        build=lambda parameters, reader: aims.aims_report(as_of=_date(parameters, "as_of"), reader=reader),
+        rows=lambda report: len(report.aims),
+        file_stem=lambda report: f"aims-{report.as_of:%Y-%m-%d}",
+        renderers={
+            "csv": aims.render_csv,
+            "json": aims.render_json,
+            "xlsx": aims.render_xlsx,
+            "pdf": aims.render_pdf,
+        },
+        describe=lambda report: f"Aims scorecard as of {long_date(report.as_of)}",
+    ),
+    "changes": Spec(
+        title="What changed",
+        formats=TABLE_FORMATS,
+        build=lambda parameters, reader: changes.changes_report(**_period(parameters), reader=reader),
+        rows=lambda report: len(report.rows) + len(report.events),
+        file_stem=lambda report: f"changes-{report.start:%Y-%m-%d}-{report.end:%Y-%m-%d}",
+        renderers={
+            "csv": changes.render_csv,
+            "json": changes.render_json,
+            "xlsx": changes.render_xlsx,
+            "pdf": changes.render_pdf,
+        },
+        describe=lambda report: f"What changed from {long_date(report.start)} to {long_date(report.end)}",
+    ),
+    "briefing": Spec(
+        title="Round briefing pack",
+        formats=("pdf",),
+        build=lambda parameters, reader: briefing.briefing_pack(**_period(parameters), reader=reader),
+        rows=lambda pack: len(pack.gaps.rows) + len(pack.changes.rows) + len(pack.changes.events),
+        file_stem=lambda pack: f"briefing-{pack.start:%Y-%m-%d}-{pack.end:%Y-%m-%d}",
+        renderers={"pdf": briefing.render_pdf},
+        describe=lambda pack: f"Round briefing pack from {long_date(pack.start)} to {long_date(pack.end)}",
+    ),
+}
+
+
+def spec(name: str, fmt: str) -> Spec:
+    """The report of that name, if it comes in that format (ExportInvalid otherwise)."""
+    found = REPORTS.get(name)
+    if found is None:
+        raise ExportInvalid(f"report: expected one of {', '.join(REPORTS)}, got {name!r}")
+    if fmt not in found.formats:
+        raise ExportInvalid(f"format: {found.title} comes as {', '.join(found.formats)}, not {fmt!r}")
+    return found
+
+
+def build(name: str, fmt: str, parameters: dict[str, Any], reader: Reader) -> Any:
+    """The report, built for the reader (ExportInvalid for a parameter that names nothing)."""
+    found = spec(name, fmt)
+    try:
+        return found.build(parameters, reader)
+    except changes.ChangesPeriodInvalid as invalid:
+        raise ExportInvalid(f"from: {invalid}") from None
+
+
+def render(name: str, fmt: str, report: Any, output: BinaryIO | TextIO) -> None:
+    spec(name, fmt).renderers[fmt](report, output)
+
+
+def file_name(name: str, fmt: str, report: Any) -> str:
+    return f"{spec(name, fmt).file_stem(report)}.{fmt}"
+
+
+def online_limit(fmt: str) -> int:
+    """The most rows a report may hold to be built inside a web request in this format."""
+    from django.conf import settings
+
+    return settings.EXPORT_ONLINE_MAX_PDF_ROWS if fmt == "pdf" else settings.EXPORT_ONLINE_MAX_ROWS
+
+
+class CountedRows(list[Any]):
+    """A report's rows that say how far a writer has got through them (every `every` rows), so a
+    background job can show its progress while a renderer iterates them."""
+
+    def __init__(self, rows: list[Any], progress: Callable[[int], None], every: int = 1000) -> None:
+        super().__init__(rows)
+        self._progress = progress
+        self._every = every
+
+    def __iter__(self) -> Iterator[Any]:
+        for index, row in enumerate(super().__iter__(), start=1):
+            if index % self._every == 0:
+                self._progress(index)
+            yield row
+
+
+def with_progress(report: Any, progress: Callable[[int], None]) -> Any:
+    """The report with rows that report their progress (a report without a `rows` list as it is)."""
+    rows = getattr(report, "rows", None)
+    if not isinstance(rows, list) or not hasattr(report, "__dataclass_fields__"):
+        return report
+    try:
+        return replace(report, rows=CountedRows(rows, progress))
+    except TypeError:  # rows is a property (the aims report): no progress within it
+        return report
