@@ -232,7 +232,12 @@ def test_a_large_export_is_prepared_by_a_real_worker() -> None:
         CapabilityFactory(code=f"BG-{number:02d}", criticality=Level.HIGH, lapses_on=None)
     owner = UserFactory(role="analyst", clearance="official")
     job = export_request(
-        user=owner, report="gaps", fmt="pdf", parameters={}, description="Gap report as of today", rows=30
+        reader=Reader.of(owner),
+        report="gaps",
+        fmt="pdf",
+        parameters={},
+        description="Gap report as of today",
+        rows=30,
     )
     with start_worker(celery_app, pool="solo", perform_ping_check=False, shutdown_timeout=30):
         wait_for(
@@ -242,7 +247,7 @@ def test_a_large_export_is_prepared_by_a_real_worker() -> None:
         )
     job.refresh_from_db()
     assert job.state == ExportState.DONE, job.error
-    assert (job.rows, job.marking, job.progress) == (30, "OFFICIAL", 100)
+    assert (job.rows, job.marking, job.progress) == (30, "official", 100)
     pages = pypdf.PdfReader(io.BytesIO(job.path.read_bytes())).pages
     text = "".join(page.extract_text() for page in pages)
     assert all(f"BG-{number:02d}" in text for number in range(30))

@@ -11,6 +11,8 @@ from pathlib import Path
 from django.conf import settings
 from django.db import models
 
+from provisions.models.vocabulary import Marking
+
 
 class ExportState(models.TextChoices):
     QUEUED = "queued", "Waiting for a worker"
@@ -27,16 +29,19 @@ class ExportJob(models.Model):
     report = models.CharField(max_length=20)  # provisions.reports.catalogue.REPORTS
     format = models.CharField(max_length=10)
     parameters = models.JSONField(default=dict)
-    description = models.CharField(max_length=300)  # "Gap report as of 1 December 2020; critical"
+    # The clearance it was asked at: asked again at another, it is another export.
+    clearance = models.CharField(max_length=20, choices=Marking.choices)
+    description = models.TextField()  # "Gap report as of 1 December 2020; critical"
     rows = models.PositiveIntegerField(default=0)
     state = models.CharField(max_length=10, choices=ExportState.choices, default=ExportState.QUEUED)
     progress = models.PositiveSmallIntegerField(default=0)  # percent
     stage = models.CharField(max_length=100, blank=True)  # what it is doing now, in words
-    file_name = models.CharField(max_length=200, blank=True)
-    marking = models.CharField(max_length=20, blank=True)
+    file_name = models.TextField(blank=True)
+    marking = models.CharField(max_length=20, choices=Marking.choices, blank=True)  # once written
     size = models.PositiveBigIntegerField(default=0)
     error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)  # a running job's last sign of life
     finished_at = models.DateTimeField(null=True, blank=True)
     expires_at = models.DateTimeField(null=True, blank=True)
 

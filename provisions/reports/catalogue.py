@@ -188,27 +188,36 @@ def online_limit(fmt: str) -> int:
 
 
 class CountedRows(list[Any]):
-    """A report's rows that say how far a writer has got through them (every `every` rows), so a
-    background job can show its progress while a renderer iterates them."""
+    """A report's rows that say how far writers have got through them, all passes counted (every
+    `every` rows), so a background job can show its progress while a renderer iterates them."""
 
     def __init__(self, rows: list[Any], progress: Callable[[int], None], every: int = 1000) -> None:
         super().__init__(rows)
         self._progress = progress
         self._every = every
+        self._seen = 0
 
     def __iter__(self) -> Iterator[Any]:
-        for index, row in enumerate(super().__iter__(), start=1):
-            if index % self._every == 0:
-                self._progress(index)
+        for row in super().__iter__():
+            self._seen += 1
+            if self._seen % self._every == 0:
+                self._progress(self._seen)
             yield row
 
 
 def with_progress(report: Any, progress: Callable[[int], None]) -> Any:
-    """The report with rows that report their progress (a report without a `rows` list as it is)."""
+    """The report with rows that report their progress (a report without a `rows` list as it is),
+    keeping what it has already worked out from them (its marking)."""
     rows = getattr(report, "rows", None)
     if not isinstance(rows, list) or not hasattr(report, "__dataclass_fields__"):
         return report
     try:
-        return replace(report, rows=CountedRows(rows, progress))
+        counted = replace(report, rows=CountedRows(rows, progress))
     except TypeError:  # rows is a property (the aims report): no progress within it
         return report
+    getattr(report, "marking", None)  # worked out once, from the plain rows
+    fields = report.__dataclass_fields__
+    for name, value in report.__dict__.items():
+        if name not in fields:
+            counted.__dict__[name] = value
+    return counted

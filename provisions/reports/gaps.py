@@ -106,8 +106,10 @@ class GapReportFilters:
         return "; ".join(part for part in parts if part)
 
     def file_name(self, stem: str, as_of: datetime.date, extension: str) -> str:
-        """What the file holds, in its name: `gaps-law-enforcement-critical-2020-12-01.csv`."""
-        parts = [stem, "+".join(self.domains), "+".join(self.severities), "+".join(self.kinds)]
+        """What the file holds, in its name: `gaps-law-enforcement-critical-2020-12-01.csv` (more than
+        three domains are counted: `gaps-5-domains-...`, a name must stay a name)."""
+        domains = "+".join(self.domains) if len(self.domains) <= 3 else f"{len(self.domains)}-domains"
+        parts = [stem, domains, "+".join(self.severities), "+".join(self.kinds)]
         return "-".join(part for part in parts if part) + f"-{as_of:%Y-%m-%d}.{extension}"
 
 

@@ -1,11 +1,12 @@
 """Running a background export (provisions.services.exports asks for it; a Celery worker runs it):
 build the report for the user who asked, write it beside its final name saying how far it has got,
-then move it into place. Running a job twice is harmless."""
+then move it into place. A job is claimed before it runs: delivered twice, it runs once."""
 
 from __future__ import annotations
 
 import logging
-import os
+import tempfile
+from pathlib import Path
 from typing import Any
 
 from django.db import DatabaseError
@@ -13,19 +14,24 @@ from django.db import DatabaseError
 from provisions.models import ExportJob, ExportState
 from provisions.permissions import Reader
 from provisions.reports import catalogue
-from provisions.services.exports import export_finish, export_progress
+from provisions.services.exports import export_claim, export_finish, export_progress
 
 logger = logging.getLogger(__name__)
 
 
+# How many times a format's writer goes through the rows (the XLSX summary counts them twice and
+# sizes the columns before writing them): a job's progress spreads over all its passes.
+PASSES = {"xlsx": 4}
+
+
 def export_run(*, job_id: str) -> ExportJob | None:
-    """Build and write the job's report (None: no such job any more). A report that cannot be
-    built (a domain deleted since) fails the job with the reason, as does a rendering error (logged);
-    a database error propagates, so the task is retried."""
-    job = ExportJob.objects.select_related("user").filter(pk=job_id).first()
-    if job is None or job.state in (ExportState.DONE, ExportState.FAILED):
-        return job
-    export_progress(job, 5, "Reading the record", state=ExportState.RUNNING)
+    """Build and write the job's report (None: no such job, or it is not queued: a task delivered
+    twice runs it once). A report that cannot be built (a domain deleted since) fails the job with
+    the reason, as does a rendering error (logged); a database error propagates, so the task is
+    retried."""
+    job = export_claim(job_id)
+    if job is None:
+        return None
     try:
         report = catalogue.build(job.report, job.format, job.parameters, Reader.of(job.user))
         rows = catalogue.REPORTS[job.report].rows(report)
@@ -45,31 +51,35 @@ def export_run(*, job_id: str) -> ExportJob | None:
         progress=100,
         rows=rows,
         size=job.path.stat().st_size,
-        marking=report.marking.label,
+        marking=report.marking.value,
         file_name=catalogue.file_name(job.report, job.format, report),
     )
 
 
 def _write(job: ExportJob, report: Any, rows: int) -> None:
-    """Render the report into the job's file, saying how far it has got; the file appears whole."""
+    """Render the report into a file of its own beside the job's, saying how far it has got, then
+    move it into place: the job's file appears whole or not at all."""
     if job.format == "pdf":
         export_progress(job, 40, f"Laying out the pages of {rows:,} rows")
     else:
+        expected = max(rows, 1) * PASSES.get(job.format, 1)
 
         def written(count: int) -> None:
-            export_progress(job, 20 + 75 * count // max(rows, 1), f"Written {count:,} of {rows:,} rows")
+            done = min(count, expected)
+            export_progress(job, 20 + 75 * done // expected, f"Writing {rows:,} rows")
 
         export_progress(job, 20, f"Writing {rows:,} rows")
         report = catalogue.with_progress(report, written)
     path = job.path
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(f".{os.getpid()}.partial")
+    descriptor, name = tempfile.mkstemp(dir=path.parent, prefix=f"{job.pk}.", suffix=".partial")
+    partial = Path(name)
     try:
         if job.format in catalogue.BINARY_FORMATS:
-            with partial.open("wb") as binary:
+            with open(descriptor, "wb") as binary:
                 catalogue.render(job.report, job.format, report, binary)
         else:
-            with partial.open("w", encoding="utf-8", newline="") as text:
+            with open(descriptor, "w", encoding="utf-8", newline="") as text:
                 catalogue.render(job.report, job.format, report, text)
         partial.replace(path)
     finally:

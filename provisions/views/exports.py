@@ -34,8 +34,10 @@ def _exporter(request: HttpRequest, report: str, fmt: str) -> Reader:
 
 
 def _as_of(request: HttpRequest) -> dict[str, Any]:
-    as_of, _, travelling = page_as_of(request)
-    return {"as_of": as_of.isoformat() if travelling else None}
+    """The page's date: none for today (the gap report then has the last scan's states), with the
+    day it was asked on, so that tomorrow's export of "today" is not yesterday's file."""
+    as_of, today, travelling = page_as_of(request)
+    return {"as_of": as_of.isoformat() if travelling else None, "asked_on": today.isoformat()}
 
 
 def _period(request: HttpRequest) -> dict[str, Any]:
@@ -93,7 +95,7 @@ def export(request: HttpRequest, fmt: str, *, report: str) -> HttpResponseBase:
     rows = spec.rows(built)
     if rows > catalogue.online_limit(fmt):
         job = export_request(
-            user=request.user,  # type: ignore[arg-type]
+            reader=reader,
             report=report,
             fmt=fmt,
             parameters=parameters,
@@ -147,5 +149,5 @@ def export_download(request: HttpRequest, pk: Any) -> FileResponse:
         filename=job.file_name,
         content_type=catalogue.CONTENT_TYPES[job.format],
     )
-    response["X-Protective-Marking"] = job.marking
+    response["X-Protective-Marking"] = job.get_marking_display()
     return response

@@ -81,6 +81,41 @@ def test_an_analyst_and_a_viewer_see_the_gaps_they_may_act_on(
     screenshot(page, f"viewer-gaps-{size}")
 
 
+@pytest.mark.parametrize("size", SIZES)
+def test_an_analyst_asks_for_a_large_export_and_downloads_it(
+    page: Page,
+    negotiator: Any,  # noqa: F811 - the shipped partnership, scanned
+    assert_accessible: Callable[..., None],
+    screenshot: Callable[[Page, str], Any],
+    settings: Any,
+    size: str,
+) -> None:
+    """Above the online limit the export link leads to the export's page (tasks run in process
+    here: it is ready at once), then to the download; the overview offers the briefing pack."""
+    from playwright.sync_api import expect
+
+    settings.EXPORT_ONLINE_MAX_ROWS = 5
+    page.set_viewport_size(SIZES[size])
+    UserFactory(username="analyst", role="analyst", clearance="secret")
+    sign_in(page, "analyst")
+    page.goto("/")
+    expect(page.get_by_role("button", name="Download the pack")).to_be_visible()
+    assert_accessible(page, f"analyst-overview-{size}")
+    page.goto("/gaps/")
+    page.get_by_role("link", name="CSV").click()
+    expect(page.get_by_text("it is being prepared in the background")).to_be_visible()
+    link = page.get_by_role("link", name=re.compile(r"Download gaps-\d{4}-\d\d-\d\d\.csv"))
+    expect(link).to_be_visible()
+    assert_accessible(page, f"export-job-{size}")
+    screenshot(page, f"export-job-{size}")
+    with page.expect_download() as download:
+        link.click()
+    assert download.value.suggested_filename.startswith("gaps-")
+    page.goto("/exports/")
+    assert_accessible(page, f"exports-{size}")
+    screenshot(page, f"exports-{size}")
+
+
 def tab_to(page: Page, target: Locator, *, limit: int = 400) -> None:
     """Press Tab until the target has the focus, as a keyboard user would."""
     for _ in range(limit):
