@@ -15,7 +15,10 @@ COPY templates templates
 COPY static static
 RUN pip install --no-cache-dir . \
     && SECRET_KEY=build-only python manage.py collectstatic --noinput
-RUN useradd --system --uid 1000 tracker
+# Background exports are written here (EXPORT_DIR): docker-compose.yml mounts one volume there for
+# the web processes, the worker that writes them and beat that removes them.
+RUN useradd --system --uid 1000 tracker \
+    && mkdir -p /app/var/exports && chown tracker /app/var/exports
 USER tracker
 EXPOSE 8000
 # With DEBUG off the app requires HTTPS (redirect, HSTS, secure cookies): behind a TLS proxy set

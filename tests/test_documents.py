@@ -274,7 +274,7 @@ def test_excel_has_a_summary_sheet_first_and_the_marking_on_every_printed_page(c
 # --- the round briefing pack ------------------------------------------------------------------------------
 
 
-def test_the_briefing_pack_for_the_shipped_partnership_reads_as_a_document(partnership, tmp_path):
+def test_the_briefing_pack_for_the_shipped_partnership_reads_as_a_document(partnership, tmp_path, settings):
     output = tmp_path / "briefing.pdf"
     out = io.StringIO()
     call_command(
@@ -311,11 +311,13 @@ def test_the_briefing_pack_for_the_shipped_partnership_reads_as_a_document(partn
         assert squeezed(move["summary"]) in annex
         assert squeezed(move["note"])[:40] in annex  # the reason, beside the move
 
-    # Its pages as images, as a reader would see them (kept as CI artifacts when ARTIFACTS_DIR is set).
+    # Its pages as images, as a reader would see them: artifacts/briefing-pack/, which CI keeps.
     pdftoppm = shutil.which("pdftoppm")
     assert pdftoppm, "pdftoppm (poppler-utils) is needed: make system-packages installs it"
-    folder = Path(os.environ.get("ARTIFACTS_DIR", tmp_path)) / "briefing-pack"
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = Path(settings.BASE_DIR) / "artifacts" / "briefing-pack"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    shutil.copy(output, folder / "briefing-2020-12-01-2021-01-01.pdf")
     subprocess.run([pdftoppm, "-r", "80", "-png", str(output), str(folder / "page")], check=True)
     images = sorted(folder.glob("page-*.png"))
     assert len(images) == len(pages)

@@ -44,7 +44,7 @@ class Ahead:
     subject_type: str
     code: str
     name: str
-    domain: str
+    domain: str  # its name
     state: str  # a capability's coverage state, a provision's status (codes)
 
 
@@ -129,6 +129,7 @@ def _ahead(gaps: GapReport, reader: Reader) -> list[Ahead]:
     if evaluation is None:
         return []
     end = evaluation.as_of
+    names = dict(domain_labels())
     horizon = end + datetime.timedelta(days=HORIZON_DAYS)
     ahead = [
         Ahead(
@@ -138,7 +139,7 @@ def _ahead(gaps: GapReport, reader: Reader) -> list[Ahead]:
             subject_type="capability",
             code=capability.code,
             name=capability.name,
-            domain=capability.domain,
+            domain=names.get(capability.domain, capability.domain),
             state=evaluation.coverage[capability.id].state.value
             if capability.id in evaluation.coverage
             else "",
@@ -154,7 +155,7 @@ def _ahead(gaps: GapReport, reader: Reader) -> list[Ahead]:
             subject_type="provision",
             code=provision.reference,
             name=provision.title,
-            domain=provision.domain,
+            domain=names.get(provision.domain, provision.domain),
             state=provision.status.value,
         )
         for provision in evaluation.provisions.values()
