@@ -167,11 +167,13 @@ def _ahead(gaps: GapReport, reader: Reader) -> list[Ahead]:
 
 
 def render_pdf(pack: BriefingPack, output: BinaryIO) -> None:
+    domains = domain_labels()
     context = {
         "pack": pack,
         "horizon_days": HORIZON_DAYS,
         "report": pack.gaps,
-        "groups": by_domain(pack.gaps.rows, domain_labels()),
+        "groups": by_domain(pack.gaps.rows, domains),
+        "domain_names": dict(domains),
     }
     write_pdf("reports/briefing.html", pack.front(), context, output)
 

@@ -176,6 +176,17 @@ def render(name: str, fmt: str, report: Any, output: BinaryIO | TextIO) -> None:
     spec(name, fmt).renderers[fmt](report, output)
 
 
+def write(name: str, fmt: str, report: Any, target: str | int) -> None:
+    """Render the report into a file (a path, or an open descriptor it closes): bytes for XLSX and
+    PDF, UTF-8 text with the newlines the CSV writer chose for the others."""
+    if fmt in BINARY_FORMATS:
+        with open(target, "wb") as binary:
+            render(name, fmt, report, binary)
+    else:
+        with open(target, "w", encoding="utf-8", newline="") as text:
+            render(name, fmt, report, text)
+
+
 def file_name(name: str, fmt: str, report: Any) -> str:
     return f"{spec(name, fmt).file_stem(report)}.{fmt}"
 

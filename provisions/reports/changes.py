@@ -18,6 +18,7 @@ from provisions.reports.document import (
     Front,
     Table,
     cross_count,
+    domain_labels,
     front,
     highest_marking,
     period_words,
@@ -173,4 +174,5 @@ def render_xlsx(report: ChangesReport, output: BinaryIO) -> None:
 
 
 def render_pdf(report: ChangesReport, output: BinaryIO) -> None:
-    write_pdf("reports/changes.html", report.front(), {"report": report}, output)
+    context = {"report": report, "domain_names": dict(domain_labels())}
+    write_pdf("reports/changes.html", report.front(), context, output)

@@ -75,12 +75,7 @@ def _write(job: ExportJob, report: Any, rows: int) -> None:
     descriptor, name = tempfile.mkstemp(dir=path.parent, prefix=f"{job.pk}.", suffix=".partial")
     partial = Path(name)
     try:
-        if job.format in catalogue.BINARY_FORMATS:
-            with open(descriptor, "wb") as binary:
-                catalogue.render(job.report, job.format, report, binary)
-        else:
-            with open(descriptor, "w", encoding="utf-8", newline="") as text:
-                catalogue.render(job.report, job.format, report, text)
+        catalogue.write(job.report, job.format, report, descriptor)
         partial.replace(path)
     finally:
         partial.unlink(missing_ok=True)

@@ -32,3 +32,9 @@ def days_from(days: int | None) -> str:
 def references_filter(value: str | None) -> str:
     """ "PR-1;PR-2" (the report's joined references) → "PR-1; PR-2", which wraps."""
     return "; ".join(value.split(";")) if value else ""
+
+
+@register.filter(name="domain_name")
+def domain_name_filter(code: str | None, names: dict[str, str]) -> str:
+    """{{ row.domain|domain_name:domain_names }} → "Law enforcement" (the code if unknown)."""
+    return names.get(code or "", code or "")

@@ -6,7 +6,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandParser
 
 from provisions.management.commands._dates import iso_date
-from provisions.reports import aims
+from provisions.reports import aims, catalogue
 
 
 class Command(BaseCommand):
@@ -21,10 +21,7 @@ class Command(BaseCommand):
         self, *args: Any, format: str, output: str, as_of: datetime.date | None, **options: Any
     ) -> None:
         report = aims.aims_report(as_of=as_of)
-        if format in ("xlsx", "pdf"):
-            with open(output, "wb") as binary:
-                (aims.render_xlsx if format == "xlsx" else aims.render_pdf)(report, binary)
-        else:
-            with open(output, "w", encoding="utf-8", newline="") as text:
-                (aims.render_csv if format == "csv" else aims.render_json)(report, text)
-        self.stdout.write(f"Wrote {len(report.aims)} aim(s) as of {report.as_of} to {output}")
+        catalogue.write("aims", format, report, output)
+        self.stdout.write(
+            f"Wrote {len(report.aims)} aim(s) as of {report.as_of} to {output} ({report.marking.label})"
+        )

@@ -7,7 +7,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from provisions.management.commands._dates import iso_date
 from provisions.permissions import Reader
-from provisions.reports import briefing
+from provisions.reports import briefing, catalogue
 from provisions.reports.changes import ChangesPeriodInvalid
 
 
@@ -30,6 +30,5 @@ class Command(BaseCommand):
             pack = briefing.briefing_pack(start=start, end=end, reader=Reader.system())
         except ChangesPeriodInvalid as invalid:
             raise CommandError(str(invalid)) from invalid
-        with open(output, "wb") as binary:
-            briefing.render_pdf(pack, binary)
+        catalogue.write("briefing", "pdf", pack, output)
         self.stdout.write(f"Wrote the briefing pack from {start} to {end} to {output} ({pack.marking.label})")

@@ -7,7 +7,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from provisions.management.commands._dates import iso_date
 from provisions.permissions import Reader
-from provisions.reports import changes
+from provisions.reports import catalogue, changes
 
 
 class Command(BaseCommand):
@@ -30,13 +30,9 @@ class Command(BaseCommand):
             report = changes.changes_report(start=start, end=end, reader=Reader.system())
         except changes.ChangesPeriodInvalid as invalid:
             raise CommandError(str(invalid)) from invalid
-        if format in ("xlsx", "pdf"):
-            with open(output, "wb") as binary:
-                (changes.render_xlsx if format == "xlsx" else changes.render_pdf)(report, binary)
-        else:
-            with open(output, "w", encoding="utf-8", newline="") as text:
-                (changes.render_csv if format == "csv" else changes.render_json)(report, text)
+        catalogue.write("changes", format, report, output)
         moved, events = len(report.rows), len(report.events)
         self.stdout.write(
-            f"Wrote {moved} gap move(s) and {events} event(s) from {start} to {end} to {output}"
+            f"Wrote {moved} gap move(s) and {events} event(s) from {start} to {end} to {output} "
+            f"({report.marking.label})"
         )

@@ -7,15 +7,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from provisions.management.commands._dates import iso_date
 from provisions.permissions import Reader
-from provisions.reports.gaps import (
-    GapReportFilters,
-    ReportFilterInvalid,
-    gap_report,
-    render_csv,
-    render_json,
-    render_pdf,
-    render_xlsx,
-)
+from provisions.reports import catalogue
+from provisions.reports.gaps import GapReportFilters, ReportFilterInvalid, gap_report
 
 
 class Command(BaseCommand):
@@ -48,15 +41,7 @@ class Command(BaseCommand):
             report = gap_report(as_of=as_of, filters=filters, reader=Reader.system())
         except ReportFilterInvalid as invalid:
             raise CommandError(str(invalid)) from invalid
-        if format == "xlsx":
-            with open(output, "wb") as binary:
-                render_xlsx(report, binary)
-        elif format == "pdf":
-            with open(output, "wb") as binary:
-                render_pdf(report, binary)
-        else:
-            with open(output, "w", encoding="utf-8", newline="") as text:
-                (render_csv if format == "csv" else render_json)(report, text)
+        catalogue.write("gaps", format, report, output)
         self.stdout.write(
             f"Wrote {len(report.rows)} gap(s) as of {report.as_of} to {output} ({report.marking.label})"
         )
