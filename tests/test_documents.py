@@ -386,7 +386,10 @@ def test_an_export_above_the_limit_is_prepared_in_the_background_and_downloaded(
     client, partnership, settings
 ):
     client = analyst(client, "official")
-    online = body(client.get(f"/gaps/export.csv?as_of={AS_OF}"))
+    streamed = client.get(f"/gaps/export.csv?as_of={AS_OF}")
+    assert streamed.streaming  # a line at a time, whatever the rows
+    assert streamed["Content-Disposition"] == 'attachment; filename="gaps-2021-01-01.csv"'
+    online = body(streamed)
     settings.EXPORT_ONLINE_MAX_ROWS = 5
     response = client.get(f"/gaps/export.csv?as_of={AS_OF}", follow=True)
     ((job_url, status),) = response.redirect_chain

@@ -14,7 +14,7 @@ from django.http import QueryDict
 
 from provisions.labels import long_date
 from provisions.permissions import Reader
-from provisions.reports import aims, briefing, changes, coverage, gaps
+from provisions.reports import aims, briefing, changes, coverage, gaps, tables
 
 CONTENT_TYPES = {
     "csv": "text/csv; charset=utf-8",
@@ -40,6 +40,7 @@ class Spec:
     file_stem: Callable[[Any], str]  # the download's name without its extension
     renderers: dict[str, Callable[..., None]]
     describe: Callable[[Any], str]  # the report in words, for the exports page
+    columns: tuple[str, ...] = ()  # its CSV columns (a report with none has no CSV)
 
 
 def _date(parameters: dict[str, Any], name: str) -> datetime.date | None:
@@ -95,6 +96,7 @@ REPORTS: dict[str, Spec] = {
             "xlsx": gaps.render_xlsx,
             "pdf": gaps.render_pdf,
         },
+        columns=gaps.GAP_REPORT_COLUMNS,
         describe=_describe_gaps,
     ),
     "coverage": Spec(
@@ -111,6 +113,7 @@ REPORTS: dict[str, Spec] = {
             "xlsx": coverage.render_xlsx,
             "pdf": coverage.render_pdf,
         },
+        columns=coverage.COVERAGE_REPORT_COLUMNS,
         describe=lambda report: f"Coverage report as of {long_date(report.as_of)}",
     ),
     "aims": Spec(
@@ -125,6 +128,7 @@ REPORTS: dict[str, Spec] = {
             "xlsx": aims.render_xlsx,
             "pdf": aims.render_pdf,
         },
+        columns=aims.AIMS_REPORT_COLUMNS,
         describe=lambda report: f"Aims scorecard as of {long_date(report.as_of)}",
     ),
     "changes": Spec(
@@ -139,6 +143,7 @@ REPORTS: dict[str, Spec] = {
             "xlsx": changes.render_xlsx,
             "pdf": changes.render_pdf,
         },
+        columns=changes.CHANGES_REPORT_COLUMNS,
         describe=lambda report: f"What changed from {long_date(report.start)} to {long_date(report.end)}",
     ),
     "briefing": Spec(
@@ -185,6 +190,11 @@ def write(name: str, fmt: str, report: Any, target: str | int) -> None:
     else:
         with open(target, "w", encoding="utf-8", newline="") as text:
             render(name, fmt, report, text)
+
+
+def csv_lines(name: str, report: Any) -> Iterator[str]:
+    """The report as CSV, a line at a time (an online download streams them)."""
+    return tables.csv_lines(spec(name, "csv").columns, report.rows)
 
 
 def file_name(name: str, fmt: str, report: Any) -> str:

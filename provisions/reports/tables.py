@@ -8,7 +8,7 @@ import csv
 import datetime
 import io
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 import xlsxwriter
@@ -33,19 +33,33 @@ def _neutralised(value: str) -> str:
     return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
 
 
-def write_csv(columns: Sequence[str], rows: Iterable[Row], output: io.TextIOBase | Any) -> None:
-    """CSV for UTF-8 output. It starts with a byte-order mark: without one, Excel reads UTF-8 as the
-    local code page ("Prüm" becomes "PrÃ¼m"); csv readers and LibreOffice skip it."""
-    output.write("\ufeff")
-    writer = csv.writer(output)
-    writer.writerow(columns)
+class _Line:
+    """What csv.writer writes to: it hands each line back (writerow returns what write returns)."""
+
+    def write(self, line: str) -> str:
+        return line
+
+
+def csv_lines(columns: Sequence[str], rows: Iterable[Row]) -> Iterator[str]:
+    """CSV, one line at a time (a download streams them: memory stays flat whatever the rows). It
+    starts with a byte-order mark: without one, Excel reads UTF-8 as the local code page ("Prüm"
+    becomes "PrÃ¼m"); csv readers and LibreOffice skip it."""
+    writer = csv.writer(_Line())
+    yield "\ufeff"
+    yield writer.writerow(columns)
     for row in rows:
-        writer.writerow(
+        yield writer.writerow(
             [
                 _neutralised(value) if isinstance(value, str) else _text(value)
                 for value in (row[c] for c in columns)
             ]
         )
+
+
+def write_csv(columns: Sequence[str], rows: Iterable[Row], output: io.TextIOBase | Any) -> None:
+    """CSV for UTF-8 output, written row by row (csv_lines)."""
+    for line in csv_lines(columns, rows):
+        output.write(line)
 
 
 def write_json(columns: Sequence[str], rows: Sequence[Row], output: io.TextIOBase | Any) -> None:

@@ -10,10 +10,11 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
+from django.utils.http import content_disposition_header
 
 from provisions.models import ExportJob, ExportState, Marking
 from provisions.permissions import Reader, can_administer, can_export
@@ -108,6 +109,16 @@ def export(request: HttpRequest, fmt: str, *, report: str) -> HttpResponseBase:
             f"({catalogue.online_limit(fmt):,}): it is being prepared in the background.",
         )
         return redirect("provisions:export-job", pk=job.pk)
+    if fmt == "csv":  # streamed a line at a time
+        response = StreamingHttpResponse(
+            (line.encode("utf-8") for line in catalogue.csv_lines(report, built)),
+            content_type=catalogue.CONTENT_TYPES["csv"],
+        )
+        response["Content-Disposition"] = content_disposition_header(
+            True, catalogue.file_name(report, fmt, built)
+        )
+        response["X-Protective-Marking"] = built.marking.label
+        return response
     return _download(
         fmt,
         catalogue.file_name(report, fmt, built),
