@@ -46,7 +46,7 @@ from provisions.models import (
 )
 from provisions.permissions import Reader, can_acknowledge_gaps, can_export, ensure, reader_of
 from provisions.redaction import Redaction, gap_row, gap_rows
-from provisions.reports import briefing
+from provisions.reports import briefing, catalogue
 from provisions.reports.aims import aims_report
 from provisions.reports.changes import changes_report
 from provisions.reports.gaps import (
@@ -527,7 +527,8 @@ class BriefingView(APIView):
         buffer = io.BytesIO()
         briefing.render_pdf(pack, buffer)
         response = HttpResponse(buffer.getvalue(), content_type="application/pdf")
-        response["Content-Disposition"] = f'attachment; filename="{briefing.file_name(start, end)}"'
+        name = catalogue.file_name("briefing", "pdf", pack)
+        response["Content-Disposition"] = f'attachment; filename="{name}"'
         response["X-Protective-Marking"] = pack.marking.label
         return response
 

@@ -176,7 +176,3 @@ def render_pdf(pack: BriefingPack, output: BinaryIO) -> None:
         "domain_names": dict(domains),
     }
     write_pdf("reports/briefing.html", pack.front(), context, output)
-
-
-def file_name(pack_start: datetime.date, pack_end: datetime.date) -> str:
-    return f"briefing-{pack_start:%Y-%m-%d}-{pack_end:%Y-%m-%d}.pdf"

@@ -38,7 +38,7 @@ class Spec:
     build: Callable[[dict[str, Any], Reader], Any]
     rows: Callable[[Any], int]  # how many rows the report holds (what decides online or background)
     file_stem: Callable[[Any], str]  # the download's name without its extension
-    renderers: dict[str, Callable[..., None]]
+    module: Any  # the report's module: its `render_<format>` functions write it
     describe: Callable[[Any], str]  # the report in words, for the exports page
     columns: tuple[str, ...] = ()  # its CSV columns (a report with none has no CSV)
 
@@ -90,12 +90,7 @@ REPORTS: dict[str, Spec] = {
         build=_build_gaps,
         rows=lambda report: len(report.rows),
         file_stem=lambda report: report.filters.file_name("gaps", report.as_of, "").removesuffix("."),
-        renderers={
-            "csv": gaps.render_csv,
-            "json": gaps.render_json,
-            "xlsx": gaps.render_xlsx,
-            "pdf": gaps.render_pdf,
-        },
+        module=gaps,
         columns=gaps.GAP_REPORT_COLUMNS,
         describe=_describe_gaps,
     ),
@@ -107,12 +102,7 @@ REPORTS: dict[str, Spec] = {
         ),
         rows=lambda report: len(report.rows),
         file_stem=lambda report: f"coverage-{report.as_of:%Y-%m-%d}",
-        renderers={
-            "csv": coverage.render_csv,
-            "json": coverage.render_json,
-            "xlsx": coverage.render_xlsx,
-            "pdf": coverage.render_pdf,
-        },
+        module=coverage,
         columns=coverage.COVERAGE_REPORT_COLUMNS,
         describe=lambda report: f"Coverage report as of {long_date(report.as_of)}",
     ),
@@ -122,12 +112,7 @@ REPORTS: dict[str, Spec] = {
         build=lambda parameters, reader: aims.aims_report(as_of=_date(parameters, "as_of"), reader=reader),
         rows=lambda report: len(report.aims),
         file_stem=lambda report: f"aims-{report.as_of:%Y-%m-%d}",
-        renderers={
-            "csv": aims.render_csv,
-            "json": aims.render_json,
-            "xlsx": aims.render_xlsx,
-            "pdf": aims.render_pdf,
-        },
+        module=aims,
         columns=aims.AIMS_REPORT_COLUMNS,
         describe=lambda report: f"Aims scorecard as of {long_date(report.as_of)}",
     ),
@@ -137,12 +122,7 @@ REPORTS: dict[str, Spec] = {
         build=lambda parameters, reader: changes.changes_report(**_period(parameters), reader=reader),
         rows=lambda report: len(report.rows) + len(report.events),
         file_stem=lambda report: f"changes-{report.start:%Y-%m-%d}-{report.end:%Y-%m-%d}",
-        renderers={
-            "csv": changes.render_csv,
-            "json": changes.render_json,
-            "xlsx": changes.render_xlsx,
-            "pdf": changes.render_pdf,
-        },
+        module=changes,
         columns=changes.CHANGES_REPORT_COLUMNS,
         describe=lambda report: f"What changed from {long_date(report.start)} to {long_date(report.end)}",
     ),
@@ -152,7 +132,7 @@ REPORTS: dict[str, Spec] = {
         build=lambda parameters, reader: briefing.briefing_pack(**_period(parameters), reader=reader),
         rows=lambda pack: len(pack.gaps.rows) + len(pack.changes.rows) + len(pack.changes.events),
         file_stem=lambda pack: f"briefing-{pack.start:%Y-%m-%d}-{pack.end:%Y-%m-%d}",
-        renderers={"pdf": briefing.render_pdf},
+        module=briefing,
         describe=lambda pack: f"Round briefing pack from {long_date(pack.start)} to {long_date(pack.end)}",
     ),
 }
@@ -178,7 +158,7 @@ def build(name: str, fmt: str, parameters: dict[str, Any], reader: Reader) -> An
 
 
 def render(name: str, fmt: str, report: Any, output: BinaryIO | TextIO) -> None:
-    spec(name, fmt).renderers[fmt](report, output)
+    getattr(spec(name, fmt).module, f"render_{fmt}")(report, output)
 
 
 def write(name: str, fmt: str, report: Any, target: str | int) -> None:
