@@ -227,6 +227,25 @@ def test_a_long_table_repeats_its_header_and_numbers_every_page(client, partners
     assert all(f"Page {n} of {len(pages)}" in page for n, page in enumerate(pages, start=1))
     codes = [code for page in rows_pages for code in re.findall(r"LONG-\d{3}", page)]
     assert sorted(set(codes)) == [f"LONG-{n:03d}" for n in range(90)]  # every row, none cut in two pages
+    # The structure tree (tagging) places each row's cells on the page that draws them.
+    reader = pypdf.PdfReader(io.BytesIO(data))
+    page_numbers = {page.indirect_reference.idnum: number for number, page in enumerate(reader.pages)}
+    cell_pages = []
+
+    def visit(element: Any) -> None:
+        element = element.get_object()
+        if not isinstance(element, pypdf.generic.DictionaryObject):
+            return
+        if element.get("/S") == "/TD" and "/Pg" in element:
+            cell_pages.append(page_numbers[element.raw_get("/Pg").idnum])
+        kids = element.get("/K")
+        for kid in kids if isinstance(kids, list) else [kids] if kids is not None else []:
+            visit(kid)
+
+    visit(reader.trailer["/Root"]["/StructTreeRoot"])
+    rows_page_numbers = [number for number, page in enumerate(pages) if "LONG-" in page]
+    assert set(rows_page_numbers) <= set(cell_pages) <= set(range(len(pages)))
+    assert cell_pages == sorted(cell_pages)  # in reading order, page after page
 
 
 # --- Excel ------------------------------------------------------------------------------------------------

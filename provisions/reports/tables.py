@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import csv
 import datetime
+import gc
 import io
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 import xlsxwriter
@@ -212,8 +214,47 @@ def write_pdf(template: str, front: Front, context: dict[str, Any], output: Bina
     (PDF/UA-1: a structure tree, the document's language and title) for screen readers."""
     import weasyprint  # imported here: it loads Pango, which only PDF rendering needs
 
+    _page_references_built_once()
     html = render_to_string(template, {**context, "front": front})
-    weasyprint.HTML(string=html).write_pdf(output, pdf_variant="pdf/ua-1")
+    with _collector_paused():
+        weasyprint.HTML(string=html).write_pdf(output, pdf_variant="pdf/ua-1")
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """WeasyPrint builds millions of objects that all live until the PDF is written, and Python's
+    cyclic garbage collector walks them again each time they have grown by a quarter: a third of a
+    5,000-row PDF's layout time (measured: 34 s against 22 s; peak memory 1.0 GB either way).
+    Paused while one document is laid out and written; what it would have found is found after."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _page_references_built_once() -> None:
+    """pydyf 0.13's `PDF.page_references` builds the tuple of every page's reference each time it
+    is read, and WeasyPrint 70's tagging (PDF/UA) reads it once per tagged box: writing a tagged
+    document grew with rows times pages (a third of a 5,000-row PDF's time went there). The same
+    values, built once per page count. Remove when pydyf caches them itself."""
+    import pydyf
+
+    if getattr(pydyf.PDF.page_references.fget, "built_once", False):
+        return
+
+    def page_references(pdf: Any) -> tuple[bytes, ...]:
+        kids = pdf.pages["Kids"]
+        count, references = pdf.__dict__.get("_page_references", (-1, ()))
+        if count != len(kids):
+            references = tuple(f"{number} 0 R".encode("ascii") for number in kids[::3])
+            pdf.__dict__["_page_references"] = (len(kids), references)
+        return references
+
+    page_references.built_once = True  # type: ignore[attr-defined]
+    pydyf.PDF.page_references = property(page_references)
 
 
 def by_domain(rows: Iterable[Row], domains: Sequence[tuple[str, str]]) -> list[tuple[str, list[Row]]]:
