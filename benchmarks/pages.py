@@ -1,4 +1,5 @@
-"""Benchmark of the negotiators' pages on the data `gap_engine.py --keep` leaves (100,000 provisions).
+"""Benchmark of the negotiators' pages and the API's coverage on the data `gap_engine.py --keep`
+leaves (100,000 provisions).
 
     SECRET_KEY=x DATABASE_URL=postgres://postgres@127.0.0.1:5432/partnership_benchmark \\
         .venv/bin/python benchmarks/gap_engine.py --keep
@@ -46,6 +47,8 @@ PAGES = [
     "/gaps/",
     "/aims/",
     "/changes/",
+    "/api/v1/coverage/",
+    "/api/v1/coverage/?as_of={past}",
 ]
 
 

@@ -333,7 +333,14 @@ def test_gaps_are_listed_filtered_evaluated_at_a_date_and_acknowledged(client: C
 
 
 def test_coverage_has_one_row_per_domain_counting_only_visible_provisions(client: Client, world) -> None:
-    rows = client.get("/api/v1/coverage/", **bearer(world["viewer"])).json()
+    headers = bearer(world["viewer"])
+    # Today's coverage is what the scans recorded, as the overview shows it: before any scan, the
+    # capability is counted but in no state yet.
+    [unscanned] = client.get("/api/v1/coverage/", **headers).json()
+    assert unscanned["capabilities"] == 1 and unscanned["unscanned"] == 1
+    assert sum(unscanned["capabilities_by_state"].values()) == 0
+    gaps_scan(trigger="command")
+    rows = client.get("/api/v1/coverage/", **headers).json()
     assert [row["domain"] for row in rows] == ["law-enforcement"]
     assert rows[0]["capabilities_by_state"] == {
         "secured": 0,
@@ -341,8 +348,31 @@ def test_coverage_has_one_row_per_domain_counting_only_visible_provisions(client
         "in_negotiation": 1,
         "uncovered": 0,
     }
+    assert rows[0]["unscanned"] == 0
     assert rows[0]["provisions_by_status"]["proposed"] == 1  # the official one only
     assert rows[0]["coverage_ratio"] == 0.0
+    # With as_of, the rules are evaluated at that date, scanned or not: the same row today.
+    today = timezone.localdate().isoformat()
+    assert client.get(f"/api/v1/coverage/?as_of={today}", **headers).json() == rows
+
+
+def test_todays_coverage_reads_the_scans_in_a_fixed_number_of_queries(
+    client: Client, world, django_assert_max_num_queries
+) -> None:
+    headers = bearer(world["viewer"])
+    gaps_scan(trigger="command")
+    with django_assert_max_num_queries(14) as small:
+        assert client.get("/api/v1/coverage/", **headers).status_code == 200
+    for n in range(30):
+        domain = DomainFactory(code=f"domain-{n:02d}", partnership=world["domain"].partnership)
+        provision = ProvisionFactory(reference=f"SP-C-{n:02d}", domain=domain)
+        provision.coverage.create(capability=CapabilityFactory(domain=domain), extent=Extent.PARTIAL)
+    gaps_scan(trigger="command")
+    with django_assert_max_num_queries(len(small.captured_queries)):
+        rows = client.get("/api/v1/coverage/", **headers).json()
+    assert len(rows) == 31 and sum(sum(row["capabilities_by_state"].values()) for row in rows) == 31
+    today = timezone.localdate().isoformat()
+    assert client.get(f"/api/v1/coverage/?as_of={today}", **headers).json() == rows  # the rules agree
 
 
 def test_posting_a_gap_scan_runs_one(client: Client, world, django_capture_on_commit_callbacks) -> None:

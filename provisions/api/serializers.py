@@ -268,6 +268,10 @@ class CoverageRowSerializer(serializers.Serializer[Any]):
     name = serializers.CharField()
     capabilities = serializers.IntegerField()
     capabilities_by_state = serializers.DictField(child=serializers.IntegerField())
+    unscanned = serializers.IntegerField(
+        help_text="Today's rows: capabilities no scan has evaluated yet (counted in `capabilities`, in no "
+        "state). Always 0 with `as_of`, which evaluates the rules at that date."
+    )
     provisions_by_status = serializers.DictField(child=serializers.IntegerField())
     coverage_ratio = serializers.FloatField(allow_null=True, help_text="Secured capabilities / capabilities.")
 

@@ -55,7 +55,7 @@ from provisions.reports.gaps import (
     gap_report,
 )
 from provisions.rules import PeriodInvalid, coverage_by_domain, evaluate_gaps, parse_as_of, parse_period
-from provisions.selectors import visible_gaps
+from provisions.selectors import coverage_by_domain_as_scanned, visible_gaps
 from provisions.services.dated import discussion_record
 from provisions.services.provisions import coverage_set, position_set, provision_update
 from provisions.services.scans import gap_acknowledge, scan_request
@@ -433,14 +433,23 @@ class GapViewSet(mixins.ListModelMixin, viewsets.GenericViewSet[Gap]):
 
 
 class CoverageView(APIView):
-    """One row per domain: capabilities by coverage state, provisions by status, coverage ratio."""
+    """One row per domain: capabilities by coverage state, provisions by status, coverage ratio.
+    Today's (no `as_of`): the states the scans recorded, as the overview shows them, in a fixed
+    number of queries; with `as_of`: the rules evaluated at that date."""
 
     @extend_schema(
         parameters=[AS_OF], responses={200: serializers.CoverageRowSerializer(many=True), **READ_ERRORS}
     )
     def get(self, request: Request) -> Response:
-        evaluation = evaluate_gaps(as_of=_as_of(request) or timezone.localdate())
-        rows = coverage_by_domain(evaluation=evaluation, reader=_caller(request))
+        as_of = _as_of(request)
+        if as_of is None:
+            rows = coverage_by_domain_as_scanned(_caller(request))
+        else:
+            evaluation = evaluate_gaps(as_of=as_of)
+            rows = [
+                {**row, "unscanned": 0}
+                for row in coverage_by_domain(evaluation=evaluation, reader=_caller(request))
+            ]
         return Response(serializers.CoverageRowSerializer(rows, many=True).data)
 
 
