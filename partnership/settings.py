@@ -319,12 +319,9 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "provisions.api.conventions.Pagination",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "provisions.api.errors.api_exception_handler",
-    # DRF's parsers, with JSON refusing a body nested deeper than any the API reads (a 400, not a 500).
-    "DEFAULT_PARSER_CLASSES": [
-        "provisions.api.conventions.BoundedJSONParser",
-        "rest_framework.parsers.FormParser",
-        "rest_framework.parsers.MultiPartParser",
-    ],
+    # Request bodies are JSON only (form and multipart cannot say null: a generated client that chose
+    # them could not clear a date); JSON refusing a body nested deeper than any the API reads (a 400).
+    "DEFAULT_PARSER_CLASSES": ["provisions.api.conventions.BoundedJSONParser"],
     "DEFAULT_THROTTLE_CLASSES": ["provisions.api.conventions.PerCallerThrottle"],
     "DEFAULT_THROTTLE_RATES": {"caller": env_str("API_THROTTLE_RATE", "1200/minute")},
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",

@@ -431,6 +431,20 @@ def test_list_queries_do_not_grow_with_the_page(client, world, path, django_asse
         client.get(f"{path}?page_size=40", **headers)
 
 
+def test_every_request_body_in_the_schema_is_json_only(client: Client, world) -> None:
+    schema = client.get("/api/v1/schema/?format=json", **bearer(world["viewer"])).json()
+    bodies = {
+        f"{method} {path}": operation["requestBody"]["content"]
+        for path, operations in schema["paths"].items()
+        for method, operation in operations.items()
+        if "requestBody" in operation
+    }
+    assert len(bodies) >= 6  # PATCH a provision, its transition, positions, coverage, discussions, tokens...
+    assert {operation: list(content) for operation, content in bodies.items()} == {
+        operation: ["application/json"] for operation in bodies
+    }
+
+
 def test_the_schema_and_the_docs_are_served(client: Client, world) -> None:
     schema = client.get("/api/v1/schema/", **bearer(world["viewer"]))
     assert schema.status_code == 200

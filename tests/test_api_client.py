@@ -20,6 +20,7 @@ from django.core.management import call_command
 from django.core.signals import request_finished, request_started
 from django.core.wsgi import get_wsgi_application
 from django.db import close_old_connections
+from django.utils import timezone
 
 from provisions.models import Domain, Provision, StatusChange
 from provisions.permissions import Reader
@@ -132,3 +133,49 @@ def test_a_generated_client_lists_filters_transitions_and_reads_gaps(
     assert {gap.domain for gap in either.results} <= {"law-enforcement", "security-defence"}
     past = gaps_list.sync(client=api, as_of=datetime.date(2020, 12, 20), domain=["law-enforcement"])
     assert {gap.subject_code for gap in past.results} >= {"SIS-II", "SP-LE-04"}
+
+
+@pytest.mark.usefixtures("_keep_the_test_connection")
+def test_a_generated_client_sends_null_to_clear_a_date_and_remove_coverage(
+    generated: Any, shipped_partnership_file
+) -> None:
+    """Bodies are JSON only, so a generated client sends JSON, and JSON can say null."""
+    call_command("import_partnership", shipped_partnership_file, stdout=io.StringIO())
+    domain = Domain.objects.get(code="security-defence")
+    negotiator = UserFactory(role="negotiator", clearance="secret", domains=[domain])
+    _, key = api_token_create(owner=negotiator, by=Reader.of(negotiator), name="generated client")
+    api = generated.AuthenticatedClient(
+        base_url="http://testserver",
+        token=key,
+        httpx_args={"transport": httpx.WSGITransport(app=get_wsgi_application())},
+    )
+    update = importlib.import_module("tracker_client.api.provisions.provisions_partial_update")
+    cover = importlib.import_module("tracker_client.api.provisions.provisions_coverage_create")
+    models = importlib.import_module("tracker_client.models")
+    provision = Provision.objects.filter(domain=domain, coverage__isnull=False).order_by("reference").first()
+    assert provision is not None
+    link = provision.coverage.select_related("capability").first()
+    Provision.objects.filter(pk=provision.pk).update(target_date=datetime.date(2027, 6, 30))
+    provision.refresh_from_db()
+
+    cleared = update.sync(
+        client=api,
+        reference=provision.reference,
+        body=models.PatchedProvisionUpdateRequest(target_date=None, version=provision.version),
+    )
+    assert isinstance(cleared, models.Provision), cleared
+    assert cleared.target_date is None
+    provision.refresh_from_db()
+    assert provision.target_date is None
+
+    removed = cover.sync(
+        client=api,
+        reference=provision.reference,
+        body=models.CoverageInputRequest(
+            capability=link.capability.code, extent=None, version=provision.version
+        ),
+    )
+    assert isinstance(removed, models.Provision), removed
+    assert link.capability.code not in {covered.capability for covered in removed.covers}
+    link.refresh_from_db()  # the link ends today (the record keeps what counted when)
+    assert not link.counts_on(timezone.localdate())
