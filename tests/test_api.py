@@ -375,6 +375,25 @@ def test_todays_coverage_reads_the_scans_in_a_fixed_number_of_queries(
     assert client.get(f"/api/v1/coverage/?as_of={today}", **headers).json() == rows  # the rules agree
 
 
+def test_a_gap_is_read_by_its_id_open_or_resolved_within_the_callers_clearance(client: Client, world) -> None:
+    gaps_scan(trigger="command")
+    listed = client.get("/api/v1/gaps/", **bearer(world["viewer"])).json()["results"]
+    assert listed
+    for row in listed:
+        assert client.get(f"/api/v1/gaps/{row['id']}/", **bearer(world["viewer"])).json() == row
+    # A gap of a provision above the caller's clearance is as if it did not exist.
+    secret = Gap.objects.filter(provision=world["provisions"]["secret"]).first()
+    assert secret is not None  # the scan found the secret provision's gap too
+    assert client.get(f"/api/v1/gaps/{secret.pk}/", **bearer(world["viewer"])).status_code == 404
+    assert client.get(f"/api/v1/gaps/{secret.pk}/", **bearer(world["negotiator"])).status_code == 200
+    # Resolved gaps stay readable (webhooks name them); unknown ids are a 404 in the error shape.
+    Gap.objects.filter(pk=listed[0]["id"]).update(resolved_at=timezone.now())
+    resolved = client.get(f"/api/v1/gaps/{listed[0]['id']}/", **bearer(world["viewer"])).json()
+    assert resolved["resolved_at"] is not None
+    missing = client.get("/api/v1/gaps/999999/", **bearer(world["viewer"]))
+    assert missing.status_code == 404 and missing.json()["error"]["status"] == 404
+
+
 def test_posting_a_gap_scan_runs_one(client: Client, world, django_capture_on_commit_callbacks) -> None:
     with django_capture_on_commit_callbacks(execute=True):
         response = client.post("/api/v1/gap-scans/", **bearer(world["analyst"]))

@@ -17,7 +17,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import NotAuthenticated, ValidationError
+from rest_framework.exceptions import NotAuthenticated, NotFound, ValidationError
 from rest_framework.generics import get_object_or_404
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
@@ -381,8 +381,9 @@ class ProvisionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
         return Response(serializers.ProvisionHistorySerializer(body).data)
 
 
-class GapViewSet(mixins.ListModelMixin, viewsets.GenericViewSet[Gap]):
-    """Gaps as the scans recorded them; with `as_of`, a read-only evaluation at that date."""
+class GapViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet[Gap]):
+    """Gaps as the scans recorded them; with `as_of`, a read-only evaluation at that date. One gap
+    by its id (the id webhooks name), open or resolved."""
 
     serializer_class = serializers.GapSerializer
     filterset_class = GapFilter
@@ -417,6 +418,14 @@ class GapViewSet(mixins.ListModelMixin, viewsets.GenericViewSet[Gap]):
         ]
         page = self.paginate_queryset(rows)  # type: ignore[arg-type]
         return self.get_paginated_response(serializers.GapSerializer(page, many=True).data)
+
+    @extend_schema(responses={200: serializers.GapSerializer, **READ_ERRORS})
+    def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        gap = get_object_or_404(self.get_queryset(), pk=kwargs["pk"])
+        row = gap_row(gap, Redaction.for_reader(_caller(request)), today=timezone.localdate())
+        if row is None:  # a gap of a provision above the caller's clearance: as if there were none
+            raise NotFound()
+        return Response(serializers.GapSerializer(row).data)
 
     @extend_schema(
         request=serializers.AcknowledgeSerializer, responses={200: serializers.GapSerializer, **ERRORS}
