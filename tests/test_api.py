@@ -575,6 +575,21 @@ def test_ordering_by_severity_or_status_follows_their_rank_not_their_spelling(cl
     assert severities == ["critical", "high", "medium", "low"]
 
 
+def test_ordering_is_an_enum_of_the_lists_fields_and_an_unknown_one_is_a_400(client: Client, world) -> None:
+    headers = bearer(world["negotiator"])
+    schema = client.get("/api/v1/schema/?format=json", **headers).json()
+    [ordering] = [p for p in schema["paths"]["/api/v1/gaps/"]["get"]["parameters"] if p["name"] == "ordering"]
+    assert ordering["schema"]["enum"] == ["opened_at", "-opened_at", "severity", "-severity"]
+    for term in ordering["schema"]["enum"]:
+        assert client.get(f"/api/v1/gaps/?ordering={term}", **headers).status_code == 200, term
+    assert client.get("/api/v1/gaps/?ordering=-severity,opened_at", **headers).status_code == 200  # several
+    for term in ("kind", "-explanation", "severity,nonsense", "password"):
+        refused = client.get(f"/api/v1/gaps/?ordering={term}", **headers)
+        assert refused.status_code == 400, term
+        [message] = refused.json()["error"]["field_errors"]["ordering"]
+        assert message.endswith("expected one of opened_at, -opened_at, severity, -severity"), message
+
+
 @pytest.mark.parametrize("as_of", ["", "&as_of=2020-12-20"])
 def test_an_unknown_domain_in_the_gap_filters_is_a_400_with_or_without_as_of(
     client: Client, world, as_of

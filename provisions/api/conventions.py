@@ -10,7 +10,7 @@ from typing import IO, Any
 
 from django.db.models import Case, IntegerField, QuerySet, Value, When
 from rest_framework import filters, parsers, permissions, throttling
-from rest_framework.exceptions import ParseError
+from rest_framework.exceptions import ParseError, ValidationError
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.request import Request
 from rest_framework.utils import json
@@ -106,6 +106,32 @@ RANKED_FIELDS = {
 class RankedOrderingFilter(filters.OrderingFilter):
     """DRF's `ordering`, with RANKED_FIELDS ordered by rank (`?ordering=-severity` is critical first)
     and ties broken by primary key, so that pages of a list never overlap or skip."""
+
+    def remove_invalid_fields(self, queryset: Any, fields: Any, view: Any, request: Request) -> list[str]:
+        """The terms asked for; one that is not a field of this list is a 400 naming the ones that are
+        (DRF drops it silently: a client would take an unsorted page for a sorted one)."""
+        allowed = self._terms(queryset, view, request)
+        unknown = [term for term in fields if term not in allowed]
+        if unknown:
+            raise ValidationError(
+                {
+                    self.ordering_param: [
+                        f"unknown ordering {unknown[0]!r}: expected one of {', '.join(allowed)}"
+                    ]
+                }
+            )
+        return list(fields)
+
+    def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
+        """`ordering` as an enum of this list's fields, each ascending or descending (`-`)."""
+        [parameter] = super().get_schema_operation_parameters(view)
+        terms = self._terms(view.get_queryset(), view, getattr(view, "request", None))
+        parameter["schema"] = {"type": "string", "enum": terms}
+        return [parameter]
+
+    def _terms(self, queryset: Any, view: Any, request: Request | None) -> list[str]:
+        fields = [name for name, _ in self.get_valid_fields(queryset, view, {"request": request})]
+        return [term for name in fields for term in (name, f"-{name}")]
 
     def filter_queryset(self, request: Request, queryset: QuerySet[Any], view: Any) -> QuerySet[Any]:
         ordering = self.get_ordering(request, queryset, view)
