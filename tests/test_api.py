@@ -575,6 +575,31 @@ def test_ordering_by_severity_or_status_follows_their_rank_not_their_spelling(cl
     assert severities == ["critical", "high", "medium", "low"]
 
 
+def test_an_unknown_query_parameter_is_a_400_naming_the_ones_the_operation_takes(
+    client: Client, world
+) -> None:
+    headers = bearer(world["analyst"])
+    schema = client.get("/api/v1/schema/?format=json", **headers).json()
+    declared = {
+        p["name"] for p in schema["paths"]["/api/v1/gaps/"]["get"]["parameters"] if p["in"] == "query"
+    }
+    assert {"as_of", "domain", "kind", "severity", "state", "ordering", "page"} <= declared
+    # A guessed parameter no longer returns everything as if it had filtered.
+    refused = client.get("/api/v1/gaps/?severity=high&updated_since=2026-01-01", **headers)
+    assert refused.status_code == 400
+    [message] = refused.json()["error"]["field_errors"]["updated_since"]
+    assert message == f"unknown query parameter: this operation takes {', '.join(sorted(declared))}"
+    assert set(refused.json()["error"]["field_errors"]) == {"updated_since"}  # the known one is not blamed
+    # Each operation by its own schema: a detail read takes as_of, a write takes none.
+    today = timezone.localdate().isoformat()
+    assert client.get(f"/api/v1/provisions/SP-0/?as_of={today}", **headers).status_code == 200
+    assert client.get("/api/v1/provisions/SP-0/?page=2", **headers).status_code == 400
+    assert client.get("/api/v1/coverage/?domain=law-enforcement", **headers).status_code == 400
+    assert client.get(f"/api/v1/coverage/?as_of={today}", **headers).status_code == 200
+    # Who may not ask is told that first; the parameters are checked after.
+    assert client.get("/api/v1/gaps/?updated_since=2026-01-01").status_code == 401
+
+
 def test_ordering_is_an_enum_of_the_lists_fields_and_an_unknown_one_is_a_400(client: Client, world) -> None:
     headers = bearer(world["negotiator"])
     schema = client.get("/api/v1/schema/?format=json", **headers).json()

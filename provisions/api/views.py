@@ -27,6 +27,7 @@ from rest_framework.views import APIView
 from provisions.api import serializers
 from provisions.api.conventions import MayEditProvision
 from provisions.api.errors import PreconditionRequired
+from provisions.api.queries import KnownQueryParameters
 from provisions.filters import CapabilityFilter, GapFilter, ProvisionFilter
 from provisions.history import provision_history
 from provisions.models import (
@@ -136,7 +137,7 @@ AS_OF = OpenApiParameter(
     list=extend_schema(responses={200: serializers.DomainSerializer(many=True), **READ_ERRORS}),
     retrieve=extend_schema(responses={200: serializers.DomainSerializer, **READ_ERRORS}),
 )
-class DomainViewSet(viewsets.ReadOnlyModelViewSet[Domain]):
+class DomainViewSet(KnownQueryParameters, viewsets.ReadOnlyModelViewSet[Domain]):
     serializer_class = serializers.DomainSerializer
     queryset = Domain.objects.select_related("pillar", "partnership").order_by("id")
     lookup_field = "code"
@@ -152,7 +153,7 @@ class DomainViewSet(viewsets.ReadOnlyModelViewSet[Domain]):
         parameters=[AS_OF], responses={200: serializers.CapabilitySerializer, **READ_ERRORS}
     ),
 )
-class CapabilityViewSet(viewsets.ReadOnlyModelViewSet[Capability]):
+class CapabilityViewSet(KnownQueryParameters, viewsets.ReadOnlyModelViewSet[Capability]):
     """Capabilities with today's lapse date, criticality and fallback, or those of `as_of`."""
 
     serializer_class = serializers.CapabilitySerializer
@@ -171,7 +172,7 @@ class CapabilityViewSet(viewsets.ReadOnlyModelViewSet[Capability]):
     list=extend_schema(responses={200: serializers.TerritorySerializer(many=True), **READ_ERRORS}),
     retrieve=extend_schema(responses={200: serializers.TerritorySerializer, **READ_ERRORS}),
 )
-class TerritoryViewSet(viewsets.ReadOnlyModelViewSet[Territory]):
+class TerritoryViewSet(KnownQueryParameters, viewsets.ReadOnlyModelViewSet[Territory]):
     serializer_class = serializers.TerritorySerializer
     queryset = Territory.objects.order_by("id")
     lookup_field = "code"
@@ -182,14 +183,16 @@ class TerritoryViewSet(viewsets.ReadOnlyModelViewSet[Territory]):
     list=extend_schema(responses={200: serializers.PrecedentSerializer(many=True), **READ_ERRORS}),
     retrieve=extend_schema(responses={200: serializers.PrecedentSerializer, **READ_ERRORS}),
 )
-class PrecedentViewSet(viewsets.ReadOnlyModelViewSet[Precedent]):
+class PrecedentViewSet(KnownQueryParameters, viewsets.ReadOnlyModelViewSet[Precedent]):
     serializer_class = serializers.PrecedentSerializer
     queryset = Precedent.objects.order_by("id")
     lookup_field = "code"
     lookup_value_regex = CODE_PATTERN
 
 
-class ProvisionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet[Provision]):
+class ProvisionViewSet(
+    KnownQueryParameters, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet[Provision]
+):
     """Provisions up to the caller's clearance, with positions, coverage and alignment inline."""
 
     serializer_class = serializers.ProvisionSerializer
@@ -381,7 +384,9 @@ class ProvisionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
         return Response(serializers.ProvisionHistorySerializer(body).data)
 
 
-class GapViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet[Gap]):
+class GapViewSet(
+    KnownQueryParameters, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet[Gap]
+):
     """Gaps as the scans recorded them; with `as_of`, a read-only evaluation at that date. One gap
     by its id (the id webhooks name), open or resolved."""
 
@@ -441,7 +446,7 @@ class GapViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         return Response(serializers.GapSerializer(row).data)
 
 
-class CoverageView(APIView):
+class CoverageView(KnownQueryParameters, APIView):
     """One row per domain: capabilities by coverage state, provisions by status, coverage ratio.
     Today's (no `as_of`): the states the scans recorded, as the overview shows them, in a fixed
     number of queries; with `as_of`: the rules evaluated at that date."""
@@ -462,7 +467,7 @@ class CoverageView(APIView):
         return Response(serializers.CoverageRowSerializer(rows, many=True).data)
 
 
-class AimsView(APIView):
+class AimsView(KnownQueryParameters, APIView):
     """The aims scorecard: each aim's verdict and its capabilities by coverage state (DESIGN.md)."""
 
     @extend_schema(parameters=[AS_OF], responses={200: serializers.AimSerializer(many=True), **READ_ERRORS})
@@ -484,7 +489,7 @@ def _period(request: Request) -> tuple[datetime.date, datetime.date]:
         raise ValidationError({invalid.field: [str(invalid)]}) from None
 
 
-class ChangesView(APIView):
+class ChangesView(KnownQueryParameters, APIView):
     """What changed between two dates: the gaps that moved and the record's events in between."""
 
     @extend_schema(
@@ -514,7 +519,7 @@ class PdfRenderer(BaseRenderer):
         return data if isinstance(data, bytes) else b""
 
 
-class BriefingView(APIView):
+class BriefingView(KnownQueryParameters, APIView):
     """The round briefing pack as a PDF (analysts and above), marked with the highest marking among
     the provisions it contains or names (also in `X-Protective-Marking`)."""
 
@@ -561,7 +566,9 @@ class BriefingView(APIView):
     list=extend_schema(responses={200: serializers.GapScanSerializer(many=True), **READ_ERRORS}),
     retrieve=extend_schema(responses={200: serializers.GapScanSerializer, **READ_ERRORS}),
 )
-class GapScanViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet[GapScan]):
+class GapScanViewSet(
+    KnownQueryParameters, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet[GapScan]
+):
     """Scans the engine ran. POST asks for a full scan, run by a worker."""
 
     serializer_class = serializers.GapScanSerializer
@@ -582,7 +589,9 @@ class GapScanViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
     list=extend_schema(responses={200: serializers.ApiTokenSerializer(many=True), **READ_ERRORS}),
     destroy=extend_schema(responses={204: None, **ERRORS}),
 )
-class ApiTokenViewSet(mixins.ListModelMixin, mixins.DestroyModelMixin, viewsets.GenericViewSet[ApiToken]):
+class ApiTokenViewSet(
+    KnownQueryParameters, mixins.ListModelMixin, mixins.DestroyModelMixin, viewsets.GenericViewSet[ApiToken]
+):
     """The caller's own tokens: create one (its key is shown once), list them, revoke one (DELETE)."""
 
     serializer_class = serializers.ApiTokenSerializer
