@@ -18,7 +18,7 @@ Operations = list[tuple[re.Pattern[str], str, frozenset[str]]]
 
 
 @functools.cache
-def _operations() -> Operations:
+def operations() -> Operations:
     """(path pattern, method, query parameter names) of every operation in the schema; paths with
     fewer `{placeholders}` first, so that a literal segment wins over a placeholder."""
     from drf_spectacular.generators import SchemaGenerator
@@ -36,7 +36,7 @@ def _operations() -> Operations:
 
 def known_query_parameters(request: Request) -> frozenset[str] | None:
     """The query parameters the schema gives the request's operation (None: not in the schema)."""
-    for pattern, method, names in _operations():
+    for pattern, method, names in operations():
         if method == request.method and pattern.match(request.path_info):
             return names
     return None
