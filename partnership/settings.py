@@ -317,7 +317,7 @@ REST_FRAMEWORK = {
         "provisions.api.conventions.RankedOrderingFilter",
     ],
     "DEFAULT_PAGINATION_CLASS": "provisions.api.conventions.Pagination",
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "provisions.api.schema.VerbAutoSchema",
     "EXCEPTION_HANDLER": "provisions.api.errors.api_exception_handler",
     # Request bodies are JSON only (form and multipart cannot say null: a generated client that chose
     # them could not clear a date); JSON refusing a body nested deeper than any the API reads (a 400).

@@ -450,6 +450,22 @@ def test_list_queries_do_not_grow_with_the_page(client, world, path, django_asse
         client.get(f"{path}?page_size=40", **headers)
 
 
+def test_every_operation_id_reads_as_a_verb_and_its_object(client: Client, world) -> None:
+    """Generated clients name their functions after operation ids: `listGaps`, `moveProvisionStatus`."""
+    schema = client.get("/api/v1/schema/?format=json", **bearer(world["viewer"])).json()
+    ids = [
+        operation["operationId"]
+        for operations in schema["paths"].values()
+        for operation in operations.values()
+    ]
+    verbs = "list|get|create|update|set|record|move|start|acknowledge|revoke"
+    assert [id_ for id_ in ids if not re.fullmatch(rf"({verbs})([A-Z][a-z]+)+", id_)] == []
+    assert len(set(ids)) == len(ids)
+    assert {"listGaps", "getGap", "moveProvisionStatus", "setProvisionCoverage", "getBriefingPack"} <= set(
+        ids
+    )
+
+
 def test_every_request_body_in_the_schema_is_json_only(client: Client, world) -> None:
     schema = client.get("/api/v1/schema/?format=json", **bearer(world["viewer"])).json()
     bodies = {

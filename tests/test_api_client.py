@@ -98,9 +98,9 @@ def test_a_generated_client_lists_filters_transitions_and_reads_gaps(
         token=key,
         httpx_args={"transport": httpx.WSGITransport(app=get_wsgi_application())},
     )
-    provisions_list = importlib.import_module("tracker_client.api.provisions.provisions_list")
-    transition = importlib.import_module("tracker_client.api.provisions.provisions_transition_create")
-    gaps_list = importlib.import_module("tracker_client.api.gaps.gaps_list")
+    provisions_list = importlib.import_module("tracker_client.api.provisions.list_provisions")
+    transition = importlib.import_module("tracker_client.api.provisions.move_provision_status")
+    gaps_list = importlib.import_module("tracker_client.api.gaps.list_gaps")
     models = importlib.import_module("tracker_client.models")
 
     page = provisions_list.sync(client=api, domain="security-defence", status=models.StatusEnum.AGREED)
@@ -119,13 +119,13 @@ def test_a_generated_client_lists_filters_transitions_and_reads_gaps(
     assert Provision.objects.get(reference="SP-SD-04").status == "signed"
 
     critical = gaps_list.sync(
-        client=api, severity=[models.GapsListSeverityItem.CRITICAL], kind=[models.GapsListKindItem.LAPSED]
+        client=api, severity=[models.ListGapsSeverityItem.CRITICAL], kind=[models.ListGapsKindItem.LAPSED]
     )
     assert critical.results and all(gap.severity == models.LevelEnum.CRITICAL for gap in critical.results)
     # Filters take several values: any of them.
     either = gaps_list.sync(
         client=api,
-        severity=[models.GapsListSeverityItem.CRITICAL, models.GapsListSeverityItem.HIGH],
+        severity=[models.ListGapsSeverityItem.CRITICAL, models.ListGapsSeverityItem.HIGH],
         domain=["law-enforcement", "security-defence"],
     )
     assert either.results
@@ -149,8 +149,8 @@ def test_a_generated_client_sends_null_to_clear_a_date_and_remove_coverage(
         token=key,
         httpx_args={"transport": httpx.WSGITransport(app=get_wsgi_application())},
     )
-    update = importlib.import_module("tracker_client.api.provisions.provisions_partial_update")
-    cover = importlib.import_module("tracker_client.api.provisions.provisions_coverage_create")
+    update = importlib.import_module("tracker_client.api.provisions.update_provision")
+    cover = importlib.import_module("tracker_client.api.provisions.set_provision_coverage")
     models = importlib.import_module("tracker_client.models")
     provision = Provision.objects.filter(domain=domain, coverage__isnull=False).order_by("reference").first()
     assert provision is not None

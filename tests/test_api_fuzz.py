@@ -73,10 +73,10 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
 # official-sensitive by the fixture, so the administrator's clearance is exercised.
 WRITTEN_PROVISION = "SP-SD-04"
 WRITES = [
-    "provisions_partial_update",
-    "provisions_transition_create",
-    "provisions_positions_create",
-    "provisions_coverage_create",
+    "updateProvision",
+    "moveProvisionStatus",
+    "recordProvisionPosition",
+    "setProvisionCoverage",
 ]
 
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]

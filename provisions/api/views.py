@@ -526,7 +526,7 @@ class BriefingView(KnownQueryParameters, APIView):
     renderer_classes = [JSONRenderer, PdfRenderer]
 
     @extend_schema(
-        operation_id="briefing_pack",
+        operation_id="getBriefingPack",
         parameters=[
             OpenApiParameter(
                 "from", OpenApiTypes.DATE, description="The previous round (default: 30 days ago)."
