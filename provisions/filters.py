@@ -44,10 +44,16 @@ class ProvisionFilter(django_filters.FilterSet):
         field_name="coverage__capability__code", label="Covers capability (code)"
     )
     search = django_filters.CharFilter(method="filter_search", label="Full-text search")
+    updated_since = django_filters.IsoDateTimeFilter(
+        field_name="updated_at",
+        lookup_expr="gte",
+        label="Changed at or after this moment (ISO 8601): any write to the provision, its status, "
+        "positions, coverage, discussions or dated values moves its updated_at",
+    )
 
     class Meta:
         model = Provision
-        fields = ["domain", "status", "marking", "covers", "search"]
+        fields = ["domain", "status", "marking", "covers", "search", "updated_since"]
 
     def filter_search(self, queryset: QuerySet[Provision], name: str, value: str) -> QuerySet[Provision]:
         return search_provisions(queryset, value)

@@ -616,6 +616,41 @@ def test_an_unknown_query_parameter_is_a_400_naming_the_ones_the_operation_takes
     assert client.get("/api/v1/gaps/?updated_since=2026-01-01").status_code == 401
 
 
+def test_updated_since_lists_the_provisions_any_write_has_touched_since(client: Client, world) -> None:
+    headers = bearer(world["negotiator"])
+    since = timezone.now()
+    assert (
+        client.get("/api/v1/provisions/", {"updated_since": since.isoformat()}, **headers).json()["results"]
+        == []
+    )
+    positioned, covering = world["provisions"]["secret"], world["provisions"]["official"]
+    # A position and a coverage change are writes to the provision: both move its updated_at.
+    assert (
+        client.post(
+            f"/api/v1/provisions/{positioned.reference}/positions/",
+            {"party": "EU", "stance": "supports", "firmness": "definitive", "version": positioned.version},
+            content_type="application/json",
+            **headers,
+        ).status_code
+        == 200
+    )
+    assert (
+        client.post(
+            f"/api/v1/provisions/{covering.reference}/coverage/",
+            {"capability": world["capability"].code, "extent": "partial", "version": covering.version},
+            content_type="application/json",
+            **headers,
+        ).status_code
+        == 200
+    )
+    touched = client.get("/api/v1/provisions/", {"updated_since": since.isoformat()}, **headers).json()
+    assert {row["reference"] for row in touched["results"]} == {positioned.reference, covering.reference}
+    for row in touched["results"]:
+        assert datetime.datetime.fromisoformat(row["updated_at"]) >= since
+    refused = client.get("/api/v1/provisions/", {"updated_since": "yesterday"}, **headers)
+    assert refused.status_code == 400 and "updated_since" in refused.json()["error"]["field_errors"]
+
+
 def test_ordering_is_an_enum_of_the_lists_fields_and_an_unknown_one_is_a_400(client: Client, world) -> None:
     headers = bearer(world["negotiator"])
     schema = client.get("/api/v1/schema/?format=json", **headers).json()
