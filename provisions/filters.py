@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 from typing import Any
 
 import django_filters
@@ -36,6 +37,16 @@ def search_provisions(queryset: QuerySet[Provision], text: str) -> QuerySet[Prov
     return queryset.filter(Q(reference__icontains=text) | Q(title__icontains=text) | Q(text__icontains=text))
 
 
+def plausible_moment(value: datetime.datetime) -> None:
+    """A moment between 1900 and 2999 with a UTC offset no further than the world's (14 hours):
+    PostgreSQL refuses larger offsets (`-17:52` was a 500), and nothing was written outside."""
+    offset = value.utcoffset()
+    if not 1900 <= value.year <= 2999 or (offset is not None and abs(offset) > datetime.timedelta(hours=14)):
+        raise ValidationError(
+            "expected a moment between 1900 and 2999 with a UTC offset within 14 hours", code="implausible"
+        )
+
+
 class ProvisionFilter(django_filters.FilterSet):
     domain = django_filters.CharFilter(field_name="domain__code")
     status = django_filters.ChoiceFilter(choices=Status.choices)
@@ -47,6 +58,7 @@ class ProvisionFilter(django_filters.FilterSet):
     updated_since = django_filters.IsoDateTimeFilter(
         field_name="updated_at",
         lookup_expr="gte",
+        validators=[plausible_moment],
         label="Changed at or after this moment (ISO 8601): any write to the provision, its status, "
         "positions, coverage, discussions or dated values moves its updated_at",
     )

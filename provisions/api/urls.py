@@ -4,7 +4,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.routers import DefaultRouter
 
-from provisions.api import schema, views  # noqa: F401 (schema registers extensions)
+from provisions.api import reports, schema, views  # noqa: F401 (schema registers extensions)
 
 router = DefaultRouter()
 router.register("domains", views.DomainViewSet, basename="domain")
@@ -17,10 +17,10 @@ router.register("precedents", views.PrecedentViewSet, basename="precedent")
 router.register("tokens", views.ApiTokenViewSet, basename="token")
 
 urlpatterns = [
-    path("coverage/", views.CoverageView.as_view(), name="coverage"),
-    path("aims/", views.AimsView.as_view(), name="aims"),
-    path("changes/", views.ChangesView.as_view(), name="changes"),
-    path("briefing/", views.BriefingView.as_view(), name="briefing"),
+    path("coverage/", reports.CoverageView.as_view(), name="coverage"),
+    path("aims/", reports.AimsView.as_view(), name="aims"),
+    path("changes/", reports.ChangesView.as_view(), name="changes"),
+    path("briefing/", reports.BriefingView.as_view(), name="briefing"),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     # Swagger UI's own script is served as a file (the split view), so the strict policy holds.
     path(
