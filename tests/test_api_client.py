@@ -22,7 +22,7 @@ from django.core.wsgi import get_wsgi_application
 from django.db import close_old_connections
 from django.utils import timezone
 
-from provisions.models import Domain, Provision, StatusChange
+from provisions.models import Domain, Provision, StatusChange, User
 from provisions.permissions import Reader
 from provisions.services.scans import gaps_scan
 from provisions.services.tokens import api_token_create
@@ -83,21 +83,27 @@ def generated(tmp_path: Path, client: Any) -> Any:
             del sys.modules[name]
 
 
-@pytest.mark.usefixtures("_keep_the_test_connection")
-def test_a_generated_client_lists_filters_transitions_and_reads_gaps(
-    generated: Any, shipped_partnership_file
-) -> None:
+@pytest.fixture
+def negotiator_api(generated: Any, shipped_partnership_file: str) -> Any:
+    """The shipped partnership, and the generated client of a negotiator of security-defence cleared
+    to secret, calling the app in process."""
     call_command("import_partnership", shipped_partnership_file, stdout=io.StringIO())
-    gaps_scan(trigger="command")
     negotiator = UserFactory(
         role="negotiator", clearance="secret", domains=[Domain.objects.get(code="security-defence")]
     )
     _, key = api_token_create(owner=negotiator, by=Reader.of(negotiator), name="generated client")
-    api = generated.AuthenticatedClient(
+    return generated.AuthenticatedClient(
         base_url="http://testserver",
         token=key,
         httpx_args={"transport": httpx.WSGITransport(app=get_wsgi_application())},
     )
+
+
+@pytest.mark.usefixtures("_keep_the_test_connection")
+def test_a_generated_client_lists_filters_transitions_and_reads_gaps(negotiator_api: Any) -> None:
+    api = negotiator_api
+    gaps_scan(trigger="command")
+    negotiator = User.objects.get(api_tokens__name="generated client")
     provisions_list = importlib.import_module("tracker_client.api.provisions.list_provisions")
     transition = importlib.import_module("tracker_client.api.provisions.move_provision_status")
     gaps_list = importlib.import_module("tracker_client.api.gaps.list_gaps")
@@ -136,19 +142,10 @@ def test_a_generated_client_lists_filters_transitions_and_reads_gaps(
 
 
 @pytest.mark.usefixtures("_keep_the_test_connection")
-def test_a_generated_client_sends_null_to_clear_a_date_and_remove_coverage(
-    generated: Any, shipped_partnership_file
-) -> None:
+def test_a_generated_client_sends_null_to_clear_a_date_and_remove_coverage(negotiator_api: Any) -> None:
     """Bodies are JSON only, so a generated client sends JSON, and JSON can say null."""
-    call_command("import_partnership", shipped_partnership_file, stdout=io.StringIO())
+    api = negotiator_api
     domain = Domain.objects.get(code="security-defence")
-    negotiator = UserFactory(role="negotiator", clearance="secret", domains=[domain])
-    _, key = api_token_create(owner=negotiator, by=Reader.of(negotiator), name="generated client")
-    api = generated.AuthenticatedClient(
-        base_url="http://testserver",
-        token=key,
-        httpx_args={"transport": httpx.WSGITransport(app=get_wsgi_application())},
-    )
     update = importlib.import_module("tracker_client.api.provisions.update_provision")
     cover = importlib.import_module("tracker_client.api.provisions.set_provision_coverage")
     models = importlib.import_module("tracker_client.models")

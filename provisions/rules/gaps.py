@@ -7,15 +7,14 @@ fixed number of queries, whatever the number of provisions.
 
 from __future__ import annotations
 
-import contextlib
 import datetime
-import gc
 import operator
 from collections import Counter, defaultdict
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from provisions.collector import collector_paused
 from provisions.explanations import GapFacts, ProvisionFact, explain
 from provisions.models import CoverageState, Domain, Extent, GapKind, Level, MarkingsReader, Status
 from provisions.rules.record import (
@@ -259,19 +258,6 @@ def provision_gap_facts(
 # --- evaluation ---------------------------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def _without_garbage_collection() -> Iterator[None]:
-    """An evaluation builds about a million small objects and no reference cycles: the cyclic
-    collector would rescan them over and over (a third of the time at 100,000 provisions)."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
 def evaluate_gaps(
     *,
     as_of: datetime.date,
@@ -286,7 +272,7 @@ def evaluate_gaps(
     evaluated (a scan of what a write touched); whatever they depend on is still read.
     """
     thresholds = thresholds or Thresholds.current()
-    with _without_garbage_collection():
+    with collector_paused():
         record = record_at(as_of, capability_ids=capability_ids, provision_ids=provision_ids)
         scoped = capability_ids is not None or provision_ids is not None
         return _evaluate(
