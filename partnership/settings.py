@@ -334,11 +334,18 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # What webhook receivers are sent, one entry per event (provisions/api/webhooks.py).
+    "WEBHOOKS": [
+        f"provisions.api.webhooks.{name}_WEBHOOK"
+        for name in ("STATUS_CHANGED", "GAP_OPENED", "GAP_RESOLVED", "GAP_ESCALATED")
+    ],
     "ENUM_NAME_OVERRIDES": {
         "LevelEnum": "provisions.models.Level",
         "StatusEnum": "provisions.models.Status",
         "MarkingEnum": "provisions.models.Marking",
         "GapKindEnum": "provisions.models.GapKind",
+        "WebhookEventEnum": "provisions.models.WebhookEvent",
+        "WebhookDeliveryStateEnum": "provisions.models.WebhookDelivery.State",
     },
 }
 
@@ -369,6 +376,8 @@ CELERY_BROKER_URL = env_str("CELERY_BROKER_URL")
 if CELERY_BROKER_URL and not CELERY_BROKER_URL.startswith(("redis://", "rediss://", "memory://")):
     raise ImproperlyConfigured(f"CELERY_BROKER_URL: expected redis://HOST:PORT/DB, got {CELERY_BROKER_URL!r}")
 CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
+# Without a broker, a process serving the app runs the periodic jobs itself (partnership/periodic.py).
+PERIODIC_JOBS_IN_PROCESS = env_bool("PERIODIC_JOBS_IN_PROCESS", True)
 CELERY_TASK_EAGER_PROPAGATES = True
 if not CELERY_BROKER_URL:
     CELERY_BROKER_URL = "memory://localhost/"
@@ -426,8 +435,9 @@ CELERY_BEAT_SCHEDULE = {
     "pending-scan-requests": {"task": "provisions.tasks.run_requested_scans", "schedule": 60.0},
     # Removes the background exports whose time is up (EXPORT_KEEP_HOURS).
     "purge-exports": {"task": "provisions.tasks.purge_exports", "schedule": 3600.0},
-    # Sends again the webhook deliveries whose task was lost the same way.
-    "pending-webhook-deliveries": {"task": "provisions.tasks.resend_pending_webhooks", "schedule": 60.0},
+    # Sends the webhook deliveries whose next attempt is due (the retry schedule is kept on each
+    # delivery, whatever the broker), and those whose task was lost the same way.
+    "due-webhook-deliveries": {"task": "provisions.tasks.send_due_webhooks", "schedule": 5.0},
 }
 
 # Exports: above these many rows a report is prepared in the background by a Celery worker (PDF is

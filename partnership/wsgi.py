@@ -12,3 +12,8 @@ application = get_wsgi_application()
 from provisions.api.queries import operations  # noqa: E402
 
 operations()
+
+# Without a broker, the periodic jobs (webhook retries among them) run in this process.
+from partnership.periodic import periodic_jobs_start_in_process  # noqa: E402
+
+periodic_jobs_start_in_process()

@@ -11,14 +11,7 @@ from provisions.services.dated import dated_values_refresh
 from provisions.services.exports import exports_purge
 from provisions.services.scans import gaps_run_requested, gaps_scan
 from provisions.services.watch import digests_send
-from provisions.services.webhooks import (
-    WEBHOOK_MAX_ATTEMPTS,
-    WEBHOOK_RETRY_BACKOFF,
-    WEBHOOK_RETRY_BACKOFF_MAX,
-    WebhookDeliveryFailed,
-    webhook_deliver,
-    webhooks_resend_pending,
-)
+from provisions.services.webhooks import webhook_deliver, webhooks_send_due
 
 _DATABASE_ERRORS = (OperationalError, InterfaceError)
 
@@ -38,23 +31,18 @@ def scan_all_gaps(trigger: str = ScanTrigger.SCHEDULE) -> int:
     return gaps_scan(trigger=ScanTrigger(trigger)).scan.pk
 
 
-@shared_task(
-    autoretry_for=(WebhookDeliveryFailed, *_DATABASE_ERRORS),
-    retry_backoff=WEBHOOK_RETRY_BACKOFF,
-    retry_backoff_max=WEBHOOK_RETRY_BACKOFF_MAX,
-    max_retries=WEBHOOK_MAX_ATTEMPTS - 1,
-)
+@shared_task(autoretry_for=_DATABASE_ERRORS, retry_backoff=2, retry_backoff_max=300, max_retries=8)
 def deliver_webhook(delivery_id: int) -> str | None:
-    """POST one webhook delivery; a refused attempt raises, so Celery retries it with exponential
-    backoff (the service marks it failed after its last attempt). Returns the delivery's state."""
+    """POST one webhook delivery if it is due; a refused attempt schedules the next one on the
+    delivery itself (the periodic job queues it when due). Returns the delivery's state."""
     delivery = webhook_deliver(delivery_id=delivery_id)
     return delivery.state if delivery else None
 
 
 @shared_task(autoretry_for=_DATABASE_ERRORS, retry_backoff=2, retry_backoff_max=300, max_retries=8)
-def resend_pending_webhooks() -> int:
-    """Queue again the pending deliveries whose task was lost (a broker outage at commit time)."""
-    return webhooks_resend_pending()
+def send_due_webhooks() -> int:
+    """Queue the webhook deliveries whose next attempt is due, and those whose task was lost."""
+    return webhooks_send_due()
 
 
 @shared_task(autoretry_for=_DATABASE_ERRORS, retry_backoff=2, retry_backoff_max=300, max_retries=8)

@@ -16,6 +16,8 @@ from django.test.utils import override_settings
 
 from partnership.celery import app as celery_app
 
+pytest_plugins = ["tests.receivers"]
+
 
 def _redis_answers(url: str) -> str | None:
     parsed = urlparse(url)

@@ -58,7 +58,6 @@ def test_a_webhook_endpoint_takes_only_known_events(administrator_client) -> Non
         {
             "url": "https://receiver.example/hook",
             "events": ["gap.exploded"],
-            "secret": "s",
             "clearance": "official",
         },
     )
@@ -68,7 +67,7 @@ def test_a_webhook_endpoint_takes_only_known_events(administrator_client) -> Non
         {
             "url": "https://receiver.example/hook",
             "events": ["gap.opened", "provision.status_changed"],
-            "secret": "s",
+            "secret": "chosen by hand",  # not a field: the secret is made, never typed
             "clearance": "official",
             "active": "on",
         },
@@ -76,6 +75,35 @@ def test_a_webhook_endpoint_takes_only_known_events(administrator_client) -> Non
     endpoint = WebhookEndpoint.objects.get()
     assert endpoint.events == ["gap.opened", "provision.status_changed"]
     assert endpoint.created_by.username == "root"
+    assert endpoint.secret.startswith("whsec_") and len(endpoint.secret) > 40
+    page = administrator_client.get(
+        f"/admin/provisions/webhookendpoint/{endpoint.pk}/change/"
+    ).content.decode()
+    assert endpoint.secret in page  # administrators read it there, to give it to the receiver's owner
+
+
+def test_an_administrator_rotates_a_secret_and_sends_a_delivery_again(administrator_client) -> None:
+    endpoint = WebhookEndpoint.objects.create(
+        url="https://receiver.invalid/hook", events=["gap.opened"], secret="whsec_MTIz", clearance="official"
+    )
+    administrator_client.post(
+        "/admin/provisions/webhookendpoint/", {"action": "rotate_secret", "_selected_action": [endpoint.pk]}
+    )
+    endpoint.refresh_from_db()
+    assert endpoint.previous_secret == "whsec_MTIz" and endpoint.secret.startswith("whsec_")
+    assert endpoint.previous_secret_expires_at > timezone.now()
+
+    delivery = WebhookDelivery.objects.create(
+        endpoint=endpoint,
+        event="gap.opened",
+        state="failed",
+        payload={"id": "e-1", "clearance": "official", "data": {}},
+    )
+    administrator_client.post(
+        "/admin/provisions/webhookdelivery/", {"action": "redeliver", "_selected_action": [delivery.pk]}
+    )
+    again = WebhookDelivery.objects.exclude(pk=delivery.pk).get()
+    assert (again.payload, again.state) == (delivery.payload, "pending")
 
 
 @pytest.mark.parametrize(

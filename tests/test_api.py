@@ -458,7 +458,7 @@ def test_every_operation_id_reads_as_a_verb_and_its_object(client: Client, world
         for operations in schema["paths"].values()
         for operation in operations.values()
     ]
-    verbs = "list|get|create|update|set|record|move|start|acknowledge|revoke"
+    verbs = "list|get|create|update|delete|set|record|move|start|acknowledge|revoke|rotate|redeliver"
     assert [id_ for id_ in ids if not re.fullmatch(rf"({verbs})([A-Z][a-z]+)+", id_)] == []
     assert len(set(ids)) == len(ids)
     assert {"listGaps", "getGap", "moveProvisionStatus", "setProvisionCoverage", "getBriefingPack"} <= set(

@@ -22,11 +22,12 @@ from django.core.wsgi import get_wsgi_application
 from django.db import close_old_connections
 from django.utils import timezone
 
-from provisions.models import Domain, Provision, StatusChange, User
+from provisions.models import Domain, Provision, StatusChange, User, WebhookEndpoint
 from provisions.permissions import Reader
 from provisions.services.scans import gaps_scan
+from provisions.services.status import provision_transition
 from provisions.services.tokens import api_token_create
-from tests.factories import UserFactory
+from tests.factories import ProvisionFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -176,3 +177,61 @@ def test_a_generated_client_sends_null_to_clear_a_date_and_remove_coverage(negot
     assert link.capability.code not in {covered.capability for covered in removed.covers}
     link.refresh_from_db()  # the link ends today (the record keeps what counted when)
     assert not link.counts_on(timezone.localdate())
+
+
+@pytest.mark.usefixtures("_keep_the_test_connection")
+def test_a_generated_client_manages_webhook_endpoints(
+    generated: Any, settings: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    """An administrator's system registers an endpoint, changes it, rotates its secret, reads its
+    deliveries, sends one again and deletes it, through the generated functions alone."""
+    settings.WEBHOOK_ALLOW_PRIVATE_ADDRESSES = True  # nothing listens: the attempt is recorded as refused
+    administrator = UserFactory(role="administrator", clearance="official_sensitive")
+    _, key = api_token_create(owner=administrator, by=Reader.of(administrator), name="generated client")
+    api = generated.AuthenticatedClient(
+        base_url="http://testserver",
+        token=key,
+        httpx_args={"transport": httpx.WSGITransport(app=get_wsgi_application())},
+    )
+    endpoints = "tracker_client.api.webhook_endpoints."
+    create = importlib.import_module(endpoints + "create_webhook_endpoint")
+    update = importlib.import_module(endpoints + "update_webhook_endpoint")
+    rotate = importlib.import_module(endpoints + "rotate_webhook_secret")
+    deliveries = importlib.import_module(endpoints + "list_webhook_deliveries")
+    redeliver = importlib.import_module(endpoints + "redeliver_webhook")
+    delete = importlib.import_module(endpoints + "delete_webhook_endpoint")
+    models = importlib.import_module("tracker_client.models")
+
+    created = create.sync(
+        client=api,
+        body=models.WebhookEndpointRequest(
+            url="http://127.0.0.1:9/hooks",
+            events=[models.WebhookEventEnum.GAP_OPENED],
+            clearance=models.MarkingEnum.OFFICIAL,
+        ),
+    )
+    assert isinstance(created, models.WebhookEndpointWithSecret), created
+    assert created.secret.startswith("whsec_")
+    changed = update.sync(
+        id=created.id,
+        client=api,
+        body=models.PatchedWebhookEndpointRequest(events=[models.WebhookEventEnum.PROVISION_STATUS_CHANGED]),
+    )
+    assert isinstance(changed, models.WebhookEndpoint) and changed.events == [
+        models.WebhookEventEnum.PROVISION_STATUS_CHANGED
+    ]
+    rotated = rotate.sync(id=created.id, client=api)
+    assert isinstance(rotated, models.WebhookEndpointWithSecret) and rotated.secret != created.secret
+
+    provision = ProvisionFactory(status="proposed", marking="official")
+    with django_capture_on_commit_callbacks(execute=True):
+        provision_transition(by=Reader.system(), provision=provision, to="under_negotiation")
+    page = deliveries.sync(id=created.id, client=api)
+    [delivery] = page.results
+    assert delivery.attempts == 1 and delivery.attempt_log[0].error  # nothing listens on port 9
+    with django_capture_on_commit_callbacks(execute=True):
+        again = redeliver.sync(id=created.id, delivery_id=delivery.id, client=api)
+    assert isinstance(again, models.WebhookDelivery) and again.id != delivery.id
+
+    assert delete.sync_detailed(id=created.id, client=api).status_code == 204
+    assert not WebhookEndpoint.objects.exists()

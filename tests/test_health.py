@@ -1,7 +1,8 @@
 """Health probes: /healthz (the process answers, touching nothing) and /readyz (the database answers and
 is migrated, the broker and the cache answer when configured; the last full scan's age). JSON, outside
 sign-in, nothing secret; 503 naming what is missing. The unreachable database and the unapplied
-migrations are tried on a real gunicorn started by the test (ALLOW_PLAIN_HTTP, as docker-compose.yml)."""
+migrations are tried on a real gunicorn started by the test (ALLOW_PLAIN_HTTP, as docker-compose.yml),
+and so is the embedded default's own beat (no broker: the server runs the periodic jobs)."""
 
 from __future__ import annotations
 
@@ -202,3 +203,51 @@ def test_with_the_real_services_gunicorn_is_ready(gunicorn) -> None:
 
     assert status == 200, body
     assert body["checks"] == {"database": "ok", "migrations": "ok", "broker": "ok"}
+
+
+@pytest.mark.services
+@pytest.mark.django_db(transaction=True)
+def test_without_a_broker_the_server_runs_the_periodic_jobs_and_a_webhook_is_retried(
+    gunicorn, receiver
+) -> None:
+    """The embedded default (tasks in process): a refused delivery is tried again 5 s later by the
+    beat the server runs in a thread (partnership/periodic.py), with no worker and no `celery beat`."""
+    from django.db import connection
+
+    from provisions.models import Marking, Status, WebhookAttempt, WebhookDelivery, WebhookEndpoint
+    from provisions.permissions import Reader
+    from provisions.services.tokens import api_token_create
+    from provisions.services.webhooks import WEBHOOK_RETRY_SCHEDULE
+    from tests.factories import ProvisionFactory, UserFactory
+
+    provision = ProvisionFactory(status=Status.PROPOSED, marking=Marking.OFFICIAL)
+    negotiator = UserFactory(role="negotiator", domains=[provision.domain])
+    _, key = api_token_create(owner=negotiator, by=Reader.of(negotiator), name="test")
+    WebhookEndpoint.objects.create(
+        url=receiver.url + "/hooks", events=["provision.status_changed"], secret="whsec_MTIzNDU2Nzg="
+    )
+    receiver.answers = [(503, "deploying")]
+    database = connection.settings_dict
+    base = gunicorn(
+        DATABASE_URL=f"postgres://{database['USER']}@{database['HOST']}:{database['PORT']}/{database['NAME']}",
+        WEBHOOK_ALLOW_PRIVATE_ADDRESSES="true",
+    )
+
+    moved = urllib.request.Request(  # noqa: S310 (our own server)
+        f"{base}/api/v1/provisions/{provision.reference}/transition/",
+        data=json.dumps({"to": "under_negotiation", "version": provision.version}).encode(),
+        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(moved, timeout=30) as answer:  # noqa: S310
+        assert answer.status == 200
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not WebhookDelivery.objects.filter(state="delivered").exists():
+        time.sleep(0.5)
+
+    delivery = WebhookDelivery.objects.get()
+    assert (delivery.state, delivery.attempts) == ("delivered", 2)
+    first, second = WebhookAttempt.objects.filter(delivery=delivery).order_by("number")
+    assert (first.status_code, second.status_code) == (503, 200)
+    assert second.sent_at - first.sent_at >= WEBHOOK_RETRY_SCHEDULE[0]
+    assert [request.event for request in receiver.requests] == ["provision.status_changed"] * 2

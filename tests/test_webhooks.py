@@ -1,4 +1,5 @@
-"""Webhooks against a real HTTP receiver on 127.0.0.1: events, signatures, clearance, retries, outbox.
+"""Webhooks against a real HTTP receiver on 127.0.0.1: events, Standard Webhooks signatures (checked
+with the `standardwebhooks` package, as a receiver would), clearance, the retry schedule, the outbox.
 
 Tasks run in process (tests/conftest.py), so a delivery's task, and its retries, run inline when the
 transaction's on_commit callbacks fire.
@@ -6,23 +7,19 @@ transaction's on_commit callbacks fire.
 
 from __future__ import annotations
 
+import base64
 import datetime
-import hashlib
-import hmac
 import json
 import logging
 import socket
-import threading
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
-from celery.exceptions import Retry
 from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerUnreachable
+from standardwebhooks import Webhook, WebhookVerificationError
 
 from partnership.celery import app as celery_app
 from provisions.explanations import WITHHELD
@@ -43,21 +40,20 @@ from provisions.services.scans import gaps_scan
 from provisions.services.status import provision_transition
 from provisions.services.webhooks import (
     WEBHOOK_MAX_ATTEMPTS,
+    WEBHOOK_RETRY_SCHEDULE,
     WEBHOOK_TIMEOUT_SECONDS,
-    WebhookDeliveryFailed,
     transport,
     webhook_deliver,
-    webhook_signature,
-    webhook_signature_verify,
     webhook_url_problem,
-    webhooks_resend_pending,
+    webhooks_send_due,
 )
 from provisions.tasks import deliver_webhook
 from tests.factories import CapabilityFactory, CoverageFactory, ProvisionFactory, UserFactory
+from tests.receivers import Received, Receiver
 
 pytestmark = pytest.mark.django_db
 
-SECRET = "s3cret-shared-with-the-receiver"
+SECRET = "whsec_" + base64.b64encode(b"s3cret-shared-with-the-receiver").decode()
 ALL_EVENTS = list(WebhookEvent.values)
 
 
@@ -65,79 +61,6 @@ ALL_EVENTS = list(WebhookEvent.values)
 def receivers_on_this_machine(settings: Any) -> None:
     """The receiver listens on 127.0.0.1, which webhooks refuse unless this is allowed."""
     settings.WEBHOOK_ALLOW_PRIVATE_ADDRESSES = True
-
-
-# --- a real receiver ----------------------------------------------------------------------------------------
-
-
-@dataclass
-class Received:
-    path: str
-    headers: dict[str, str]
-    body: bytes
-    received_at: float
-
-    @property
-    def payload(self) -> dict[str, Any]:
-        return json.loads(self.body)
-
-    @property
-    def event(self) -> str:
-        return self.payload["event"]
-
-
-@dataclass
-class Receiver:
-    """Records every POST; answers with the queued (status, text) answers, then the default one."""
-
-    url: str = ""
-    requests: list[Received] = field(default_factory=list)
-    answers: list[tuple[int, str]] = field(default_factory=list)
-    default: tuple[int, str] = (200, "thanks")
-    delay: float = 0.0
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def at(self, path: str) -> list[Received]:
-        return [request for request in self.requests if request.path == path]
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    received = Receiver()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-            with received.lock:
-                received.requests.append(Received(self.path, dict(self.headers), body, time.time()))
-                status, text = received.answers.pop(0) if received.answers else received.default
-            time.sleep(received.delay)
-            content = text.encode()
-            try:
-                self.send_response(status)
-                if 300 <= status < 400:
-                    self.send_header("Location", "/elsewhere")
-                self.send_header("Content-Type", "text/plain; charset=utf-8")
-                self.send_header("Content-Length", str(len(content)))
-                self.end_headers()
-                self.wfile.write(content)
-            except (BrokenPipeError, ConnectionResetError):  # the sender gave up waiting (a timeout test)
-                pass
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    received.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield received
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
 
 
 def endpoint_for(
@@ -158,15 +81,19 @@ def endpoint_for(
 
 
 def assert_signed(request: Received, secret: str = SECRET) -> None:
-    """Checked here by hand (not with the service's helper), as a receiver would."""
-    timestamp = request.headers["X-Tracker-Timestamp"]
-    assert abs(request.received_at - int(timestamp)) <= 5
-    expected = hmac.new(secret.encode(), timestamp.encode() + b"." + request.body, hashlib.sha256).hexdigest()
-    assert hmac.compare_digest(request.headers["X-Tracker-Signature"], f"sha256={expected}")
-    assert request.headers["Content-Type"] == "application/json"
-    assert request.headers["X-Tracker-Event"] == request.event
-    delivery = WebhookDelivery.objects.get(pk=int(request.headers["X-Tracker-Delivery"]))
-    assert delivery.payload == request.payload
+    """Verified with the Standard Webhooks reference verifier, as a receiver would (the id, the
+    timestamp and the body are all signed; the timestamp must be within 5 minutes)."""
+    assert Webhook(secret).verify(request.body, request.headers) == request.payload
+    assert abs(request.received_at - int(request.headers["webhook-timestamp"])) <= 5
+    assert request.headers["webhook-id"] == request.payload["id"]
+    assert request.headers["content-type"] == "application/json"
+    assert request.headers["x-tracker-event"] == request.event
+    assert WebhookDelivery.objects.filter(payload=request.payload).exists()
+
+
+def time_passes(delivery: WebhookDelivery) -> None:
+    """As if the delivery's next attempt were due now: the clock moved on to it."""
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(next_attempt_at=timezone.now())
 
 
 def today() -> datetime.date:
@@ -457,6 +384,7 @@ def pending_delivery(receiver: Receiver) -> WebhookDelivery:
     return WebhookDelivery.objects.create(
         endpoint=endpoint,
         event=WebhookEvent.GAP_OPENED,
+        next_attempt_at=timezone.now(),
         payload={
             "event": "gap.opened",
             "id": "e-1",
@@ -471,8 +399,7 @@ def test_each_attempt_and_its_answer_is_recorded(receiver, pending_delivery, cap
     receiver.answers = [(500, "boom: database down")]
 
     with caplog.at_level(logging.INFO, logger="provisions.services.webhooks.delivery"):
-        with pytest.raises(WebhookDeliveryFailed):
-            webhook_deliver(delivery_id=pending_delivery.pk)
+        webhook_deliver(delivery_id=pending_delivery.pk)
         pending_delivery.refresh_from_db()
         assert (pending_delivery.state, pending_delivery.attempts) == ("pending", 1)
         assert (pending_delivery.last_status_code, pending_delivery.last_response) == (
@@ -481,13 +408,18 @@ def test_each_attempt_and_its_answer_is_recorded(receiver, pending_delivery, cap
         )
         assert pending_delivery.last_error == "HTTP 500"
         assert pending_delivery.last_attempt_at is not None and pending_delivery.delivered_at is None
+        assert pending_delivery.next_attempt_at is not None
 
+        webhook_deliver(delivery_id=pending_delivery.pk)  # not due yet: nothing sent
+        assert len(receiver.requests) == 1
+
+        time_passes(pending_delivery)
         webhook_deliver(delivery_id=pending_delivery.pk)
 
     pending_delivery.refresh_from_db()
     assert (pending_delivery.state, pending_delivery.attempts) == ("delivered", 2)
     assert (pending_delivery.last_status_code, pending_delivery.last_response) == (200, "thanks")
-    assert pending_delivery.last_error == ""
+    assert pending_delivery.last_error == "" and pending_delivery.next_attempt_at is None
     assert pending_delivery.delivered_at == pending_delivery.last_attempt_at
     # Each attempt has its own record; the delivery row keeps the latest, and both are in the log.
     attempts = list(WebhookAttempt.objects.filter(delivery=pending_delivery).order_by("number"))
@@ -498,62 +430,76 @@ def test_each_attempt_and_its_answer_is_recorded(receiver, pending_delivery, cap
     assert attempts[0].sent_at < attempts[1].sent_at == pending_delivery.last_attempt_at
     assert all(a.duration_ms < WEBHOOK_TIMEOUT_SECONDS * 1000 for a in attempts)
     messages = [record.getMessage() for record in caplog.records]
-    assert any("attempt 1 of 7 failed (HTTP 500)" in message for message in messages)
+    assert any("attempt 1 of 8 failed (HTTP 500); next at" in message for message in messages)
     assert any("delivered" in message and "HTTP 200" in message for message in messages)
     assert len(receiver.requests) == 2
     assert receiver.requests[0].body == receiver.requests[1].body
+    assert receiver.requests[0].headers["webhook-id"] == receiver.requests[1].headers["webhook-id"]
     for request in receiver.requests:
         assert_signed(request)
 
 
-@pytest.fixture
-def retries_in_process() -> Iterator[None]:
-    """In process, Celery runs a task's retries inline (without their countdown) only when task
-    errors are not propagated to the caller; the project propagates them (settings)."""
-    previous = celery_app.conf.task_eager_propagates
-    celery_app.conf.task_eager_propagates = False
-    yield
-    celery_app.conf.task_eager_propagates = previous
-
-
-def test_the_task_retries_a_refused_delivery_until_it_is_delivered(
-    receiver, capability_at_risk, django_capture_on_commit_callbacks, retries_in_process
-):
-    _, provision = capability_at_risk
-    endpoint_for(receiver, events=["provision.status_changed"])
-    receiver.answers = [(500, "try later")]
-
-    with django_capture_on_commit_callbacks(execute=True):
-        provision_transition(by=Reader.system(), provision=provision, to=Status.PROPOSED, note="Sent back")
-
-    delivery = WebhookDelivery.objects.get()
-    assert (delivery.state, delivery.attempts, delivery.last_status_code) == ("delivered", 2, 200)
-    first, second = receiver.requests
-    assert first.headers["X-Tracker-Delivery"] == second.headers["X-Tracker-Delivery"] == str(delivery.pk)
-    assert first.body == second.body
-    assert_signed(second)
-
-
-def test_a_receiver_that_always_fails_leaves_the_delivery_failed_after_the_last_attempt(
-    receiver, pending_delivery, retries_in_process
-):
+def test_a_refused_delivery_is_retried_on_a_schedule_of_about_a_day(receiver, pending_delivery):
+    """5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h after each failure; then it is given up."""
     receiver.default = (503, "unavailable")
+    waits = []
+    for attempt in range(1, WEBHOOK_MAX_ATTEMPTS + 1):
+        deliver_webhook.delay(pending_delivery.pk)
+        pending_delivery.refresh_from_db()
+        assert pending_delivery.attempts == attempt
+        if pending_delivery.next_attempt_at is not None:
+            waits.append(pending_delivery.next_attempt_at - pending_delivery.last_attempt_at)
+            time_passes(pending_delivery)
 
-    deliver_webhook.delay(pending_delivery.pk)
-
-    pending_delivery.refresh_from_db()
+    assert waits == list(WEBHOOK_RETRY_SCHEDULE)
+    assert sum(WEBHOOK_RETRY_SCHEDULE, datetime.timedelta()) > datetime.timedelta(hours=27)
     assert (pending_delivery.state, pending_delivery.attempts) == ("failed", WEBHOOK_MAX_ATTEMPTS)
     assert (pending_delivery.last_status_code, pending_delivery.last_response) == (503, "unavailable")
-    assert len(receiver.requests) == WEBHOOK_MAX_ATTEMPTS
+    assert len(receiver.requests) == WEBHOOK_MAX_ATTEMPTS == 8
 
+    time_passes(pending_delivery)
     deliver_webhook.delay(pending_delivery.pk)  # a failed delivery is not tried again
     assert len(receiver.requests) == WEBHOOK_MAX_ATTEMPTS
 
 
-def test_without_a_worker_a_refused_delivery_stays_pending_and_others_still_go(
+def test_a_receiver_down_for_twenty_minutes_still_gets_every_event(
     receiver, capability_at_risk, django_capture_on_commit_callbacks
 ):
-    """Errors propagate in process (the project's setting): a retry cannot be scheduled there."""
+    """Three moves while the receiver answers 503; the clock advances from one due attempt to the
+    next (the periodic job queues what is due) until the receiver is back, 20 minutes on."""
+    _, provision = capability_at_risk
+    endpoint_for(receiver, events=["provision.status_changed"])
+    receiver.default = (503, "deploying")
+    for to in (Status.PROPOSED, Status.UNDER_NEGOTIATION, Status.PROPOSED):
+        with django_capture_on_commit_callbacks(execute=True):
+            provision_transition(by=Reader.system(), provision=provision, to=to, note="moved")
+    assert len(receiver.requests) == 3
+
+    down_for = datetime.timedelta()
+    while WebhookDelivery.objects.filter(state="pending").exists():
+        pending = WebhookDelivery.objects.filter(state="pending")
+        wait = min(delivery.next_attempt_at - delivery.last_attempt_at for delivery in pending)
+        down_for += wait
+        if down_for >= datetime.timedelta(minutes=20):
+            receiver.default = (200, "back")
+        pending.update(next_attempt_at=timezone.now())
+        assert webhooks_send_due() == 3
+
+    assert down_for == datetime.timedelta(seconds=5 + 5 * 60 + 30 * 60)  # the 4th attempt gets through
+    assert set(WebhookDelivery.objects.values_list("state", "attempts")) == {("delivered", 4)}
+    assert len(receiver.requests) == 3 * 4
+    assert sorted(request.payload["data"]["to"] for request in receiver.requests[-3:]) == [
+        "proposed",
+        "proposed",
+        "under_negotiation",
+    ]
+    for request in receiver.requests:
+        assert_signed(request)
+
+
+def test_without_a_worker_a_refused_delivery_waits_for_its_retry_and_others_still_go(
+    receiver, capability_at_risk, django_capture_on_commit_callbacks
+):
     _, provision = capability_at_risk
     refusing = endpoint_for(receiver, "/refusing", events=["provision.status_changed"])
     endpoint_for(receiver, "/accepting", events=["provision.status_changed"])
@@ -570,33 +516,8 @@ def test_without_a_worker_a_refused_delivery_stays_pending_and_others_still_go(
         refusing.pk + 1: "delivered",
     }
     assert [request.path for request in receiver.requests] == ["/refusing", "/accepting"]
-
-
-def test_the_task_retries_with_exponential_backoff(receiver, pending_delivery, monkeypatch):
-    """Each failed attempt asks Celery for a retry after 10, 20, 40 ... s (full jitter picks a delay up
-    to that; here it picks the longest); the last attempt marks the delivery failed instead."""
-
-    class LongestDelay:
-        @staticmethod
-        def randrange(stop: int) -> int:
-            return stop - 1
-
-    monkeypatch.setattr("celery.utils.time.random", LongestDelay)
-    receiver.default = (500, "no")
-    assert WebhookDeliveryFailed in deliver_webhook.autoretry_for
-
-    delays = []
-    for retries in range(WEBHOOK_MAX_ATTEMPTS - 1):
-        with pytest.raises(Retry) as retry:
-            deliver_webhook.apply(args=[pending_delivery.pk], retries=retries)
-        delays.append(retry.value.when)
-    assert delays == [10, 20, 40, 80, 160, 320]
-
-    assert (
-        deliver_webhook.apply(args=[pending_delivery.pk], retries=WEBHOOK_MAX_ATTEMPTS - 1).get() == "failed"
-    )
-    pending_delivery.refresh_from_db()
-    assert (pending_delivery.state, pending_delivery.attempts) == ("failed", WEBHOOK_MAX_ATTEMPTS)
+    waiting = WebhookDelivery.objects.get(state="pending")
+    assert waiting.next_attempt_at - waiting.last_attempt_at == WEBHOOK_RETRY_SCHEDULE[0]
 
 
 def test_a_delivered_delivery_is_never_sent_again(receiver, pending_delivery):
@@ -612,8 +533,7 @@ def test_a_delivered_delivery_is_never_sent_again(receiver, pending_delivery):
 def test_a_redirect_is_an_answer_not_a_delivery(receiver, pending_delivery):
     receiver.answers = [(302, "moved")]
 
-    with pytest.raises(WebhookDeliveryFailed):
-        webhook_deliver(delivery_id=pending_delivery.pk)
+    webhook_deliver(delivery_id=pending_delivery.pk)
 
     pending_delivery.refresh_from_db()
     assert (pending_delivery.state, pending_delivery.last_status_code) == ("pending", 302)
@@ -627,11 +547,14 @@ def test_an_unreachable_receiver_is_recorded_as_an_error(pending_delivery):
     pending_delivery.endpoint.url = f"http://127.0.0.1:{port}/hooks"
     pending_delivery.endpoint.save(update_fields=["url"])
 
-    with pytest.raises(WebhookDeliveryFailed):
-        webhook_deliver(delivery_id=pending_delivery.pk)
+    webhook_deliver(delivery_id=pending_delivery.pk)
 
     pending_delivery.refresh_from_db()
-    assert (pending_delivery.attempts, pending_delivery.last_status_code) == (1, None)
+    assert (pending_delivery.state, pending_delivery.attempts, pending_delivery.last_status_code) == (
+        "pending",
+        1,
+        None,
+    )
     assert "refused" in pending_delivery.last_error.lower()
 
 
@@ -639,11 +562,10 @@ def test_a_slow_receiver_times_out(receiver, pending_delivery, monkeypatch):
     monkeypatch.setattr(transport, "WEBHOOK_TIMEOUT_SECONDS", 0.2)
     receiver.delay = 1.0
 
-    with pytest.raises(WebhookDeliveryFailed):
-        webhook_deliver(delivery_id=pending_delivery.pk)
+    webhook_deliver(delivery_id=pending_delivery.pk)
 
     pending_delivery.refresh_from_db()
-    assert pending_delivery.last_status_code is None
+    assert (pending_delivery.state, pending_delivery.last_status_code) == ("pending", None)
     assert "timed out" in pending_delivery.last_error
 
 
@@ -672,10 +594,10 @@ def test_deliveries_survive_a_broker_outage_and_the_periodic_job_sends_them(
         ("provision.status_changed", "pending"),
         ("gap.opened", "pending"),
     }
-    assert webhooks_resend_pending() == 0  # too recent: their task may still be on its way
+    assert webhooks_send_due() == 0  # queued just now: their task may still be on its way
 
-    WebhookDelivery.objects.update(created_at=timezone.now() - datetime.timedelta(minutes=5))
-    assert webhooks_resend_pending() == 2
+    WebhookDelivery.objects.update(queued_at=timezone.now() - datetime.timedelta(minutes=5))
+    assert webhooks_send_due() == 2
 
     assert sorted(request.event for request in receiver.requests) == [
         "gap.opened",
@@ -686,14 +608,12 @@ def test_deliveries_survive_a_broker_outage_and_the_periodic_job_sends_them(
 
 def test_the_periodic_job_leaves_deliveries_waiting_for_a_retry_alone(receiver, pending_delivery):
     receiver.answers = [(500, "boom")]
-    with pytest.raises(WebhookDeliveryFailed):
-        webhook_deliver(delivery_id=pending_delivery.pk)
-    WebhookDelivery.objects.update(created_at=timezone.now() - datetime.timedelta(hours=1))
+    deliver_webhook.delay(pending_delivery.pk)
 
-    assert webhooks_resend_pending() == 0  # attempted just now: its retry is scheduled
+    assert webhooks_send_due() == 0  # attempted just now: its next attempt is 5 s away
 
-    WebhookDelivery.objects.update(last_attempt_at=timezone.now() - datetime.timedelta(hours=1))
-    assert webhooks_resend_pending() == 1
+    time_passes(pending_delivery)
+    assert webhooks_send_due() == 1
     pending_delivery.refresh_from_db()
     assert (pending_delivery.state, pending_delivery.attempts) == ("delivered", 2)
 
@@ -734,23 +654,60 @@ def test_a_delivery_to_an_internal_address_is_not_sent(settings, receiver, pendi
     assert receiver.requests == [] and not WebhookAttempt.objects.exists()
 
 
-def test_a_signature_verifies_only_for_the_same_secret_body_and_a_fresh_timestamp():
-    body = b'{"event":"gap.opened"}'
-    now = time.time()
-    timestamp = str(int(now))
-    signature = webhook_signature(secret=SECRET, timestamp=timestamp, body=body)
-    expected = hmac.new(SECRET.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
-    assert signature == f"sha256={expected}"
+def test_a_delivery_verifies_only_with_its_secret_its_id_its_body_and_a_fresh_timestamp(
+    receiver, pending_delivery
+):
+    webhook_deliver(delivery_id=pending_delivery.pk)
+    [request] = receiver.requests
+    headers = request.headers
+    assert headers["webhook-signature"].startswith("v1,") and " " not in headers["webhook-signature"]
+    assert Webhook(SECRET).verify(request.body, headers) == request.payload
 
-    assert webhook_signature_verify(secret=SECRET, timestamp=timestamp, body=body, signature=signature)
-    assert not webhook_signature_verify(secret="other", timestamp=timestamp, body=body, signature=signature)
-    assert not webhook_signature_verify(
-        secret=SECRET, timestamp=timestamp, body=body + b" ", signature=signature
+    other_secret = "whsec_" + base64.b64encode(b"another endpoint's secret").decode()
+    for forged_body, forged_headers, secret in [
+        (request.body, headers, other_secret),
+        (request.body + b" ", headers, SECRET),
+        (request.body, {**headers, "webhook-id": "e-2"}, SECRET),  # the id is signed: replays as another fail
+        (request.body, {**headers, "webhook-timestamp": str(int(time.time()) + 1)}, SECRET),
+    ]:
+        with pytest.raises(WebhookVerificationError):
+            Webhook(secret).verify(forged_body, forged_headers)
+
+
+def test_a_new_endpoint_gets_a_standard_secret_and_a_rotation_signs_with_both_for_a_day(
+    receiver, capability_at_risk, django_capture_on_commit_callbacks
+):
+    from provisions.services.webhooks.endpoints import webhook_endpoint_rotate_secret, webhook_endpoint_save
+
+    _, provision = capability_at_risk
+    administrator = Reader.of(UserFactory(role="administrator", clearance=Marking.SECRET))
+    endpoint = webhook_endpoint_save(
+        endpoint=WebhookEndpoint(url=receiver.url + "/hooks", events=["provision.status_changed"]),
+        by=administrator,
     )
-    assert not webhook_signature_verify(
-        secret=SECRET, timestamp=timestamp, body=body, signature=signature, now=now + 301
-    )
-    assert not webhook_signature_verify(secret=SECRET, timestamp="soon", body=body, signature=signature)
+    assert endpoint.secret.startswith("whsec_") and len(base64.b64decode(endpoint.secret[6:])) == 32
+    old_secret = endpoint.secret
+
+    webhook_endpoint_rotate_secret(endpoint=endpoint, by=administrator)
+    assert endpoint.secret.startswith("whsec_") and endpoint.secret != old_secret
+    assert endpoint.previous_secret == old_secret
+    lasts = endpoint.previous_secret_expires_at - timezone.now()
+    assert datetime.timedelta(hours=23, minutes=59) < lasts <= datetime.timedelta(hours=24)
+    with django_capture_on_commit_callbacks(execute=True):
+        provision_transition(by=Reader.system(), provision=provision, to=Status.PROPOSED, note="Sent back")
+
+    WebhookEndpoint.objects.filter(pk=endpoint.pk).update(previous_secret_expires_at=timezone.now())
+    with django_capture_on_commit_callbacks(execute=True):
+        provision_transition(by=Reader.system(), provision=provision, to=Status.UNDER_NEGOTIATION)
+
+    during, after = receiver.requests
+    assert len(during.headers["webhook-signature"].split(" ")) == 2  # a receiver on either secret accepts
+    for secret in (old_secret, endpoint.secret):
+        assert Webhook(secret).verify(during.body, during.headers) == during.payload
+    assert len(after.headers["webhook-signature"].split(" ")) == 1  # the old secret's day is over
+    assert Webhook(endpoint.secret).verify(after.body, after.headers) == after.payload
+    with pytest.raises(WebhookVerificationError):
+        Webhook(old_secret).verify(after.body, after.headers)
 
 
 # --- a real worker ------------------------------------------------------------------------------------------
@@ -759,15 +716,9 @@ def test_a_signature_verifies_only_for_the_same_secret_body_and_a_fresh_timestam
 @pytest.mark.services
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
-def test_a_real_worker_delivers_through_redis_and_retries_after_a_countdown(receiver, monkeypatch):
+def test_a_real_worker_delivers_through_redis_and_the_periodic_job_retries_when_due(receiver):
     from celery.contrib.testing.worker import start_worker
 
-    class ShortDelay:  # full jitter picks a countdown up to 10 s for the first retry; keep the test short
-        @staticmethod
-        def randrange(stop: int) -> int:
-            return min(stop - 1, 1)
-
-    monkeypatch.setattr("celery.utils.time.random", ShortDelay)
     capability = CapabilityFactory(criticality=Level.HIGH, lapses_on=days_from_today(100))
     provision = ProvisionFactory(status=Status.UNDER_NEGOTIATION, created_on=today())
     CoverageFactory(provision=provision, capability=capability)
@@ -781,27 +732,30 @@ def test_a_real_worker_delivers_through_redis_and_retries_after_a_countdown(rece
         while time.monotonic() < deadline:
             if WebhookDelivery.objects.filter(state="delivered").count() == 2:
                 break
-            time.sleep(0.1)
+            webhooks_send_due()  # as beat does, every few seconds
+            time.sleep(0.5)
 
     deliveries = {delivery.event: delivery for delivery in WebhookDelivery.objects.all()}
     assert set(deliveries) == {"provision.status_changed", "gap.opened"}
     assert {delivery.state for delivery in deliveries.values()} == {"delivered"}
     assert sorted(delivery.attempts for delivery in deliveries.values()) == [1, 2]
     assert len(receiver.requests) == 3
+    retried = next(delivery for delivery in deliveries.values() if delivery.attempts == 2)
+    first, second = WebhookAttempt.objects.filter(delivery=retried).order_by("number")
+    assert second.sent_at - first.sent_at >= WEBHOOK_RETRY_SCHEDULE[0]
     for request in receiver.requests:
         assert_signed(request)
 
 
 def test_the_periodic_job_queues_a_lost_delivery_once_then_waits(receiver, pending_delivery, monkeypatch):
-    """A backed-up queue: the resend's task has not run yet, so the next runs must not add copies."""
+    """A backed-up queue: the task it queued has not run yet, so the next runs must not add copies."""
     queued: list[int] = []
     monkeypatch.setattr(deliver_webhook, "delay", queued.append)
-    WebhookDelivery.objects.update(created_at=timezone.now() - datetime.timedelta(minutes=5))
 
-    assert webhooks_resend_pending() == 1
-    assert webhooks_resend_pending() == 0  # a minute later, the first copy still waiting
-    WebhookDelivery.objects.update(resent_at=timezone.now() - datetime.timedelta(minutes=11))
-    assert webhooks_resend_pending() == 1  # long enough: that copy is taken as lost too
+    assert webhooks_send_due() == 1
+    assert webhooks_send_due() == 0  # seconds later, the first copy still waiting
+    WebhookDelivery.objects.update(queued_at=timezone.now() - datetime.timedelta(minutes=3))
+    assert webhooks_send_due() == 1  # long enough: that copy is taken as lost
     assert queued == [pending_delivery.pk, pending_delivery.pk] and receiver.requests == []
 
 
@@ -838,9 +792,37 @@ def test_a_name_that_rebinds_to_an_internal_address_after_the_check_is_not_conne
     pending_delivery.endpoint.url = f"http://rebind.example:{port}/hooks"
     pending_delivery.endpoint.save(update_fields=["url"])
 
-    with pytest.raises(WebhookDeliveryFailed):
-        webhook_deliver(delivery_id=pending_delivery.pk)
+    webhook_deliver(delivery_id=pending_delivery.pk)
 
     attempt = WebhookAttempt.objects.get(delivery=pending_delivery)
     assert "127.0.0.1, an internal address: not connected" in attempt.error and attempt.status_code is None
     assert receiver.requests == []
+
+
+def test_the_readmes_receiver_example_accepts_a_real_delivery_once_and_refuses_a_forgery(
+    receiver, pending_delivery
+):
+    """The example in README.md's "Webhooks", run as written against what the tracker sent."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## Webhooks") :]
+    example = section[
+        section.index("```python\n") + len("```python\n") : section.index(
+            "```", section.index("```python") + 3
+        )
+    ]
+    seen: set[str] = set()
+    handled: list[dict[str, Any]] = []
+    namespace: dict[str, Any] = {
+        "already_seen": lambda event_id: event_id in seen,
+        "handle": lambda event: (seen.add(event["id"]), handled.append(event)),
+    }
+    exec(compile(example.replace('"whsec_..."', repr(SECRET)), "README.md", "exec"), namespace)  # noqa: S102
+    webhook_deliver(delivery_id=pending_delivery.pk)
+    [request] = receiver.requests
+
+    assert namespace["receive"](request.body, request.headers) == 200
+    assert (
+        namespace["receive"](request.body, request.headers) == 200
+    )  # the same event again: not handled twice
+    assert namespace["receive"](request.body.replace(b"gap.opened", b"gap.closed"), request.headers) == 400
+    assert handled == [request.payload]

@@ -29,7 +29,11 @@ from provisions.permissions import (
 )
 from provisions.services.tokens import api_token_create, api_token_revoke, token_expiry_problem
 from provisions.services.webhooks import webhook_url_problem
-from provisions.services.webhooks.endpoints import webhook_endpoint_save
+from provisions.services.webhooks.endpoints import (
+    webhook_endpoint_rotate_secret,
+    webhook_endpoint_save,
+    webhook_redeliver,
+)
 
 if TYPE_CHECKING:
     pass
@@ -218,7 +222,7 @@ class WebhookEndpointForm(forms.ModelForm):
 
     class Meta:
         model = WebhookEndpoint
-        fields = ["url", "events", "secret", "clearance", "active"]
+        fields = ["url", "events", "clearance", "active"]
 
     def clean_url(self) -> str:
         url: str = self.cleaned_data["url"]
@@ -234,6 +238,17 @@ class WebhookEndpointAdmin(AdministratorsOnly):
     list_display = ("url", "clearance", "active", "created_at")
     list_filter = ("active", "clearance")
     search_fields = ("url",)
+    # The secret is made when the endpoint is registered and changed only by rotating it.
+    readonly_fields = ("secret", "previous_secret_expires_at")
+    actions = ["rotate_secret"]
+
+    @admin.action(description="Rotate the secret of the selected endpoints (the old one signs for 24 hours)")
+    def rotate_secret(self, request: HttpRequest, queryset: QuerySet[WebhookEndpoint]) -> None:
+        for endpoint in queryset:
+            webhook_endpoint_rotate_secret(endpoint=endpoint, by=admin_reader(request))
+        self.message_user(
+            request, f"{queryset.count()} secret(s) rotated: the new ones are on each endpoint's page."
+        )
 
     def formfield_for_choice_field(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
         if db_field.name == "clearance":  # never cleared above the administrator registering it
@@ -281,6 +296,20 @@ class WebhookDeliveryAdmin(ReadOnlyModelAdmin):
     list_filter = ("state", "event")
     list_select_related = ("endpoint",)
     search_fields = ("endpoint__url", "event")
+    actions = ["redeliver"]
+
+    @admin.action(description="Send the selected deliveries again")
+    def redeliver(self, request: HttpRequest, queryset: QuerySet[WebhookDelivery]) -> None:
+        for delivery in queryset.select_related("endpoint"):
+            try:
+                webhook_redeliver(delivery=delivery, by=admin_reader(request))
+            except (ValidationError, PermissionDenied) as refused:
+                self.message_user(
+                    request,
+                    f"Delivery {delivery.pk}: {' '.join(getattr(refused, 'messages', [str(refused)]))}",
+                    level="error",
+                )
+        self.message_user(request, "Sent again as new deliveries: see the list.")
 
     def has_module_permission(self, request: HttpRequest) -> bool:
         return can_administer(admin_reader(request))

@@ -50,6 +50,14 @@ class VerbAutoSchema(AutoSchema):
         "tokens_list": "listTokens",
         "tokens_create": "createToken",
         "tokens_destroy": "revokeToken",
+        "webhook_endpoints_list": "listWebhookEndpoints",
+        "webhook_endpoints_create": "createWebhookEndpoint",
+        "webhook_endpoints_retrieve": "getWebhookEndpoint",
+        "webhook_endpoints_partial_update": "updateWebhookEndpoint",
+        "webhook_endpoints_destroy": "deleteWebhookEndpoint",
+        "webhook_endpoints_deliveries_list": "listWebhookDeliveries",
+        "webhook_endpoints_deliveries_redeliver_create": "redeliverWebhook",
+        "webhook_endpoints_rotate_secret_create": "rotateWebhookSecret",
     }
 
     def get_operation_id(self) -> str:

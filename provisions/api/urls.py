@@ -4,7 +4,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.routers import DefaultRouter
 
-from provisions.api import reports, schema, views  # noqa: F401 (schema registers extensions)
+from provisions.api import reports, schema, views, webhooks  # noqa: F401 (schema registers extensions)
 
 router = DefaultRouter()
 router.register("domains", views.DomainViewSet, basename="domain")
@@ -15,6 +15,7 @@ router.register("gap-scans", views.GapScanViewSet, basename="gap-scan")
 router.register("territories", views.TerritoryViewSet, basename="territory")
 router.register("precedents", views.PrecedentViewSet, basename="precedent")
 router.register("tokens", views.ApiTokenViewSet, basename="token")
+router.register("webhook-endpoints", webhooks.WebhookEndpointViewSet, basename="webhook-endpoint")
 
 urlpatterns = [
     path("coverage/", reports.CoverageView.as_view(), name="coverage"),

@@ -61,8 +61,13 @@ class WebhookEndpoint(models.Model):
 
     url = models.URLField(max_length=500)
     events = models.JSONField(default=list, help_text="Event names, e.g. provision.status_changed.")
-    # Kept in clear: it signs each delivery (HMAC-SHA256), so it cannot be stored as a hash.
-    secret = models.CharField(max_length=128)
+    # Kept in clear: it signs each delivery (Standard Webhooks, HMAC-SHA256), so it cannot be stored
+    # as a hash. `whsec_` and the base64 of the key's bytes.
+    secret = models.CharField(max_length=128, editable=False)
+    # The secret before the last rotation: deliveries carry a signature with each until it expires,
+    # so a receiver can change its secret without refusing anything in between.
+    previous_secret = models.CharField(max_length=128, blank=True, editable=False)
+    previous_secret_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
     clearance = models.CharField(max_length=32, choices=Marking.choices, default=Marking.OFFICIAL)
     active = models.BooleanField(default=True)
     created_by = models.ForeignKey(
@@ -100,15 +105,22 @@ class WebhookDelivery(models.Model):
     last_response = models.TextField(blank=True, help_text="The start of the receiver's answer.")
     last_error = models.TextField(blank=True)
     delivered_at = models.DateTimeField(null=True, blank=True)
-    # When the periodic job last queued it again (it waits a while before queuing it once more).
-    resent_at = models.DateTimeField(null=True, blank=True)
+    # When it is to be tried (next): on the retry schedule, whatever the broker; None once it is not
+    # pending. The periodic job queues what is due.
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    # When a task for it was last queued (queued again only if it was lost).
+    queued_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
         verbose_name_plural = "webhook deliveries"
         indexes = [
-            # The resend job reads pending deliveries, oldest first.
-            models.Index(fields=["state", "created_at"], name="webhook_delivery_pending"),
+            # The periodic job reads the pending deliveries that are due.
+            models.Index(
+                fields=["next_attempt_at"],
+                name="webhook_delivery_due",
+                condition=Q(state="pending"),
+            ),
         ]
 
     def __str__(self) -> str:

@@ -1,40 +1,37 @@
-"""Webhooks: telling other systems of status moves and gap changes, up to each endpoint's clearance.
+"""Webhooks: telling other systems of status moves and gap changes, up to each endpoint's clearance,
+as Standard Webhooks (https://www.standardwebhooks.com).
 
 An event becomes one `WebhookDelivery` row per active endpoint subscribed to it and cleared for its
 subject, written in the transaction that caused it (an outbox: a broker outage loses nothing, the
-periodic resend sends it later); the task that POSTs it is queued once that transaction commits.
-Each attempt is signed and recorded; delivery is at least once, so receivers de-duplicate on
-`X-Tracker-Delivery` (a worker lost after the receiver answered sends it again).
+periodic job sends it later); the task that POSTs it is queued once that transaction commits.
+Each attempt is signed and recorded; a refused one is tried again on WEBHOOK_RETRY_SCHEDULE (about
+a day). Delivery is at least once, so receivers de-duplicate on `webhook-id`.
 
-Receivers check `X-Tracker-Signature: sha256=<hex>`, the HMAC-SHA256 with the endpoint's secret of
-`f"{X-Tracker-Timestamp}.{body}"` (the raw body bytes), and refuse stale timestamps:
-see `webhook_signature_verify`.
+Receivers verify `webhook-signature` (`v1,<base64>`, the HMAC-SHA256 with the endpoint's secret of
+`f"{webhook-id}.{webhook-timestamp}.{body}"`) and refuse stale timestamps, with any Standard
+Webhooks verifier, e.g. `standardwebhooks.Webhook(secret).verify(body, headers)`.
 """
 
 from provisions.services.webhooks.delivery import (
     WEBHOOK_MAX_ATTEMPTS,
-    WEBHOOK_RETRY_BACKOFF,
-    WEBHOOK_RETRY_BACKOFF_MAX,
-    WebhookDeliveryFailed,
+    WEBHOOK_RETRY_SCHEDULE,
     webhook_deliver,
-    webhook_signature,
-    webhook_signature_verify,
-    webhooks_resend_pending,
+    webhook_headers,
+    webhook_secret_new,
+    webhooks_send_due,
 )
 from provisions.services.webhooks.events import webhooks_enqueue_gap_changes, webhooks_enqueue_status_change
 from provisions.services.webhooks.transport import WEBHOOK_TIMEOUT_SECONDS, webhook_url_problem
 
 __all__ = [
     "WEBHOOK_MAX_ATTEMPTS",
-    "WEBHOOK_RETRY_BACKOFF",
-    "WEBHOOK_RETRY_BACKOFF_MAX",
+    "WEBHOOK_RETRY_SCHEDULE",
     "WEBHOOK_TIMEOUT_SECONDS",
-    "WebhookDeliveryFailed",
     "webhook_deliver",
-    "webhook_signature",
-    "webhook_signature_verify",
+    "webhook_headers",
+    "webhook_secret_new",
     "webhook_url_problem",
     "webhooks_enqueue_gap_changes",
     "webhooks_enqueue_status_change",
-    "webhooks_resend_pending",
+    "webhooks_send_due",
 ]

@@ -1,19 +1,19 @@
-"""Sending webhook deliveries: signed, each attempt recorded, retried with backoff, and sent again
-by the periodic job when a task was lost."""
+"""Sending webhook deliveries as Standard Webhooks (https://www.standardwebhooks.com): signed, each
+attempt recorded, retried on a schedule over about a day that the database keeps, whatever the
+broker: the periodic job (`webhooks_send_due`) queues what is due, and what a lost task left."""
 
 from __future__ import annotations
 
+import base64
 import datetime
-import hashlib
-import hmac
 import json
 import logging
-import time
+import secrets
 
-from celery.exceptions import Retry
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
+from standardwebhooks import Webhook
 
 from provisions.models import (
     Provision,
@@ -28,67 +28,74 @@ from provisions.services.webhooks.transport import (
     webhook_url_problem,
 )
 
-# Attempts in all: the first and six retries, spaced about 10, 20, 40, 80, 160, 320 s (full jitter).
-WEBHOOK_MAX_ATTEMPTS = 7
-WEBHOOK_RETRY_BACKOFF = 10
-WEBHOOK_RETRY_BACKOFF_MAX = 600
-# The periodic resend takes a pending delivery as lost (its task never reached the broker, or the
-# broker lost it) once nothing can still be scheduled for it: never tried this long after it was
-# recorded, or not tried again for longer than the longest retry delay.
-WEBHOOK_UNSENT_AFTER = datetime.timedelta(minutes=2)
-WEBHOOK_RETRY_LOST_AFTER = datetime.timedelta(seconds=WEBHOOK_RETRY_BACKOFF_MAX) + datetime.timedelta(
-    minutes=5
+# After a failed attempt, the next one waits this long: a receiver down for a deploy, or for a night,
+# still gets every event. The first attempt and these retries: 8 in all, over about 28 hours.
+WEBHOOK_RETRY_SCHEDULE = (
+    datetime.timedelta(seconds=5),
+    datetime.timedelta(minutes=5),
+    datetime.timedelta(minutes=30),
+    datetime.timedelta(hours=2),
+    datetime.timedelta(hours=5),
+    datetime.timedelta(hours=10),
+    datetime.timedelta(hours=10),
 )
-WEBHOOK_RESEND_AGAIN_AFTER = datetime.timedelta(minutes=10)
-WEBHOOK_RESEND_BATCH = 500
-WEBHOOK_SIGNATURE_TOLERANCE_SECONDS = 300
+WEBHOOK_MAX_ATTEMPTS = len(WEBHOOK_RETRY_SCHEDULE) + 1
+# A task queued this long ago whose delivery is still due was lost (the broker was down when it was
+# queued, or lost it): the periodic job queues it again.
+WEBHOOK_QUEUED_LOST_AFTER = datetime.timedelta(minutes=2)
+WEBHOOK_SEND_BATCH = 500
+WEBHOOK_SECRET_PREFIX = "whsec_"  # noqa: S105 (the Standard Webhooks form of a secret, not a secret)
+# After a rotation, deliveries are signed with the old secret too for this long.
+WEBHOOK_PREVIOUS_SECRET_LASTS = datetime.timedelta(hours=24)
 
-_USER_AGENT = "security-partnership-tracker-webhooks/1"
+_USER_AGENT = "security-partnership-tracker-webhooks/2"
 
 logger = logging.getLogger(__name__)
-
-
-class WebhookDeliveryFailed(Exception):
-    """An attempt the receiver did not accept (no answer, or not 2xx); the task retries it."""
 
 
 # --- signing ------------------------------------------------------------------------------------------------
 
 
-def webhook_signature(*, secret: str, timestamp: int | str, body: bytes) -> str:
-    """The `X-Tracker-Signature` value: `sha256=` and the hex HMAC-SHA256 of `{timestamp}.{body}`."""
-    signed = f"{timestamp}.".encode() + body
-    return "sha256=" + hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
+def webhook_secret_new() -> str:
+    """A new endpoint secret: `whsec_` and 32 random bytes in base64, as Standard Webhooks writes one."""
+    return WEBHOOK_SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
 
 
-def webhook_signature_verify(
-    *,
-    secret: str,
-    timestamp: str,
-    body: bytes,
-    signature: str,
-    tolerance: int = WEBHOOK_SIGNATURE_TOLERANCE_SECONDS,
-    now: float | None = None,
-) -> bool:
-    """What a receiver checks: the signature matches (compared in constant time) and the timestamp
-    is within `tolerance` seconds of now, so a captured request cannot be replayed later."""
-    try:
-        sent_at = int(timestamp)
-    except (TypeError, ValueError):
-        return False
-    if abs((time.time() if now is None else now) - sent_at) > tolerance:
-        return False
-    expected = webhook_signature(secret=secret, timestamp=sent_at, body=body)
-    return hmac.compare_digest(expected, signature)
+def webhook_signatures(
+    endpoint: WebhookEndpoint, *, message_id: str, sent_at: datetime.datetime, body: bytes
+) -> str:
+    """The `webhook-signature` header: `v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{body}">` with the
+    endpoint's secret, and with its previous one while that still lasts (a rotation), space-separated."""
+    keys = [endpoint.secret]
+    if endpoint.previous_secret and (endpoint.previous_secret_expires_at or sent_at) > sent_at:
+        keys.append(endpoint.previous_secret)
+    return " ".join(Webhook(key).sign(message_id, sent_at, body) for key in keys)
+
+
+def webhook_headers(
+    delivery: WebhookDelivery, endpoint: WebhookEndpoint, *, body: bytes, sent_at: datetime.datetime
+) -> dict[str, str]:
+    """What a delivery is sent with. `webhook-id` is the event's id, the same for every attempt and
+    redelivery (receivers de-duplicate on it) and signed with the body and the timestamp."""
+    message_id = str(delivery.payload["id"])
+    return {
+        "Content-Type": "application/json",
+        "User-Agent": _USER_AGENT,
+        "webhook-id": message_id,
+        "webhook-timestamp": str(int(sent_at.timestamp())),
+        "webhook-signature": webhook_signatures(endpoint, message_id=message_id, sent_at=sent_at, body=body),
+        "X-Tracker-Event": delivery.event,
+    }
 
 
 def webhook_deliver(*, delivery_id: int) -> WebhookDelivery | None:
-    """POST one pending delivery, signed with the endpoint's secret, and record the attempt.
+    """POST one pending delivery that is due, signed with the endpoint's secret, and record the attempt.
 
-    A delivered or failed delivery is never sent again. An attempt the receiver does not accept
-    raises WebhookDeliveryFailed (the task retries with backoff) until the last, which marks it
-    failed. The row stays locked while sending, so two tasks for one delivery never both send;
-    None when there is nothing to do (gone, or another worker is sending it).
+    A delivered or failed delivery is never sent again, nor one whose next attempt is not due yet (a
+    second task for it). An attempt the receiver does not accept schedules the next one
+    (WEBHOOK_RETRY_SCHEDULE), until the last, which marks it failed. The row stays locked while
+    sending, so two tasks for one delivery never both send; None when there is nothing to do (gone,
+    or another worker is sending it).
     """
     with transaction.atomic():
         delivery = (
@@ -99,32 +106,24 @@ def webhook_deliver(*, delivery_id: int) -> WebhookDelivery | None:
         )
         if delivery is None or delivery.state != WebhookDelivery.State.PENDING:
             return delivery
+        if delivery.next_attempt_at is not None and delivery.next_attempt_at > timezone.now():
+            return delivery
         endpoint = delivery.endpoint
         refusal = _refusal(delivery, endpoint)
         if refusal:
             delivery.state, delivery.last_error = WebhookDelivery.State.FAILED, refusal
-            delivery.save(update_fields=["state", "last_error"])
+            delivery.next_attempt_at = None
+            delivery.save(update_fields=["state", "last_error", "next_attempt_at"])
             logger.warning("Webhook delivery %s not sent: %s", delivery.pk, refusal)
             return delivery
         body = json.dumps(delivery.payload, ensure_ascii=False, separators=(",", ":")).encode()
-        timestamp = str(int(time.time()))
+        sent_at = timezone.now()
         answer = http_post(
-            endpoint.url,
-            body=body,
-            headers={
-                "Content-Type": "application/json",
-                "User-Agent": _USER_AGENT,
-                "X-Tracker-Event": delivery.event,
-                "X-Tracker-Delivery": str(delivery.pk),
-                "X-Tracker-Timestamp": timestamp,
-                "X-Tracker-Signature": webhook_signature(
-                    secret=endpoint.secret, timestamp=timestamp, body=body
-                ),
-            },
+            endpoint.url, body=body, headers=webhook_headers(delivery, endpoint, body=body, sent_at=sent_at)
         )
         accepted = answer.status_code is not None and 200 <= answer.status_code < 300
         delivery.attempts += 1
-        delivery.last_attempt_at = timezone.now()
+        delivery.last_attempt_at = sent_at
         WebhookAttempt.objects.create(
             delivery=delivery,
             number=delivery.attempts,
@@ -139,8 +138,11 @@ def webhook_deliver(*, delivery_id: int) -> WebhookDelivery | None:
         delivery.last_error = answer.error
         if accepted:
             delivery.state, delivery.delivered_at = WebhookDelivery.State.DELIVERED, delivery.last_attempt_at
+            delivery.next_attempt_at = None
         elif delivery.attempts >= WEBHOOK_MAX_ATTEMPTS:
-            delivery.state = WebhookDelivery.State.FAILED
+            delivery.state, delivery.next_attempt_at = WebhookDelivery.State.FAILED, None
+        else:
+            delivery.next_attempt_at = sent_at + WEBHOOK_RETRY_SCHEDULE[delivery.attempts - 1]
         delivery.save(
             update_fields=[
                 "attempts",
@@ -150,6 +152,7 @@ def webhook_deliver(*, delivery_id: int) -> WebhookDelivery | None:
                 "last_error",
                 "state",
                 "delivered_at",
+                "next_attempt_at",
             ]
         )
     outcome = answer.error or f"HTTP {answer.status_code}"
@@ -157,16 +160,15 @@ def webhook_deliver(*, delivery_id: int) -> WebhookDelivery | None:
         logger.info("Webhook delivery %s delivered to %s (%s)", delivery.pk, endpoint.url, outcome)
         return delivery
     logger.warning(
-        "Webhook delivery %s to %s: attempt %d of %d failed (%s)",
+        "Webhook delivery %s to %s: attempt %d of %d failed (%s); %s",
         delivery.pk,
         endpoint.url,
         delivery.attempts,
         WEBHOOK_MAX_ATTEMPTS,
         outcome,
+        f"next at {delivery.next_attempt_at:%Y-%m-%d %H:%M:%S}" if delivery.next_attempt_at else "given up",
     )
-    if delivery.state == WebhookDelivery.State.FAILED:
-        return delivery
-    raise WebhookDeliveryFailed(f"delivery {delivery.pk}, attempt {delivery.attempts}: {outcome}")
+    return delivery
 
 
 def _refusal(delivery: WebhookDelivery, endpoint: WebhookEndpoint) -> str:
@@ -183,37 +185,33 @@ def _refusal(delivery: WebhookDelivery, endpoint: WebhookEndpoint) -> str:
     return webhook_url_problem(endpoint.url)
 
 
-def webhooks_resend_pending(*, limit: int = WEBHOOK_RESEND_BATCH) -> int:
-    """Queue again the pending deliveries no task is working on (their task never reached the
-    broker, or was lost), oldest first; returns how many. Sending twice is harmless: a delivered
-    delivery is never sent again."""
+def webhooks_send_due(*, limit: int = WEBHOOK_SEND_BATCH) -> int:
+    """Queue the pending deliveries whose next attempt is due and that no task is working on: not
+    queued since their last attempt scheduled them, or queued so long ago that the task was lost.
+    Oldest due first; returns how many. Beat runs it every few seconds (in process too, without a
+    broker: partnership/periodic.py). Queuing twice is harmless: a task sends only what is due."""
     now = timezone.now()
-    lost = (
-        WebhookDelivery.objects.filter(state=WebhookDelivery.State.PENDING)
+    due = (
+        WebhookDelivery.objects.filter(state=WebhookDelivery.State.PENDING, next_attempt_at__lte=now)
         .filter(
-            Q(last_attempt_at__isnull=True, created_at__lt=now - WEBHOOK_UNSENT_AFTER)
-            | Q(last_attempt_at__lt=now - WEBHOOK_RETRY_LOST_AFTER)
+            Q(queued_at__isnull=True)
+            | Q(queued_at__lt=F("next_attempt_at"))
+            | Q(queued_at__lt=now - WEBHOOK_QUEUED_LOST_AFTER)
         )
-        # Not again while an earlier resend may still wait in a backed-up queue: each copy would
-        # spend an attempt at once, without the backoff.
-        .filter(Q(resent_at__isnull=True) | Q(resent_at__lt=now - WEBHOOK_RESEND_AGAIN_AFTER))
-        .order_by("created_at", "id")
+        .order_by("next_attempt_at", "id")
         .values_list("pk", flat=True)[:limit]
     )
-    delivery_ids = list(lost)
-    WebhookDelivery.objects.filter(pk__in=delivery_ids).update(resent_at=now)
-    for delivery_id in delivery_ids:
-        webhooks_queue([delivery_id])
+    delivery_ids = list(due)
+    webhooks_queue(delivery_ids)
     return len(delivery_ids)
 
 
 def webhooks_queue(delivery_ids: list[int]) -> None:
-    """Queue a task per delivery. The first broker error stops the loop (robust on_commit logs it):
-    the rest would fail alike, and the periodic resend sends them all once the broker is back."""
+    """Queue a task per delivery, noting when. The first broker error stops the loop (robust
+    on_commit logs it): the rest would fail alike, and the periodic job queues them all again once
+    the broker is back."""
+    if not delivery_ids:
+        return
+    WebhookDelivery.objects.filter(pk__in=delivery_ids).update(queued_at=timezone.now())
     for delivery_id in delivery_ids:
-        try:
-            task_queue(DELIVER_WEBHOOK, delivery_id)
-        except Retry:
-            # Only without a broker (tasks in process, their errors propagated): the failed attempt
-            # is recorded, but its retry cannot be scheduled in process. The resend job sends it again.
-            logger.warning("Webhook delivery %s left pending for resend_pending_webhooks", delivery_id)
+        task_queue(DELIVER_WEBHOOK, delivery_id)

@@ -74,6 +74,7 @@ def webhooks_enqueue(*, occurrences: Sequence[WebhookOccurrence]) -> list[Webhoo
     if not endpoints:
         return []
     deliveries: list[WebhookDelivery] = []
+    now = timezone.now()
     for occurrence in occurrences:
         built: dict[str, EventData | None] = {}  # by clearance
         event_id = str(uuid.uuid4())  # the same for every endpoint told of this occurrence
@@ -101,6 +102,8 @@ def webhooks_enqueue(*, occurrences: Sequence[WebhookOccurrence]) -> list[Webhoo
                     event=occurrence.event.value,
                     payload=_plain_json(payload),
                     references=list(shown.references),
+                    created_at=now,
+                    next_attempt_at=now,
                 )
             )
     if not deliveries:
