@@ -337,7 +337,14 @@ SPECTACULAR_SETTINGS = {
     # What webhook receivers are sent, one entry per event (provisions/api/webhooks.py).
     "WEBHOOKS": [
         f"provisions.api.webhooks.{name}_WEBHOOK"
-        for name in ("STATUS_CHANGED", "GAP_OPENED", "GAP_RESOLVED", "GAP_ESCALATED")
+        for name in (
+            "PROVISION_CHANGED",
+            "STATUS_CHANGED",
+            "GAP_OPENED",
+            "GAP_UPDATED",
+            "GAP_ESCALATED",
+            "GAP_RESOLVED",
+        )
     ],
     "ENUM_NAME_OVERRIDES": {
         "LevelEnum": "provisions.models.Level",

@@ -238,8 +238,8 @@ def test_every_event_a_receiver_gets_is_the_shape_the_schema_documents(
     import jsonschema
     from django.utils import timezone
 
-    from provisions.models import Level, ScanTrigger
-    from provisions.services.scans import gaps_scan
+    from provisions.models import Gap, Level, ScanTrigger
+    from provisions.services.scans import gap_acknowledge, gaps_scan
     from tests.factories import CapabilityFactory, CoverageFactory
 
     schema = client.get(
@@ -260,6 +260,10 @@ def test_every_event_a_receiver_gets_is_the_shape_the_schema_documents(
     capability.save(update_fields=["lapses_on"])
     with django_capture_on_commit_callbacks(execute=True):  # lapsed: escalated, opened, resolved
         gaps_scan(trigger=ScanTrigger.COMMAND)
+    with django_capture_on_commit_callbacks(execute=True):  # gap.updated
+        gap_acknowledge(
+            gap=Gap.objects.open().get(), by=Reader.system(), note="Known: a bridging deal is close"
+        )
 
     assert sorted({request.event for request in receiver.requests}) == sorted(schema["webhooks"])
     for request in receiver.requests:

@@ -4,7 +4,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.routers import DefaultRouter
 
-from provisions.api import reports, schema, views, webhooks  # noqa: F401 (schema registers extensions)
+from provisions.api import events, reports, schema, views, webhooks  # noqa: F401 (schema registers extensions)
 
 router = DefaultRouter()
 router.register("domains", views.DomainViewSet, basename="domain")
@@ -22,6 +22,7 @@ urlpatterns = [
     path("aims/", reports.AimsView.as_view(), name="aims"),
     path("changes/", reports.ChangesView.as_view(), name="changes"),
     path("briefing/", reports.BriefingView.as_view(), name="briefing"),
+    path("events/", events.EventFeedView.as_view(), name="events"),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     # Swagger UI's own script is served as a file (the split view), so the strict policy holds.
     path(

@@ -127,6 +127,13 @@ class StatusChangedDataSerializer(serializers.Serializer[Any]):
         return fields
 
 
+class ProvisionChangedDataSerializer(serializers.Serializer[Any]):
+    reference = serializers.CharField(help_text="GET /api/v1/provisions/{reference}/ for the rest.")
+    version = serializers.IntegerField(help_text="Its version after the change (the ETag).")
+    updated_at = serializers.DateTimeField()
+    marking = serializers.ChoiceField(choices=Marking.choices)
+
+
 class GapEscalatedFromSerializer(serializers.Serializer[Any]):
     id = serializers.IntegerField()
     kind = serializers.CharField()
@@ -181,11 +188,14 @@ def _webhook(event: WebhookEvent, envelope: type[serializers.Serializer[Any]]) -
     )
 
 
+ProvisionChangedEvent = _envelope("ProvisionChangedEvent", ProvisionChangedDataSerializer)
 StatusChangedEvent = _envelope("StatusChangedEvent", StatusChangedDataSerializer)
 GapEvent = _envelope("GapEvent", GapEventDataSerializer)
 # Named one by one in settings (SPECTACULAR_SETTINGS["WEBHOOKS"] takes an import path per webhook).
+PROVISION_CHANGED_WEBHOOK = _webhook(WebhookEvent.PROVISION_CHANGED, ProvisionChangedEvent)
 STATUS_CHANGED_WEBHOOK = _webhook(WebhookEvent.PROVISION_STATUS_CHANGED, StatusChangedEvent)
 GAP_OPENED_WEBHOOK = _webhook(WebhookEvent.GAP_OPENED, GapEvent)
+GAP_UPDATED_WEBHOOK = _webhook(WebhookEvent.GAP_UPDATED, GapEvent)
 GAP_RESOLVED_WEBHOOK = _webhook(WebhookEvent.GAP_RESOLVED, GapEvent)
 GAP_ESCALATED_WEBHOOK = _webhook(WebhookEvent.GAP_ESCALATED, GapEvent)
 

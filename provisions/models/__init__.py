@@ -8,6 +8,7 @@ from provisions.models.gaps import CoverageSnapshot, Gap, GapQuerySet, GapRuleTh
 from provisions.models.integrations import (
     ApiToken,
     ApiTokenQuerySet,
+    Event,
     WebhookAttempt,
     WebhookDelivery,
     WebhookEndpoint,
@@ -81,6 +82,7 @@ __all__ = [
     "Digest",
     "Discussion",
     "Domain",
+    "Event",
     "ExportJob",
     "ExportState",
     "Extent",

@@ -146,3 +146,31 @@ class WebhookAttempt(models.Model):
 
     def __str__(self) -> str:
         return f"attempt {self.number} of delivery {self.delivery_id}"
+
+
+class Event(models.Model):
+    """One recorded change, in the transaction that made it, as the events feed lists it and as
+    webhooks tell it (`GET /api/v1/events/`: provisions.services.webhooks.events).
+
+    `data` holds the event's data as each clearance may see it ({marking: data, or null where that
+    clearance sees nothing}); `references` the provisions that data names ({marking: [reference]}),
+    checked again when it is read (one may be marked higher since). The feed reads in (`transaction_id`, `id`) order: on PostgreSQL
+    `transaction_id` is the writing transaction's id and the feed lists only events of transactions
+    older than any still running, so an event committed late is never behind a reader's cursor.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    transaction_id = models.BigIntegerField(default=0)
+    event = models.CharField(max_length=64, choices=WebhookEvent.choices)
+    event_id = models.CharField(max_length=64, help_text="The event's id: `id` in its payload, `webhook-id`.")
+    occurred_at = models.DateTimeField()
+    marking = models.CharField(max_length=32, blank=True, help_text="The subject provision's marking.")
+    references = models.JSONField(default=dict, blank=True)
+    data = models.JSONField()
+
+    class Meta:
+        ordering = ["transaction_id", "id"]
+        indexes = [models.Index(fields=["transaction_id", "id"], name="event_feed_order")]
+
+    def __str__(self) -> str:
+        return f"{self.event} {self.event_id}"

@@ -211,10 +211,14 @@ class GapState(models.TextChoices):
 
 
 class WebhookEvent(models.TextChoices):
+    """What the events feed lists and webhook endpoints subscribe to."""
+
+    PROVISION_CHANGED = "provision.changed", "A provision was created or changed"
     PROVISION_STATUS_CHANGED = "provision.status_changed", "A provision's status changed"
     GAP_OPENED = "gap.opened", "A gap opened"
-    GAP_RESOLVED = "gap.resolved", "A gap was resolved"
+    GAP_UPDATED = "gap.updated", "A gap changed (eased, acknowledged, re-explained)"
     GAP_ESCALATED = "gap.escalated", "A gap escalated"
+    GAP_RESOLVED = "gap.resolved", "A gap was resolved"
 
 
 LADDER_STATUSES = [(status.value, status.label) for status in Status if status.rank is not None]

@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from provisions.models import Provision
 from provisions.permissions import Reader, can_edit_provision, ensure
+from provisions.services.webhooks import events_record_provision_changed
 
 
 class StaleVersion(Exception):
@@ -68,9 +69,11 @@ def provision_editing(
 
 
 def _bump(locked: Provision) -> None:
+    """The write is done: a new version, and a `provision.changed` event for the feed and webhooks."""
     now = timezone.now()
     Provision.objects.filter(pk=locked.pk).update(version=F("version") + 1, updated_at=now)
     locked.version, locked.updated_at = locked.version + 1, now
+    events_record_provision_changed(provisions=[locked])
 
 
 @contextmanager

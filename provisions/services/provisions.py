@@ -40,6 +40,7 @@ from provisions.services.editing import audited_delete, audited_save, provision_
 from provisions.services.scans import scan_request
 from provisions.services.status import provision_record_first_status
 from provisions.services.watch import notify_position
+from provisions.services.webhooks import events_record_provision_changed
 
 EDITABLE_FIELDS = ("title", "text", "expires_on", "target_date", "review_date", "marking", "domain")
 LINKED_FIELDS = ("territories", "precedents")  # many-to-many: given as the rows to link
@@ -83,6 +84,7 @@ def provision_create(
         provision.territories.set(territories)
         provision.precedents.set(precedents)
         provision_record_first_status(provision=provision, on=on, by=by, source=source)
+        events_record_provision_changed(provisions=[provision])
         scan_request(provision_ids=[provision.pk])
     return provision
 

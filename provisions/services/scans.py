@@ -31,7 +31,7 @@ from provisions.rules import CoverageAt, Evaluation, Finding, evaluate_gaps
 from provisions.services.escalations import gap_escalations
 from provisions.services.queueing import RUN_REQUESTED_SCANS, task_queue_on_commit
 from provisions.services.watch import notify_gap_changes
-from provisions.services.webhooks import webhooks_enqueue_gap_changes
+from provisions.services.webhooks import events_record_gap_changes
 
 logger = logging.getLogger(__name__)
 
@@ -244,7 +244,9 @@ def gaps_reconcile(*, scan: GapScan, findings: list[Finding], open_gaps: list[Ga
     escalated = gap_escalations(
         opened=to_open, resolved=to_resolve, updated=to_update, before=severities_before
     )
-    webhooks_enqueue_gap_changes(opened=to_open, resolved=to_resolve, escalated=escalated, as_of=scan.as_of)
+    events_record_gap_changes(
+        opened=to_open, updated=to_update, resolved=to_resolve, escalated=escalated, as_of=scan.as_of
+    )
     notify_gap_changes(opened=to_open, resolved=to_resolve, escalated=escalated)
     return ScanOutcome(scan=scan, opened=to_open, resolved=to_resolve)
 
@@ -304,5 +306,7 @@ def gap_acknowledge(*, gap: Gap, by: Reader, note: str) -> Gap:
     if not note.strip():
         raise ValidationError({"note": "an acknowledgement needs a note"})
     gap.acknowledged_at, gap.acknowledged_by, gap.acknowledgement_note = timezone.now(), by.user, note.strip()
-    gap.save(update_fields=["acknowledged_at", "acknowledged_by", "acknowledgement_note"])
+    with transaction.atomic():
+        gap.save(update_fields=["acknowledged_at", "acknowledged_by", "acknowledgement_note"])
+        events_record_gap_changes(updated=[gap], as_of=timezone.localdate())
     return gap

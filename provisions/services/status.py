@@ -11,7 +11,7 @@ from provisions.permissions import Reader
 from provisions.services.editing import audited_save, provision_editing
 from provisions.services.scans import scan_request
 from provisions.services.watch import notify_status_change
-from provisions.services.webhooks import webhooks_enqueue_status_change
+from provisions.services.webhooks import events_record_status_change
 
 
 class TransitionRefused(Exception):
@@ -69,7 +69,7 @@ def provision_transition(
             reason=note.strip() or f"moved to {Status(to).label.lower()}",
             update_fields=["status"],
         )
-        webhooks_enqueue_status_change(change=change)
+        events_record_status_change(change=change)
         notify_status_change(change)
         scan_request(provision_ids=[locked.pk])
     provision.status = locked.status

@@ -42,6 +42,7 @@ from provisions.services.partnership_file.valid_time import (
 )
 from provisions.services.scans import scan_request, scan_requests_batched
 from provisions.services.status import provision_record_first_status, provision_transition
+from provisions.services.webhooks import events_record_provision_changed
 
 # An import is the tracker itself writing what the file says (the operator running it is not a user).
 _IMPORTER = Reader.system()
@@ -255,6 +256,7 @@ def _import_provision(
     moves = _import_history(provision, item, history, is_new)
     report.status_changes_added += moves
     if is_new or changed or moves:
+        events_record_provision_changed(provisions=[provision])
         scan_request(provision_ids=[provision.pk])
 
 

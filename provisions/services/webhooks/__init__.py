@@ -20,18 +20,25 @@ from provisions.services.webhooks.delivery import (
     webhook_secret_new,
     webhooks_send_due,
 )
-from provisions.services.webhooks.events import webhooks_enqueue_gap_changes, webhooks_enqueue_status_change
+from provisions.services.webhooks.events import (
+    event_payload,
+    events_record_gap_changes,
+    events_record_provision_changed,
+    events_record_status_change,
+)
 from provisions.services.webhooks.transport import WEBHOOK_TIMEOUT_SECONDS, webhook_url_problem
 
 __all__ = [
     "WEBHOOK_MAX_ATTEMPTS",
     "WEBHOOK_RETRY_SCHEDULE",
     "WEBHOOK_TIMEOUT_SECONDS",
+    "event_payload",
+    "events_record_gap_changes",
+    "events_record_provision_changed",
+    "events_record_status_change",
     "webhook_deliver",
     "webhook_headers",
     "webhook_secret_new",
     "webhook_url_problem",
-    "webhooks_enqueue_gap_changes",
-    "webhooks_enqueue_status_change",
     "webhooks_send_due",
 ]

@@ -1,8 +1,10 @@
-"""Recording webhook events: one delivery per event and endpoint subscribed to it and cleared for
-its subject, written in the transaction that caused it (an outbox), queued once it commits."""
+"""Recording events: every change is an `Event` row of the events feed and a delivery for each webhook
+endpoint subscribed to it and cleared for its subject, written in the transaction that caused it (an
+outbox), the deliveries queued once it commits."""
 
 from __future__ import annotations
 
+import base64
 import datetime
 import functools
 import json
@@ -13,11 +15,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import transaction
+from django.db import connection, transaction
+from django.db.models import BooleanField, Q
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from provisions.models import (
+    Event,
     Gap,
+    Marking,
+    Provision,
     StatusChange,
     WebhookDelivery,
     WebhookEndpoint,
@@ -57,63 +64,100 @@ class WebhookOccurrence:
     data_for: Callable[[Reader], EventData | None]
 
 
-def webhooks_enqueue(*, occurrences: Sequence[WebhookOccurrence]) -> list[WebhookDelivery]:
-    """Record a delivery for each occurrence and each active endpoint subscribed to its event and
-    cleared for its subject, with data built for that endpoint's clearance; send them on commit.
-
-    Called inside the transaction that caused the events, so the rows commit (or not) with it.
-    """
+def events_record(*, occurrences: Sequence[WebhookOccurrence]) -> list[Event]:
+    """Record each occurrence in the events feed, with its data as each clearance may see it, and a
+    delivery for each active endpoint subscribed to its event and cleared for its subject (sent on
+    commit). Called inside the transaction that caused the events: they commit (or not) with it."""
     if not occurrences:
         return []
-    wanted = {occurrence.event.value for occurrence in occurrences}
+    transaction_id = _transaction_id()
+    events: list[Event] = []
+    shown_by_event: list[dict[str, EventData | None]] = []
+    for occurrence in occurrences:
+        shown: dict[str, EventData | None] = {}
+        for clearance in Marking.values:
+            reader = Reader.cleared(clearance)
+            seen = occurrence.marking is None or reader.sees(occurrence.marking)
+            shown[clearance] = occurrence.data_for(reader) if seen else None
+        events.append(
+            Event(
+                transaction_id=transaction_id,
+                event=occurrence.event.value,
+                event_id=str(uuid.uuid4()),  # the same in the feed and for every endpoint told of it
+                occurred_at=occurrence.occurred_at,
+                marking=occurrence.marking or "",
+                references={
+                    clearance: sorted(data.references) if data else [] for clearance, data in shown.items()
+                },
+                data=_plain_json(
+                    {clearance: data.data if data else None for clearance, data in shown.items()}
+                ),
+            )
+        )
+        shown_by_event.append(shown)
+    Event.objects.bulk_create(events, batch_size=1000)
+    _deliveries_record(events, shown_by_event)
+    return events
+
+
+def event_payload(event: Event, clearance: str) -> dict[str, Any] | None:
+    """The event as sent to an endpoint, or listed to a reader, of this clearance (None: nothing
+    for them): the same JSON in the feed and in webhooks."""
+    data = (event.data or {}).get(clearance)
+    if data is None:
+        return None
+    return {
+        "event": event.event,
+        "id": event.event_id,
+        "occurred_at": _plain_json(event.occurred_at),
+        "clearance": clearance,
+        "data": data,
+    }
+
+
+def _deliveries_record(
+    events: Sequence[Event], shown_by_event: Sequence[dict[str, EventData | None]]
+) -> None:
+    wanted = {event.event for event in events}
     endpoints = [
         endpoint
         for endpoint in WebhookEndpoint.objects.filter(active=True).order_by("id")
         if wanted.intersection(endpoint.events or ())
     ]
     if not endpoints:
-        return []
-    deliveries: list[WebhookDelivery] = []
+        return
     now = timezone.now()
-    for occurrence in occurrences:
-        built: dict[str, EventData | None] = {}  # by clearance
-        event_id = str(uuid.uuid4())  # the same for every endpoint told of this occurrence
-        for endpoint in endpoints:
-            if occurrence.event.value not in endpoint.events:
-                continue
-            reader = Reader.cleared(endpoint.clearance)
-            if occurrence.marking is not None and not reader.sees(occurrence.marking):
-                continue
-            if endpoint.clearance not in built:
-                built[endpoint.clearance] = occurrence.data_for(reader)
-            shown = built[endpoint.clearance]
-            if shown is None:
-                continue
-            payload = {
-                "event": occurrence.event.value,
-                "id": event_id,
-                "occurred_at": occurrence.occurred_at,
-                "clearance": endpoint.clearance,
-                "data": shown.data,
-            }
-            deliveries.append(
-                WebhookDelivery(
-                    endpoint=endpoint,
-                    event=occurrence.event.value,
-                    payload=_plain_json(payload),
-                    references=list(shown.references),
-                    created_at=now,
-                    next_attempt_at=now,
-                )
-            )
+    deliveries = [
+        WebhookDelivery(
+            endpoint=endpoint,
+            event=event.event,
+            payload=payload,
+            references=list(shown[endpoint.clearance].references),  # type: ignore[union-attr]
+            created_at=now,
+            next_attempt_at=now,
+        )
+        for event, shown in zip(events, shown_by_event, strict=True)
+        for endpoint in endpoints
+        if event.event in endpoint.events
+        and (payload := event_payload(event, endpoint.clearance)) is not None
+    ]
     if not deliveries:
-        return []
+        return
     WebhookDelivery.objects.bulk_create(deliveries, batch_size=1000)
     ids = [delivery.pk for delivery in deliveries]
     if None in ids:  # a database that returns no ids from a bulk insert
         raise RuntimeError("bulk_create returned no ids for webhook deliveries")
     transaction.on_commit(lambda: webhooks_queue(ids), robust=True)
-    return deliveries
+
+
+def _transaction_id() -> int:
+    """The writing transaction's id on PostgreSQL (the feed's order: see Event); 0 elsewhere, where
+    writers are serialised and ids commit in order."""
+    if connection.vendor != "postgresql":
+        return 0
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_current_xact_id()::text::bigint")
+        return int(cursor.fetchone()[0])
 
 
 def _plain_json(value: Any) -> Any:
@@ -121,9 +165,9 @@ def _plain_json(value: Any) -> Any:
     return json.loads(json.dumps(value, cls=DjangoJSONEncoder))
 
 
-def webhooks_enqueue_status_change(*, change: StatusChange) -> list[WebhookDelivery]:
-    """`provision.status_changed` for a recorded move; endpoints cleared below the provision's
-    marking are not told of it."""
+def events_record_status_change(*, change: StatusChange) -> list[Event]:
+    """`provision.status_changed` for a recorded move; readers and endpoints cleared below the
+    provision's marking are not told of it."""
     provision = change.provision
     data = {
         "reference": provision.reference,
@@ -143,30 +187,53 @@ def webhooks_enqueue_status_change(*, change: StatusChange) -> list[WebhookDeliv
         marking=provision.marking,
         data_for=lambda reader: EventData(data, (provision.reference,)),
     )
-    return webhooks_enqueue(occurrences=[occurrence])
+    return events_record(occurrences=[occurrence])
 
 
-def webhooks_enqueue_gap_changes(
+def events_record_provision_changed(*, provisions: Collection[Provision]) -> list[Event]:
+    """`provision.changed` for provisions created or changed (any write that moves their version):
+    which one, at which version; a reader fetches `GET /api/v1/provisions/{reference}/` for the rest."""
+    occurrences = [
+        WebhookOccurrence(
+            event=WebhookEvent.PROVISION_CHANGED,
+            occurred_at=provision.updated_at or timezone.now(),
+            marking=provision.marking,
+            data_for=functools.partial(_provision_changed_data, provision),
+        )
+        for provision in provisions
+    ]
+    return events_record(occurrences=occurrences)
+
+
+def _provision_changed_data(provision: Provision, reader: Reader) -> EventData:
+    data = {
+        "reference": provision.reference,
+        "version": provision.version,
+        "updated_at": provision.updated_at,
+        "marking": provision.marking,
+    }
+    return EventData(data, (provision.reference,))
+
+
+def events_record_gap_changes(
     *,
-    opened: Collection[Gap],
-    resolved: Collection[Gap],
-    escalated: Sequence[Escalation],
+    opened: Collection[Gap] = (),
+    updated: Collection[Gap] = (),
+    resolved: Collection[Gap] = (),
+    escalated: Sequence[Escalation] = (),
     as_of: datetime.date,
-) -> list[WebhookDelivery]:
-    """`gap.opened`, `gap.resolved` and `gap.escalated` for what one scan reconciled.
+) -> list[Event]:
+    """`gap.opened`, `gap.updated`, `gap.escalated` and `gap.resolved` for what one scan reconciled
+    (or an acknowledgement changed), in that order, each with the gap as it now is.
 
-    Every opened and resolved gap is told as such; an escalation (provisions.services.scans.
-    gap_escalations) as the gap now open with `escalated_from`.
-    A provision gap goes only to endpoints cleared for the provision; a capability gap goes to all,
-    provisions above an endpoint's clearance withheld from its covering provisions and explanation.
+    An escalation (provisions.services.scans.gap_escalations) is told as the gap now open with
+    `escalated_from`, instead of `gap.updated` for a gap still open. A provision gap is told only to
+    readers cleared for the provision; a capability gap to all, provisions above their clearance
+    withheld from its covering provisions and explanation.
     """
-    if not (opened or resolved or escalated):
-        return []
-    subscribed = _subscribed_events()
-    escalations = escalated if WebhookEvent.GAP_ESCALATED in subscribed else []
-    opened = opened if WebhookEvent.GAP_OPENED in subscribed else ()
-    resolved = resolved if WebhookEvent.GAP_RESOLVED in subscribed else ()
-    changed = [*opened, *resolved, *(gap for gap, _ in escalations)]
+    escalated_ids = {gap.pk for gap, _ in escalated}
+    updated = [gap for gap in updated if gap.pk not in escalated_ids]
+    changed = [*opened, *updated, *resolved, *(gap for gap, _ in escalated)]
     if not changed:
         return []
     loaded = {
@@ -180,7 +247,7 @@ def webhooks_enqueue_gap_changes(
     def gap_data(
         reader: Reader, *, pk: int, escalated_from: dict[str, Any] | None = None
     ) -> EventData | None:
-        if reader.markings not in shown:  # once per clearance, not per gap and endpoint
+        if reader.markings not in shown:  # once per clearance, not per gap
             kept = gap_rows(loaded.values(), Redaction.for_reader(reader), today=as_of)
             shown[reader.markings] = {row["id"]: row for row in kept}
         row = shown[reader.markings].get(pk)
@@ -197,11 +264,17 @@ def webhooks_enqueue_gap_changes(
     occurrences = [
         WebhookOccurrence(
             event=event,
-            occurred_at=(gap.resolved_at if event == WebhookEvent.GAP_RESOLVED else gap.opened_at) or now,
+            occurred_at=(gap.resolved_at if event == WebhookEvent.GAP_RESOLVED else None)
+            or (gap.opened_at if event == WebhookEvent.GAP_OPENED else None)
+            or now,
             marking=marking_of(gap),
             data_for=functools.partial(gap_data, pk=gap.pk),
         )
-        for event, gaps in ((WebhookEvent.GAP_OPENED, opened), (WebhookEvent.GAP_RESOLVED, resolved))
+        for event, gaps in (
+            (WebhookEvent.GAP_OPENED, opened),
+            (WebhookEvent.GAP_UPDATED, updated),
+            (WebhookEvent.GAP_RESOLVED, resolved),
+        )
         for gap in gaps
     ]
     occurrences += [
@@ -211,15 +284,78 @@ def webhooks_enqueue_gap_changes(
             marking=marking_of(gap),
             data_for=functools.partial(gap_data, pk=gap.pk, escalated_from=previous),
         )
-        for gap, previous in escalations
+        for gap, previous in escalated
     ]
-    return webhooks_enqueue(occurrences=occurrences)
+    return events_record(occurrences=occurrences)
 
 
-def _subscribed_events() -> set[str]:
-    """The events some active endpoint subscribes to (one query; endpoints are few)."""
-    return {
-        event
-        for events in WebhookEndpoint.objects.filter(active=True).values_list("events", flat=True)
-        for event in events or ()
-    }
+# --- reading the feed ---------------------------------------------------------------------------------------
+
+
+class CursorInvalid(ValueError):
+    """A cursor this feed did not give."""
+
+
+@dataclass(frozen=True)
+class FeedPage:
+    events: list[dict[str, Any]]
+    cursor: str | None  # where the next read starts: after the last event read (given back if none)
+    has_more: bool
+
+
+def _cursor(transaction_id: int, event_id: int) -> str:
+    return base64.urlsafe_b64encode(f"{transaction_id}.{event_id}".encode()).decode().rstrip("=")
+
+
+def _position(cursor: str) -> tuple[int, int]:
+    try:
+        transaction_id, event_id = (
+            base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode().split(".")
+        )
+        return int(transaction_id), int(event_id)
+    except (ValueError, UnicodeDecodeError):
+        raise CursorInvalid(
+            "not a cursor this feed gave: start without one, or pass `cursor` as given"
+        ) from None
+
+
+# PostgreSQL: written by a transaction older than any still running, or by the reader's own.
+_SETTLED = (
+    '"provisions_event"."transaction_id" < pg_snapshot_xmin(pg_current_snapshot())::text::bigint'
+    ' OR "provisions_event"."transaction_id" = pg_current_xact_id_if_assigned()::text::bigint'
+)
+
+
+def events_feed(*, reader: Reader, after: str | None, limit: int) -> FeedPage:
+    """The events after `after` (from the start without it), oldest first, at most `limit`, as the
+    reader's clearance may see them: events about a provision above it, or naming one now marked
+    above it, are left out (the cursor still moves past them).
+
+    On PostgreSQL only events of transactions older than every transaction still running are read
+    (and the reader's own): one committing later can only come after what is read now (see Event).
+    """
+    transaction_id, event_id = _position(after) if after else (-1, 0)
+    rows = Event.objects.filter(
+        Q(transaction_id__gt=transaction_id) | Q(transaction_id=transaction_id, id__gt=event_id)
+    ).order_by("transaction_id", "id")
+    if connection.vendor == "postgresql":
+        settled = RawSQL(_SETTLED, [], output_field=BooleanField())  # noqa: S611 (a constant, no input)
+        rows = rows.alias(settled=settled).filter(settled=True)
+    read = list(rows[: limit + 1])
+    has_more, read = len(read) > limit, read[:limit]
+    clearance = reader.markings[-1] if reader.markings else None
+    named = {reference for event in read for reference in (event.references or {}).get(clearance, ())}
+    hidden = set(
+        Provision.objects.filter(reference__in=named)
+        .exclude(marking__in=reader.markings)
+        .values_list("reference", flat=True)
+    )
+    events = [
+        payload
+        for event in read
+        if clearance is not None
+        and not hidden.intersection((event.references or {}).get(clearance, ()))
+        and (payload := event_payload(event, clearance)) is not None
+    ]
+    cursor = _cursor(read[-1].transaction_id, read[-1].pk) if read else after
+    return FeedPage(events=events, cursor=cursor, has_more=has_more)

@@ -1,0 +1,234 @@
+"""The events feed (`GET /api/v1/events/`): every recorded change, oldest first, from an opaque cursor,
+as the caller's clearance may see it, with the payloads webhooks send."""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+import pytest
+from django.test import Client
+from django.utils import timezone
+
+from provisions.models import (
+    Event,
+    Gap,
+    Level,
+    Marking,
+    ScanTrigger,
+    Status,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
+from provisions.permissions import Reader
+from provisions.services.provisions import provision_create, provision_update
+from provisions.services.scans import gap_acknowledge, gaps_scan
+from provisions.services.status import provision_transition
+from tests.factories import CapabilityFactory, CoverageFactory, DomainFactory, ProvisionFactory, UserFactory
+from tests.test_api import bearer
+
+pytestmark = pytest.mark.django_db
+
+FEED = "/api/v1/events/"
+
+
+def read_all(client: Client, headers: dict[str, str], *, limit: int = 100, after: str | None = None) -> Any:
+    """Every event after `after`, page by page; the events and the last cursor."""
+    events: list[dict[str, Any]] = []
+    while True:
+        query: dict[str, Any] = {"limit": limit, **({"after": after} if after else {})}
+        page = client.get(FEED, query, **headers)
+        assert page.status_code == 200, page.content
+        body = page.json()
+        events += body["results"]
+        after = body["cursor"]
+        if not body["has_more"]:
+            return events, after
+
+
+def test_every_change_is_listed_oldest_first_and_read_on_from_the_cursor(client: Client) -> None:
+    domain = DomainFactory()
+    negotiator = UserFactory(role="negotiator", clearance=Marking.SECRET, domains=[domain])
+    by = Reader.of(negotiator)
+    headers = bearer(negotiator)
+    capability = CapabilityFactory(
+        code="PNR",
+        domain=domain,
+        criticality=Level.HIGH,
+        lapses_on=timezone.localdate() + datetime.timedelta(days=90),
+    )
+    provision = provision_create(by=by, reference="SP-1", title="PNR", domain=domain, status=Status.PROPOSED)
+    CoverageFactory(provision=provision, capability=capability)
+    gaps_scan(trigger=ScanTrigger.COMMAND)
+
+    first, cursor = read_all(client, headers, limit=1)
+
+    assert [event["event"] for event in first] == ["provision.changed", "gap.opened"]
+    assert first[0]["data"] == {
+        "reference": "SP-1",
+        "version": 1,
+        "updated_at": first[0]["data"]["updated_at"],
+        "marking": "official",
+    }
+    assert first[1]["data"]["subject_code"] == "PNR" and first[1]["clearance"] == "secret"
+    assert len({event["id"] for event in first}) == 2
+
+    provision_transition(by=by, provision=provision, to=Status.UNDER_NEGOTIATION, note="Opened")
+    provision_update(by=by, provision=provision, title="PNR transfers", expected_version=2)
+    gap_acknowledge(gap=Gap.objects.open().get(), by=Reader.system(), note="Known")
+    then, cursor_after = read_all(client, headers, after=cursor)
+
+    assert [event["event"] for event in then] == [
+        "provision.status_changed",
+        "provision.changed",
+        "provision.changed",
+        "gap.updated",
+    ]
+    assert [event["data"].get("version") for event in then[1:3]] == [2, 3]
+    assert then[3]["data"]["state"] == "acknowledged"
+    assert read_all(client, headers, after=cursor_after) == ([], cursor_after)  # nothing new: same cursor
+
+
+def test_a_reader_sees_only_what_their_clearance_allows(client: Client) -> None:
+    domain = DomainFactory()
+    capability = CapabilityFactory(
+        code="PNR",
+        domain=domain,
+        criticality=Level.HIGH,
+        lapses_on=timezone.localdate() + datetime.timedelta(days=90),
+    )
+    official = ProvisionFactory(
+        reference="SP-1", domain=domain, status=Status.PROPOSED, marking=Marking.OFFICIAL
+    )
+    secret = ProvisionFactory(reference="SP-9", domain=domain, status=Status.PROPOSED, marking=Marking.SECRET)
+    for provision in (official, secret):
+        CoverageFactory(provision=provision, capability=capability)
+    gaps_scan(trigger=ScanTrigger.COMMAND)
+    provision_transition(by=Reader.system(), provision=secret, to=Status.UNDER_NEGOTIATION, note="Opened")
+    provision_transition(by=Reader.system(), provision=official, to=Status.UNDER_NEGOTIATION, note="Opened")
+
+    cleared, _ = read_all(client, bearer(UserFactory(role="viewer", clearance=Marking.SECRET)))
+    below, _ = read_all(client, bearer(UserFactory(role="viewer", clearance=Marking.OFFICIAL)))
+
+    def told(events: list[dict[str, Any]]) -> list[tuple[str, str]]:
+        return [
+            (event["event"], event["data"].get("reference") or event["data"]["subject_code"])
+            for event in events
+        ]
+
+    assert ("provision.status_changed", "SP-9") in told(cleared)
+    assert [item for item in told(below) if item[1] == "SP-9"] == []
+    [gap_seen_below] = [event for event in below if event["data"].get("subject_code") == "PNR"]
+    assert gap_seen_below["data"]["covering_provisions"] == "SP-1" and "SP-9" not in str(gap_seen_below)
+    assert {event["clearance"] for event in below} == {"official"}
+
+    # Marked higher after the event: the event goes from what an official reader is shown.
+    official.marking = Marking.SECRET
+    official.save(update_fields=["marking"])
+    again, _ = read_all(client, bearer(UserFactory(role="viewer", clearance=Marking.OFFICIAL)))
+    assert [event for event in again if "SP-1" in str(event["data"])] == []
+
+
+def test_the_feed_and_the_webhooks_tell_an_event_alike(
+    client: Client, receiver, django_capture_on_commit_callbacks
+) -> None:
+    from provisions.services.webhooks.delivery import webhook_secret_new
+
+    WebhookEndpoint.objects.create(
+        url=receiver.url,
+        events=["provision.changed", "provision.status_changed"],
+        secret=webhook_secret_new(),
+        clearance=Marking.OFFICIAL,
+    )
+    provision = ProvisionFactory(status=Status.PROPOSED, marking=Marking.OFFICIAL)
+    with django_capture_on_commit_callbacks(execute=False):
+        provision_transition(
+            by=Reader.system(), provision=provision, to=Status.UNDER_NEGOTIATION, note="Opened"
+        )
+
+    listed, _ = read_all(client, bearer(UserFactory(role="viewer", clearance=Marking.OFFICIAL)))
+
+    sent = [delivery.payload for delivery in WebhookDelivery.objects.order_by("id")]
+    assert listed == sent and [event["event"] for event in sent] == [
+        "provision.status_changed",
+        "provision.changed",
+    ]
+
+
+@pytest.mark.parametrize(
+    "query, field",
+    [
+        ({"after": "not-a-cursor"}, "after"),
+        ({"after": "MTIzNA"}, "after"),  # base64 of "1234": no separator
+        ({"limit": 0}, "limit"),
+        ({"limit": 1001}, "limit"),
+        ({"since": "2026-01-01"}, "since"),
+    ],
+)
+def test_a_bad_query_is_a_400_naming_it(client: Client, query: dict[str, Any], field: str) -> None:
+    answer = client.get(FEED, query, **bearer(UserFactory(role="viewer")))
+
+    assert answer.status_code == 400
+    assert field in answer.json()["error"]["field_errors"]
+
+
+def test_reading_a_page_takes_the_same_queries_however_many_events(
+    client: Client, django_assert_max_num_queries
+) -> None:
+    headers = bearer(UserFactory(role="viewer", clearance=Marking.SECRET))
+    provisions = [ProvisionFactory(status=Status.PROPOSED) for _ in range(3)]
+    for provision in provisions:
+        provision_transition(
+            by=Reader.system(), provision=provision, to=Status.UNDER_NEGOTIATION, note="Opened"
+        )
+    client.get(FEED, **headers)  # warm: the token's first use writes last_used_at
+    with django_assert_max_num_queries(6) as few:
+        client.get(FEED, **headers)
+    for provision in provisions * 10:
+        provision_update(
+            by=Reader.system(), provision=provision, text=f"{provision.version}", expected_version=None
+        )
+    assert Event.objects.count() == 36
+    with django_assert_max_num_queries(len(few.captured_queries)):
+        client.get(FEED, {"limit": 1000}, **headers)
+
+
+@pytest.mark.services
+@pytest.mark.django_db(transaction=True)
+def test_an_event_committed_late_is_never_left_behind_the_cursor(client: Client) -> None:
+    """A write still running when a reader reads: what committed after it waits for it, so the
+    cursor never passes an event that commits later (PostgreSQL, two real transactions)."""
+    import threading
+
+    from django.db import connection, transaction
+
+    headers = bearer(UserFactory(role="viewer", clearance=Marking.SECRET))
+    early, slow, quick = (ProvisionFactory(status=Status.PROPOSED) for _ in range(3))
+    provision_transition(by=Reader.system(), provision=early, to=Status.UNDER_NEGOTIATION, note="1")
+    seen, cursor = read_all(client, headers)
+    assert {event["data"]["reference"] for event in seen} == {early.reference}
+    written, release = threading.Event(), threading.Event()
+
+    def slow_writer() -> None:
+        try:
+            with transaction.atomic():
+                provision_transition(
+                    by=Reader.system(), provision=slow, to=Status.UNDER_NEGOTIATION, note="2"
+                )
+                written.set()
+                assert release.wait(30)
+        finally:
+            connection.close()
+
+    writer = threading.Thread(target=slow_writer)
+    writer.start()
+    assert written.wait(30)
+    provision_transition(by=Reader.system(), provision=quick, to=Status.UNDER_NEGOTIATION, note="3")
+
+    held_back, cursor = read_all(client, headers, after=cursor)  # `quick` committed, but after `slow` began
+    release.set()
+    writer.join(30)
+    rest, _ = read_all(client, headers, after=cursor)
+
+    assert held_back == []
+    assert [event["data"]["reference"] for event in rest] == [slow.reference] * 2 + [quick.reference] * 2
