@@ -15,10 +15,12 @@ from provisions.models import (
     Gap,
     Level,
     Marking,
+    Provision,
     ScanTrigger,
     Status,
     WebhookDelivery,
     WebhookEndpoint,
+    WebhookEvent,
 )
 from provisions.permissions import Reader
 from provisions.services.provisions import provision_create, provision_update
@@ -232,3 +234,138 @@ def test_an_event_committed_late_is_never_left_behind_the_cursor(client: Client)
 
     assert held_back == []
     assert [event["data"]["reference"] for event in rest] == [slow.reference] * 2 + [quick.reference] * 2
+
+
+# --- a mirror kept by the feed alone ------------------------------------------------------------------------
+
+
+class Mirror:
+    """What another system keeps from the feed alone: each provision as the API last gave it (fetched
+    when told `provision.changed`) and each gap still open, as its last event told it."""
+
+    def __init__(self, client: Client, headers: dict[str, str]) -> None:
+        self.client, self.headers = client, headers
+        self.cursor: str | None = None
+        self.provisions: dict[str, Any] = {}
+        self.gaps: dict[int, Any] = {}
+        self.events = 0
+
+    def follow(self) -> bool:
+        """Read one page and apply it; whether more wait."""
+        query: dict[str, Any] = {"limit": 200, **({"after": self.cursor} if self.cursor else {})}
+        page = self.client.get(FEED, query, **self.headers).json()
+        for event in page["results"]:
+            self.events += 1
+            data = event["data"]
+            if event["event"] == "provision.changed":
+                answer = self.client.get(f"/api/v1/provisions/{data['reference']}/", **self.headers)
+                self.provisions[data["reference"]] = answer.json()
+            elif event["event"] == "gap.resolved":
+                self.gaps.pop(data["id"], None)
+            elif event["event"].startswith("gap."):
+                self.gaps[data["id"]] = {key: value for key, value in data.items() if key != "escalated_from"}
+        self.cursor = page["cursor"]
+        return bool(page["has_more"])
+
+
+def pages_of(client: Client, url: str, headers: dict[str, str]) -> list[Any]:
+    rows: list[Any] = []
+    while url:
+        page = client.get(url, **headers).json()
+        rows += page["results"]
+        url = page["next"]
+    return rows
+
+
+@pytest.mark.services
+@pytest.mark.django_db(transaction=True)
+def test_mirrors_fed_by_the_feed_and_by_webhooks_end_equal_to_the_server_while_another_process_writes(
+    client: Client, tmp_path: Any, receiver: Any, settings: Any, monkeypatch: Any
+) -> None:
+    """Both start empty; another process imports the shipped partnership and makes 1,000 random
+    writes (each rescanned in process). One mirror follows the feed meanwhile; a webhook receiver
+    is told of every event, but answers 503 for a while in the middle, and the periodic job (run
+    here, as beat would) sends what it missed on the retry schedule."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from django.conf import settings as django_settings
+    from django.db import connection
+    from standardwebhooks import Webhook
+
+    from provisions.api.conventions import PerCallerThrottle
+    from provisions.services.webhooks import webhook_secret_new, webhooks_send_due
+
+    # The mirrors read as fast as they can, past the per-token rate: pacing is not what this is about.
+    monkeypatch.setattr(PerCallerThrottle, "THROTTLE_RATES", {"caller": "1000000/minute"})
+    settings.WEBHOOK_ALLOW_PRIVATE_ADDRESSES = True
+    secret = webhook_secret_new()
+    WebhookEndpoint.objects.create(
+        url=receiver.url + "/hooks", events=list(WebhookEvent.values), secret=secret, clearance=Marking.SECRET
+    )
+    database = connection.settings_dict
+    environment = {
+        **os.environ,
+        "DATABASE_URL": f"postgres://{database['USER']}@{database['HOST']}:{database['PORT']}/{database['NAME']}",
+        "WEBHOOK_ALLOW_PRIVATE_ADDRESSES": "true",
+    }
+    environment.pop("CELERY_BROKER_URL", None)  # its scans and first attempts run in process, on commit
+    headers = bearer(UserFactory(role="viewer", clearance=Marking.SECRET))
+    mirror = Mirror(client, headers)
+    log = tmp_path / "writer.log"
+    with log.open("wb") as written:
+        writer = subprocess.Popen(
+            [sys.executable, "-m", "tests.mirror_writer", "1000", "20261204"],
+            cwd=django_settings.BASE_DIR,
+            env=environment,
+            stdout=subprocess.DEVNULL,
+            stderr=written,
+        )
+        followed_while_writing = 0
+        while writer.poll() is None:
+            if not mirror.follow():
+                time.sleep(0.2)
+            followed_while_writing = mirror.events
+            # The receiver is down from the 500th event told to the 1,500th.
+            receiver.default = (503, "deploying") if 500 <= len(receiver.requests) < 1500 else (200, "ok")
+            webhooks_send_due()
+    assert writer.returncode == 0, log.read_text()[-3000:]
+    receiver.default = (200, "ok")
+    while mirror.follow():
+        pass
+    refused = WebhookDelivery.objects.filter(attempts__gt=1).count()
+    while WebhookDelivery.objects.filter(state="pending").exists():  # the clock moves to each retry
+        WebhookDelivery.objects.filter(state="pending").update(next_attempt_at=timezone.now())
+        webhooks_send_due()
+
+    server_provisions = {
+        row["reference"]: row for row in pages_of(client, "/api/v1/provisions/?page_size=500", headers)
+    }
+    open_gaps = [
+        gap
+        for state in ("open", "acknowledged")
+        for gap in pages_of(client, f"/api/v1/gaps/?state={state}&page_size=500", headers)
+    ]
+    assert followed_while_writing > 100  # it followed while the writes went on, not only afterwards
+    assert len(server_provisions) == Provision.objects.count() > 20
+    assert mirror.provisions == server_provisions
+    server_gaps = {gap["id"]: gap for gap in open_gaps}
+    assert mirror.gaps == server_gaps
+    assert len(server_gaps) > 10 and Event.objects.filter(event="provision.changed").count() > 500
+
+    # The webhook receiver got every event, each verified; a mirror built from what it got (fetching
+    # what each names, as deliveries may arrive out of order) equals the server too.
+    assert refused > 100 and set(WebhookDelivery.objects.values_list("state", flat=True)) == {"delivered"}
+    told = {}
+    for request in receiver.requests:
+        told[request.headers["webhook-id"]] = Webhook(secret).verify(request.body, request.headers)
+    assert set(told) == set(Event.objects.values_list("event_id", flat=True))
+    named_provisions = {
+        event["data"]["reference"] for event in told.values() if event["event"].startswith("provision.")
+    }
+    named_gaps = {event["data"]["id"] for event in told.values() if event["event"].startswith("gap.")}
+    fetched_gaps = [client.get(f"/api/v1/gaps/{gap_id}/", **headers).json() for gap_id in sorted(named_gaps)]
+    assert named_provisions == set(server_provisions)
+    assert {gap["id"]: gap for gap in fetched_gaps if gap["state"] != "resolved"} == server_gaps

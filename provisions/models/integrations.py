@@ -154,9 +154,10 @@ class Event(models.Model):
 
     `data` holds the event's data as each clearance may see it ({marking: data, or null where that
     clearance sees nothing}); `references` the provisions that data names ({marking: [reference]}),
-    checked again when it is read (one may be marked higher since). The feed reads in (`transaction_id`, `id`) order: on PostgreSQL
-    `transaction_id` is the writing transaction's id and the feed lists only events of transactions
-    older than any still running, so an event committed late is never behind a reader's cursor.
+    checked again when it is read (one may be marked higher since). The feed reads in
+    (`transaction_id`, `id`) order: on PostgreSQL `transaction_id` is the writing transaction's id
+    and the feed lists only events of transactions older than any still running, so an event
+    committed late is never behind a reader's cursor.
     """
 
     id = models.BigAutoField(primary_key=True)

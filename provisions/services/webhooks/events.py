@@ -14,11 +14,11 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
 from django.db.models import BooleanField, Q
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
+from rest_framework.utils import encoders
 
 from provisions.models import (
     Event,
@@ -161,8 +161,9 @@ def _transaction_id() -> int:
 
 
 def _plain_json(value: Any) -> Any:
-    """Dates and times as ISO 8601 strings: what is stored is exactly what is sent."""
-    return json.loads(json.dumps(value, cls=DjangoJSONEncoder))
+    """Dates and times as ISO 8601 strings, as the API writes them (to the microsecond): what is
+    stored is exactly what is sent, and a gap in an event reads as `GET /api/v1/gaps/{id}/` does."""
+    return json.loads(json.dumps(value, cls=encoders.JSONEncoder))
 
 
 def events_record_status_change(*, change: StatusChange) -> list[Event]:
