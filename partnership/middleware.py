@@ -95,6 +95,23 @@ def no_store(get_response: Callable[[HttpRequest], HttpResponseBase]) -> Callabl
     return middleware
 
 
+def rate_limit_headers(get_response: Callable[[HttpRequest], HttpResponseBase]) -> Callable[..., Any]:
+    """Every answer the API throttled (every authenticated call) says the caller's rate and what is
+    left of it, as the IETF RateLimit header fields: `RateLimit-Policy: "caller";q=1200;w=60` and
+    `RateLimit: "caller";r=1187;t=42` (requests left, seconds until the window frees one). A 429
+    also has `Retry-After` (DRF's throttling)."""
+
+    def middleware(request: HttpRequest) -> HttpResponseBase:
+        response = get_response(request)
+        state = getattr(request, "rate_limit", None)
+        if state is not None:
+            response["RateLimit-Policy"] = f'"caller";q={state.limit};w={state.window}'
+            response["RateLimit"] = f'"caller";r={state.remaining};t={state.reset}'
+        return response
+
+    return middleware
+
+
 def client_address(request: HttpRequest) -> str | None:
     """The client's address: REMOTE_ADDR, or behind a trusted proxy (BEHIND_TLS_PROXY) the last address
     of X-Forwarded-For, the one that proxy appended (those before it are the client's to forge). None

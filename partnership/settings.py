@@ -109,6 +109,8 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
+    # RateLimit-Policy and RateLimit on every answer the API throttled.
+    "partnership.middleware.rate_limit_headers",
     # Marks every answer the application renders not to be stored by browsers or proxies; outside
     # the next one, which would add no ETag to an answer already marked no-store.
     "partnership.middleware.no_store",
@@ -261,6 +263,10 @@ AXES_VERBOSE = False
 API_TOKEN_FAILURE_LIMIT = env_int("API_TOKEN_FAILURE_LIMIT", 20, minimum=1)
 # No token lives longer: one asked without an expiry gets this, one asked longer is refused.
 API_TOKEN_MAX_LIFETIME_DAYS = env_int("API_TOKEN_MAX_LIFETIME_DAYS", 365, minimum=1)
+# A token made without an expiry gets this many days (at most the longest allowed).
+API_TOKEN_DEFAULT_LIFETIME_DAYS = env_int("API_TOKEN_DEFAULT_LIFETIME_DAYS", 90, minimum=1)
+# Usable (not revoked, not expired) tokens a user may hold at once.
+API_TOKENS_PER_USER = env_int("API_TOKENS_PER_USER", 10, minimum=1)
 
 # Password reset by email, only when an SMTP server is configured; otherwise its pages answer 404 and
 # an administrator sets a new password in the admin.

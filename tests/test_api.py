@@ -500,8 +500,15 @@ def test_a_token_is_throttled(client: Client, world, monkeypatch) -> None:
     # DRF reads the rates once, into the class: patch them there (undone after the test).
     monkeypatch.setattr(PerCallerThrottle, "THROTTLE_RATES", {"caller": "3/minute"})
     headers = bearer(world["viewer"])
-    codes = [client.get("/api/v1/domains/", **headers).status_code for _ in range(4)]
-    assert codes == [200, 200, 200, 429]
+    answers = [client.get("/api/v1/domains/", **headers) for _ in range(4)]
+    assert [answer.status_code for answer in answers] == [200, 200, 200, 429]
+    # Each answer says the rate and what is left of it (IETF RateLimit fields); the 429 when to retry.
+    assert {answer["RateLimit-Policy"] for answer in answers} == {'"caller";q=3;w=60'}
+    left = [re.fullmatch(r'"caller";r=(\d+);t=(\d+)', answer["RateLimit"]) for answer in answers]
+    assert all(left) and [int(match.group(1)) for match in left if match] == [2, 1, 0, 0]
+    assert all(0 < int(match.group(2)) <= 60 for match in left if match)
+    assert 0 < int(answers[3]["Retry-After"]) <= 60
+    assert "RateLimit" not in client.get("/healthz")  # pages and probes are not throttled
 
 
 def test_a_user_creates_lists_and_revokes_their_own_tokens(client: Client, world) -> None:
@@ -547,9 +554,9 @@ def test_a_token_made_through_an_expiring_token_expires_with_it(client: Client, 
         )
         assert made.status_code == 201
         assert ApiToken.objects.get(pk=made.json()["id"]).expires_at == soon
-    client.force_login(world["analyst"])  # a signed-in user is not limited by any token, only the maximum
+    client.force_login(world["analyst"])  # a signed-in user is not limited by any token, only the default
     made = client.post("/api/v1/tokens/", {"name": "mine"}, content_type="application/json").json()
-    assert ApiToken.objects.get(pk=made["id"]).expires_at > soon + datetime.timedelta(days=300)
+    assert ApiToken.objects.get(pk=made["id"]).expires_at > soon + datetime.timedelta(days=80)
 
 
 def test_an_unreadable_body_or_an_unanswerable_accept_gets_the_documented_error(

@@ -57,6 +57,8 @@ from provisions.models import (
     ScanTrigger,
     Status,
     Territory,
+    WebhookDelivery,
+    WebhookEndpoint,
 )
 from provisions.permissions import Reader
 from provisions.services.provisions import provision_update
@@ -110,6 +112,8 @@ OPERATION_BY_LABEL = {
 OPERATIONS = set(OPERATION_BY_LABEL)
 # The codes, references and ids that exist, per collection in the path (filled by the `partnership` fixture).
 EXISTING: dict[str, list[Any]] = {}
+# The path of a delivery that exists (an endpoint's id and the delivery's), for the redelivery.
+DELIVERY: dict[str, int] = {}
 
 
 @schema.hook
@@ -150,6 +154,17 @@ def partnership(django_db_setup: None, django_db_blocker: Any) -> Iterator[str]:
             key = _administrator_key()
             fuzzer = UserFactory._meta.model.objects.get(username="api-fuzzer")
             spare, _ = api_token_create(owner=fuzzer, by=Reader.of(fuzzer), name="spare, to revoke")
+            endpoint = WebhookEndpoint.objects.create(
+                url="https://receiver.invalid/hooks",
+                events=["gap.opened"],
+                secret="whsec_MTIzNDU2Nzg5MDEyMzQ1Njc4OTAxMjM0",
+                clearance=Marking.SECRET,
+            )
+            delivery = WebhookDelivery.objects.create(
+                endpoint=endpoint,
+                event="gap.opened",
+                payload={"id": "e-1", "clearance": "secret", "data": {}},
+            )
             written = Provision.objects.get(reference=WRITTEN_PROVISION)
             assert written.status == Status.AGREED, "the writes need a movable status"
             provision_update(
@@ -168,8 +183,10 @@ def partnership(django_db_setup: None, django_db_blocker: Any) -> Iterator[str]:
                     "gaps": sorted(Gap.objects.values_list("id", flat=True)),
                     "gap-scans": sorted(GapScan.objects.values_list("id", flat=True)),
                     "tokens": [spare.pk],  # not the one sending the requests
+                    "webhook-endpoints": [endpoint.pk],
                 }
             )
+            DELIVERY.update({"id": endpoint.pk, "delivery_id": delivery.pk})
         yield key
     finally:
         EXISTING.clear()
@@ -217,6 +234,8 @@ def test_valid_requests_to_each_operation_succeed_and_conform(label: str, bearer
         path_parameters = {parameters[0]: WRITTEN_PROVISION}
     elif len(parameters) == 1 and EXISTING.get(resource):
         path_parameters = {parameters[0]: EXISTING[resource][0]}
+    elif set(parameters) == set(DELIVERY):
+        path_parameters = dict(DELIVERY)
     answered: collections.Counter[int] = collections.Counter()
 
     @hypothesis.given(case=operation.as_strategy(path_parameters=path_parameters))

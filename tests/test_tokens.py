@@ -73,13 +73,43 @@ def test_only_administrators_make_tokens_for_others() -> None:
         api_token_create(owner=owner, by=Reader.of(analyst), name="x")
 
 
-def test_a_token_asked_without_an_expiry_lives_the_maximum() -> None:
+def test_a_token_asked_without_an_expiry_lives_the_default_and_a_longer_one_may_be_asked() -> None:
     user = UserFactory(role="viewer")
     token, _ = api_token_create(owner=user, by=Reader.of(user), name="forever?")
+    longer, _ = api_token_create(
+        owner=user,
+        by=Reader.of(user),
+        name="a year",
+        expires_at=timezone.now() + datetime.timedelta(days=300),
+    )
 
-    expected = timezone.now() + datetime.timedelta(days=settings.API_TOKEN_MAX_LIFETIME_DAYS)
+    expected = timezone.now() + datetime.timedelta(days=settings.API_TOKEN_DEFAULT_LIFETIME_DAYS)
+    assert settings.API_TOKEN_DEFAULT_LIFETIME_DAYS == 90
     assert token.expires_at is not None
     assert abs((token.expires_at - expected).total_seconds()) < 60
+    assert longer.expires_at is not None and longer.expires_at - token.expires_at > datetime.timedelta(
+        days=200
+    )
+
+
+def test_a_user_holds_at_most_the_configured_number_of_usable_tokens(client, settings) -> None:
+    from provisions.services.tokens import api_token_revoke
+
+    settings.API_TOKENS_PER_USER = 3
+    user = UserFactory(role="viewer")
+    made = [api_token_create(owner=user, by=Reader.of(user), name=f"system {n}") for n in range(3)]
+
+    client.force_login(user)
+    refused = client.post("/api/v1/tokens/", {"name": "one more"}, content_type="application/json")
+    assert refused.status_code == 400
+    assert "holds 3 usable tokens" in refused.json()["error"]["field_errors"]["name"][0]
+    assert user.api_tokens.count() == 3
+
+    api_token_revoke(token=made[0][0], by=Reader.of(user))
+    assert (
+        client.post("/api/v1/tokens/", {"name": "one more"}, content_type="application/json").status_code
+        == 201
+    )
 
 
 @pytest.mark.parametrize("years", [2, 7973])  # 2028, and the year 9999 of the report

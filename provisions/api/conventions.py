@@ -5,7 +5,9 @@ Kept apart from the views: DRF imports these while it loads, before any view can
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import IO, Any
 
 from django.db.models import Case, IntegerField, QuerySet, Value, When
@@ -18,6 +20,17 @@ from rest_framework.utils import json
 from provisions.models import ApiToken, Level, Status
 from provisions.permissions import can_edit_provision, reader_of
 from provisions.services.partnership_file.reading import json_nesting_exceeds
+
+
+@dataclass(frozen=True)
+class RateLimitState:
+    """A caller's rate after a request: `limit` requests a `window` of seconds, `remaining` left,
+    `reset` seconds until the oldest counted one leaves the window."""
+
+    limit: int
+    window: int
+    remaining: int
+    reset: int
 
 
 class HasRole(permissions.BasePermission):
@@ -75,9 +88,23 @@ class Pagination(PageNumberPagination):
 
 
 class PerCallerThrottle(throttling.SimpleRateThrottle):
-    """A rate per token (per user for a browser session)."""
+    """A rate per token (per user for a browser session). What is left of it is noted on the request
+    for the `RateLimit-Policy` and `RateLimit` headers (partnership.middleware.rate_limit_headers)."""
 
     scope = "caller"
+
+    def allow_request(self, request: Request, view: Any) -> bool:
+        allowed = super().allow_request(request, view)
+        limit, window = self.parse_rate(self.rate)
+        if limit is not None and window is not None and self.key is not None:
+            oldest = self.history[-1] if self.history else self.now
+            request._request.rate_limit = RateLimitState(  # type: ignore[attr-defined]
+                limit=limit,
+                window=window,
+                remaining=max(limit - len(self.history), 0),
+                reset=max(math.ceil(window - (self.now - oldest)), 0),
+            )
+        return allowed
 
     def get_cache_key(self, request: Request, view: Any) -> str | None:
         if isinstance(request.auth, ApiToken):

@@ -60,8 +60,9 @@ def api_token_create(
     Nobody obtains through a token more than they may see themselves: an administrator makes one
     for a user cleared no higher than they are, and it is cleared at most as high as the lower of
     the two, written on the token (so it does not follow its user if their clearance is raised).
-    No token lives longer than API_TOKEN_MAX_LIFETIME_DAYS: one asked without an expiry gets that,
-    one asked longer is refused.
+    No token lives longer than API_TOKEN_MAX_LIFETIME_DAYS (one asked longer is refused); one asked
+    without an expiry gets API_TOKEN_DEFAULT_LIFETIME_DAYS. A user holds at most API_TOKENS_PER_USER
+    usable tokens: revoke one to make another.
     """
     own = by.user == owner
     ensure(own or can_administer(by), "only administrators create tokens for others")
@@ -92,7 +93,18 @@ def api_token_create(
     problem = token_expiry_problem(expires_at)
     if problem:
         raise ValidationError({"expires_at": problem})
-    expires_at = expires_at or latest_token_expiry()
+    held = ApiToken.objects.usable().filter(user=owner).count()
+    if held >= settings.API_TOKENS_PER_USER:
+        raise ValidationError(
+            {
+                "name": f"{owner.get_username()} holds {held} usable tokens, the most one may"
+                f" (API_TOKENS_PER_USER): revoke one first"
+            }
+        )
+    expires_at = expires_at or min(
+        timezone.now() + datetime.timedelta(days=settings.API_TOKEN_DEFAULT_LIFETIME_DAYS),
+        latest_token_expiry(),
+    )
     key = TOKEN_PREFIX + secrets.token_urlsafe(32)
     token = ApiToken.objects.create(
         user=owner,
