@@ -340,6 +340,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Headers middleware adds (RateLimit, ETag, If-None-Match): provisions/api/schema.py.
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "provisions.api.schema.document_http_headers",
+    ],
     # What webhook receivers are sent, one entry per event (provisions/api/webhooks.py).
     "WEBHOOKS": [
         f"provisions.api.webhooks.{name}_WEBHOOK"

@@ -804,3 +804,32 @@ def test_writes_take_an_effective_date_and_discussions_are_recorded(client: Clie
         **headers,
     )
     assert before.status_code == 400 and "before the provision existed" in str(before.json())
+
+
+def test_the_schema_documents_the_headers_middleware_adds(client: Client, world) -> None:
+    """RateLimit on every answer, Retry-After on 429, and on reads ETag with If-None-Match and its 304."""
+    headers = bearer(world["viewer"])
+    schema = client.get("/api/v1/schema/?format=json", **headers).json()
+    operations = [
+        (method, operation) for item in schema["paths"].values() for method, operation in item.items()
+    ]
+    assert len(operations) > 30
+    for method, operation in operations:
+        for code, response in operation["responses"].items():
+            assert {"RateLimit-Policy", "RateLimit"} <= set(response["headers"]), (
+                operation["operationId"],
+                code,
+            )
+        assert (
+            ("Retry-After" in operation["responses"]["429"]["headers"])
+            if "429" in operation["responses"]
+            else True
+        )
+        if method == "get":
+            assert "If-None-Match" in {parameter["name"] for parameter in operation["parameters"]}
+            assert "ETag" in operation["responses"]["200"]["headers"] and "304" in operation["responses"]
+
+    first = client.get("/api/v1/events/", **headers)
+    again = client.get("/api/v1/events/", HTTP_IF_NONE_MATCH=first["ETag"], **headers)
+    assert (first.status_code, again.status_code) == (200, 304)
+    assert again["RateLimit"].startswith('"caller";r=')

@@ -65,3 +65,46 @@ class VerbAutoSchema(AutoSchema):
         here (tests/test_api.py fails until it is)."""
         default: str = super().get_operation_id()
         return self.OPERATION_IDS.get(default, default)
+
+
+def _header(description: str) -> dict[str, Any]:
+    return {"description": description, "schema": {"type": "string"}}
+
+
+RATE_LIMIT_HEADERS = {
+    "RateLimit-Policy": _header(
+        'The caller\'s rate: `"caller";q=<requests>;w=<seconds>` (IETF RateLimit fields).'
+    ),
+    "RateLimit": _header('What is left of it: `"caller";r=<requests left>;t=<seconds until one frees>`.'),
+}
+
+
+def document_http_headers(
+    result: dict[str, Any], generator: Any, request: Any, public: bool
+) -> dict[str, Any]:
+    """A postprocessing hook (settings): the headers every answer carries, which drf-spectacular
+    cannot see because middleware adds them. RateLimit on every answer and Retry-After on a 429
+    (partnership.middleware.rate_limit_headers); on reads an ETag, and If-None-Match answered with
+    304 when it still matches (Django's ConditionalGetMiddleware)."""
+    for operations in result.get("paths", {}).values():
+        for method, operation in operations.items():
+            responses = operation.setdefault("responses", {})
+            if method == "get":
+                operation.setdefault("parameters", []).append(
+                    {
+                        "in": "header",
+                        "name": "If-None-Match",
+                        "required": False,
+                        "schema": {"type": "string"},
+                        "description": "The ETag of a copy you hold: 304, no body, while it still matches.",
+                    }
+                )
+                responses.setdefault("304", {"description": "Not modified: the copy you hold is current."})
+            for code, response in responses.items():
+                headers = response.setdefault("headers", {})
+                headers.update(RATE_LIMIT_HEADERS)
+                if code == "429":
+                    headers["Retry-After"] = _header("Seconds to wait before asking again.")
+                if method == "get" and code in ("200", "304"):
+                    headers["ETag"] = _header("The answer's version: send it back in If-None-Match.")
+    return result
