@@ -606,7 +606,7 @@ def test_an_unknown_query_parameter_is_a_400_naming_the_ones_the_operation_takes
     declared = {
         p["name"] for p in schema["paths"]["/api/v1/gaps/"]["get"]["parameters"] if p["in"] == "query"
     }
-    assert {"as_of", "domain", "kind", "severity", "state", "ordering", "page"} <= declared
+    assert {"as_of", "domain", "kind", "severity", "state", "ordering", "cursor", "page_size"} <= declared
     # A guessed parameter no longer returns everything as if it had filtered.
     refused = client.get("/api/v1/gaps/?severity=high&updated_since=2026-01-01", **headers)
     assert refused.status_code == 400
@@ -833,3 +833,64 @@ def test_the_schema_documents_the_headers_middleware_adds(client: Client, world)
     again = client.get("/api/v1/events/", HTTP_IF_NONE_MATCH=first["ETag"], **headers)
     assert (first.status_code, again.status_code) == (200, 304)
     assert again["RateLimit"].startswith('"caller";r=')
+
+
+def _follow(client: Client, url: str, headers: dict[str, str], *, between: Any = None) -> list[Any]:
+    """Every row of a list, page after page by its `next` link, calling `between` after the first page."""
+    rows: list[Any] = []
+    while url:
+        page = client.get(url, **headers)
+        assert page.status_code == 200, page.content
+        rows += page.json()["results"]
+        url = page.json()["next"]
+        if between is not None:
+            between()
+            between = None
+    return rows
+
+
+@pytest.mark.parametrize("ordering", ["", "&ordering=-severity", "&ordering=severity,-opened_at"])
+def test_gap_pages_neither_repeat_nor_skip_rows_while_gaps_are_opened(client: Client, ordering: str) -> None:
+    from provisions.models import Gap, GapKind, Level
+
+    capabilities = [CapabilityFactory() for _ in range(9)]
+    levels = [Level.LOW, Level.MEDIUM, Level.HIGH]
+    for number, capability in enumerate(capabilities[:6]):
+        Gap.objects.create(
+            kind=GapKind.UNCOVERED, severity=levels[number % 3], capability=capability, explanation="x"
+        )
+    before = set(Gap.objects.values_list("id", flat=True))
+    headers = bearer(UserFactory(role="viewer", clearance=Marking.SECRET))
+
+    def open_more() -> None:  # newer gaps, of every severity, while the list is being read
+        for number, capability in enumerate(capabilities[6:]):
+            Gap.objects.create(
+                kind=GapKind.UNCOVERED, severity=levels[number % 3], capability=capability, explanation="y"
+            )
+
+    rows = _follow(client, f"/api/v1/gaps/?page_size=2{ordering}", headers, between=open_more)
+
+    ids = [row["id"] for row in rows]
+    assert len(ids) == len(set(ids))  # no row twice
+    assert before <= set(ids)  # none of those there from the start skipped
+
+
+def test_provision_pages_follow_a_cursor_and_a_bad_cursor_is_a_400(client: Client, world) -> None:
+    headers = bearer(world["negotiator"])
+    first = client.get("/api/v1/provisions/?page_size=1", **headers).json()
+    assert set(first) == {"next", "previous", "results"} and len(first["results"]) == 1
+    rows = _follow(client, "/api/v1/provisions/?page_size=1", headers)
+    assert [row["reference"] for row in rows] == sorted(row["reference"] for row in rows)
+    assert len(rows) == len(world["provisions"])
+
+    refused = client.get("/api/v1/provisions/?cursor=bogus", **headers)
+    assert refused.status_code == 400 and "cursor" in refused.json()["error"]["field_errors"]
+
+
+def test_a_read_only_evaluation_of_gaps_pages_by_cursor_too(client: Client, world) -> None:
+    headers = bearer(world["analyst"])
+    today = timezone.localdate().isoformat()
+    whole = client.get(f"/api/v1/gaps/?as_of={today}&page_size=500", **headers).json()["results"]
+    paged = _follow(client, f"/api/v1/gaps/?as_of={today}&page_size=1", headers)
+    assert len(whole) >= 2 and paged == whole
+    assert client.get(f"/api/v1/gaps/?as_of={today}&cursor=bm9wZQ", **headers).status_code == 400

@@ -5,17 +5,19 @@ Kept apart from the views: DRF imports these while it loads, before any view can
 
 from __future__ import annotations
 
+import base64
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import IO, Any
 
 from django.db.models import Case, IntegerField, QuerySet, Value, When
-from rest_framework import filters, parsers, permissions, throttling
-from rest_framework.exceptions import ParseError, ValidationError
+from rest_framework import filters, pagination, parsers, permissions, throttling
+from rest_framework.exceptions import NotFound, ParseError, ValidationError
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.request import Request
 from rest_framework.utils import json
+from rest_framework.utils.urls import replace_query_param
 
 from provisions.models import ApiToken, Level, Status
 from provisions.permissions import can_edit_provision, reader_of
@@ -87,6 +89,62 @@ class Pagination(PageNumberPagination):
     max_page_size = 500
 
 
+INVALID_CURSOR = "not a cursor this list gave: start without one, or follow `next` and `previous`"
+
+
+class CursorPages(pagination.CursorPagination):
+    """Pages of a list that changes while it is read (gaps, provisions): an opaque `cursor` marks where
+    the last page ended, so rows opened or added meanwhile neither repeat nor push others off a page
+    (page numbers would). `page_size` as elsewhere; no count. The order is the list's `ordering`
+    (ranked fields by rank: RankedOrderingFilter), ties by id. A computed list (a read-only evaluation
+    with `as_of`, which does not change) is paged by an offset inside the same kind of cursor."""
+
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 500
+    ordering = "-pk"
+    _LIST_OFFSET = "o="
+
+    def paginate_queryset(self, queryset: Any, request: Request, view: Any = None) -> list[Any] | None:
+        self._list_links: tuple[str | None, str | None] | None = None
+        if not isinstance(queryset, list):
+            try:
+                return super().paginate_queryset(queryset, request, view)
+            except NotFound:  # DRF's answer to a cursor it did not give
+                raise ValidationError({self.cursor_query_param: [INVALID_CURSOR]}) from None
+        self._list_base = request.build_absolute_uri()
+        size = self.get_page_size(request) or self.page_size
+        offset = self._list_offset(request)
+        rows = queryset[offset : offset + size]
+        self._list_links = (
+            self._list_link(offset + size) if len(queryset) > offset + size else None,
+            self._list_link(max(offset - size, 0)) if offset > 0 else None,
+        )
+        return rows
+
+    def get_next_link(self) -> str | None:
+        return self._list_links[0] if self._list_links is not None else super().get_next_link()
+
+    def get_previous_link(self) -> str | None:
+        return self._list_links[1] if self._list_links is not None else super().get_previous_link()
+
+    def _list_offset(self, request: Request) -> int:
+        given = request.query_params.get(self.cursor_query_param)
+        if not given:
+            return 0
+        try:
+            text = base64.urlsafe_b64decode(given + "=" * (-len(given) % 4)).decode()
+            if text.startswith(self._LIST_OFFSET) and text[len(self._LIST_OFFSET) :].isdigit():
+                return int(text[len(self._LIST_OFFSET) :])
+        except ValueError:
+            pass
+        raise ValidationError({self.cursor_query_param: [INVALID_CURSOR]})
+
+    def _list_link(self, offset: int) -> str:
+        token = base64.urlsafe_b64encode(f"{self._LIST_OFFSET}{offset}".encode()).decode().rstrip("=")
+        return replace_query_param(self._list_base, self.cursor_query_param, token)
+
+
 class PerCallerThrottle(throttling.SimpleRateThrottle):
     """A rate per token (per user for a browser session). What is left of it is noted on the request
     for the `RateLimit-Policy` and `RateLimit` headers (partnership.middleware.rate_limit_headers)."""
@@ -130,6 +188,9 @@ RANKED_FIELDS = {
 }
 
 
+RANK = "_rank"
+
+
 class RankedOrderingFilter(filters.OrderingFilter):
     """DRF's `ordering`, with RANKED_FIELDS ordered by rank (`?ordering=-severity` is critical first)
     and ties broken by primary key, so that pages of a list never overlap or skip."""
@@ -160,16 +221,23 @@ class RankedOrderingFilter(filters.OrderingFilter):
         fields = [name for name, _ in self.get_valid_fields(queryset, view, {"request": request})]
         return [term for name in fields for term in (name, f"-{name}")]
 
+    def get_ordering(self, request: Request, queryset: Any, view: Any) -> list[str] | None:
+        """The terms to order by: a ranked field as its rank (`-severity` is `-severity_rank`), ties
+        broken by id, the same way on every page (CursorPages reads this too)."""
+        ordering = super().get_ordering(request, queryset, view)
+        if not ordering:
+            return None
+        terms = [
+            ("-" if term.startswith("-") else "") + (name + RANK if name in RANKED_FIELDS else name)
+            for term in ordering
+            for name in [term.lstrip("-")]
+        ]
+        return terms if terms[-1].lstrip("-") in ("pk", "id") else [*terms, "pk"]
+
     def filter_queryset(self, request: Request, queryset: QuerySet[Any], view: Any) -> QuerySet[Any]:
         ordering = self.get_ordering(request, queryset, view)
         if not ordering:
             return queryset
-        terms: list[Any] = []
-        for term in ordering:
-            name = term.lstrip("-")
-            if name in RANKED_FIELDS:
-                rank = RANKED_FIELDS[name]
-                terms.append(rank.desc() if term.startswith("-") else rank.asc())
-            else:
-                terms.append(term)
-        return queryset.order_by(*terms, "pk")  # ties broken the same way on every page
+        named = {term.lstrip("-") for term in ordering}
+        ranks = {name + RANK: rank for name, rank in RANKED_FIELDS.items() if name + RANK in named}
+        return queryset.annotate(**ranks).order_by(*ordering)

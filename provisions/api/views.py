@@ -20,7 +20,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from provisions.api import serializers
-from provisions.api.conventions import MayEditProvision
+from provisions.api.conventions import CursorPages, MayEditProvision
 from provisions.api.errors import PreconditionRequired
 from provisions.api.queries import KnownQueryParameters
 from provisions.filters import CapabilityFilter, GapFilter, ProvisionFilter
@@ -193,6 +193,8 @@ class ProvisionViewSet(
     lookup_value_regex = CODE_PATTERN
     filterset_class = ProvisionFilter
     ordering_fields = ["reference", "status", "target_date", "updated_at"]
+    ordering = ["reference"]
+    pagination_class = CursorPages
 
     def get_queryset(self) -> QuerySet[Provision]:
         if getattr(self, "swagger_fake_view", False):  # drf-spectacular reading the shape: no caller
@@ -386,6 +388,8 @@ class GapViewSet(
     filterset_class = GapFilter
     lookup_value_regex = r"\d+"
     ordering_fields = ["opened_at", "severity"]
+    ordering = ["-opened_at", "-id"]
+    pagination_class = CursorPages
 
     def get_queryset(self) -> QuerySet[Gap]:
         if getattr(self, "swagger_fake_view", False):  # drf-spectacular reading the shape: no caller
