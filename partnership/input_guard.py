@@ -40,7 +40,7 @@ def _bad_request(
 ) -> HttpResponseBase:
     if request.path.startswith(API_PREFIX):
         code = "invalid" if field_errors else "bad_request"
-        return error_response(400, code, message, field_errors)
+        return error_response(400, code, message, field_errors, request=request)
     return HttpResponseBadRequest(message, content_type="text/plain; charset=utf-8")
 
 

@@ -323,6 +323,8 @@ REST_FRAMEWORK = {
         "provisions.api.conventions.RankedOrderingFilter",
     ],
     "DEFAULT_PAGINATION_CLASS": "provisions.api.conventions.Pagination",
+    # Errors as RFC 9457 problem details for a caller that asks for them (provisions/api/errors.py).
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "provisions.api.conventions.ProblemAwareNegotiation",
     "DEFAULT_SCHEMA_CLASS": "provisions.api.schema.VerbAutoSchema",
     "EXCEPTION_HANDLER": "provisions.api.errors.api_exception_handler",
     # Request bodies are JSON only (form and multipart cannot say null: a generated client that chose

@@ -894,3 +894,59 @@ def test_a_read_only_evaluation_of_gaps_pages_by_cursor_too(client: Client, worl
     paged = _follow(client, f"/api/v1/gaps/?as_of={today}&page_size=1", headers)
     assert len(whole) >= 2 and paged == whole
     assert client.get(f"/api/v1/gaps/?as_of={today}&cursor=bm9wZQ", **headers).status_code == 400
+
+
+PROBLEM = "application/problem+json"
+
+
+def test_errors_come_as_problem_details_to_a_caller_who_asks(client: Client, world) -> None:
+    headers = {**bearer(world["negotiator"]), "HTTP_ACCEPT": f"{PROBLEM}, application/json"}
+    invalid = client.post(
+        "/api/v1/provisions/SP-0/transition/", {"to": "nowhere"}, content_type="application/json", **headers
+    )
+    missing = client.get("/api/v1/no-such-list/", **headers)
+    fine = client.get("/api/v1/domains/", HTTP_ACCEPT=PROBLEM, **bearer(world["viewer"]))
+
+    assert invalid.status_code == 400 and invalid["Content-Type"] == PROBLEM
+    body = invalid.json()
+    assert {key: body[key] for key in ("type", "title", "status", "code", "instance")} == {
+        "type": "urn:security-partnership-tracker:problem:invalid",
+        "title": "Some values are not valid",
+        "status": 400,
+        "code": "invalid",
+        "instance": "/api/v1/provisions/SP-0/transition/",
+    }
+    assert body["detail"] and "to" in body["errors"]
+    assert (missing.status_code, missing["Content-Type"], missing.json()["type"]) == (
+        404,
+        PROBLEM,
+        "urn:security-partnership-tracker:problem:not_found",
+    )
+    assert (fine.status_code, fine["Content-Type"]) == (200, "application/json")  # not a 406
+    # Without asking, the envelope as before.
+    assert set(client.get("/api/v1/no-such-list/", **bearer(world["viewer"])).json()) == {"error"}
+
+
+def test_a_repeated_move_a_refused_move_and_a_stale_version_are_each_their_own_problem(
+    client: Client, world
+) -> None:
+    negotiator = bearer(world["negotiator"])
+    asks = {**negotiator, "HTTP_ACCEPT": PROBLEM}
+    move = {"to": "under_negotiation", "note": "Opened"}
+    url = "/api/v1/provisions/SP-0/transition/"
+    assert client.post(url, move, content_type="application/json", **negotiator).status_code == 200
+
+    repeated = client.post(url, move, content_type="application/json", **asks)
+    backwards = client.post(url, {"to": "identified"}, content_type="application/json", **asks)
+    enveloped = client.post(url, move, content_type="application/json", **negotiator).json()["error"]
+    stale = client.post(url, {**move, "to": "agreed", "version": 1}, content_type="application/json", **asks)
+
+    assert (repeated.status_code, repeated.json()["type"]) == (
+        409,
+        "urn:security-partnership-tracker:problem:already_in_status",
+    )
+    assert (backwards.status_code, backwards.json()["code"]) == (409, "reason_required")
+    assert (enveloped["code"], enveloped["refusal"]) == ("transition_refused", "already_in_status")
+    current = Provision.objects.get(reference="SP-0").version
+    assert stale.status_code == 412 and stale.json()["current_version"] == current == 2
+    assert stale["ETag"] == f'"{current}"'

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from django.db.models import Case, IntegerField, QuerySet, Value, When
-from rest_framework import filters, pagination, parsers, permissions, throttling
-from rest_framework.exceptions import NotFound, ParseError, ValidationError
+from rest_framework import filters, negotiation, pagination, parsers, permissions, throttling
+from rest_framework.exceptions import NotAcceptable, NotFound, ParseError, ValidationError
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.request import Request
 from rest_framework.utils import json
@@ -33,6 +33,20 @@ class RateLimitState:
     window: int
     remaining: int
     reset: int
+
+
+class ProblemAwareNegotiation(negotiation.DefaultContentNegotiation):
+    """DRF's negotiation, but a caller that asks for `application/problem+json` (to read errors as
+    RFC 9457 problem details) gets JSON for what is not an error, rather than a 406."""
+
+    def select_renderer(self, request: Request, renderers: Any, format_suffix: str | None = None) -> Any:
+        try:
+            return super().select_renderer(request, renderers, format_suffix)
+        except NotAcceptable:
+            if "application/problem+json" not in request.META.get("HTTP_ACCEPT", ""):
+                raise
+            json_renderer = next(renderer for renderer in renderers if renderer.format == "json")
+            return json_renderer, json_renderer.media_type
 
 
 class HasRole(permissions.BasePermission):

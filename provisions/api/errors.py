@@ -1,7 +1,10 @@
-"""One error shape for every 4xx: {"error": {"status", "code", "message", "field_errors"?}}."""
+"""One error shape for every 4xx: {"error": {"status", "code", "message", "field_errors"?}}; or, for
+a caller whose Accept names `application/problem+json`, RFC 9457 problem details: {"type", "title",
+"status", "detail", "instance", "code", "errors"?} with a type per kind of problem."""
 
 from __future__ import annotations
 
+from http import HTTPStatus
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
@@ -32,6 +35,18 @@ class PreconditionFailed(exceptions.APIException):
     status_code = status.HTTP_412_PRECONDITION_FAILED
     default_code = "stale_version"
 
+    def __init__(self, detail: str, *, current_version: int) -> None:
+        super().__init__(detail)
+        self.current_version = current_version
+
+
+class TransitionConflict(Conflict):
+    """A status move the lifecycle refused; `refusal` names the rule (MoveRefusal's code)."""
+
+    def __init__(self, detail: str, *, refusal: str) -> None:
+        super().__init__(detail, code="transition_refused")
+        self.refusal = refusal
+
 
 class PayloadTooLarge(exceptions.APIException):
     status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
@@ -39,22 +54,69 @@ class PayloadTooLarge(exceptions.APIException):
     default_detail = "The request body is larger than the API accepts (DATA_UPLOAD_MAX_MEMORY_SIZE)."
 
 
+PROBLEM_JSON = "application/problem+json"
+PROBLEM_TYPE = "urn:security-partnership-tracker:problem:"
+# Titles of the problem types whose title is not the HTTP status's phrase (RFC 9457: the same for
+# every occurrence of a type).
+PROBLEM_TITLES = {
+    "invalid": "Some values are not valid",
+    "already_in_status": "The provision is already in that status",
+    "in_force_only_suspends": "A provision in force can only be suspended",
+    "reason_required": "This move needs a reason",
+    "unknown_status": "No such status",
+    "stale_version": "The provision changed since the version sent",
+    "version_required": "A write needs the version it is based on",
+}
+
+
+def wants_problem_details(request: HttpRequest) -> bool:
+    return PROBLEM_JSON in request.META.get("HTTP_ACCEPT", "")
+
+
+def problem_details(request: HttpRequest, body: dict[str, Any]) -> dict[str, Any]:
+    """The error `body` ({"status", "code", "message", "field_errors"?, ...}) as RFC 9457 problem
+    details; the refusal of a status move is its own type (`refusal`)."""
+    extra = {
+        key: value for key, value in body.items() if key not in ("status", "code", "message", "field_errors")
+    }
+    code = extra.pop("refusal", None) or body["code"]
+    problem: dict[str, Any] = {
+        "type": PROBLEM_TYPE + code,
+        "title": PROBLEM_TITLES.get(code) or HTTPStatus(body["status"]).phrase,
+        "status": body["status"],
+        "detail": body["message"],
+        "instance": request.path,
+        "code": code,
+        **extra,
+    }
+    if body.get("field_errors"):
+        problem["errors"] = body["field_errors"]
+    return problem
+
+
 def error_response(
-    status_code: int, code: str, message: str, field_errors: dict[str, list[str]] | None = None
+    status_code: int,
+    code: str,
+    message: str,
+    field_errors: dict[str, list[str]] | None = None,
+    *,
+    request: HttpRequest | None = None,
 ) -> JsonResponse:
     """The error shape, for answers made outside DRF (no route matched, the input guard, a 500)."""
     body: dict[str, Any] = {"status": status_code, "code": code, "message": message}
     if field_errors:
         body["field_errors"] = field_errors
+    if request is not None and wants_problem_details(request):
+        return JsonResponse(problem_details(request, body), status=status_code, content_type=PROBLEM_JSON)
     return JsonResponse({"error": body}, status=status_code)
 
 
 def _translate(error: Exception) -> Exception:
     """Domain errors raised by services, as the HTTP errors they mean."""
     if isinstance(error, StaleVersion):
-        return PreconditionFailed(str(error))
+        return PreconditionFailed(str(error), current_version=error.actual)
     if isinstance(error, TransitionRefused):
-        return Conflict(str(error), code="transition_refused")
+        return TransitionConflict(str(error), refusal=error.code)
     if isinstance(error, DjangoValidationError):
         detail = error.message_dict if hasattr(error, "error_dict") else {"non_field_errors": error.messages}
         return exceptions.ValidationError(detail)
@@ -70,7 +132,8 @@ def _translate(error: Exception) -> Exception:
 
 
 def api_exception_handler(error: Exception, context: dict[str, Any]) -> Response | None:
-    response = exception_handler(_translate(error), context)
+    translated = _translate(error)
+    response = exception_handler(translated, context)
     if response is None:
         return None
     detail = response.data
@@ -88,18 +151,28 @@ def api_exception_handler(error: Exception, context: dict[str, Any]) -> Response
         message = detail["detail"] if isinstance(detail, dict) else detail
         body["code"] = getattr(message, "code", None) or "error"
         body["message"] = str(message)
-    response.data = {"error": body}
+    if isinstance(translated, TransitionConflict):
+        body["refusal"] = translated.refusal  # already_in_status: the move had been made (a safe retry)
+    if isinstance(translated, PreconditionFailed):
+        body["current_version"] = translated.current_version
+        response["ETag"] = f'"{translated.current_version}"'
+    request = context.get("request")
+    if request is not None and wants_problem_details(request._request):
+        response.data = problem_details(request._request, body)
+        response.content_type = PROBLEM_JSON
+    else:
+        response.data = {"error": body}
     return response
 
 
 def api_aware_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
     """Django's 404 for URLs no route matches: the API's error shape under /api/, the page elsewhere."""
     if request.path.startswith("/api/"):
-        return error_response(404, "not_found", "Not found.")
+        return error_response(404, "not_found", "Not found.", request=request)
     return page_not_found(request, exception)
 
 
 def api_aware_server_error(request: HttpRequest) -> HttpResponse:
     if request.path.startswith("/api/"):
-        return error_response(500, "server_error", "Something went wrong on our side.")
+        return error_response(500, "server_error", "Something went wrong on our side.", request=request)
     return server_error(request)

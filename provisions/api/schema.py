@@ -79,6 +79,38 @@ RATE_LIMIT_HEADERS = {
 }
 
 
+PROBLEM_SCHEMA = {
+    "type": "object",
+    "description": "An error as RFC 9457 problem details, for a caller whose Accept names "
+    "application/problem+json (else the `error` envelope).",
+    "properties": {
+        "type": {
+            "type": "string",
+            "description": "The kind of problem: urn:security-partnership-tracker:problem:<code>.",
+        },
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "instance": {"type": "string"},
+        "code": {
+            "type": "string",
+            "description": "The type's last part: invalid, not_found, already_in_status (a repeated move: "
+            "it had been made), in_force_only_suspends, reason_required, stale_version, ...",
+        },
+        "errors": {
+            "type": "object",
+            "additionalProperties": {"type": "array", "items": {"type": "string"}},
+            "description": "What was wrong with each field.",
+        },
+        "current_version": {
+            "type": "integer",
+            "description": "On a 412: the provision's version now (also the ETag).",
+        },
+    },
+    "required": ["type", "title", "status", "detail", "instance", "code"],
+}
+
+
 def document_http_headers(
     result: dict[str, Any], generator: Any, request: Any, public: bool
 ) -> dict[str, Any]:
@@ -86,9 +118,14 @@ def document_http_headers(
     cannot see because middleware adds them. RateLimit on every answer and Retry-After on a 429
     (partnership.middleware.rate_limit_headers); on reads an ETag, and If-None-Match answered with
     304 when it still matches (Django's ConditionalGetMiddleware)."""
+    result.setdefault("components", {}).setdefault("schemas", {})["Problem"] = PROBLEM_SCHEMA
     for operations in result.get("paths", {}).values():
         for method, operation in operations.items():
             responses = operation.setdefault("responses", {})
+            for code, response in responses.items():
+                content = response.get("content", {})
+                if code.isdigit() and int(code) >= 400 and "application/json" in content:
+                    content["application/problem+json"] = {"schema": {"$ref": "#/components/schemas/Problem"}}
             if method == "get":
                 operation.setdefault("parameters", []).append(
                     {

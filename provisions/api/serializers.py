@@ -385,6 +385,14 @@ class ErrorSerializer(serializers.Serializer[Any]):
         required=False,
         help_text="For invalid input: the messages for each field.",
     )
+    refusal = serializers.CharField(
+        required=False,
+        help_text="On a refused status move (409): the rule that refused it. `already_in_status`: the "
+        "provision already had that status (a repeated move: safe to have retried).",
+    )
+    current_version = serializers.IntegerField(
+        required=False, help_text="On a 412: the provision's version now (also the ETag header)."
+    )
 
 
 class ErrorEnvelopeSerializer(serializers.Serializer[Any]):

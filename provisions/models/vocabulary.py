@@ -49,6 +49,19 @@ _LEVEL_WEIGHTS = {"critical": 3, "high": 2, "medium": 1, "low": 0}
 _LEVELS_BY_WEIGHT = {weight: Level(value) for value, weight in _LEVEL_WEIGHTS.items()}
 
 
+class MoveRefusal(str):
+    """Why a status move is refused, in words, with `code` saying which rule refused it:
+    `already_in_status` (a repeated move: safe to have retried), `in_force_only_suspends`,
+    `reason_required`, `unknown_status`."""
+
+    code: str
+
+    def __new__(cls, text: str, code: str) -> MoveRefusal:
+        refusal = super().__new__(cls, text)
+        refusal.code = code
+        return refusal
+
+
 class Status(models.TextChoices):
     """The negotiation lifecycle. Ladder statuses have a rank; suspended and withdrawn are off it."""
 
@@ -69,7 +82,7 @@ class Status(models.TextChoices):
         return _RANKS.get(self.value)
 
     @classmethod
-    def move_refusal(cls, current: str | None, target: str, note: str) -> str | None:
+    def move_refusal(cls, current: str | None, target: str, note: str) -> MoveRefusal | None:
         """Why the move from `current` to `target` is refused, or None when it is allowed.
 
         The lifecycle of DESIGN.md, written down once: any move except a no-op and leaving
@@ -77,20 +90,22 @@ class Status(models.TextChoices):
         `current` is None for a provision's first status.
         """
         if target not in cls.values:
-            return f"unknown status {target!r}"
+            return MoveRefusal(f"unknown status {target!r}", "unknown_status")
         if current is None:
             return None
         source, destination = cls(current), cls(target)
         was, to = source.label.lower(), destination.label.lower()  # people read these: words, not codes
         if source == destination:
-            return f"the provision is already {was}"
+            return MoveRefusal(f"the provision is already {was}", "already_in_status")
         if source == cls.IN_FORCE and destination != cls.SUSPENDED:
-            return f"a provision in force can only be suspended, not moved to {to}"
+            return MoveRefusal(
+                f"a provision in force can only be suspended, not moved to {to}", "in_force_only_suspends"
+            )
         if not note.strip():
             if destination in (cls.SUSPENDED, cls.WITHDRAWN):
-                return f"moving to {to} needs a reason"
+                return MoveRefusal(f"moving to {to} needs a reason", "reason_required")
             if source.rank is not None and destination.rank is not None and destination.rank < source.rank:
-                return f"moving back from {was} to {to} needs a reason"
+                return MoveRefusal(f"moving back from {was} to {to} needs a reason", "reason_required")
         return None
 
 

@@ -6,7 +6,7 @@ import datetime
 
 from django.utils import timezone
 
-from provisions.models import Provision, Status, StatusChange
+from provisions.models import MoveRefusal, Provision, Status, StatusChange
 from provisions.permissions import Reader
 from provisions.services.editing import audited_save, provision_editing
 from provisions.services.scans import scan_request
@@ -19,6 +19,8 @@ class TransitionRefused(Exception):
 
     def __init__(self, *, reference: str, current: str | None, target: str, reason: str) -> None:
         self.reference, self.current, self.target, self.reason = reference, current, target, reason
+        # Which rule refused it (provisions.models.MoveRefusal): a repeated move is `already_in_status`.
+        self.code: str = getattr(reason, "code", "transition_refused")
         move = f"{current} → {target}" if current else f"→ {target}"
         super().__init__(f"{reference}: {move} refused: {reason}")
 
@@ -48,7 +50,10 @@ def provision_transition(
                 .first()
             )
             if latest is not None and on < latest:
-                reason = f"it would be dated {on}, before the latest recorded change ({latest})"
+                reason = MoveRefusal(
+                    f"it would be dated {on}, before the latest recorded change ({latest})",
+                    "dated_before_history",
+                )
         if reason is not None:
             raise TransitionRefused(
                 reference=locked.reference, current=locked.status, target=to, reason=reason
@@ -87,7 +92,7 @@ def provision_record_first_status(
     """The status change that brings a new provision into existence (its status from nothing)."""
     reason = Status.move_refusal(None, provision.status, note)
     if reason is None and provision.status_changes.exists():
-        reason = "it already has a status history"
+        reason = MoveRefusal("it already has a status history", "history_exists")
     if reason is not None:
         raise TransitionRefused(
             reference=provision.reference, current=None, target=provision.status, reason=reason

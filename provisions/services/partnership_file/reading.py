@@ -24,6 +24,7 @@ from provisions.models import (
     Capability,
     Domain,
     Milestone,
+    MoveRefusal,
     Party,
     Pillar,
     Precedent,
@@ -571,7 +572,10 @@ def _history_problems(prefix: str, provision: dict[str, Any]) -> list[Problem]:
         refusal = Status.move_refusal(current, status, IMPORT_NOTE)
         today = timezone.localdate()
         if refusal is None and latest_date is not None and today < latest_date:
-            refusal = f"it would be dated today ({today}), before the latest change ({latest_date})"
+            refusal = MoveRefusal(
+                f"it would be dated today ({today}), before the latest change ({latest_date})",
+                "dated_before_history",
+            )
         if refusal is not None:
             problems.append(Problem(f"{prefix}.status", f"{current} → {status} refused: {refusal}"))
     return problems
