@@ -111,6 +111,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     # RateLimit-Policy and RateLimit on every answer the API throttled.
     "partnership.middleware.rate_limit_headers",
+    # A POST sent again with its Idempotency-Key gets the first answer.
+    "provisions.api.idempotency.idempotent_posts",
     # Marks every answer the application renders not to be stored by browsers or proxies; outside
     # the next one, which would add no ETag to an answer already marked no-store.
     "partnership.middleware.no_store",
@@ -267,6 +269,8 @@ API_TOKEN_MAX_LIFETIME_DAYS = env_int("API_TOKEN_MAX_LIFETIME_DAYS", 365, minimu
 API_TOKEN_DEFAULT_LIFETIME_DAYS = env_int("API_TOKEN_DEFAULT_LIFETIME_DAYS", 90, minimum=1)
 # Usable (not revoked, not expired) tokens a user may hold at once.
 API_TOKENS_PER_USER = env_int("API_TOKENS_PER_USER", 10, minimum=1)
+# How long a POST's Idempotency-Key answers a repeat of it with the first answer.
+IDEMPOTENCY_KEY_HOURS = env_int("IDEMPOTENCY_KEY_HOURS", 24, minimum=1)
 
 # Password reset by email, only when an SMTP server is configured; otherwise its pages answer 404 and
 # an administrator sets a new password in the admin.
@@ -455,6 +459,8 @@ CELERY_BEAT_SCHEDULE = {
     "pending-scan-requests": {"task": "provisions.tasks.run_requested_scans", "schedule": 60.0},
     # Removes the background exports whose time is up (EXPORT_KEEP_HOURS).
     "purge-exports": {"task": "provisions.tasks.purge_exports", "schedule": 3600.0},
+    # Forgets the Idempotency-Keys whose day is over.
+    "purge-idempotency-keys": {"task": "provisions.tasks.purge_idempotency_keys", "schedule": 3600.0},
     # Sends the webhook deliveries whose next attempt is due (the retry schedule is kept on each
     # delivery, whatever the broker), and those whose task was lost the same way.
     "due-webhook-deliveries": {"task": "provisions.tasks.send_due_webhooks", "schedule": 5.0},

@@ -9,6 +9,7 @@ from provisions.models import ScanTrigger
 from provisions.reports.jobs import export_run
 from provisions.services.dated import dated_values_refresh
 from provisions.services.exports import exports_purge
+from provisions.services.idempotency import idempotency_keys_purge
 from provisions.services.scans import gaps_run_requested, gaps_scan
 from provisions.services.watch import digests_send
 from provisions.services.webhooks import webhook_deliver, webhooks_send_due
@@ -62,3 +63,9 @@ def run_export(job_id: str) -> str | None:
 def purge_exports() -> int:
     """Remove the exports whose time is up (beat, hourly); returns how many."""
     return exports_purge()
+
+
+@shared_task(autoretry_for=_DATABASE_ERRORS, retry_backoff=2, retry_backoff_max=300, max_retries=8)
+def purge_idempotency_keys() -> int:
+    """Forget the Idempotency-Keys whose day is over (beat, hourly); returns how many."""
+    return idempotency_keys_purge()

@@ -825,6 +825,9 @@ def test_the_schema_documents_the_headers_middleware_adds(client: Client, world)
             if "429" in operation["responses"]
             else True
         )
+        if method == "post" and operation["operationId"] != "createToken":  # a new token's key is never kept
+            assert "Idempotency-Key" in {parameter["name"] for parameter in operation["parameters"]}
+            assert {"409", "422"} <= set(operation["responses"])
         if method == "get":
             assert "If-None-Match" in {parameter["name"] for parameter in operation["parameters"]}
             assert "ETag" in operation["responses"]["200"]["headers"] and "304" in operation["responses"]

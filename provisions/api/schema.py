@@ -111,6 +111,35 @@ PROBLEM_SCHEMA = {
 }
 
 
+def _document_idempotency(operation: dict[str, Any], responses: dict[str, Any]) -> None:
+    """Every POST takes an Idempotency-Key (provisions/api/idempotency.py)."""
+    operation.setdefault("parameters", []).append(
+        {
+            "in": "header",
+            "name": "Idempotency-Key",
+            "required": False,
+            "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+            "description": "Send the POST again with the same key (within 24 hours) and get the first "
+            "answer, with `Idempotent-Replayed: true`, instead of doing it twice.",
+        }
+    )
+    error = {"$ref": "#/components/schemas/ErrorEnvelope"}
+    for code, description in (
+        ("409", "The request first sent with this Idempotency-Key is still running."),
+        ("422", "This Idempotency-Key was sent with a different request."),
+    ):
+        responses.setdefault(
+            code,
+            {
+                "description": description,
+                "content": {
+                    "application/json": {"schema": error},
+                    "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}},
+                },
+            },
+        )
+
+
 def document_http_headers(
     result: dict[str, Any], generator: Any, request: Any, public: bool
 ) -> dict[str, Any]:
@@ -126,6 +155,8 @@ def document_http_headers(
                 content = response.get("content", {})
                 if code.isdigit() and int(code) >= 400 and "application/json" in content:
                     content["application/problem+json"] = {"schema": {"$ref": "#/components/schemas/Problem"}}
+            if method == "post" and operation.get("operationId") != "createToken":  # its key is never kept
+                _document_idempotency(operation, responses)
             if method == "get":
                 operation.setdefault("parameters", []).append(
                     {

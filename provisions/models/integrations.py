@@ -175,3 +175,24 @@ class Event(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event} {self.event_id}"
+
+
+class IdempotentRequest(models.Model):
+    """A POST sent with an `Idempotency-Key`, and the answer it got: the same key and request again
+    within a day get that answer again (provisions/api/idempotency.py)."""
+
+    caller = models.CharField(max_length=64, help_text="A hash of the credentials it came with.")
+    key = models.CharField(max_length=255)
+    request_hash = models.CharField(max_length=64, help_text="A hash of the method, path and body.")
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True, help_text="Empty while it runs.")
+    content_type = models.CharField(max_length=100, blank=True)
+    body = models.TextField(blank=True)
+    etag = models.CharField(max_length=100, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["caller", "key"], name="idempotency_key_unique")]
+        indexes = [models.Index(fields=["created_at"], name="idempotency_key_age")]
+
+    def __str__(self) -> str:
+        return f"{self.key} ({self.status_code or 'running'})"
