@@ -22,7 +22,7 @@ from django.core.wsgi import get_wsgi_application
 from django.db import close_old_connections
 from django.utils import timezone
 
-from provisions.models import Domain, Provision, StatusChange, User, WebhookEndpoint
+from provisions.models import ApiToken, Domain, Gap, Provision, StatusChange, User, WebhookEndpoint
 from provisions.permissions import Reader
 from provisions.services.scans import gaps_scan
 from provisions.services.status import provision_transition
@@ -235,3 +235,94 @@ def test_a_generated_client_manages_webhook_endpoints(
 
     assert delete.sync_detailed(id=created.id, client=api).status_code == 204
     assert not WebhookEndpoint.objects.exists()
+
+
+# Every write in the schema, each driven through the generated client by a test in this module.
+WRITES_DRIVEN = {
+    "moveProvisionStatus": "test_a_generated_client_lists_filters_transitions_and_reads_gaps",
+    "updateProvision": "test_a_generated_client_sends_null_to_clear_a_date_and_remove_coverage",
+    "setProvisionCoverage": "test_a_generated_client_sends_null_to_clear_a_date_and_remove_coverage",
+    "recordProvisionPosition": "test_a_generated_client_records_positions_discussions_scans_and_tokens",
+    "recordProvisionDiscussion": "test_a_generated_client_records_positions_discussions_scans_and_tokens",
+    "acknowledgeGap": "test_a_generated_client_records_positions_discussions_scans_and_tokens",
+    "startGapScan": "test_a_generated_client_records_positions_discussions_scans_and_tokens",
+    "createToken": "test_a_generated_client_records_positions_discussions_scans_and_tokens",
+    "revokeToken": "test_a_generated_client_records_positions_discussions_scans_and_tokens",
+    "createWebhookEndpoint": "test_a_generated_client_manages_webhook_endpoints",
+    "updateWebhookEndpoint": "test_a_generated_client_manages_webhook_endpoints",
+    "rotateWebhookSecret": "test_a_generated_client_manages_webhook_endpoints",
+    "redeliverWebhook": "test_a_generated_client_manages_webhook_endpoints",
+    "deleteWebhookEndpoint": "test_a_generated_client_manages_webhook_endpoints",
+}
+
+
+def test_every_write_in_the_schema_is_driven_through_the_generated_client(client: Any) -> None:
+    client.force_login(UserFactory(role="viewer"))
+    schema = client.get("/api/v1/schema/", {"format": "json"}).json()
+    writes = {
+        operation["operationId"]
+        for operations in schema["paths"].values()
+        for method, operation in operations.items()
+        if method in ("post", "put", "patch", "delete")
+    }
+    assert writes == set(WRITES_DRIVEN)
+    assert set(WRITES_DRIVEN.values()) <= {name for name in globals() if name.startswith("test_")}
+
+
+@pytest.mark.usefixtures("_keep_the_test_connection")
+def test_a_generated_client_records_positions_discussions_scans_and_tokens(
+    generated: Any, negotiator_api: Any
+) -> None:
+    api = negotiator_api
+    provisions = "tracker_client.api.provisions."
+    position = importlib.import_module(provisions + "record_provision_position")
+    discussion = importlib.import_module(provisions + "record_provision_discussion")
+    acknowledge = importlib.import_module("tracker_client.api.gaps.acknowledge_gap")
+    scan = importlib.import_module("tracker_client.api.gap_scans.start_gap_scan")
+    create_token = importlib.import_module("tracker_client.api.tokens.create_token")
+    revoke_token = importlib.import_module("tracker_client.api.tokens.revoke_token")
+    models = importlib.import_module("tracker_client.models")
+    provision = Provision.objects.get(reference="SP-SD-04")
+
+    recorded = position.sync(
+        client=api,
+        reference="SP-SD-04",
+        body=models.PositionInputRequest(
+            party="EU",
+            stance=models.StanceEnum.OPPOSES,
+            note="Wants a sunset clause",
+            version=provision.version,
+        ),
+    )
+    assert isinstance(recorded, models.Provision), recorded
+    discussed = discussion.sync(
+        client=api,
+        reference="SP-SD-04",
+        body=models.DiscussionInputRequest(
+            on=timezone.localdate(), note="Round 7: no move", version=recorded.version
+        ),
+    )
+    assert isinstance(discussed, models.Provision), discussed
+    assert Provision.objects.get(reference="SP-SD-04").version == provision.version + 2
+
+    analyst = UserFactory(role="analyst", clearance="secret")
+    _, key = api_token_create(owner=analyst, by=Reader.of(analyst), name="generated client")
+    analyst_api = generated.AuthenticatedClient(
+        base_url="http://testserver",
+        token=key,
+        httpx_args={"transport": httpx.WSGITransport(app=get_wsgi_application())},
+    )
+    gaps_scan(trigger="command")
+    gap = Gap.objects.open().order_by("id").first()
+    assert gap is not None
+    acknowledged = acknowledge.sync(
+        id=gap.pk, client=analyst_api, body=models.AcknowledgeRequest(note="Known: bridging deal close")
+    )
+    assert isinstance(acknowledged, models.Gap) and acknowledged.state == models.GapStateEnum.ACKNOWLEDGED
+    queued = scan.sync(client=analyst_api)
+    assert queued is not None and queued.status == "queued"
+
+    made = create_token.sync(client=analyst_api, body=models.ApiTokenCreateRequest(name="second system"))
+    assert isinstance(made, models.ApiTokenCreated) and made.key.startswith("spt_")
+    assert revoke_token.sync_detailed(id=made.id, client=analyst_api).status_code == 204
+    assert ApiToken.objects.get(pk=made.id).revoked_at is not None
