@@ -40,9 +40,13 @@ from django.utils import timezone
 from hypothesis import strategies as st
 from schemathesis.checks import (
     content_type_conformance,
+    ignored_auth,
+    missing_required_header,
     not_a_server_error,
+    response_headers_conformance,
     response_schema_conformance,
     status_code_conformance,
+    unsupported_method,
 )
 
 from provisions.api.conventions import PerCallerThrottle
@@ -112,6 +116,9 @@ OPERATION_BY_LABEL = {
 OPERATIONS = set(OPERATION_BY_LABEL)
 # The codes, references and ids that exist, per collection in the path (filled by the `partnership` fixture).
 EXISTING: dict[str, list[Any]] = {}
+# Roles fuzzed with every check besides the administrator, and their bearer keys (the fixture's).
+ROLES = ("analyst", "negotiator")
+ROLE_KEYS: dict[str, str] = {}
 # The path of a delivery that exists (an endpoint's id and the delivery's), for the redelivery.
 DELIVERY: dict[str, int] = {}
 
@@ -152,6 +159,15 @@ def partnership(django_db_setup: None, django_db_blocker: Any) -> Iterator[str]:
             call_command("import_partnership", str(path), stdout=io.StringIO())
             gaps_scan(trigger=ScanTrigger.COMMAND)
             key = _administrator_key()
+            for role in ROLES:
+                Group.objects.get_or_create(name=role)
+                user = UserFactory(
+                    username=f"api-fuzzer-{role}",
+                    role=role,
+                    clearance=Marking.SECRET,
+                    domains=list(Domain.objects.filter(code="security-defence")),
+                )
+                ROLE_KEYS[role] = api_token_create(owner=user, by=Reader.of(user), name="fuzz")[1]
             fuzzer = UserFactory._meta.model.objects.get(username="api-fuzzer")
             spare, _ = api_token_create(owner=fuzzer, by=Reader.of(fuzzer), name="spare, to revoke")
             endpoint = WebhookEndpoint.objects.create(
@@ -190,6 +206,7 @@ def partnership(django_db_setup: None, django_db_blocker: Any) -> Iterator[str]:
         yield key
     finally:
         EXISTING.clear()
+        ROLE_KEYS.clear()
         with django_db_blocker.unblock():
             transaction.set_rollback(True)
             atomic.__exit__(None, None, None)
@@ -219,6 +236,32 @@ def bearer(partnership: str, settings: Any, monkeypatch: pytest.MonkeyPatch) -> 
 @hypothesis.settings(suppress_health_check=[hypothesis.HealthCheck.function_scoped_fixture])
 def test_api_conforms_to_its_schema(case: schemathesis.Case, bearer: dict[str, str]) -> None:
     case.call_and_validate(headers=bearer, checks=CHECKS)
+
+
+# For the roles below the administrator, besides conformance: the headers answers document, methods
+# an operation does not take, and credentials that must be checked. Two more of schemathesis's checks
+# (negative_data_rejection, positive_data_acceptance) are not run in CI yet: README.md, "The REST API",
+# says what they still find and why.
+ROLE_CHECKS = [
+    *CHECKS,
+    response_headers_conformance,
+    unsupported_method,
+    missing_required_header,
+    ignored_auth,
+]
+
+
+@pytest.mark.parametrize("role", ROLES)
+@schema.parametrize()
+# 50 generated cases an operation a role: about 1,900 each, 3,800 in all (measured with
+# --hypothesis-show-statistics), besides the coverage cases.
+@hypothesis.settings(max_examples=50, suppress_health_check=[hypothesis.HealthCheck.function_scoped_fixture])
+def test_api_conforms_for_analysts_and_negotiators(
+    case: schemathesis.Case, bearer: dict[str, str], role: str
+) -> None:
+    """As an analyst and as a negotiator (of one domain, cleared to secret): no server error, and every
+    answer (403s included) documented, in its documented type, shape and headers."""
+    case.call_and_validate(headers={"Authorization": f"Bearer {ROLE_KEYS[role]}"}, checks=ROLE_CHECKS)
 
 
 @pytest.mark.parametrize("label", sorted(OPERATIONS))

@@ -14,7 +14,7 @@ from typing import Any
 from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 
-Operations = list[tuple[re.Pattern[str], str, frozenset[str]]]
+Operations = list[tuple[re.Pattern[str], str, dict[str, dict[str, Any]]]]
 
 
 @functools.cache
@@ -28,17 +28,33 @@ def operations() -> Operations:
     for path, methods in schema["paths"].items():
         pattern = re.compile("^" + re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(path)) + "$")
         for method, operation in methods.items():
-            names = frozenset(p["name"] for p in operation.get("parameters", []) if p["in"] == "query")
-            operations.append((pattern, method.upper(), names))
+            parameters = {
+                p["name"]: p.get("schema", {}) for p in operation.get("parameters", []) if p["in"] == "query"
+            }
+            operations.append((pattern, method.upper(), parameters))
     operations.sort(key=lambda operation: operation[0].pattern.count("[^/]+"))
     return operations
 
 
-def known_query_parameters(request: Request) -> frozenset[str] | None:
-    """The query parameters the schema gives the request's operation (None: not in the schema)."""
-    for pattern, method, names in operations():
+def known_query_parameters(request: Request) -> dict[str, dict[str, Any]] | None:
+    """The query parameters the schema gives the request's operation, with their schemas (None: the
+    operation is not in the schema)."""
+    for pattern, method, parameters in operations():
         if method == request.method and pattern.match(request.path_info):
-            return names
+            return parameters
+    return None
+
+
+def _misfit(value: str, schema: dict[str, Any]) -> str | None:
+    """What is wrong with a query value for its schema's type, before any filter reads it (filters and
+    pagination would take an empty or mistyped value as no value): only the kinds they would drop."""
+    kind = schema.get("type")
+    if kind == "array":
+        return None  # several values: each is the filter's to check
+    if value == "" and (kind != "string" or "format" in schema or "enum" in schema):
+        return "give a value, or leave the parameter out"
+    if kind == "integer" and not re.fullmatch(r"-?[0-9]+", value):
+        return f"{value!r} is not a whole number"
     return None
 
 
@@ -51,9 +67,17 @@ class KnownQueryParameters:
         known = known_query_parameters(request)
         if known is None:  # HEAD and OPTIONS answer as GET and DRF do
             return
-        unknown = sorted(set(request.query_params) - known)
+        unknown = sorted(set(request.query_params) - set(known))
         if unknown:
             allowed = ", ".join(sorted(known)) or "none"
             raise ValidationError(
                 {name: [f"unknown query parameter: this operation takes {allowed}"] for name in unknown}
             )
+        misfits = {
+            name: [problem]
+            for name in request.query_params
+            for value in request.query_params.getlist(name)
+            if (problem := _misfit(value, known[name])) is not None
+        }
+        if misfits:
+            raise ValidationError(misfits)

@@ -111,6 +111,10 @@ PROBLEM_SCHEMA = {
 }
 
 
+# Dates in queries are between 1900 and 2999 (provisions.rules.thresholds.parse_as_of; updated_since).
+YEARS_TAKEN = "^(19|2[0-9])[0-9]{2}-"
+
+
 def _document_idempotency(operation: dict[str, Any], responses: dict[str, Any]) -> None:
     """Every POST takes an Idempotency-Key (provisions/api/idempotency.py)."""
     operation.setdefault("parameters", []).append(
@@ -155,6 +159,10 @@ def document_http_headers(
                 content = response.get("content", {})
                 if code.isdigit() and int(code) >= 400 and "application/json" in content:
                     content["application/problem+json"] = {"schema": {"$ref": "#/components/schemas/Problem"}}
+            for parameter in operation.get("parameters", []):
+                schema = parameter.get("schema", {})
+                if parameter["in"] == "query" and schema.get("format") in ("date", "date-time"):
+                    schema["pattern"] = YEARS_TAKEN  # what PostgreSQL and the record hold
             if method == "post" and operation.get("operationId") != "createToken":  # its key is never kept
                 _document_idempotency(operation, responses)
             if method == "get":
