@@ -10,19 +10,21 @@ Not on making a token, whose answer holds its key: a key is never stored.
 
 from __future__ import annotations
 
-import datetime
 import hashlib
 from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
-from django.db import IntegrityError, transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
-from django.utils import timezone
 
 from provisions.api.errors import PayloadTooLarge, error_response
 from provisions.models import IdempotentRequest
+from provisions.services.idempotency import (
+    idempotent_request_abandon,
+    idempotent_request_begin,
+    idempotent_request_finish,
+)
 
 HEADER = "Idempotency-Key"
 API_PREFIX = "/api/"
@@ -39,9 +41,7 @@ def _caller(request: HttpRequest) -> str:
 
 
 def _request_hash(request: HttpRequest) -> str:
-    digest = hashlib.sha256(f"{request.method} {request.path}\n".encode())
-    digest.update(request.body)
-    return digest.hexdigest()
+    return hashlib.sha256(f"{request.method} {request.path}\n".encode() + request.body).hexdigest()
 
 
 def idempotent_posts(get_response: Callable[[HttpRequest], HttpResponseBase]) -> Callable[..., Any]:
@@ -68,22 +68,20 @@ def idempotent_posts(get_response: Callable[[HttpRequest], HttpResponseBase]) ->
             caller, fingerprint = _caller(request), _request_hash(request)
         except RequestDataTooBig:
             return error_response(413, "too_large", PayloadTooLarge.default_detail, request=request)
-        since = timezone.now() - datetime.timedelta(hours=settings.IDEMPOTENCY_KEY_HOURS)
-        IdempotentRequest.objects.filter(caller=caller, key=key, created_at__lt=since).delete()
-        try:
-            with transaction.atomic():
-                record = IdempotentRequest.objects.create(caller=caller, key=key, request_hash=fingerprint)
-        except IntegrityError:
-            return _replay(request, IdempotentRequest.objects.get(caller=caller, key=key), fingerprint)
+        record, first = idempotent_request_begin(caller=caller, key=key, fingerprint=fingerprint)
+        if not first:
+            return _replay(request, record, fingerprint)
         response = get_response(request)
         if response.status_code >= 500 or response.streaming or not isinstance(response, HttpResponse):
-            record.delete()  # not kept: a retry with the key runs again
+            idempotent_request_abandon(record)
             return response
-        record.status_code = response.status_code
-        record.content_type = response.get("Content-Type", "")
-        record.body = response.content.decode("utf-8", errors="replace")
-        record.etag = response.get("ETag", "")
-        record.save(update_fields=["status_code", "content_type", "body", "etag"])
+        idempotent_request_finish(
+            record,
+            status_code=response.status_code,
+            content_type=response.get("Content-Type", ""),
+            body=response.content.decode("utf-8", errors="replace"),
+            etag=response.get("ETag", ""),
+        )
         return response
 
     return middleware

@@ -178,7 +178,7 @@ def document_http_headers(
                 responses.setdefault("304", {"description": "Not modified: the copy you hold is current."})
             for code, response in responses.items():
                 headers = response.setdefault("headers", {})
-                headers.update(RATE_LIMIT_HEADERS)
+                headers |= RATE_LIMIT_HEADERS
                 if code == "429":
                     headers["Retry-After"] = _header("Seconds to wait before asking again.")
                 if method == "get" and code in ("200", "304"):
