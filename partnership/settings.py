@@ -439,6 +439,8 @@ LOGGING = {
     # In process (no broker), a line per task run is noise; a worker logs its own.
     "loggers": {
         "celery.app.trace": {"level": "WARNING" if CELERY_TASK_ALWAYS_EAGER else "INFO"},
+        # The in-process beat (no broker) sends webhook retries every 5 s: a line each would drown the rest.
+        "celery.beat": {"level": "WARNING" if CELERY_TASK_ALWAYS_EAGER else "INFO"},
         # WeasyPrint logs every layout step at INFO.
         "weasyprint": {"level": "WARNING"},
         "fontTools": {"level": "WARNING"},
