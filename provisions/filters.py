@@ -47,6 +47,15 @@ def plausible_moment(value: datetime.datetime) -> None:
         )
 
 
+def changed_since_filter(subject: str) -> django_filters.IsoDateTimeFilter:
+    return django_filters.IsoDateTimeFilter(
+        field_name="updated_at",
+        lookup_expr="gte",
+        validators=[plausible_moment],
+        label=f"Changed at or after this moment (ISO 8601): {subject}",
+    )
+
+
 class ProvisionFilter(django_filters.FilterSet):
     domain = django_filters.CharFilter(field_name="domain__code")
     status = django_filters.ChoiceFilter(choices=Status.choices)
@@ -55,12 +64,9 @@ class ProvisionFilter(django_filters.FilterSet):
         field_name="coverage__capability__code", label="Covers capability (code)"
     )
     search = django_filters.CharFilter(method="filter_search", label="Full-text search")
-    updated_since = django_filters.IsoDateTimeFilter(
-        field_name="updated_at",
-        lookup_expr="gte",
-        validators=[plausible_moment],
-        label="Changed at or after this moment (ISO 8601): any write to the provision, its status, "
-        "positions, coverage, discussions or dated values moves its updated_at",
+    updated_since = changed_since_filter(
+        "any write to the provision, its status, positions, coverage, discussions or dated values moves its"
+        " updated_at"
     )
 
     class Meta:
@@ -142,3 +148,14 @@ class GapFilter(django_filters.FilterSet):
 
     def filter_nothing(self, queryset: QuerySet[Gap], name: str, value: object) -> QuerySet[Gap]:
         return queryset  # as_of switches to a read-only evaluation in the view
+
+
+class GapApiFilter(GapFilter):
+    """The API's gap filters: the page's, and the gaps changed since a moment (to keep a copy in sync)."""
+
+    updated_since = changed_since_filter(
+        "opened, re-evaluated (severity, explanation, coverage), acknowledged or resolved"
+    )
+
+    class Meta(GapFilter.Meta):
+        fields = [*GapFilter.Meta.fields, "updated_since"]

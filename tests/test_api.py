@@ -608,11 +608,11 @@ def test_an_unknown_query_parameter_is_a_400_naming_the_ones_the_operation_takes
     }
     assert {"as_of", "domain", "kind", "severity", "state", "ordering", "cursor", "page_size"} <= declared
     # A guessed parameter no longer returns everything as if it had filtered.
-    refused = client.get("/api/v1/gaps/?severity=high&updated_since=2026-01-01", **headers)
+    refused = client.get("/api/v1/gaps/?severity=high&changed_after=2026-01-01", **headers)
     assert refused.status_code == 400
-    [message] = refused.json()["error"]["field_errors"]["updated_since"]
+    [message] = refused.json()["error"]["field_errors"]["changed_after"]
     assert message == f"unknown query parameter: this operation takes {', '.join(sorted(declared))}"
-    assert set(refused.json()["error"]["field_errors"]) == {"updated_since"}  # the known one is not blamed
+    assert set(refused.json()["error"]["field_errors"]) == {"changed_after"}  # the known one is not blamed
     # Each operation by its own schema: a detail read takes as_of, a write takes none.
     today = timezone.localdate().isoformat()
     assert client.get(f"/api/v1/provisions/SP-0/?as_of={today}", **headers).status_code == 200
@@ -620,7 +620,7 @@ def test_an_unknown_query_parameter_is_a_400_naming_the_ones_the_operation_takes
     assert client.get("/api/v1/coverage/?domain=law-enforcement", **headers).status_code == 400
     assert client.get(f"/api/v1/coverage/?as_of={today}", **headers).status_code == 200
     # Who may not ask is told that first; the parameters are checked after.
-    assert client.get("/api/v1/gaps/?updated_since=2026-01-01").status_code == 401
+    assert client.get("/api/v1/gaps/?changed_after=2026-01-01").status_code == 401
 
 
 def test_updated_since_lists_the_provisions_any_write_has_touched_since(client: Client, world) -> None:
@@ -953,3 +953,31 @@ def test_a_repeated_move_a_refused_move_and_a_stale_version_are_each_their_own_p
     current = Provision.objects.get(reference="SP-0").version
     assert stale.status_code == 412 and stale.json()["current_version"] == current == 2
     assert stale["ETag"] == f'"{current}"'
+
+
+def test_gaps_updated_since_lists_those_acknowledged_or_rescanned_since(client: Client) -> None:
+    from provisions.models import Gap, GapKind, Level, ScanTrigger
+    from provisions.services.scans import gap_acknowledge, gaps_scan
+
+    headers = bearer(UserFactory(role="analyst", clearance=Marking.SECRET))
+    untouched, acknowledged = (
+        Gap.objects.create(
+            kind=GapKind.UNCOVERED, severity=Level.LOW, capability=CapabilityFactory(), explanation="x"
+        )
+        for _ in range(2)
+    )
+    Gap.objects.update(updated_at=timezone.now() - datetime.timedelta(days=2))
+    since = (timezone.now() - datetime.timedelta(minutes=1)).isoformat()
+
+    def changed() -> set[int]:
+        answer = client.get("/api/v1/gaps/", {"updated_since": since, "page_size": 500}, **headers)
+        return {row["id"] for row in answer.json()["results"]}
+
+    gap_acknowledge(gap=acknowledged, by=Reader.system(), note="Known")
+    assert changed() == {acknowledged.pk}
+
+    gaps_scan(trigger=ScanTrigger.COMMAND)  # re-explains or resolves the hand-made gaps, opens others
+    rescanned = changed()
+    assert {untouched.pk, acknowledged.pk} <= rescanned
+    assert rescanned == set(Gap.objects.filter(updated_at__gte=since).values_list("id", flat=True))
+    assert client.get("/api/v1/gaps/", {"updated_since": "soon"}, **headers).status_code == 400

@@ -23,7 +23,7 @@ from provisions.api import serializers
 from provisions.api.conventions import CursorPages, MayEditProvision
 from provisions.api.errors import PreconditionRequired
 from provisions.api.queries import KnownQueryParameters
-from provisions.filters import CapabilityFilter, GapFilter, ProvisionFilter
+from provisions.filters import CapabilityFilter, GapApiFilter, ProvisionFilter
 from provisions.history import provision_history
 from provisions.models import (
     CODE_PATTERN,
@@ -385,7 +385,7 @@ class GapViewSet(
     by its id (the id webhooks name), open or resolved."""
 
     serializer_class = serializers.GapSerializer
-    filterset_class = GapFilter
+    filterset_class = GapApiFilter
     lookup_value_regex = r"\d+"
     ordering_fields = ["opened_at", "severity"]
     ordering = ["-opened_at", "-id"]

@@ -89,6 +89,8 @@ class Gap(models.Model):
     covering_provisions = models.TextField(blank=True, help_text="References joined by ';'.")
     opened_at = models.DateTimeField(default=timezone.now)
     resolved_at = models.DateTimeField(null=True, blank=True)
+    # When anything its rows show last moved: opened, re-evaluated, acknowledged, resolved.
+    updated_at = models.DateTimeField(default=timezone.now, db_index=True)
     opened_by_scan = models.ForeignKey(GapScan, on_delete=models.SET_NULL, null=True, related_name="+")
     resolved_by_scan = models.ForeignKey(
         GapScan, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"

@@ -212,6 +212,7 @@ def gaps_reconcile(*, scan: GapScan, findings: list[Finding], open_gaps: list[Ga
                     lapses_on=finding.lapses_on,
                     covering_provisions=";".join(finding.covering_provisions),
                     opened_at=now,
+                    updated_at=now,
                     opened_by_scan=scan,
                 )
             )
@@ -227,17 +228,28 @@ def gaps_reconcile(*, scan: GapScan, findings: list[Finding], open_gaps: list[Ga
             if any(getattr(existing, name) != value for name, value in seen.items()):
                 for name, value in seen.items():
                     setattr(existing, name, value)
+                existing.updated_at = now
                 to_update.append(existing)
     to_resolve = list(open_by_identity.values())
     Gap.objects.bulk_create(to_open, batch_size=2000)
     Gap.objects.bulk_update(
         to_update,
-        ["severity", "explanation", "detail", "coverage_state", "lapses_on", "covering_provisions"],
+        [
+            "severity",
+            "explanation",
+            "detail",
+            "coverage_state",
+            "lapses_on",
+            "covering_provisions",
+            "updated_at",
+        ],
         batch_size=2000,
     )
-    Gap.objects.filter(pk__in=[gap.pk for gap in to_resolve]).update(resolved_at=now, resolved_by_scan=scan)
+    Gap.objects.filter(pk__in=[gap.pk for gap in to_resolve]).update(
+        resolved_at=now, resolved_by_scan=scan, updated_at=now
+    )
     for gap in to_resolve:
-        gap.resolved_at, gap.resolved_by_scan = now, scan
+        gap.resolved_at, gap.resolved_by_scan, gap.updated_at = now, scan, now
     scan.opened, scan.updated, scan.resolved = len(to_open), len(to_update), len(to_resolve)
     scan.unchanged = len(findings) - len(to_open) - len(to_update)
     scan.save(update_fields=["opened", "updated", "resolved", "unchanged"])
@@ -306,7 +318,8 @@ def gap_acknowledge(*, gap: Gap, by: Reader, note: str) -> Gap:
     if not note.strip():
         raise ValidationError({"note": "an acknowledgement needs a note"})
     gap.acknowledged_at, gap.acknowledged_by, gap.acknowledgement_note = timezone.now(), by.user, note.strip()
+    gap.updated_at = gap.acknowledged_at
     with transaction.atomic():
-        gap.save(update_fields=["acknowledged_at", "acknowledged_by", "acknowledgement_note"])
+        gap.save(update_fields=["acknowledged_at", "acknowledged_by", "acknowledgement_note", "updated_at"])
         events_record_gap_changes(updated=[gap], as_of=timezone.localdate())
     return gap
