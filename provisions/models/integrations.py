@@ -153,7 +153,8 @@ class Event(models.Model):
     webhooks tell it (`GET /api/v1/events/`: provisions.services.webhooks.events).
 
     `data` holds the event's data as each clearance may see it ({marking: data, or null where that
-    clearance sees nothing}); `references` the provisions that data names ({marking: [reference]}),
+    clearance sees nothing; {"*": data} when all see the same}); `references` the provisions that
+    data names (keyed alike),
     checked again when it is read (one may be marked higher since). The feed reads in
     (`transaction_id`, `id`) order: on PostgreSQL `transaction_id` is the writing transaction's id
     and the feed lists only events of transactions older than any still running, so an event

@@ -38,6 +38,8 @@ from provisions.services.webhooks.delivery import webhooks_queue
 # --- recording events ---------------------------------------------------------------------------------------
 
 logger = logging.getLogger(__name__)
+# The key of an Event's `data` and `references` when every clearance is shown the same.
+EVERY_CLEARANCE = "*"
 
 
 @dataclass(frozen=True)
@@ -86,11 +88,13 @@ def events_record(*, occurrences: Sequence[WebhookOccurrence]) -> list[Event]:
                 event_id=str(uuid.uuid4()),  # the same in the feed and for every endpoint told of it
                 occurred_at=occurrence.occurred_at,
                 marking=occurrence.marking or "",
-                references={
-                    clearance: sorted(data.references) if data else [] for clearance, data in shown.items()
-                },
+                references=_by_clearance(
+                    {clearance: sorted(data.references) if data else [] for clearance, data in shown.items()}
+                ),
                 data=_plain_json(
-                    {clearance: data.data if data else None for clearance, data in shown.items()}
+                    _by_clearance(
+                        {clearance: data.data if data else None for clearance, data in shown.items()}
+                    )
                 ),
             )
         )
@@ -100,10 +104,23 @@ def events_record(*, occurrences: Sequence[WebhookOccurrence]) -> list[Event]:
     return events
 
 
+def _by_clearance(values: dict[str, Any]) -> dict[str, Any]:
+    """{clearance: value}, or {EVERY_CLEARANCE: value} when every clearance has the same (most events:
+    a third of the storage)."""
+    first, *others = values.values()
+    return {EVERY_CLEARANCE: first} if all(other == first for other in others) else values
+
+
+def for_clearance(values: dict[str, Any] | None, clearance: str, default: Any = None) -> Any:
+    """What an Event's `data` or `references` hold for this clearance."""
+    values = values or {}
+    return values[EVERY_CLEARANCE] if EVERY_CLEARANCE in values else values.get(clearance, default)
+
+
 def event_payload(event: Event, clearance: str) -> dict[str, Any] | None:
     """The event as sent to an endpoint, or listed to a reader, of this clearance (None: nothing
     for them): the same JSON in the feed and in webhooks."""
-    data = (event.data or {}).get(clearance)
+    data = for_clearance(event.data, clearance)
     if data is None:
         return None
     return {
@@ -345,7 +362,7 @@ def events_feed(*, reader: Reader, after: str | None, limit: int) -> FeedPage:
     read = list(rows[: limit + 1])
     has_more, read = len(read) > limit, read[:limit]
     clearance = reader.markings[-1] if reader.markings else None
-    named = {reference for event in read for reference in (event.references or {}).get(clearance, ())}
+    named = {reference for event in read for reference in for_clearance(event.references, clearance, ())}
     hidden = set(
         Provision.objects.filter(reference__in=named)
         .exclude(marking__in=reader.markings)
@@ -355,7 +372,7 @@ def events_feed(*, reader: Reader, after: str | None, limit: int) -> FeedPage:
         payload
         for event in read
         if clearance is not None
-        and not hidden.intersection((event.references or {}).get(clearance, ()))
+        and not hidden.intersection(for_clearance(event.references, clearance, ()))
         and (payload := event_payload(event, clearance)) is not None
     ]
     cursor = _cursor(read[-1].transaction_id, read[-1].pk) if read else after
