@@ -361,7 +361,10 @@ def events_feed(*, reader: Reader, after: str | None, limit: int) -> FeedPage:
         rows = rows.alias(settled=settled).filter(settled=True)
     read = list(rows[: limit + 1])
     has_more, read = len(read) > limit, read[:limit]
-    clearance = reader.markings[-1] if reader.markings else None
+    cursor = _cursor(read[-1].transaction_id, read[-1].pk) if read else after
+    if not reader.markings:  # cleared for nothing: nothing to show, the cursor moves on all the same
+        return FeedPage(events=[], cursor=cursor, has_more=has_more)
+    clearance = reader.markings[-1]
     named = {reference for event in read for reference in for_clearance(event.references, clearance, ())}
     hidden = set(
         Provision.objects.filter(reference__in=named)
@@ -371,9 +374,7 @@ def events_feed(*, reader: Reader, after: str | None, limit: int) -> FeedPage:
     events = [
         payload
         for event in read
-        if clearance is not None
-        and not hidden.intersection(for_clearance(event.references, clearance, ()))
+        if not hidden.intersection(for_clearance(event.references, clearance, ()))
         and (payload := event_payload(event, clearance)) is not None
     ]
-    cursor = _cursor(read[-1].transaction_id, read[-1].pk) if read else after
     return FeedPage(events=events, cursor=cursor, has_more=has_more)
