@@ -92,7 +92,12 @@ def negotiator_api(generated: Any, shipped_partnership_file: str) -> Any:
     negotiator = UserFactory(
         role="negotiator", clearance="secret", domains=[Domain.objects.get(code="security-defence")]
     )
-    _, key = api_token_create(owner=negotiator, by=Reader.of(negotiator), name="generated client")
+    return client_of(generated, negotiator)
+
+
+def client_of(generated: Any, user: User) -> Any:
+    """The generated client with a token of the user's, calling the app in process."""
+    _, key = api_token_create(owner=user, by=Reader.of(user), name="generated client")
     return generated.AuthenticatedClient(
         base_url="http://testserver",
         token=key,
@@ -187,12 +192,7 @@ def test_a_generated_client_manages_webhook_endpoints(
     deliveries, sends one again and deletes it, through the generated functions alone."""
     settings.WEBHOOK_ALLOW_PRIVATE_ADDRESSES = True  # nothing listens: the attempt is recorded as refused
     administrator = UserFactory(role="administrator", clearance="official_sensitive")
-    _, key = api_token_create(owner=administrator, by=Reader.of(administrator), name="generated client")
-    api = generated.AuthenticatedClient(
-        base_url="http://testserver",
-        token=key,
-        httpx_args={"transport": httpx.WSGITransport(app=get_wsgi_application())},
-    )
+    api = client_of(generated, administrator)
     endpoints = "tracker_client.api.webhook_endpoints."
     create = importlib.import_module(endpoints + "create_webhook_endpoint")
     update = importlib.import_module(endpoints + "update_webhook_endpoint")
@@ -306,12 +306,7 @@ def test_a_generated_client_records_positions_discussions_scans_and_tokens(
     assert Provision.objects.get(reference="SP-SD-04").version == provision.version + 2
 
     analyst = UserFactory(role="analyst", clearance="secret")
-    _, key = api_token_create(owner=analyst, by=Reader.of(analyst), name="generated client")
-    analyst_api = generated.AuthenticatedClient(
-        base_url="http://testserver",
-        token=key,
-        httpx_args={"transport": httpx.WSGITransport(app=get_wsgi_application())},
-    )
+    analyst_api = client_of(generated, analyst)
     gaps_scan(trigger="command")
     gap = Gap.objects.open().order_by("id").first()
     assert gap is not None

@@ -15,27 +15,15 @@ from rest_framework.views import APIView
 
 from provisions.api.queries import KnownQueryParameters
 from provisions.api.views import READ_ERRORS, _caller
-from provisions.models import Marking, WebhookEvent
+from provisions.api.webhooks import envelope
 from provisions.services.webhooks.events import CursorInvalid, events_feed
 
 FEED_LIMIT_DEFAULT = 100
 FEED_LIMIT_MAX = 1000
 
 
-class FeedEventSerializer(serializers.Serializer[Any]):
-    event = serializers.ChoiceField(choices=WebhookEvent.choices)
-    id = serializers.CharField(help_text="The event's id (`webhook-id` in webhooks).")
-    occurred_at = serializers.DateTimeField()
-    clearance = serializers.ChoiceField(
-        choices=Marking.choices, help_text="The caller's: what the data shows."
-    )
-
-    def get_fields(self) -> dict[str, serializers.Field[Any, Any, Any, Any]]:
-        fields = super().get_fields()  # `data` is a serializer's own attribute: declared here
-        fields["data"] = serializers.JSONField(
-            help_text="As the webhook of this event sends it (see the schema's webhooks)."
-        )
-        return fields
+# The envelope webhooks send; its data is the event's own (see the schema's webhooks for each).
+FeedEventSerializer = envelope("FeedEvent", serializers.JSONField)
 
 
 class FeedPageSerializer(serializers.Serializer[Any]):

@@ -18,6 +18,7 @@ from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 
+from partnership.input_guard import API_PREFIX
 from provisions.api.errors import PayloadTooLarge, error_response
 from provisions.models import IdempotentRequest
 from provisions.services.idempotency import (
@@ -27,7 +28,6 @@ from provisions.services.idempotency import (
 )
 
 HEADER = "Idempotency-Key"
-API_PREFIX = "/api/"
 NOT_KEPT = ("/api/v1/tokens/",)  # answers holding a secret that must never be stored
 KEY_MAX_LENGTH = 255
 

@@ -146,7 +146,10 @@ class GapEventDataSerializer(GapSerializer):
     )
 
 
-def _envelope(name: str, data: type[serializers.Serializer[Any]]) -> type[serializers.Serializer[Any]]:
+def envelope(
+    name: str, data: type[serializers.Field[Any, Any, Any, Any]]
+) -> type[serializers.Serializer[Any]]:
+    """The envelope every event is told in (webhooks and the events feed), around its data."""
     return type(
         name,
         (serializers.Serializer,),
@@ -188,9 +191,9 @@ def _webhook(event: WebhookEvent, envelope: type[serializers.Serializer[Any]]) -
     )
 
 
-ProvisionChangedEvent = _envelope("ProvisionChangedEvent", ProvisionChangedDataSerializer)
-StatusChangedEvent = _envelope("StatusChangedEvent", StatusChangedDataSerializer)
-GapEvent = _envelope("GapEvent", GapEventDataSerializer)
+ProvisionChangedEvent = envelope("ProvisionChangedEvent", ProvisionChangedDataSerializer)
+StatusChangedEvent = envelope("StatusChangedEvent", StatusChangedDataSerializer)
+GapEvent = envelope("GapEvent", GapEventDataSerializer)
 # Named one by one in settings (SPECTACULAR_SETTINGS["WEBHOOKS"] takes an import path per webhook).
 PROVISION_CHANGED_WEBHOOK = _webhook(WebhookEvent.PROVISION_CHANGED, ProvisionChangedEvent)
 STATUS_CHANGED_WEBHOOK = _webhook(WebhookEvent.PROVISION_STATUS_CHANGED, StatusChangedEvent)
