@@ -271,6 +271,9 @@ API_TOKEN_DEFAULT_LIFETIME_DAYS = env_int("API_TOKEN_DEFAULT_LIFETIME_DAYS", 90,
 API_TOKENS_PER_USER = env_int("API_TOKENS_PER_USER", 10, minimum=1)
 # How long a POST's Idempotency-Key answers a repeat of it with the first answer.
 IDEMPOTENCY_KEY_HOURS = env_int("IDEMPOTENCY_KEY_HOURS", 24, minimum=1)
+# How long the events feed keeps an event (beat forgets older ones daily); a reader whose cursor is
+# older gets 410 and copies the lists again. Longer than a webhook's retries (about a day).
+EVENTS_KEPT_DAYS = env_int("EVENTS_KEPT_DAYS", 90, minimum=2)
 
 # Password reset by email, only when an SMTP server is configured; otherwise its pages answer 404 and
 # an administrator sets a new password in the admin.
@@ -357,10 +360,14 @@ SPECTACULAR_SETTINGS = {
         for name in (
             "PROVISION_CHANGED",
             "STATUS_CHANGED",
+            "PROVISION_WITHDRAWN",
             "GAP_OPENED",
             "GAP_UPDATED",
             "GAP_ESCALATED",
             "GAP_RESOLVED",
+            "CAPABILITY_CHANGED",
+            "CAPABILITY_DELETED",
+            "AIM_CHANGED",
         )
     ],
     "ENUM_NAME_OVERRIDES": {
@@ -463,6 +470,8 @@ CELERY_BEAT_SCHEDULE = {
     "purge-exports": {"task": "provisions.tasks.purge_exports", "schedule": 3600.0},
     # Forgets the Idempotency-Keys whose day is over.
     "purge-idempotency-keys": {"task": "provisions.tasks.purge_idempotency_keys", "schedule": 3600.0},
+    # Forgets the feed's events older than EVENTS_KEPT_DAYS.
+    "purge-events": {"task": "provisions.tasks.purge_events", "schedule": crontab(hour=3, minute=30)},
     # Sends the webhook deliveries whose next attempt is due (the retry schedule is kept on each
     # delivery, whatever the broker), and those whose task was lost the same way.
     "due-webhook-deliveries": {"task": "provisions.tasks.send_due_webhooks", "schedule": 5.0},

@@ -21,8 +21,10 @@ from provisions.models import (
     GapState,
     Level,
     Marking,
+    Precedent,
     Provision,
     Status,
+    Territory,
 )
 
 
@@ -82,10 +84,31 @@ class CapabilityFilter(django_filters.FilterSet):
     criticality = django_filters.ChoiceFilter(choices=Level.choices)
     lapses_before = django_filters.DateFilter(field_name="lapses_on", lookup_expr="lte")
     lapses_after = django_filters.DateFilter(field_name="lapses_on", lookup_expr="gte")
+    updated_since = changed_since_filter(
+        "any change to the capability, a dated value recorded or taking effect, or its domain's code"
+        " moves its updated_at (deletions: the `capability.deleted` event)"
+    )
 
     class Meta:
         model = Capability
-        fields = ["domain", "criticality", "lapses_before", "lapses_after"]
+        fields = ["domain", "criticality", "lapses_before", "lapses_after", "updated_since"]
+
+
+def reference_filter(reference_model: type[Domain | Territory | Precedent]) -> type[django_filters.FilterSet]:
+    """`updated_since` for a reference list (domains, territories, precedents)."""
+
+    class ReferenceFilter(django_filters.FilterSet):
+        updated_since = changed_since_filter(
+            "any change to the row, or to what it shows of another (a domain's pillar and partnership),"
+            " moves its updated_at"
+        )
+
+        class Meta:
+            model = reference_model
+            fields = ["updated_since"]
+
+    ReferenceFilter.__name__ = f"{reference_model.__name__}Filter"
+    return ReferenceFilter
 
 
 def known_domains(codes: list[str]) -> None:

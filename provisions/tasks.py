@@ -13,6 +13,7 @@ from provisions.services.idempotency import idempotency_keys_purge
 from provisions.services.scans import gaps_run_requested, gaps_scan
 from provisions.services.watch import digests_send
 from provisions.services.webhooks import webhook_deliver, webhooks_send_due
+from provisions.services.webhooks.events import events_purge
 
 _DATABASE_ERRORS = (OperationalError, InterfaceError)
 
@@ -63,6 +64,12 @@ def run_export(job_id: str) -> str | None:
 def purge_exports() -> int:
     """Remove the exports whose time is up (beat, hourly); returns how many."""
     return exports_purge()
+
+
+@shared_task(autoretry_for=_DATABASE_ERRORS, retry_backoff=2, retry_backoff_max=300, max_retries=8)
+def purge_events() -> int:
+    """Forget the feed's events older than EVENTS_KEPT_DAYS (beat, daily); returns how many."""
+    return events_purge()
 
 
 @shared_task(autoretry_for=_DATABASE_ERRORS, retry_backoff=2, retry_backoff_max=300, max_retries=8)

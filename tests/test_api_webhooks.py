@@ -238,7 +238,10 @@ def test_every_event_a_receiver_gets_is_the_shape_the_schema_documents(
     import jsonschema
     from django.utils import timezone
 
-    from provisions.models import Gap, Level, ScanTrigger
+    from provisions.models import Aim, Gap, Level, ScanTrigger
+    from provisions.services.changed import aims_changed
+    from provisions.services.provisions import provision_update
+    from provisions.services.reference_data import reference_data_delete, reference_data_save
     from provisions.services.scans import gap_acknowledge, gaps_scan
     from tests.factories import CapabilityFactory, CoverageFactory
 
@@ -263,6 +266,21 @@ def test_every_event_a_receiver_gets_is_the_shape_the_schema_documents(
     with django_capture_on_commit_callbacks(execute=True):  # gap.updated
         gap_acknowledge(
             gap=Gap.objects.open().get(), by=Reader.system(), note="Known: a bridging deal is close"
+        )
+
+    administrator = Reader.of(UserFactory(role="administrator", clearance=Marking.SECRET))
+    with django_capture_on_commit_callbacks(execute=True):  # capability.changed, capability.deleted
+        capability.name = "Renamed"
+        reference_data_save(instance=capability, by=administrator)
+        reference_data_delete(instances=[CapabilityFactory()], by=administrator)
+    WebhookEndpoint.objects.create(  # told of what is marked above it
+        url=receiver.url, events=["provision.withdrawn"], secret="whsec_MTIz", clearance=Marking.OFFICIAL
+    )
+    with django_capture_on_commit_callbacks(execute=True):  # provision.withdrawn (and provision.changed)
+        provision_update(by=administrator, provision=provision, marking=Marking.SECRET, expected_version=None)
+    with django_capture_on_commit_callbacks(execute=True):  # aim.changed
+        aims_changed(
+            [Aim.objects.create(partnership=capability.domain.partnership, code="A1", title="Aim").pk]
         )
 
     assert sorted({request.event for request in receiver.requests}) == sorted(schema["webhooks"])

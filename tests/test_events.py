@@ -131,6 +131,35 @@ def test_a_reader_sees_only_what_their_clearance_allows(client: Client) -> None:
     assert [event for event in again if "SP-1" in str(event["data"])] == []
 
 
+def test_a_provision_marked_above_a_readers_clearance_is_withdrawn_from_their_copy(client: Client) -> None:
+    domain = DomainFactory()
+    provision = ProvisionFactory(reference="SP-1", domain=domain, marking=Marking.OFFICIAL)
+    by = Reader.of(UserFactory(role="negotiator", clearance=Marking.SECRET, domains=[domain]))
+    official, sensitive, secret = (
+        bearer(UserFactory(role="viewer", clearance=clearance))
+        for clearance in (Marking.OFFICIAL, Marking.OFFICIAL_SENSITIVE, Marking.SECRET)
+    )
+    cursors = {name: read_all(client, headers)[1] for name, headers in (("o", official), ("s", secret))}
+
+    provision_update(by=by, provision=provision, marking=Marking.OFFICIAL_SENSITIVE, expected_version=None)
+    provision_update(by=by, provision=provision, marking=Marking.SECRET, expected_version=None)
+
+    told_official, _ = read_all(client, official, after=cursors["o"])
+    assert [(event["event"], event["data"]["reference"]) for event in told_official] == [
+        ("provision.withdrawn", "SP-1")
+    ]
+    told_sensitive, _ = read_all(client, sensitive)  # saw it marked official-sensitive, then not
+    assert [event["event"] for event in told_sensitive if event["data"].get("reference") == "SP-1"] == [
+        "provision.withdrawn"
+    ]
+    told_secret, _ = read_all(client, secret, after=cursors["s"])
+    assert [event["event"] for event in told_secret] == ["provision.changed", "provision.changed"]
+    # Lowered again: a provision.changed tells them it is back.
+    provision_update(by=by, provision=provision, marking=Marking.OFFICIAL, expected_version=None)
+    back, _ = read_all(client, official, after=cursors["o"])
+    assert [event["event"] for event in back] == ["provision.withdrawn", "provision.changed"]
+
+
 def test_the_feed_and_the_webhooks_tell_an_event_alike(
     client: Client, receiver, django_capture_on_commit_callbacks
 ) -> None:
@@ -193,6 +222,37 @@ def test_reading_a_page_takes_the_same_queries_however_many_events(
     assert Event.objects.count() == 36
     with django_assert_max_num_queries(len(few.captured_queries)):
         client.get(FEED, {"limit": 1000}, **headers)
+
+
+def test_events_are_kept_for_a_while_and_a_cursor_at_a_forgotten_one_is_a_410(
+    client: Client, settings
+) -> None:
+    from provisions.services.webhooks.events import events_purge
+
+    settings.EVENTS_KEPT_DAYS = 30
+    headers = bearer(UserFactory(role="viewer", clearance=Marking.SECRET))
+    for provision in [ProvisionFactory(status=Status.PROPOSED) for _ in range(3)]:
+        provision_transition(
+            by=Reader.system(), provision=provision, to=Status.UNDER_NEGOTIATION, note="Opened"
+        )
+    after_first = client.get(FEED, {"limit": 1}, **headers).json()["cursor"]
+    after_second = client.get(FEED, {"limit": 2}, **headers).json()["cursor"]
+    first, second, *rest = Event.objects.order_by("id")
+    Event.objects.filter(pk=first.pk).update(occurred_at=timezone.now() - datetime.timedelta(days=31))
+    Event.objects.filter(pk=second.pk).update(occurred_at=timezone.now() - datetime.timedelta(days=29))
+
+    assert events_purge() == 1
+    assert list(Event.objects.order_by("id")) == [second, *rest]
+    assert client.get(FEED, {"after": after_second}, **headers).json()["results"][0]["id"] == rest[0].event_id
+    # A reader whose cursor is at a forgotten event may have missed others forgotten after it.
+    expired = client.get(FEED, {"after": after_first}, **headers)
+    assert expired.status_code == 410
+    assert expired.json()["error"]["code"] == "cursor_expired"
+    assert "copy the lists again" in expired.json()["error"]["message"]
+    problem = client.get(FEED, {"after": after_first}, HTTP_ACCEPT="application/problem+json", **headers)
+    assert problem.status_code == 410 and problem.json()["type"].endswith(":cursor_expired")
+    restarted, _ = read_all(client, headers)  # from the start: what is kept
+    assert [event["id"] for event in restarted] == [event.event_id for event in (second, *rest)]
 
 
 @pytest.mark.services

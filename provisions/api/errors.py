@@ -48,6 +48,11 @@ class TransitionConflict(Conflict):
         self.refusal = refusal
 
 
+class CursorExpired(exceptions.APIException):
+    status_code = status.HTTP_410_GONE
+    default_code = "cursor_expired"
+
+
 class PayloadTooLarge(exceptions.APIException):
     status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
     default_code = "too_large"
@@ -66,6 +71,7 @@ PROBLEM_TITLES = {
     "unknown_status": "No such status",
     "stale_version": "The provision changed since the version sent",
     "version_required": "A write needs the version it is based on",
+    "cursor_expired": "Events after this cursor are no longer kept",
 }
 
 

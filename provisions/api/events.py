@@ -6,17 +6,19 @@ from __future__ import annotations
 from typing import Any
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from provisions.api import errors
 from provisions.api.queries import KnownQueryParameters
+from provisions.api.serializers import ErrorEnvelopeSerializer
 from provisions.api.views import READ_ERRORS, _caller
 from provisions.api.webhooks import envelope
-from provisions.services.webhooks.events import CursorInvalid, events_feed
+from provisions.services.webhooks.events import CursorExpired, CursorInvalid, events_feed
 
 FEED_LIMIT_DEFAULT = 100
 FEED_LIMIT_MAX = 1000
@@ -44,7 +46,8 @@ class FeedQuerySerializer(serializers.Serializer[Any]):
 
 class EventFeedView(KnownQueryParameters, APIView):
     """Every recorded change, oldest first: provisions created or changed (`provision.changed`: fetch
-    the provision for its new state), status moves, gaps opened, updated, escalated and resolved.
+    the provision for its new state), status moves, gaps opened, updated, escalated and resolved,
+    capabilities changed or deleted and aims changed (`capability.changed`, `aim.changed`: thin too).
     Follow it with the cursor: a page read now never misses an event committed later."""
 
     @extend_schema(
@@ -57,7 +60,15 @@ class EventFeedView(KnownQueryParameters, APIView):
                 description=f"At most this many (1 to {FEED_LIMIT_MAX}; {FEED_LIMIT_DEFAULT}).",
             ),
         ],
-        responses={200: FeedPageSerializer, **READ_ERRORS},
+        responses={
+            200: FeedPageSerializer,
+            **READ_ERRORS,
+            410: OpenApiResponse(
+                ErrorEnvelopeSerializer,
+                description="The cursor's events are no longer kept (EVENTS_KEPT_DAYS): copy the lists"
+                " again and read the feed from its start.",
+            ),
+        },
     )
     def get(self, request: Request) -> Response:
         query = FeedQuerySerializer(data=request.query_params)
@@ -70,4 +81,6 @@ class EventFeedView(KnownQueryParameters, APIView):
             )
         except CursorInvalid as invalid:
             raise ValidationError({"after": [str(invalid)]}) from None
+        except CursorExpired as expired:
+            raise errors.CursorExpired(str(expired)) from None
         return Response({"results": page.events, "cursor": page.cursor, "has_more": page.has_more})

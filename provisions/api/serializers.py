@@ -37,7 +37,7 @@ class DomainSerializer(serializers.ModelSerializer[Domain]):
 
     class Meta:
         model = Domain
-        fields = ["code", "name", "pillar", "description", "partnership"]
+        fields = ["code", "name", "pillar", "description", "partnership", "updated_at"]
 
 
 class CapabilitySerializer(serializers.ModelSerializer[Capability]):
@@ -45,7 +45,16 @@ class CapabilitySerializer(serializers.ModelSerializer[Capability]):
 
     class Meta:
         model = Capability
-        fields = ["code", "name", "domain", "criticality", "lapses_on", "fallback", "description"]
+        fields = [
+            "code",
+            "name",
+            "domain",
+            "criticality",
+            "lapses_on",
+            "fallback",
+            "description",
+            "updated_at",
+        ]
 
     def to_representation(self, instance: Capability) -> dict[str, Any]:
         """Today's values, or (`as_of` in the context) its lapse date, criticality and fallback then."""
@@ -61,13 +70,13 @@ class CapabilitySerializer(serializers.ModelSerializer[Capability]):
 class TerritorySerializer(serializers.ModelSerializer[Territory]):
     class Meta:
         model = Territory
-        fields = ["code", "name", "kind"]
+        fields = ["code", "name", "kind", "updated_at"]
 
 
 class PrecedentSerializer(serializers.ModelSerializer[Precedent]):
     class Meta:
         model = Precedent
-        fields = ["code", "title", "description", "url"]
+        fields = ["code", "title", "description", "url", "updated_at"]
 
 
 class PositionSerializer(serializers.ModelSerializer[Position]):

@@ -23,7 +23,7 @@ from provisions.api import serializers
 from provisions.api.conventions import CursorPages, MayEditProvision
 from provisions.api.errors import PreconditionRequired
 from provisions.api.queries import KnownQueryParameters
-from provisions.filters import CapabilityFilter, GapApiFilter, ProvisionFilter
+from provisions.filters import CapabilityFilter, GapApiFilter, ProvisionFilter, reference_filter
 from provisions.history import provision_history
 from provisions.models import (
     CODE_PATTERN,
@@ -132,6 +132,7 @@ AS_OF = OpenApiParameter(
 class DomainViewSet(KnownQueryParameters, viewsets.ReadOnlyModelViewSet[Domain]):
     serializer_class = serializers.DomainSerializer
     queryset = Domain.objects.select_related("pillar", "partnership").order_by("id")
+    filterset_class = reference_filter(Domain)
     lookup_field = "code"
     lookup_value_regex = CODE_PATTERN
     ordering_fields = ["code", "name"]
@@ -167,6 +168,7 @@ class CapabilityViewSet(KnownQueryParameters, viewsets.ReadOnlyModelViewSet[Capa
 class TerritoryViewSet(KnownQueryParameters, viewsets.ReadOnlyModelViewSet[Territory]):
     serializer_class = serializers.TerritorySerializer
     queryset = Territory.objects.order_by("id")
+    filterset_class = reference_filter(Territory)
     lookup_field = "code"
     lookup_value_regex = CODE_PATTERN
 
@@ -178,6 +180,7 @@ class TerritoryViewSet(KnownQueryParameters, viewsets.ReadOnlyModelViewSet[Terri
 class PrecedentViewSet(KnownQueryParameters, viewsets.ReadOnlyModelViewSet[Precedent]):
     serializer_class = serializers.PrecedentSerializer
     queryset = Precedent.objects.order_by("id")
+    filterset_class = reference_filter(Precedent)
     lookup_field = "code"
     lookup_value_regex = CODE_PATTERN
 

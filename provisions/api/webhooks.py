@@ -134,6 +134,24 @@ class ProvisionChangedDataSerializer(serializers.Serializer[Any]):
     marking = serializers.ChoiceField(choices=Marking.choices)
 
 
+class ProvisionWithdrawnDataSerializer(serializers.Serializer[Any]):
+    reference = serializers.CharField(
+        help_text="Marked above this clearance: no longer shown to it (drop it from a copy)."
+    )
+    updated_at = serializers.DateTimeField()
+
+
+class ReferenceChangedDataSerializer(serializers.Serializer[Any]):
+    code = serializers.CharField(
+        help_text="GET /api/v1/capabilities/{code}/ (a capability) or /api/v1/aims/ (an aim) for the rest."
+    )
+    updated_at = serializers.DateTimeField()
+
+
+class ReferenceDeletedDataSerializer(serializers.Serializer[Any]):
+    code = serializers.CharField(help_text="The capability's code: it no longer exists.")
+
+
 class GapEscalatedFromSerializer(serializers.Serializer[Any]):
     id = serializers.IntegerField()
     kind = serializers.CharField()
@@ -193,14 +211,21 @@ def _webhook(event: WebhookEvent, envelope: type[serializers.Serializer[Any]]) -
 
 ProvisionChangedEvent = envelope("ProvisionChangedEvent", ProvisionChangedDataSerializer)
 StatusChangedEvent = envelope("StatusChangedEvent", StatusChangedDataSerializer)
+ProvisionWithdrawnEvent = envelope("ProvisionWithdrawnEvent", ProvisionWithdrawnDataSerializer)
 GapEvent = envelope("GapEvent", GapEventDataSerializer)
+ReferenceChangedEvent = envelope("ReferenceChangedEvent", ReferenceChangedDataSerializer)
+ReferenceDeletedEvent = envelope("ReferenceDeletedEvent", ReferenceDeletedDataSerializer)
 # Named one by one in settings (SPECTACULAR_SETTINGS["WEBHOOKS"] takes an import path per webhook).
 PROVISION_CHANGED_WEBHOOK = _webhook(WebhookEvent.PROVISION_CHANGED, ProvisionChangedEvent)
 STATUS_CHANGED_WEBHOOK = _webhook(WebhookEvent.PROVISION_STATUS_CHANGED, StatusChangedEvent)
+PROVISION_WITHDRAWN_WEBHOOK = _webhook(WebhookEvent.PROVISION_WITHDRAWN, ProvisionWithdrawnEvent)
 GAP_OPENED_WEBHOOK = _webhook(WebhookEvent.GAP_OPENED, GapEvent)
 GAP_UPDATED_WEBHOOK = _webhook(WebhookEvent.GAP_UPDATED, GapEvent)
 GAP_RESOLVED_WEBHOOK = _webhook(WebhookEvent.GAP_RESOLVED, GapEvent)
 GAP_ESCALATED_WEBHOOK = _webhook(WebhookEvent.GAP_ESCALATED, GapEvent)
+CAPABILITY_CHANGED_WEBHOOK = _webhook(WebhookEvent.CAPABILITY_CHANGED, ReferenceChangedEvent)
+CAPABILITY_DELETED_WEBHOOK = _webhook(WebhookEvent.CAPABILITY_DELETED, ReferenceDeletedEvent)
+AIM_CHANGED_WEBHOOK = _webhook(WebhookEvent.AIM_CHANGED, ReferenceChangedEvent)
 
 
 # --- views --------------------------------------------------------------------------------------------------

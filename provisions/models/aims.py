@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from django.db import models
 
-from provisions.models.partnership import Partnership
+from provisions.models.partnership import Partnership, updated_at_field
 from provisions.models.provisions import Capability
 from provisions.models.vocabulary import code_validator
 
@@ -16,6 +16,7 @@ class Aim(models.Model):
     title = models.CharField(max_length=300)
     text = models.TextField(blank=True)
     source = models.TextField(blank=True, help_text="Where the aim is stated.")
+    updated_at = updated_at_field()
     capabilities = models.ManyToManyField(Capability, through="AimCapability", related_name="aims")
 
     class Meta:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from django.contrib.auth.models import AbstractUser
 from django.db import models
+from django.utils import timezone
 from simple_history.models import HistoricalRecords
 
 from provisions.models.vocabulary import (
@@ -13,6 +14,13 @@ from provisions.models.vocabulary import (
     choice_check,
     code_validator,
 )
+
+
+def updated_at_field() -> models.DateTimeField:
+    """When anything in the row's API representation last moved (the `updated_since` filters):
+    moved by the services that write it (provisions.services.reference_data, the import, dated
+    values), not on every save."""
+    return models.DateTimeField(default=timezone.now, db_index=True, editable=False)
 
 
 class Partnership(models.Model):
@@ -77,7 +85,8 @@ class Domain(models.Model):
         Pillar, on_delete=models.PROTECT, null=True, blank=True, related_name="domains"
     )
     description = models.TextField(blank=True)
-    history = HistoricalRecords()
+    updated_at = updated_at_field()
+    history = HistoricalRecords(excluded_fields=["updated_at"])
 
     class Meta:
         ordering = ["id"]
@@ -107,6 +116,7 @@ class Territory(models.Model):
     code = models.CharField(max_length=64, unique=True, validators=[code_validator])
     name = models.CharField(max_length=200)
     kind = models.CharField(max_length=32, choices=TerritoryKind.choices, default=TerritoryKind.OTHER)
+    updated_at = updated_at_field()
 
     class Meta:
         verbose_name_plural = "territories"
@@ -131,6 +141,7 @@ class Precedent(models.Model):
     title = models.CharField(max_length=300)
     description = models.TextField(blank=True)
     url = models.CharField(max_length=500, blank=True)
+    updated_at = updated_at_field()
 
     class Meta:
         ordering = ["id"]

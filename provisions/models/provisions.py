@@ -15,7 +15,7 @@ from django.db.models.functions import RowNumber
 from django.utils import timezone
 from simple_history.models import HistoricalRecords
 
-from provisions.models.partnership import Domain, Party, Precedent, Territory
+from provisions.models.partnership import Domain, Party, Precedent, Territory, updated_at_field
 from provisions.models.valid_time import fold
 from provisions.models.vocabulary import (
     Alignment,
@@ -44,7 +44,8 @@ class Capability(models.Model):
     coverage_state = models.CharField(
         max_length=16, choices=CoverageState.choices, blank=True, default="", editable=False
     )
-    history = HistoricalRecords(excluded_fields=["coverage_state"])
+    updated_at = updated_at_field()
+    history = HistoricalRecords(excluded_fields=["coverage_state", "updated_at"])
 
     class Meta:
         verbose_name_plural = "capabilities"

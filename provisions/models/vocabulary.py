@@ -230,10 +230,14 @@ class WebhookEvent(models.TextChoices):
 
     PROVISION_CHANGED = "provision.changed", "A provision was created or changed"
     PROVISION_STATUS_CHANGED = "provision.status_changed", "A provision's status changed"
+    PROVISION_WITHDRAWN = "provision.withdrawn", "A provision was marked above the receiver's clearance"
     GAP_OPENED = "gap.opened", "A gap opened"
     GAP_UPDATED = "gap.updated", "A gap changed (eased, acknowledged, re-explained)"
     GAP_ESCALATED = "gap.escalated", "A gap escalated"
     GAP_RESOLVED = "gap.resolved", "A gap was resolved"
+    CAPABILITY_CHANGED = "capability.changed", "A capability was created or changed"
+    CAPABILITY_DELETED = "capability.deleted", "A capability was deleted"
+    AIM_CHANGED = "aim.changed", "An aim was created or changed (text or capabilities)"
 
 
 LADDER_STATUSES = [(status.value, status.label) for status in Status if status.rank is not None]

@@ -18,7 +18,8 @@ from django.utils import timezone
 
 from provisions.models import Capability, CapabilityChange, Discussion, Provision, ProvisionChange, fold
 from provisions.permissions import Reader
-from provisions.services.editing import audited_save, provision_editing
+from provisions.services.changed import capabilities_changed
+from provisions.services.editing import audited_save, bump_provisions, provision_editing
 from provisions.services.scans import scan_request
 
 CAPABILITY_DATED = ("lapses_on", "criticality", "fallback")
@@ -90,7 +91,8 @@ def capability_change_record(
         _set(change, values)
         change.full_clean(exclude=["capability", "recorded_by"])
         audited_save(change, by=by, reason=note)
-        dated_values_refresh(capability_ids=[locked.pk], rescan=False)
+        if not dated_values_refresh(capability_ids=[locked.pk], rescan=False):
+            capabilities_changed([locked.pk])  # the record changed even where today's values did not
         covering = locked.coverage.values_list("provision_id", flat=True)
         scan_request(capability_ids=[locked.pk], provision_ids=list(covering))
     capability.refresh_from_db()
@@ -182,7 +184,8 @@ def dated_values_refresh(
     """Set the columns of subjects with dated values to their values today (a change dated in the
     future by an import takes effect the day it is dated: the nightly job runs this). With no ids,
     every subject with dated values. Returns how many subjects changed; their gaps are rescanned
-    (unless the caller asks for its own scan)."""
+    (unless the caller asks for its own scan), and they are told as changed (`updated_at`, a new
+    version of a provision, an event)."""
     today = today or timezone.localdate()
     refreshed_capabilities: list[int] = []
     refreshed_provisions: list[int] = []
@@ -213,6 +216,8 @@ def dated_values_refresh(
             if changed:
                 instance.save(update_fields=changed)
                 refreshed.append(instance.pk)
+    capabilities_changed(refreshed_capabilities)
+    bump_provisions(refreshed_provisions)
     if rescan and (refreshed_capabilities or refreshed_provisions):
         scan_request(capability_ids=refreshed_capabilities, provision_ids=refreshed_provisions)
     return len(refreshed_capabilities) + len(refreshed_provisions)

@@ -4,7 +4,7 @@ and where a write records who made it and why in the audit trail."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
@@ -42,7 +42,10 @@ def _refuse_stale(locked: Provision, expected_version: int | None) -> None:
 
 
 # Inside provision_edits_batched: the provisions locked so far, bumped once when the batch ends.
-_batch: ContextVar[dict[int, Provision] | None] = ContextVar("provision_edits_batch", default=None)
+# Each with its marking when first locked (raised above a reader's clearance: `provision.withdrawn`).
+_batch: ContextVar[dict[int, tuple[Provision, str]] | None] = ContextVar(
+    "provision_edits_batch", default=None
+)
 
 
 @contextmanager
@@ -54,26 +57,39 @@ def provision_editing(
     version before is now stale. The caller's `provision` gets the new version."""
     batch = _batch.get()
     with transaction.atomic():
-        locked = batch.get(provision.pk) if batch is not None else None
+        locked, marked = batch.get(provision.pk, (None, "")) if batch is not None else (None, "")
         if locked is None:
             locked = provision_lock(provision_id=provision.pk, expected_version=None)
+            marked = locked.marking
         # Who may not write is told so before whether they are stale (which would say it changed).
         ensure(can_edit_provision(by, locked), f"you may not {verb} {locked.reference}")
         _refuse_stale(locked, expected_version)
         yield locked
         if batch is not None:
-            batch[locked.pk] = locked
+            batch[locked.pk] = (locked, marked)
             return
-        _bump(locked)
+        _bump(locked, marked_before=marked)
     provision.version, provision.updated_at = locked.version, locked.updated_at
 
 
-def _bump(locked: Provision) -> None:
-    """The write is done: a new version, and a `provision.changed` event for the feed and webhooks."""
+def _bump(locked: Provision, *, marked_before: str) -> None:
+    """The write is done: a new version, and a `provision.changed` event for the feed and webhooks
+    (and `provision.withdrawn` for readers it was marked above)."""
     now = timezone.now()
     Provision.objects.filter(pk=locked.pk).update(version=F("version") + 1, updated_at=now)
     locked.version, locked.updated_at = locked.version + 1, now
-    events_record_provision_changed(provisions=[locked])
+    events_record_provision_changed(provisions=[locked], marked_before={locked.pk: marked_before})
+
+
+def bump_provisions(ids: Collection[int]) -> None:
+    """Provisions the system changed (a dated value taking effect on its day): a new version each
+    (a write based on the one before is stale) and their `provision.changed` events."""
+    if not ids:
+        return
+    Provision.objects.filter(pk__in=list(ids)).update(version=F("version") + 1, updated_at=timezone.now())
+    events_record_provision_changed(
+        provisions=list(Provision.objects.filter(pk__in=list(ids)).order_by("pk"))
+    )
 
 
 @contextmanager
@@ -83,13 +99,13 @@ def provision_edits_batched() -> Iterator[None]:
     if _batch.get() is not None:  # already batching: the outer block bumps
         yield
         return
-    touched: dict[int, Provision] = {}
+    touched: dict[int, tuple[Provision, str]] = {}
     token = _batch.set(touched)
     try:
         with transaction.atomic():
             yield
-            for locked in touched.values():
-                _bump(locked)
+            for locked, marked in touched.values():
+                _bump(locked, marked_before=marked)
     finally:
         _batch.reset(token)
 

@@ -22,6 +22,12 @@ from provisions.models import (
     Territory,
 )
 from provisions.permissions import Reader, can_administer, ensure
+from provisions.services.changed import (
+    capabilities_changed,
+    capabilities_deleted,
+    domains_changed,
+    rows_changed,
+)
 from provisions.services.dated import CAPABILITY_DATED, capability_change_record
 from provisions.services.editing import audited_delete, audited_save
 from provisions.services.scans import scan_request
@@ -54,14 +60,33 @@ def reference_data_save(*, instance: models.Model, by: Reader, reason: str = "")
     with transaction.atomic():
         instance.full_clean()
         dated = _dated_values_changed(instance) if isinstance(instance, Capability) else {}
+        code_changed = isinstance(instance, Domain) and _code_changed(instance)
         audited_save(instance, by=by, reason=reason)
         if isinstance(instance, Capability) and dated:
-            capability_change_record(
+            capability_change_record(  # moves updated_at and tells of the change
                 capability=instance, by=by, on=timezone.localdate(), note=reason, **dated
             )
         elif isinstance(instance, Capability):
+            capabilities_changed([instance.pk])
             scan_request(capability_ids=[instance.pk], provision_ids=_covering_provisions([instance.pk]))
+        _representations_moved(instance, code_changed=code_changed)
     return instance
+
+
+def _code_changed(domain: Domain) -> bool:
+    stored = Domain.objects.filter(pk=domain.pk).values_list("code", flat=True).first()
+    return stored is not None and stored != domain.code
+
+
+def _representations_moved(instance: models.Model, *, code_changed: bool) -> None:
+    """Move `updated_at` of what the API shows this row in: the row itself, or the domains that
+    show a pillar's name or a partnership's code."""
+    if isinstance(instance, Domain):
+        domains_changed([instance.pk], code_changed=code_changed)
+    elif isinstance(instance, Territory | Precedent):
+        rows_changed(type(instance), [instance.pk])
+    elif isinstance(instance, Pillar | Partnership):
+        domains_changed(list(instance.domains.values_list("pk", flat=True)))
 
 
 def _dated_values_changed(capability: Capability) -> dict[str, Any]:
@@ -91,6 +116,7 @@ def reference_data_delete(*, instances: Any, by: Reader, reason: str = "") -> in
         covering = _covering_provisions(capabilities)
         for row in rows:
             audited_delete(row, by=by, reason=reason)
+        capabilities_deleted([row.code for row in rows if isinstance(row, Capability)])
         if covering:
             scan_request(provision_ids=covering)
     return len(rows)

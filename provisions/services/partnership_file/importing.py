@@ -24,6 +24,7 @@ from provisions.models import (
     Territory,
 )
 from provisions.permissions import Reader
+from provisions.services.changed import aims_changed, capabilities_changed
 from provisions.services.partnership_file.reading import (
     IMPORT_NOTE,
     HistoryEntry,
@@ -84,6 +85,9 @@ def _upsert(model: type[models.Model], lookup: dict[str, Any], values: dict[str,
         return instance, "unchanged"
     for name in changed:
         setattr(instance, name, values[name])
+    if any(field.name == "updated_at" for field in model._meta.concrete_fields):
+        instance.updated_at = timezone.now()  # type: ignore[attr-defined]
+        changed.append("updated_at")
     instance.save(update_fields=changed)
     return instance, "updated"
 
@@ -197,12 +201,14 @@ def _import(data: dict[str, Any], report: ImportReport) -> None:
         report.count("capabilities", outcome)
         if outcome != "unchanged":
             touched_capabilities.append(capability.pk)
+    capabilities_changed(touched_capabilities)
     scan_request(capability_ids=touched_capabilities)
     capabilities = dict(Capability.objects.values_list("code", "pk"))
     aims = sync_aims(partnership, data, capabilities)
-    for outcome, count in aims.items():
-        if count:
-            report.counts["aims"][outcome] += count
+    for outcome, changed_aims in aims.items():
+        if changed_aims:
+            report.counts["aims"][outcome] += len(changed_aims)
+    aims_changed([*aims["created"], *aims["updated"]])
     territories = dict(Territory.objects.values_list("code", "pk"))
     precedents = dict(Precedent.objects.values_list("code", "pk"))
     for item in data.get("provisions", []):
@@ -221,6 +227,7 @@ def _import_provision(
     # Locked: an edit through the API or a page waits for the import instead of crossing it.
     provision = Provision.objects.select_for_update().filter(reference=item["reference"]).first()
     is_new = provision is None
+    marked_before = provision.marking if provision is not None else None
     base = {
         "title": item["title"],
         "text": item.get("text", ""),
@@ -251,12 +258,15 @@ def _import_provision(
         changed.append("discussions")
     if changed and not is_new:
         provision.version += 1
-        provision.save(update_fields=sorted({*(name for name in changed if name in fields), "version"}))
+        provision.save(
+            update_fields=sorted({*(name for name in changed if name in fields), "version", "updated_at"})
+        )
     report.count("provisions", "created" if is_new else ("updated" if changed else "unchanged"))
     moves = _import_history(provision, item, history, is_new)
     report.status_changes_added += moves
     if is_new or changed or moves:
-        events_record_provision_changed(provisions=[provision])
+        before = {provision.pk: marked_before} if marked_before else None
+        events_record_provision_changed(provisions=[provision], marked_before=before)
         scan_request(provision_ids=[provision.pk])
 
 

@@ -204,9 +204,11 @@ def sync_discussions(provision: Provision, item: dict[str, Any]) -> bool:
     return True
 
 
-def sync_aims(partnership: Partnership, data: dict[str, Any], capabilities: dict[str, int]) -> dict[str, int]:
-    """Upsert the file's aims by code, with their capabilities in order; counts by outcome."""
-    counts = {"created": 0, "updated": 0, "unchanged": 0}
+def sync_aims(
+    partnership: Partnership, data: dict[str, Any], capabilities: dict[str, int]
+) -> dict[str, list[int]]:
+    """Upsert the file's aims by code, with their capabilities in order; their ids by outcome."""
+    outcomes: dict[str, list[int]] = {"created": [], "updated": [], "unchanged": []}
     for item in data.get("aims", []):
         values = {
             "partnership": partnership,
@@ -235,5 +237,5 @@ def sync_aims(partnership: Partnership, data: dict[str, Any], capabilities: dict
                     for index, capability in enumerate(wanted)
                 ]
             )
-        counts[outcome] += 1
-    return counts
+        outcomes[outcome].append(aim.pk)
+    return outcomes

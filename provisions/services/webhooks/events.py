@@ -10,10 +10,11 @@ import functools
 import json
 import logging
 import uuid
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import BooleanField, Q
 from django.db.models.expressions import RawSQL
@@ -208,9 +209,14 @@ def events_record_status_change(*, change: StatusChange) -> list[Event]:
     return events_record(occurrences=[occurrence])
 
 
-def events_record_provision_changed(*, provisions: Collection[Provision]) -> list[Event]:
+def events_record_provision_changed(
+    *, provisions: Collection[Provision], marked_before: Mapping[int, str] | None = None
+) -> list[Event]:
     """`provision.changed` for provisions created or changed (any write that moves their version):
-    which one, at which version; a reader fetches `GET /api/v1/provisions/{reference}/` for the rest."""
+    which one, at which version; a reader fetches `GET /api/v1/provisions/{reference}/` for the rest.
+
+    A provision now marked above clearances that saw it before (`marked_before`: its marking before
+    the write) is `provision.withdrawn` for them: a copy kept below its marking drops it."""
     occurrences = [
         WebhookOccurrence(
             event=WebhookEvent.PROVISION_CHANGED,
@@ -220,7 +226,24 @@ def events_record_provision_changed(*, provisions: Collection[Provision]) -> lis
         )
         for provision in provisions
     ]
+    occurrences += [
+        WebhookOccurrence(
+            event=WebhookEvent.PROVISION_WITHDRAWN,
+            occurred_at=provision.updated_at or timezone.now(),
+            marking=None,  # decided per clearance: those that saw it and no longer do
+            data_for=functools.partial(_withdrawn_data, provision, before),
+        )
+        for provision in provisions
+        if (before := (marked_before or {}).get(provision.pk, provision.marking)) != provision.marking
+    ]
     return events_record(occurrences=occurrences)
+
+
+def _withdrawn_data(provision: Provision, marked_before: str, reader: Reader) -> EventData | None:
+    if not reader.sees(marked_before) or reader.sees(provision.marking):
+        return None
+    # No references: the feed leaves out events naming provisions above the reader, as this one now is.
+    return EventData({"reference": provision.reference, "updated_at": provision.updated_at}, ())
 
 
 def _provision_changed_data(provision: Provision, reader: Reader) -> EventData:
@@ -314,6 +337,18 @@ class CursorInvalid(ValueError):
     """A cursor this feed did not give."""
 
 
+class CursorExpired(ValueError):
+    """A cursor whose event is no longer kept: events after it may have been forgotten too."""
+
+
+def events_purge() -> int:
+    """Forget the events recorded more than EVENTS_KEPT_DAYS ago (beat, daily); returns how many.
+    A cursor at one of them is expired: its reader copies the lists again and starts afresh."""
+    since = timezone.now() - datetime.timedelta(days=settings.EVENTS_KEPT_DAYS)
+    deleted, _ = Event.objects.filter(occurred_at__lt=since).delete()
+    return deleted
+
+
 @dataclass(frozen=True)
 class FeedPage:
     events: list[dict[str, Any]]
@@ -353,6 +388,11 @@ def events_feed(*, reader: Reader, after: str | None, limit: int) -> FeedPage:
     (and the reader's own): one committing later can only come after what is read now (see Event).
     """
     transaction_id, event_id = _position(after) if after else (-1, 0)
+    if after and not Event.objects.filter(pk=event_id, transaction_id=transaction_id).exists():
+        raise CursorExpired(
+            f"events are kept {settings.EVENTS_KEPT_DAYS} days and this cursor's are gone: copy the lists"
+            " again (their `updated_since` cannot tell of what was deleted) and read the feed from its start"
+        )
     rows = Event.objects.filter(
         Q(transaction_id__gt=transaction_id) | Q(transaction_id=transaction_id, id__gt=event_id)
     ).order_by("transaction_id", "id")

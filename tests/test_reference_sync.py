@@ -1,0 +1,206 @@
+"""Keeping a copy of the reference data in sync: `updated_since` on domains, capabilities, territories
+and precedents, moved by every write that changes what the API shows of them (the admin's, the
+import's, a dated value taking effect), and the feed's `capability.changed`, `capability.deleted`
+and `aim.changed` events."""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+import pytest
+from django.test import Client
+from django.utils import timezone
+
+from provisions.models import (
+    Aim,
+    Capability,
+    Domain,
+    Event,
+    Level,
+    Marking,
+    Pillar,
+    Precedent,
+    Provision,
+    ProvisionChange,
+    Territory,
+)
+from provisions.permissions import Reader
+from provisions.services.dated import capability_change_record, dated_values_refresh
+from provisions.services.partnership_file import partnership_import
+from provisions.services.reference_data import reference_data_delete, reference_data_save
+from tests.factories import CapabilityFactory, DomainFactory, ProvisionFactory, UserFactory
+from tests.test_api import bearer
+from tests.test_events import read_all
+from tests.test_partnership_file import capability_index_of, shipped_data
+
+pytestmark = pytest.mark.django_db
+
+LISTS = {
+    "domains": Domain,
+    "capabilities": Capability,
+    "territories": Territory,
+    "precedents": Precedent,
+}
+NOTHING_CHANGED: dict[str, set[str]] = {name: set() for name in LISTS}
+
+
+def long_ago() -> None:
+    """Every reference row last changed two days ago."""
+    two_days_ago = timezone.now() - datetime.timedelta(days=2)
+    for model in LISTS.values():
+        model.objects.update(updated_at=two_days_ago)
+
+
+def changed_since(client: Client, headers: dict[str, str], since: datetime.datetime) -> dict[str, set[str]]:
+    """The codes each reference list gives for `updated_since=since`."""
+    changed: dict[str, set[str]] = {}
+    for name in LISTS:
+        answer = client.get(
+            f"/api/v1/{name}/", {"updated_since": since.isoformat(), "page_size": 500}, **headers
+        )
+        assert answer.status_code == 200, answer.content
+        rows = answer.json()["results"]
+        assert all(datetime.datetime.fromisoformat(row["updated_at"]) >= since for row in rows)
+        changed[name] = {row["code"] for row in rows}
+    return changed
+
+
+def events_since(
+    client: Client, headers: dict[str, str], cursor: str | None
+) -> tuple[list[tuple[str, str]], Any]:
+    events, cursor = read_all(client, headers, after=cursor)
+    return [
+        (event["event"], event["data"].get("code") or event["data"].get("reference")) for event in events
+    ], cursor
+
+
+def test_an_administrators_edit_moves_what_shows_it_and_tells_of_capabilities(client: Client) -> None:
+    admin = Reader.of(UserFactory(role="administrator", clearance=Marking.SECRET))
+    headers = bearer(UserFactory(role="viewer"))
+    pillar = Pillar.objects.create(name="Law enforcement and judicial cooperation")
+    domain = DomainFactory(code="law-enforcement", pillar=pillar)
+    other_domain = DomainFactory(code="foreign-policy")
+    capability = CapabilityFactory(code="PNR", domain=domain, criticality=Level.HIGH)
+    CapabilityFactory(code="SANCTIONS", domain=other_domain)
+    territory = Territory.objects.create(code="GI", name="Gibraltar")
+    Precedent.objects.create(code="CH", title="Switzerland")
+    long_ago()
+    _, cursor = read_all(client, headers)
+    since = timezone.now()
+    assert changed_since(client, headers, since) == NOTHING_CHANGED
+
+    capability.name = "Passenger name records"
+    reference_data_save(instance=capability, by=admin)
+    territory.name = "Gibraltar (British Overseas Territory)"
+    reference_data_save(instance=territory, by=admin)
+    assert changed_since(client, headers, since) == {
+        "domains": set(),
+        "capabilities": {"PNR"},
+        "territories": {"GI"},
+        "precedents": set(),
+    }
+    told, cursor = events_since(client, headers, cursor)
+    assert told == [("capability.changed", "PNR")]
+
+    # A domain shows its pillar's name; a capability its domain's code.
+    since = timezone.now()
+    pillar.name = "Law enforcement"
+    reference_data_save(instance=pillar, by=admin)
+    assert changed_since(client, headers, since)["domains"] == {"law-enforcement"}
+    domain.code = "law-enforcement-and-justice"
+    reference_data_save(instance=domain, by=admin)
+    assert changed_since(client, headers, since)["capabilities"] == {"PNR"}
+    told, cursor = events_since(client, headers, cursor)
+    assert told == [("capability.changed", "PNR")]
+
+    # A new lapse date is a dated change (effective today); a back-dated one changes the record only.
+    since = timezone.now()
+    capability.refresh_from_db()
+    capability.lapses_on = timezone.localdate() + datetime.timedelta(days=30)
+    reference_data_save(instance=capability, by=admin)
+    capability_change_record(
+        capability=capability,
+        by=admin,
+        on=timezone.localdate() - datetime.timedelta(days=400),
+        note="Corrected from the published text",
+        criticality=Level.CRITICAL,
+    )
+    assert changed_since(client, headers, since)["capabilities"] == {"PNR"}
+    told, cursor = events_since(client, headers, cursor)
+    assert told == [("capability.changed", "PNR"), ("capability.changed", "PNR")]
+
+    reference_data_delete(instances=Capability.objects.filter(code="SANCTIONS"), by=admin)
+    told, _ = events_since(client, headers, cursor)
+    assert told == [("capability.deleted", "SANCTIONS")]
+
+
+def test_updated_since_is_checked_on_every_reference_list(client: Client) -> None:
+    headers = bearer(UserFactory(role="viewer"))
+    for name in LISTS:
+        refused = client.get(f"/api/v1/{name}/", {"updated_since": "last week"}, **headers)
+        assert refused.status_code == 400, name
+        assert "updated_since" in refused.json()["error"]["field_errors"]
+
+
+def test_a_re_import_tells_only_of_what_the_file_changed(
+    client: Client, shipped_partnership_file: str
+) -> None:
+    headers = bearer(UserFactory(role="viewer"))
+    data = shipped_data(shipped_partnership_file)
+    partnership_import(data=data)
+    told, cursor = events_since(client, headers, None)
+    assert {event for event, _ in told} >= {"capability.changed", "aim.changed", "provision.changed"}
+    assert len([code for event, code in told if event == "capability.changed"]) == Capability.objects.count()
+    assert len([code for event, code in told if event == "aim.changed"]) == Aim.objects.count()
+
+    long_ago()
+    since = timezone.now()
+    partnership_import(data=data)  # the same file: nothing moves, nothing is told
+    assert changed_since(client, headers, since) == NOTHING_CHANGED
+    assert events_since(client, headers, cursor)[0] == []
+
+    capability = data["capabilities"][capability_index_of(data, "DATA-FLOWS")]
+    capability["name"] = "Personal data flows (adequacy)"
+    data["domains"][0]["description"] = "Reworded."
+    data["territories"][0]["name"] += " (renamed)"
+    aim = data["aims"][0]
+    aim["capabilities"] = aim["capabilities"][::-1] if len(aim["capabilities"]) > 1 else []
+    partnership_import(data=data)
+
+    assert changed_since(client, headers, since) == {
+        "domains": {data["domains"][0]["code"]},
+        "capabilities": {"DATA-FLOWS"},
+        "territories": {data["territories"][0]["code"]},
+        "precedents": set(),
+    }
+    told, _ = events_since(client, headers, cursor)
+    assert told == [("capability.changed", "DATA-FLOWS"), ("aim.changed", aim["code"])]
+    assert Aim.objects.get(code=aim["code"]).updated_at >= since
+
+
+def test_a_dated_value_taking_effect_on_its_day_is_a_new_version_and_an_event(client: Client) -> None:
+    headers = bearer(UserFactory(role="viewer"))
+    provision = ProvisionFactory(reference="SP-1", title="PNR", marking=Marking.OFFICIAL)
+    tomorrow = timezone.localdate() + datetime.timedelta(days=1)
+    ProvisionChange.objects.create(provision=provision, at=None, title="PNR")
+    ProvisionChange.objects.create(provision=provision, at=tomorrow, title="PNR transfers")
+    capability = CapabilityFactory(code="PNR", criticality=Level.LOW)
+    capability.changes.create(at=None, criticality=Level.LOW)
+    capability.changes.create(at=tomorrow, criticality=Level.HIGH)
+    Provision.objects.filter(pk=provision.pk).update(updated_at=timezone.now() - datetime.timedelta(days=2))
+    long_ago()
+    _, cursor = read_all(client, headers)
+    since = timezone.now()
+
+    assert dated_values_refresh(today=timezone.localdate()) == 0  # nothing takes effect today
+    assert events_since(client, headers, cursor)[0] == []
+
+    assert dated_values_refresh(today=tomorrow) == 2
+    provision.refresh_from_db()
+    assert (provision.title, provision.version) == ("PNR transfers", 2)
+    assert provision.updated_at >= since
+    assert changed_since(client, headers, since)["capabilities"] == {"PNR"}
+    told, _ = events_since(client, headers, cursor)
+    assert told == [("capability.changed", "PNR"), ("provision.changed", "SP-1")]
+    assert Event.objects.filter(event="provision.changed").latest("id").data["*"]["version"] == 2
