@@ -21,6 +21,7 @@ from provisions.models import (
     GapScan,
     Level,
     Marking,
+    MoveRefusal,
     Position,
     Precedent,
     Provision,
@@ -219,7 +220,11 @@ class DiscussionInputSerializer(serializers.Serializer[Any]):
 
 class StatusChangeSerializer(serializers.ModelSerializer[StatusChange]):
     changed_by = serializers.CharField(source="changed_by.username", allow_null=True, read_only=True)
-    from_status = serializers.CharField(read_only=True, help_text="Empty for the provision's first status.")
+    from_status = serializers.ChoiceField(
+        choices=[("", "None: the first status"), *Status.choices],
+        read_only=True,
+        help_text="Empty for the provision's first status.",
+    )
 
     class Meta:
         model = StatusChange
@@ -379,8 +384,10 @@ class GapScanSerializer(serializers.ModelSerializer[GapScan]):
 
 
 class ScanQueuedSerializer(serializers.Serializer[Any]):
-    status = serializers.CharField()
-    request = serializers.IntegerField()
+    status = serializers.ChoiceField(choices=["queued"])
+    request = serializers.IntegerField(
+        allow_null=True, help_text="The scan request (null: folded into one already waiting)."
+    )
 
 
 class ErrorSerializer(serializers.Serializer[Any]):
@@ -394,7 +401,8 @@ class ErrorSerializer(serializers.Serializer[Any]):
         required=False,
         help_text="For invalid input: the messages for each field.",
     )
-    refusal = serializers.CharField(
+    refusal = serializers.ChoiceField(
+        choices=MoveRefusal.MOVE_CODES,
         required=False,
         help_text="On a refused status move (409): the rule that refused it. `already_in_status`: the "
         "provision already had that status (a repeated move: safe to have retried).",
@@ -410,7 +418,11 @@ class ErrorEnvelopeSerializer(serializers.Serializer[Any]):
 
 class ApiTokenSerializer(serializers.ModelSerializer[ApiToken]):
     user = serializers.CharField(source="user.username", read_only=True)
-    clearance = serializers.CharField(read_only=True, help_text="A marking, or empty: the user's clearance.")
+    clearance = serializers.ChoiceField(
+        choices=[("", "The user's clearance"), *Marking.choices],
+        read_only=True,
+        help_text="A marking, or empty: the user's clearance.",
+    )
 
     class Meta:
         model = ApiToken

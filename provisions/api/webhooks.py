@@ -26,6 +26,8 @@ from provisions.api.queries import KnownQueryParameters
 from provisions.api.serializers import GapSerializer
 from provisions.api.views import ERRORS, READ_ERRORS, _caller
 from provisions.models import (
+    GapKind,
+    Level,
     Marking,
     Status,
     WebhookAttempt,
@@ -154,8 +156,8 @@ class ReferenceDeletedDataSerializer(serializers.Serializer[Any]):
 
 class GapEscalatedFromSerializer(serializers.Serializer[Any]):
     id = serializers.IntegerField()
-    kind = serializers.CharField()
-    severity = serializers.CharField()
+    kind = serializers.ChoiceField(choices=GapKind.choices)
+    severity = serializers.ChoiceField(choices=Level.choices)
 
 
 class GapEventDataSerializer(GapSerializer):

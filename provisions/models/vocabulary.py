@@ -55,6 +55,14 @@ class MoveRefusal(str):
     `reason_required`, `unknown_status`."""
 
     code: str
+    # The codes a status move (not an import's history) is refused with: the API's `refusal`.
+    MOVE_CODES = (
+        "already_in_status",
+        "in_force_only_suspends",
+        "reason_required",
+        "unknown_status",
+        "dated_before_history",
+    )
 
     def __new__(cls, text: str, code: str) -> MoveRefusal:
         refusal = super().__new__(cls, text)
