@@ -49,7 +49,8 @@ beat: install
 	$(BIN)/celery -A partnership beat --loglevel=INFO
 
 benchmark: install
-	$(BIN)/python benchmarks/gap_engine.py $(BENCHMARK_ARGS)
+	SECRET_KEY=$${SECRET_KEY:-benchmark-only} DATABASE_URL=$${BENCHMARK_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/partnership_benchmark} \
+		$(BIN)/python benchmarks/run.py --scale $${BENCHMARK_SCALES:-1000,10000} --json $${BENCHMARK_JSON:-benchmarks/results.json} $(BENCHMARK_ARGS)
 
 clean:
 	rm -rf $(VENV) db.sqlite3 staticfiles .pytest_cache .mypy_cache .ruff_cache

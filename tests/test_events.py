@@ -4,11 +4,13 @@ as the caller's clearance may see it, with the payloads webhooks send."""
 from __future__ import annotations
 
 import datetime
+import json
 from typing import Any
 
 import pytest
 from django.test import Client
 from django.utils import timezone
+from rest_framework.utils import encoders
 
 from provisions.models import (
     Event,
@@ -158,6 +160,51 @@ def test_a_provision_marked_above_a_readers_clearance_is_withdrawn_from_their_co
     provision_update(by=by, provision=provision, marking=Marking.OFFICIAL, expected_version=None)
     back, _ = read_all(client, official, after=cursors["o"])
     assert [event["event"] for event in back] == ["provision.withdrawn", "provision.changed"]
+
+
+def test_a_gap_event_holds_for_each_clearance_the_row_that_clearance_reads(client: Client) -> None:
+    """The rows are built once and redacted only where a clearance would be shown less: the
+    result must be what gap_row gives each clearance."""
+    from provisions.redaction import Redaction, gap_row
+    from provisions.services.webhooks.events import for_clearance
+
+    today = timezone.localdate()
+    domain = DomainFactory()
+    for index, markings in enumerate(
+        [
+            (Marking.OFFICIAL,),
+            (Marking.SECRET,),
+            (Marking.OFFICIAL, Marking.SECRET),
+            (Marking.OFFICIAL_SENSITIVE,),
+        ]
+    ):
+        capability = CapabilityFactory(
+            domain=domain, criticality=Level.HIGH, lapses_on=today + datetime.timedelta(days=20 + index)
+        )
+        for number, marking in enumerate(markings):
+            provision = ProvisionFactory(
+                reference=f"SP-{index}-{number}", domain=domain, status=Status.PROPOSED, marking=marking
+            )
+            CoverageFactory(provision=provision, capability=capability)
+    gaps_scan(trigger=ScanTrigger.COMMAND)
+
+    events = Event.objects.filter(event="gap.opened")
+    assert events.count() >= 8
+    shown_differently = 0
+    for event in events:
+        gap = Gap.objects.select_related("capability__domain", "provision__domain", "acknowledged_by").get(
+            pk=for_clearance(event.data, Marking.SECRET)["id"]
+        )
+        rows = {}
+        for clearance in Marking.values:
+            expected = gap_row(gap, Redaction.for_reader(Reader.cleared(clearance)), today=today)
+            stored = for_clearance(event.data, clearance)
+            assert stored == (
+                json.loads(json.dumps(expected, cls=encoders.JSONEncoder)) if expected else None
+            )
+            rows[clearance] = stored
+        shown_differently += len({json.dumps(row, sort_keys=True) for row in rows.values()}) > 1
+    assert shown_differently >= 3  # some rows differ by clearance: the redacted path ran
 
 
 def test_the_feed_and_the_webhooks_tell_an_event_alike(

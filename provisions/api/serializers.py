@@ -136,23 +136,31 @@ class ProvisionSerializer(serializers.ModelSerializer[Provision]):
         ]
         read_only_fields = ["reference", "version", "updated_at"]
 
+    # Computed for the day (today, or `as_of`), not read from the row as it is stored.
+    AS_OF_DAY = ("status", "title", "text", "expires_on", "positions", "covers", "alignment")
+
     def to_representation(self, instance: Provision) -> dict[str, Any]:
         """As it stands today, or as it stood on the `as_of` day of the context: its title, text
-        and expiry, status, each party's position, alignment and the links that counted then."""
-        data: dict[str, Any] = super().to_representation(instance)
+        and expiry, status, each party's position, alignment and the links that counted then.
+
+        Each field is serialised once, by the serializer's own fields (DRF's default would serialise
+        positions and coverage from the rows, then this again for the day: half a list's time)."""
         as_of: datetime.date | None = self.context.get("as_of")
         day = as_of or timezone.localdate()
-        if as_of is not None:
-            values = instance.values_at(as_of)
-            data["title"], data["text"] = values["title"], values["text"]
-            data["expires_on"] = values["expires_on"].isoformat() if values["expires_on"] else None
-            data["status"] = instance.status_at(as_of)
+        values = instance.values_at(as_of) if as_of is not None else {}
         held = instance.positions_at(day)
-        data["positions"] = PositionSerializer(
-            [held[party_id] for party_id in sorted(held)], many=True, context=self.context
-        ).data
-        data["covers"] = CoverageLinkSerializer(instance.links_at(day), many=True, context=self.context).data
-        data["alignment"] = instance.alignment_at(day).value
+        for_the_day: dict[str, Any] = {
+            "status": instance.status_at(as_of) if as_of is not None else instance.status,
+            "positions": [held[party_id] for party_id in sorted(held)],
+            "covers": instance.links_at(day),
+            "alignment": instance.alignment_at(day).value,
+            **values,
+        }
+        data: dict[str, Any] = {}
+        for field in self._readable_fields:
+            name = str(field.field_name)
+            value = for_the_day[name] if name in for_the_day else field.get_attribute(instance)
+            data[name] = None if value is None else field.to_representation(value)
         return data
 
 

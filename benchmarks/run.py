@@ -1,0 +1,361 @@
+"""The benchmark runner: the gap engine, the API, the pages and the exports at several sizes, each
+beside its lower bound, in one table (and JSON).
+
+Run from the project folder, against PostgreSQL only (the script owns its database, as
+benchmarks/gap_engine.py does: DATABASE_URL must name `partnership_benchmark`, dropped and made
+afresh):
+
+    SECRET_KEY=x .venv/bin/python benchmarks/run.py --scale 1000,10000,100000 [--json PATH] \\
+        [--repeat 3] [--seed 20240601]
+
+`make benchmark` runs it at 1,000 and 10,000 provisions. Each scale has N provisions, N/5
+capabilities and 3N status changes, generated with a fixed seed by bulk COPY (benchmarks/data.py,
+with the rules v2's dated values), checked against the partnership's invariants, then scanned once
+(the pages and the API read what the scans recorded). Every case runs once to warm up, then
+`--repeat` times; the table and the JSON give the median (and the table the spread), in seconds.
+
+The lower bounds:
+- `evaluation_input_read_s`: the very SELECT statements the evaluation ran (captured), run again by
+  a bare psycopg2 cursor that fetches every row into a discarding sink: the time PostgreSQL and the
+  driver need to hand over the inputs, with nothing built from them.
+- `api_page_bound_s`: the SELECT statements the API page ran (50 provisions with their positions,
+  coverage and links), fetched the same way and serialised by orjson: what any Python server must
+  spend to answer it.
+
+JSON (`--json PATH`): {"machine": {...}, "scales": [{"provisions", "evaluation_s", ...}]}, the keys
+of SCALE_KEYS. Not a test: figures (tests/test_benchmark_runner.py keeps the runner honest).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import functools
+import gc
+import json
+import os
+import platform
+import random
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+if str(PROJECT_ROOT) not in sys.path:  # run as a script: benchmarks/ is the path, not the project
+    sys.path.insert(0, str(PROJECT_ROOT))
+
+from benchmarks.data import Sizes, check_data, generate, prepare_database, start_django, wipe  # noqa: E402
+
+SCALE_KEYS = (
+    "provisions",
+    "generation_s",
+    "evaluation_s",
+    "evaluation_queries",
+    "evaluation_input_read_s",
+    "evaluation_past_s",
+    "evaluation_past_queries",
+    "evaluation_past_input_read_s",
+    "first_scan_s",
+    "rescan_s",
+    "api_page_s",
+    "api_page_queries",
+    "api_page_bound_s",
+    "overview_s",
+    "overview_queries",
+    "overview_past_s",
+    "domain_page_s",
+    "csv_export_s",
+    "csv_export_peak_mb",
+    "xlsx_export_s",
+    "xlsx_export_peak_mb",
+    "peak_rss_mb",
+)
+API_PAGE = "/api/v1/provisions/?page_size=50"
+PAST_DAYS = 180
+
+
+@dataclass
+class Measured:
+    """A case's timings (seconds) and the statements its last run sent."""
+
+    seconds: list[float]
+    statements: list[str]
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.seconds)
+
+
+def measure(call: Callable[[], Any], repeat: int) -> Measured:
+    """One warm-up run, then `repeat` timed ones (the collector on, as in production, but emptied
+    first so that no run pays for the one before)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    call()
+    seconds: list[float] = []
+    statements: list[str] = []
+    for _ in range(repeat):
+        gc.collect()
+        with CaptureQueriesContext(connection) as captured:
+            started = time.perf_counter()
+            call()
+            seconds.append(time.perf_counter() - started)
+        statements = [query["sql"] for query in captured.captured_queries]
+    return Measured(seconds, statements)
+
+
+def reads(statements: Sequence[str]) -> list[str]:
+    """The SELECT statements among those sent (not a transaction's SAVEPOINTs, not a session's writes)."""
+    return [sql for sql in statements if sql.lstrip().upper().startswith(("SELECT", "WITH"))]
+
+
+def fetch_into_sink(statements: Sequence[str], *, serialise: bool = False) -> int:
+    """Run the statements on a bare psycopg2 cursor and fetch every row, kept nowhere (or each batch
+    serialised by orjson as dicts, as an API answer would be). Returns how many rows were fetched."""
+    import orjson
+    from django.db import connection
+
+    connection.ensure_connection()
+    rows = 0
+    with connection.connection.cursor() as cursor:
+        for sql in statements:
+            cursor.execute(sql)
+            names = [column.name for column in cursor.description or ()]
+            while batch := cursor.fetchmany(10_000):
+                rows += len(batch)
+                if serialise:
+                    orjson.dumps([dict(zip(names, row, strict=True)) for row in batch], default=str)
+    return rows
+
+
+def machine() -> dict[str, Any]:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW server_version")
+        server = cursor.fetchone()[0]
+    with open("/proc/meminfo", encoding="ascii") as meminfo:
+        memory_kb = int(next(line for line in meminfo if line.startswith("MemTotal")).split()[1])
+    return {
+        "cpus": os.cpu_count(),
+        "cpu": platform.processor() or platform.machine(),
+        "memory_gb": round(memory_kb / 1024**2, 1),
+        "python": platform.python_version(),
+        "postgresql": server,
+        "platform": platform.platform(),
+        "date": datetime.datetime.now(tz=datetime.UTC).isoformat(timespec="seconds"),
+    }
+
+
+def reader_client() -> Any:
+    """A test client signed in as an administrator cleared to secret (sees everything), with the
+    settings a test client needs (plain HTTP, static files without a manifest)."""
+    from django.conf import settings
+    from django.contrib.auth.models import Group
+    from django.test import Client
+
+    from provisions.models import User
+    from provisions.roles import roles_apply
+
+    settings.ALLOWED_HOSTS = ["testserver"]
+    settings.SECURE_SSL_REDIRECT = False
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+    roles_apply(verbosity=0)
+    user, _ = User.objects.update_or_create(username="benchmark-reader", defaults={"clearance": "secret"})
+    user.groups.set([Group.objects.get(name="administrator")])
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def get(client: Any, path: str) -> Callable[[], Any]:
+    def call() -> Any:
+        response = client.get(path)
+        if response.status_code != 200:
+            raise SystemExit(f"{path} answered {response.status_code}")
+        return response
+
+    return call
+
+
+def export_case(report: Any, fmt: str, repeat: int) -> tuple[float, float]:
+    """(median seconds, peak MB) of writing the gap report in the format (benchmarks/exports.py)."""
+    from benchmarks.exports import measure_write
+
+    folder = Path(tempfile.mkdtemp(prefix="benchmark-export-"))
+    runs = [measure_write(report, fmt, folder) for _ in range(repeat)]
+    return statistics.median(seconds for seconds, _ in runs), max(peak for _, peak in runs)
+
+
+def rescan_case(repeat: int, seed: int) -> float:
+    """Median seconds of the rescan one status move asks for (the move's task send patched out, so
+    its scan request waits for gaps_run_requested, which is what is timed)."""
+    from provisions.models import Provision, ScanRequest, Status
+    from provisions.permissions import Reader
+    from provisions.services.scans import gaps_run_requested
+    from provisions.services.status import provision_transition
+
+    candidates = list(
+        Provision.objects.filter(status=Status.AGREED_IN_PRINCIPLE, coverage__isnull=False)
+        .order_by("id")
+        .distinct()
+        .values_list("id", flat=True)[:1000]
+    )
+    seconds = []
+    for provision_id in random.Random(seed).sample(candidates, min(repeat + 1, len(candidates))):
+        ScanRequest.objects.all().delete()
+        with mock.patch("provisions.services.scans.task_queue_on_commit"):
+            provision_transition(
+                provision=Provision.objects.get(pk=provision_id),
+                to=Status.AGREED,
+                note="benchmark: agreed",
+                by=Reader.system(),
+                source="benchmark",
+            )
+        gc.collect()
+        started = time.perf_counter()
+        gaps_run_requested()
+        seconds.append(time.perf_counter() - started)
+    return statistics.median(seconds[1:] or seconds)  # the first one warms up
+
+
+def measure_scale(provisions: int, *, repeat: int, seed: int) -> dict[str, Any]:
+    """Generate a partnership of `provisions` provisions and measure every case on it."""
+    from django.db import connection
+    from django.utils import timezone
+
+    from provisions.models import Domain, ScanTrigger
+    from provisions.permissions import Reader
+    from provisions.reports.gaps import gap_report
+    from provisions.rules import evaluate_gaps
+    from provisions.services.scans import gaps_scan
+
+    today = timezone.localdate()
+    past = today - datetime.timedelta(days=PAST_DAYS)
+    wipe()
+    summary = generate(Sizes(max(3, provisions // 5), provisions, 3 * provisions), today, seed)
+    check_data(today)
+    result: dict[str, Any] = {"provisions": provisions, "generation_s": summary.seconds}
+
+    for key, day in (("evaluation", today), ("evaluation_past", past)):
+        evaluation = measure(functools.partial(evaluate_gaps, as_of=day), repeat)
+        bound = measure(functools.partial(fetch_into_sink, reads(evaluation.statements)), repeat)
+        result[f"{key}_s"] = evaluation.median
+        result[f"{key}_queries"] = len(evaluation.statements)
+        result[f"{key}_input_read_s"] = bound.median
+
+    started = time.perf_counter()
+    gaps_scan(trigger=ScanTrigger.COMMAND)
+    result["first_scan_s"] = time.perf_counter() - started
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM ANALYZE")  # as autovacuum keeps a live database after a bulk load
+    result["rescan_s"] = rescan_case(repeat, seed)
+
+    client = reader_client()
+    api_page = measure(get(client, API_PAGE), repeat)
+    api_reads = reads(api_page.statements)
+    bound = measure(functools.partial(fetch_into_sink, api_reads, serialise=True), repeat)
+    result |= {
+        "api_page_s": api_page.median,
+        "api_page_queries": len(api_page.statements),
+        "api_page_bound_s": bound.median,
+    }
+    overview = measure(get(client, "/"), repeat)
+    result |= {"overview_s": overview.median, "overview_queries": len(overview.statements)}
+    result["overview_past_s"] = measure(get(client, f"/?as_of={past}"), repeat).median
+    domain = Domain.objects.order_by("id").values_list("code", flat=True).first()
+    result["domain_page_s"] = measure(get(client, f"/domains/{domain}/"), repeat).median
+
+    report = gap_report(reader=Reader.system())
+    for fmt in ("csv", "xlsx"):
+        result[f"{fmt}_export_s"], result[f"{fmt}_export_peak_mb"] = export_case(report, fmt, repeat)
+    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {key: result[key] for key in SCALE_KEYS}
+
+
+def _times(row: dict[str, Any], measured: str, bound: str) -> float:
+    """How many times its lower bound a case took."""
+    return float(row[measured] / row[bound]) if row[bound] else 0.0
+
+
+def print_row(row: dict[str, Any]) -> None:
+    ratio = _times(row, "evaluation_s", "evaluation_input_read_s")
+    past_ratio = _times(row, "evaluation_past_s", "evaluation_past_input_read_s")
+    api_ratio = _times(row, "api_page_s", "api_page_bound_s")
+    print(
+        f"\n{row['provisions']:,} provisions (generated in {row['generation_s']:.1f} s)\n"
+        f"  evaluation, today       {row['evaluation_s']:8.3f} s  {row['evaluation_queries']:3} queries"
+        f"  input read {row['evaluation_input_read_s']:.3f} s  ({ratio:.1f}x its bound)\n"
+        f"  evaluation, {PAST_DAYS} days ago {row['evaluation_past_s']:8.3f} s  "
+        f"{row['evaluation_past_queries']:3} queries  input read {row['evaluation_past_input_read_s']:.3f} s"
+        f"  ({past_ratio:.1f}x)\n"
+        f"  first full scan         {row['first_scan_s']:8.3f} s\n"
+        f"  rescan after one move   {row['rescan_s']:8.3f} s\n"
+        f"  API page (50 rows)      {row['api_page_s']:8.3f} s  {row['api_page_queries']:3} queries"
+        f"  bound {row['api_page_bound_s']:.3f} s  ({api_ratio:.1f}x)\n"
+        f"  overview                {row['overview_s']:8.3f} s  {row['overview_queries']:3} queries\n"
+        f"  overview, {PAST_DAYS} days ago   {row['overview_past_s']:8.3f} s\n"
+        f"  domain page             {row['domain_page_s']:8.3f} s\n"
+        f"  CSV of the gap report   {row['csv_export_s']:8.3f} s  peak {row['csv_export_peak_mb']:.1f} MB\n"
+        f"  XLSX of the gap report  {row['xlsx_export_s']:8.3f} s  peak {row['xlsx_export_peak_mb']:.1f} MB\n"
+        f"  process peak RSS so far {row['peak_rss_mb']:8.0f} MB"
+    )
+
+
+def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--scale",
+        default="1000,10000",
+        help="provisions at each scale, comma-separated (e.g. 1000,10000,100000,1000000)",
+    )
+    parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    parser.add_argument("--repeat", type=int, default=3, help="timed runs of each case (after one warm-up)")
+    parser.add_argument("--seed", type=int, default=20240601)
+    args = parser.parse_args(argv)
+    try:
+        args.scales = [int(part.replace("_", "")) for part in args.scale.split(",")]
+    except ValueError:
+        parser.error(f"--scale takes numbers of provisions separated by commas, not {args.scale!r}")
+    if args.repeat < 1 or any(scale < 10 for scale in args.scales):
+        parser.error("--repeat must be at least 1 and every scale at least 10 provisions")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_arguments(argv)
+    prepare_database()
+    start_django()
+    import logging
+
+    from django.core.management import call_command
+
+    logging.getLogger("provisions").setLevel(logging.WARNING)
+    call_command("migrate", verbosity=0)
+    report: dict[str, Any] = {"machine": machine(), "repeat": args.repeat, "seed": args.seed, "scales": []}
+    print(f"{report['machine']}\n{args.repeat} timed runs of each case after a warm-up; medians")
+    for scale in args.scales:
+        row = measure_scale(scale, repeat=args.repeat, seed=args.seed)
+        report["scales"].append(row)
+        print_row(row)
+        if args.json:
+            args.json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    if args.json:
+        print(f"\nwritten to {args.json}")
+
+
+if __name__ == "__main__":
+    main()
