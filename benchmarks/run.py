@@ -41,6 +41,7 @@ import statistics
 import sys
 import tempfile
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -156,27 +157,35 @@ def machine() -> dict[str, Any]:
 
 
 def reader_client() -> Any:
-    """A test client signed in as an administrator cleared to secret (sees everything), with the
-    settings a test client needs (plain HTTP, static files without a manifest)."""
-    from django.conf import settings
+    """A test client signed in as an administrator cleared to secret (sees everything). Used inside
+    client_settings()."""
     from django.contrib.auth.models import Group
     from django.test import Client
 
     from provisions.models import User
     from provisions.roles import roles_apply
 
-    settings.ALLOWED_HOSTS = ["testserver"]
-    settings.SECURE_SSL_REDIRECT = False
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
-    }
     roles_apply(verbosity=0)
     user, _ = User.objects.update_or_create(username="benchmark-reader", defaults={"clearance": "secret"})
     user.groups.set([Group.objects.get(name="administrator")])
     client = Client()
     client.force_login(user)
     return client
+
+
+def client_settings() -> Any:
+    """What a test client needs: plain HTTP, its host, static files without a manifest."""
+    from django.conf import settings
+    from django.test import override_settings
+
+    return override_settings(
+        ALLOWED_HOSTS=["testserver"],
+        SECURE_SSL_REDIRECT=False,
+        STORAGES={
+            **settings.STORAGES,
+            "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+        },
+    )
 
 
 def get(client: Any, path: str) -> Callable[[], Any]:
@@ -230,12 +239,31 @@ def rescan_case(repeat: int, seed: int) -> float:
     return statistics.median(seconds[1:] or seconds)  # the first one warms up
 
 
+def pages_measured(client: Any, *, repeat: int, past: datetime.date) -> dict[str, Any]:
+    """The API page beside its bound, the overview (today and past) and a domain page."""
+    from provisions.models import Domain
+
+    api_page = measure(get(client, API_PAGE), repeat)
+    bound = measure(functools.partial(fetch_into_sink, reads(api_page.statements), serialise=True), repeat)
+    overview = measure(get(client, "/"), repeat)
+    domain = Domain.objects.order_by("id").values_list("code", flat=True).first()
+    return {
+        "api_page_s": api_page.median,
+        "api_page_queries": len(api_page.statements),
+        "api_page_bound_s": bound.median,
+        "overview_s": overview.median,
+        "overview_queries": len(overview.statements),
+        "overview_past_s": measure(get(client, f"/?as_of={past}"), repeat).median,
+        "domain_page_s": measure(get(client, f"/domains/{domain}/"), repeat).median,
+    }
+
+
 def measure_scale(provisions: int, *, repeat: int, seed: int) -> dict[str, Any]:
     """Generate a partnership of `provisions` provisions and measure every case on it."""
     from django.db import connection
     from django.utils import timezone
 
-    from provisions.models import Domain, ScanTrigger
+    from provisions.models import ScanTrigger
     from provisions.permissions import Reader
     from provisions.reports.gaps import gap_report
     from provisions.rules import evaluate_gaps
@@ -262,20 +290,8 @@ def measure_scale(provisions: int, *, repeat: int, seed: int) -> dict[str, Any]:
         cursor.execute("VACUUM ANALYZE")  # as autovacuum keeps a live database after a bulk load
     result["rescan_s"] = rescan_case(repeat, seed)
 
-    client = reader_client()
-    api_page = measure(get(client, API_PAGE), repeat)
-    api_reads = reads(api_page.statements)
-    bound = measure(functools.partial(fetch_into_sink, api_reads, serialise=True), repeat)
-    result |= {
-        "api_page_s": api_page.median,
-        "api_page_queries": len(api_page.statements),
-        "api_page_bound_s": bound.median,
-    }
-    overview = measure(get(client, "/"), repeat)
-    result |= {"overview_s": overview.median, "overview_queries": len(overview.statements)}
-    result["overview_past_s"] = measure(get(client, f"/?as_of={past}"), repeat).median
-    domain = Domain.objects.order_by("id").values_list("code", flat=True).first()
-    result["domain_page_s"] = measure(get(client, f"/domains/{domain}/"), repeat).median
+    with client_settings():
+        result |= pages_measured(reader_client(), repeat=repeat, past=past)
 
     report = gap_report(reader=Reader.system())
     for fmt in ("csv", "xlsx"):
@@ -344,6 +360,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     from django.core.management import call_command
 
     logging.getLogger("provisions").setLevel(logging.WARNING)
+    logging.getLogger("axes").setLevel(logging.WARNING)  # a line per signed-in client otherwise
+    warnings.filterwarnings("ignore", message="No directory at")  # no collectstatic: not measured
     call_command("migrate", verbosity=0)
     report: dict[str, Any] = {"machine": machine(), "repeat": args.repeat, "seed": args.seed, "scales": []}
     print(f"{report['machine']}\n{args.repeat} timed runs of each case after a warm-up; medians")

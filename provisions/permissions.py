@@ -12,6 +12,7 @@ administrator cleared to SECRET. Clearance bounds the markings a reader sees.
 from __future__ import annotations
 
 import datetime
+import functools
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,7 +40,13 @@ _MARKING_ORDER = list(Marking)
 
 def markings_up_to(clearance: str) -> list[str]:
     """The markings visible at a clearance (official < official_sensitive < secret)."""
-    return [marking.value for marking in _MARKING_ORDER[: _MARKING_ORDER.index(Marking(clearance)) + 1]]
+    return list(_markings_up_to(clearance))
+
+
+@functools.cache
+def _markings_up_to(clearance: str) -> tuple[str, ...]:
+    # Asked for every event a scan records, for each clearance: computed once per clearance.
+    return tuple(marking.value for marking in _MARKING_ORDER[: _MARKING_ORDER.index(Marking(clearance)) + 1])
 
 
 def lower_clearance(first: str, second: str) -> Marking:
@@ -105,7 +112,7 @@ class Reader:
     @property
     def markings(self) -> tuple[str, ...]:
         """The markings this reader may see (none without a clearance)."""
-        return tuple(markings_up_to(self.clearance)) if self.clearance is not None else ()
+        return _markings_up_to(self.clearance) if self.clearance is not None else ()
 
     def sees(self, marking: str) -> bool:
         return marking in self.markings

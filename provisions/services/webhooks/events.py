@@ -77,10 +77,10 @@ def events_record(*, occurrences: Sequence[WebhookOccurrence]) -> list[Event]:
     transaction_id = _transaction_id()
     events: list[Event] = []
     shown_by_event: list[dict[str, EventData | None]] = []
+    readers = {clearance: Reader.cleared(clearance) for clearance in Marking.values}
     for occurrence in occurrences:
         shown: dict[str, EventData | None] = {}
-        for clearance in Marking.values:
-            reader = Reader.cleared(clearance)
+        for clearance, reader in readers.items():
             seen = occurrence.marking is None or reader.sees(occurrence.marking)
             shown[clearance] = occurrence.data_for(reader) if seen else None
         events.append(
