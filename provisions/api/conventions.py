@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import IO, Any
 
-from django.db.models import Case, IntegerField, QuerySet, Value, When
+from django.db.models import QuerySet
 from rest_framework import filters, negotiation, pagination, parsers, permissions, throttling
 from rest_framework.exceptions import NotAcceptable, NotFound, ParseError, ValidationError
 from rest_framework.pagination import PageNumberPagination
@@ -19,7 +19,7 @@ from rest_framework.request import Request
 from rest_framework.utils import json
 from rest_framework.utils.urls import replace_query_param
 
-from provisions.models import ApiToken, Level, Status
+from provisions.models import SEVERITY_RANK, ApiToken, Level, Status, rank_of
 from provisions.permissions import can_edit_provision, reader_of
 from provisions.services.partnership_file.reading import json_nesting_exceeds
 
@@ -186,19 +186,12 @@ class PerCallerThrottle(throttling.SimpleRateThrottle):
         return f"throttle-anon-{self.get_ident(request)}"
 
 
-def _rank(field: str, ranks: dict[str, int]) -> Case:
-    return Case(
-        *(When(**{field: value}, then=Value(rank)) for value, rank in ranks.items()),
-        output_field=IntegerField(),
-    )
-
-
 # Enum fields order by what they mean, not by their text: severity low < medium < high < critical,
 # status up the ladder (identified ... in_force), then suspended and withdrawn.
 RANKED_FIELDS = {
-    "severity": _rank("severity", {level.value: level.weight for level in Level}),
-    "criticality": _rank("criticality", {level.value: level.weight for level in Level}),
-    "status": _rank("status", {status.value: index for index, status in enumerate(Status)}),
+    "severity": SEVERITY_RANK,  # a gap's: indexed with its id (provisions.models.gaps)
+    "criticality": rank_of("criticality", {level.value: level.weight for level in Level}),
+    "status": rank_of("status", {status.value: index for index, status in enumerate(Status)}),
 }
 
 

