@@ -329,6 +329,55 @@ def print_row(row: dict[str, Any]) -> None:
     )
 
 
+# The README's Performance table: (row label, key or (key, bound key) for a ratio, unit).
+TABLE_ROWS: tuple[tuple[str, str | tuple[str, str], str], ...] = (
+    ("generation (COPY, fixed seed)", "generation_s", "s"),
+    ("full evaluation, today", "evaluation_s", "s"),
+    ("its input read (the lower bound)", "evaluation_input_read_s", "s"),
+    ("evaluation ÷ input read", ("evaluation_s", "evaluation_input_read_s"), "x"),
+    ("its queries", "evaluation_queries", ""),
+    ("full evaluation, 180 days ago", "evaluation_past_s", "s"),
+    ("its input read", "evaluation_past_input_read_s", "s"),
+    ("evaluation ÷ input read", ("evaluation_past_s", "evaluation_past_input_read_s"), "x"),
+    ("first full scan (opens every gap, an event each)", "first_scan_s", "s"),
+    ("rescan after one status move", "rescan_s", "s"),
+    ("API provisions page (50 rows)", "api_page_s", "s"),
+    ("its bound (the same rows: psycopg2 + orjson)", "api_page_bound_s", "s"),
+    ("page ÷ bound", ("api_page_s", "api_page_bound_s"), "x"),
+    ("its queries", "api_page_queries", ""),
+    ("overview page, today", "overview_s", "s"),
+    ("its queries", "overview_queries", ""),
+    ("overview page, 180 days ago", "overview_past_s", "s"),
+    ("domain page", "domain_page_s", "s"),
+    ("gap report as CSV", "csv_export_s", "s"),
+    ("gap report as XLSX", "xlsx_export_s", "s"),
+    ("process peak RSS (after the scale)", "peak_rss_mb", "MB"),
+)
+INDENTED = {"its", "evaluation ÷", "page ÷"}
+
+
+def _cell(row: dict[str, Any], key: str | tuple[str, str], unit: str) -> str:
+    if isinstance(key, tuple):
+        return f"{_times(row, *key):.1f}×"
+    value = row[key]
+    if unit == "s":
+        return f"{value * 1000:.0f} ms" if value < 1 else f"{value:.2f} s"
+    return f"{value:,.0f}{' MB' if unit == 'MB' else ''}"
+
+
+def markdown_table(report: dict[str, Any]) -> str:
+    """The figures of a `--json` file as the README's table (medians)."""
+    scales = report["scales"]
+    lines = [
+        "| what | " + " | ".join(f"{row['provisions']:,} provisions" for row in scales) + " |",
+        "|---|" + "---|" * len(scales),
+    ]
+    for label, key, unit in TABLE_ROWS:
+        shown = f"&nbsp;&nbsp;{label}" if label.startswith(tuple(INDENTED)) else label
+        lines.append(f"| {shown} | " + " | ".join(_cell(row, key, unit) for row in scales) + " |")
+    return "\n".join(lines)
+
+
 def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -341,6 +390,9 @@ def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     parser.add_argument("--repeat", type=int, default=3, help="timed runs of each case (after one warm-up)")
     parser.add_argument("--seed", type=int, default=20240601)
+    parser.add_argument(
+        "--table", type=Path, help="print a --json file's figures as the README's table, and stop"
+    )
     args = parser.parse_args(argv)
     try:
         args.scales = [int(part.replace("_", "")) for part in args.scale.split(",")]
@@ -353,6 +405,9 @@ def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_arguments(argv)
+    if args.table:
+        print(markdown_table(json.loads(args.table.read_text(encoding="utf-8"))))
+        return
     prepare_database()
     start_django()
     import logging

@@ -11,7 +11,16 @@ from django.db import connection
 from django.utils import timezone
 
 from benchmarks.data import Sizes, check_data, generate, wipe
-from benchmarks.run import SCALE_KEYS, fetch_into_sink, measure, measure_scale, parse_arguments, reads
+from benchmarks.run import (
+    SCALE_KEYS,
+    TABLE_ROWS,
+    fetch_into_sink,
+    markdown_table,
+    measure,
+    measure_scale,
+    parse_arguments,
+    reads,
+)
 from provisions.models import Capability, Coverage, Provision, StatusChange
 from provisions.rules import evaluate_gaps
 
@@ -75,3 +84,18 @@ def test_the_scales_are_read_from_the_command_line() -> None:
     for wrong in (["--scale", "1k"], ["--scale", "5"], ["--repeat", "0"]):
         with pytest.raises(SystemExit):
             parse_arguments(wrong)
+
+
+def test_the_readme_table_is_made_from_the_json() -> None:
+    row = dict.fromkeys(SCALE_KEYS, 0.5) | {
+        "provisions": 1000,
+        "evaluation_s": 1.5,
+        "evaluation_input_read_s": 0.5,
+    }
+    table = markdown_table({"scales": [row, row | {"provisions": 10_000}]}).splitlines()
+
+    assert table[0] == "| what | 1,000 provisions | 10,000 provisions |"
+    assert len(table) == 2 + len(TABLE_ROWS)
+    assert "| full evaluation, today | 1.50 s | 1.50 s |" in table
+    assert "| &nbsp;&nbsp;evaluation ÷ input read | 3.0× | 3.0× |" in table
+    assert "| rescan after one status move | 500 ms | 500 ms |" in table
