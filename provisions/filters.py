@@ -18,6 +18,7 @@ from provisions.models import (
     Domain,
     Gap,
     GapKind,
+    GapScan,
     GapState,
     Level,
     Marking,
@@ -94,21 +95,22 @@ class CapabilityFilter(django_filters.FilterSet):
         fields = ["domain", "criticality", "lapses_before", "lapses_after", "updated_since"]
 
 
-def reference_filter(reference_model: type[Domain | Territory | Precedent]) -> type[django_filters.FilterSet]:
-    """`updated_since` for a reference list (domains, territories, precedents)."""
+def updated_since_filter(
+    listed: type[Domain | Territory | Precedent | GapScan],
+    moved_by: str = "any change to the row, or to what it shows of another (a domain's pillar and"
+    " partnership), moves its updated_at",
+) -> type[django_filters.FilterSet]:
+    """A list's FilterSet with only `updated_since` (domains, territories, precedents, gap scans)."""
 
-    class ReferenceFilter(django_filters.FilterSet):
-        updated_since = changed_since_filter(
-            "any change to the row, or to what it shows of another (a domain's pillar and partnership),"
-            " moves its updated_at"
-        )
+    class UpdatedSinceFilter(django_filters.FilterSet):
+        updated_since = changed_since_filter(moved_by)
 
         class Meta:
-            model = reference_model
+            model = listed
             fields = ["updated_since"]
 
-    ReferenceFilter.__name__ = f"{reference_model.__name__}Filter"
-    return ReferenceFilter
+    UpdatedSinceFilter.__name__ = f"{listed.__name__}Filter"
+    return UpdatedSinceFilter
 
 
 def known_domains(codes: list[str]) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 from django.utils import timezone
 
 from provisions.explanations import GapFacts, explain
-from provisions.models import Gap, Marking, MarkingsReader, Provision
+from provisions.models import Gap, MarkingsReader, Provision, sees_every_marking
 from provisions.rules import Finding
 
 # The explanation of a gap recorded before its facts were (no `detail`: the next scan records them
@@ -33,7 +33,7 @@ class Redaction:
 
     @classmethod
     def for_reader(cls, reader: MarkingsReader) -> Redaction:
-        if set(reader.markings) >= set(Marking.values):  # cleared for every marking: nothing to hide
+        if sees_every_marking(reader):  # nothing to hide
             return cls.nothing()
         hidden = Provision.objects.exclude(marking__in=reader.markings).values_list("reference", flat=True)
         return cls(frozenset(hidden))

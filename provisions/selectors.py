@@ -10,6 +10,7 @@ from typing import Any
 from django.db.models import Count, QuerySet
 
 from provisions.models import (
+    AimCapability,
     Capability,
     CoverageState,
     Domain,
@@ -172,5 +173,10 @@ def next_lapses_as_scanned(*, today: datetime.date, limit: int = 8) -> list[Laps
 
 def aims_as_scanned() -> list[AimAt]:
     """The aims today, from the coverage states the last scans recorded (three queries)."""
-    recorded = Capability.objects.exclude(coverage_state="").values_list("pk", "coverage_state")
+    serving = AimCapability.objects.values("capability_id")  # not every capability: the aims' few
+    recorded = (
+        Capability.objects.exclude(coverage_state="")
+        .filter(pk__in=serving)
+        .values_list("pk", "coverage_state")
+    )
     return aims_from({pk: CoverageState(state) for pk, state in recorded})

@@ -204,3 +204,20 @@ def test_a_dated_value_taking_effect_on_its_day_is_a_new_version_and_an_event(cl
     told, _ = events_since(client, headers, cursor)
     assert told == [("capability.changed", "PNR"), ("provision.changed", "SP-1")]
     assert Event.objects.filter(event="provision.changed").latest("id").data["*"]["version"] == 2
+
+
+def test_gap_scans_updated_since_lists_the_scans_finished_since(client: Client) -> None:
+    from provisions.models import GapScan, ScanTrigger
+    from provisions.services.scans import gaps_scan
+
+    headers = bearer(UserFactory(role="analyst", clearance=Marking.SECRET))
+    gaps_scan(trigger=ScanTrigger.COMMAND)
+    GapScan.objects.update(updated_at=timezone.now() - datetime.timedelta(days=1))
+    since = timezone.now()
+    later = gaps_scan(trigger=ScanTrigger.COMMAND).scan
+
+    answer = client.get("/api/v1/gap-scans/", {"updated_since": since.isoformat()}, **headers)
+    assert answer.status_code == 200
+    assert [row["id"] for row in answer.json()["results"]] == [later.pk]
+    assert datetime.datetime.fromisoformat(answer.json()["results"][0]["updated_at"]) >= since
+    assert client.get("/api/v1/gap-scans/", {"updated_since": "soon"}, **headers).status_code == 400

@@ -382,7 +382,16 @@ class GapScanSerializer(serializers.ModelSerializer[GapScan]):
 
     class Meta:
         model = GapScan
-        fields = ["id", "as_of", "trigger", "full", "started_at", "duration_ms", *GapScan.COUNTS]
+        fields = [
+            "id",
+            "as_of",
+            "trigger",
+            "full",
+            "started_at",
+            "duration_ms",
+            *GapScan.COUNTS,
+            "updated_at",
+        ]
 
     def to_representation(self, instance: GapScan) -> dict[str, Any]:
         data = super().to_representation(instance)

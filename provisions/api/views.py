@@ -23,7 +23,7 @@ from provisions.api import serializers
 from provisions.api.conventions import CursorPages, MayEditProvision
 from provisions.api.errors import PreconditionRequired
 from provisions.api.queries import KnownQueryParameters
-from provisions.filters import CapabilityFilter, GapApiFilter, ProvisionFilter, reference_filter
+from provisions.filters import CapabilityFilter, GapApiFilter, ProvisionFilter, updated_since_filter
 from provisions.history import provision_history
 from provisions.models import (
     CODE_PATTERN,
@@ -132,7 +132,7 @@ AS_OF = OpenApiParameter(
 class DomainViewSet(KnownQueryParameters, viewsets.ReadOnlyModelViewSet[Domain]):
     serializer_class = serializers.DomainSerializer
     queryset = Domain.objects.select_related("pillar", "partnership").order_by("id")
-    filterset_class = reference_filter(Domain)
+    filterset_class = updated_since_filter(Domain)
     lookup_field = "code"
     lookup_value_regex = CODE_PATTERN
     ordering_fields = ["code", "name"]
@@ -168,7 +168,7 @@ class CapabilityViewSet(KnownQueryParameters, viewsets.ReadOnlyModelViewSet[Capa
 class TerritoryViewSet(KnownQueryParameters, viewsets.ReadOnlyModelViewSet[Territory]):
     serializer_class = serializers.TerritorySerializer
     queryset = Territory.objects.order_by("id")
-    filterset_class = reference_filter(Territory)
+    filterset_class = updated_since_filter(Territory)
     lookup_field = "code"
     lookup_value_regex = CODE_PATTERN
 
@@ -180,7 +180,7 @@ class TerritoryViewSet(KnownQueryParameters, viewsets.ReadOnlyModelViewSet[Terri
 class PrecedentViewSet(KnownQueryParameters, viewsets.ReadOnlyModelViewSet[Precedent]):
     serializer_class = serializers.PrecedentSerializer
     queryset = Precedent.objects.order_by("id")
-    filterset_class = reference_filter(Precedent)
+    filterset_class = updated_since_filter(Precedent)
     lookup_field = "code"
     lookup_value_regex = CODE_PATTERN
 
@@ -457,6 +457,7 @@ class GapScanViewSet(
     serializer_class = serializers.GapScanSerializer
     lookup_value_regex = r"\d+"
     queryset = GapScan.objects.order_by("-started_at", "-id")
+    filterset_class = updated_since_filter(GapScan, "a scan's row moves when it finishes")
 
     def get_serializer_context(self) -> dict[str, Any]:
         return {**super().get_serializer_context(), "reader": _caller(self.request)}

@@ -35,6 +35,7 @@ from provisions.models.provisions import (
     ProvisionQuerySet,
     StatusChange,
     StatusChangeQuerySet,
+    sees_every_marking,
 )
 from provisions.models.vocabulary import (
     CAPABILITY_GAP_KINDS,
@@ -131,4 +132,5 @@ __all__ = [
     "code_validator",
     "fold",
     "rank_of",
+    "sees_every_marking",
 ]

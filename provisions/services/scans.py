@@ -143,7 +143,8 @@ def gaps_scan(
             coverage_snapshot_record(evaluation=evaluation)
         scan.evaluated_subjects = evaluation.evaluated_subjects
         scan.duration_ms = round((time.perf_counter() - started) * 1000)
-        scan.save(update_fields=["evaluated_subjects", "duration_ms"])
+        scan.updated_at = timezone.now()
+        scan.save(update_fields=["evaluated_subjects", "duration_ms", "updated_at"])
     return outcome
 
 
