@@ -50,7 +50,7 @@ beat: install
 
 benchmark: install
 	SECRET_KEY=$${SECRET_KEY:-benchmark-only} DATABASE_URL=$${BENCHMARK_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/partnership_benchmark} \
-		$(BIN)/python benchmarks/run.py --scale $${BENCHMARK_SCALES:-1000,10000} --json $${BENCHMARK_JSON:-benchmarks/results.json} $(BENCHMARK_ARGS)
+		$(BIN)/python benchmarks/run.py --scale $${BENCHMARK_SCALES:-1000,10000} --json $${BENCHMARK_JSON:-benchmark-results.json} $(BENCHMARK_ARGS)
 
 clean:
 	rm -rf $(VENV) db.sqlite3 staticfiles .pytest_cache .mypy_cache .ruff_cache

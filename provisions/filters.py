@@ -14,6 +14,7 @@ from django.db.models import Q, QuerySet
 
 from provisions.models import (
     PROVISION_SEARCH_VECTOR,
+    ApiToken,
     Capability,
     Domain,
     Gap,
@@ -26,6 +27,7 @@ from provisions.models import (
     Provision,
     Status,
     Territory,
+    WebhookEndpoint,
 )
 
 
@@ -96,7 +98,7 @@ class CapabilityFilter(django_filters.FilterSet):
 
 
 def updated_since_filter(
-    listed: type[Domain | Territory | Precedent | GapScan],
+    listed: type[Domain | Territory | Precedent | GapScan | WebhookEndpoint],
     moved_by: str = "any change to the row, or to what it shows of another (a domain's pillar and"
     " partnership), moves its updated_at",
 ) -> type[django_filters.FilterSet]:
@@ -184,3 +186,22 @@ class GapApiFilter(GapFilter):
 
     class Meta(GapFilter.Meta):
         fields = [*GapFilter.Meta.fields, "updated_since"]
+
+
+class ApiTokenFilter(django_filters.FilterSet):
+    updated_since = django_filters.IsoDateTimeFilter(
+        method="filter_updated_since",
+        validators=[plausible_moment],
+        label="Made, used or revoked at or after this moment (ISO 8601)",
+    )
+
+    class Meta:
+        model = ApiToken
+        fields = ["updated_since"]
+
+    def filter_updated_since(
+        self, queryset: QuerySet[ApiToken], name: str, value: datetime.datetime
+    ) -> QuerySet[ApiToken]:
+        return queryset.filter(
+            Q(created_at__gte=value) | Q(last_used_at__gte=value) | Q(revoked_at__gte=value)
+        )

@@ -221,3 +221,39 @@ def test_gap_scans_updated_since_lists_the_scans_finished_since(client: Client) 
     assert [row["id"] for row in answer.json()["results"]] == [later.pk]
     assert datetime.datetime.fromisoformat(answer.json()["results"][0]["updated_at"]) >= since
     assert client.get("/api/v1/gap-scans/", {"updated_since": "soon"}, **headers).status_code == 400
+
+
+def test_tokens_and_webhook_endpoints_take_updated_since(client: Client) -> None:
+    from provisions.models import ApiToken, WebhookEndpoint
+    from provisions.services.tokens import api_token_create, api_token_revoke
+    from provisions.services.webhooks.endpoints import webhook_endpoint_rotate_secret
+
+    administrator = UserFactory(role="administrator", clearance=Marking.SECRET)
+    by = Reader.of(administrator)
+    headers = bearer(administrator)
+    old_token, _ = api_token_create(owner=administrator, by=by, name="old")
+    revoked, _ = api_token_create(owner=administrator, by=by, name="revoked later")
+    quiet = WebhookEndpoint.objects.create(
+        url="https://a.example/hooks", events=["gap.opened"], secret="whsec_MTIz"
+    )
+    rotated = WebhookEndpoint.objects.create(
+        url="https://b.example/hooks", events=["gap.opened"], secret="whsec_MTIz"
+    )
+    long_ago = timezone.now() - datetime.timedelta(days=2)
+    ApiToken.objects.update(created_at=long_ago, last_used_at=None)
+    WebhookEndpoint.objects.update(updated_at=long_ago)
+    since = timezone.now()
+
+    api_token_revoke(token=revoked, by=by)
+    webhook_endpoint_rotate_secret(endpoint=rotated, by=by)
+
+    tokens = client.get("/api/v1/tokens/", {"updated_since": since.isoformat()}, **headers).json()["results"]
+    # The token this request came with was just used; the one revoked since is listed; the other not.
+    assert revoked.pk in {row["id"] for row in tokens} and old_token.pk not in {row["id"] for row in tokens}
+    endpoints = client.get("/api/v1/webhook-endpoints/", {"updated_since": since.isoformat()}, **headers)
+    assert [row["id"] for row in endpoints.json()["results"]] == [rotated.pk]  # not `quiet`
+    assert quiet.pk in {
+        row["id"] for row in client.get("/api/v1/webhook-endpoints/", **headers).json()["results"]
+    }
+    for path in ("/api/v1/tokens/", "/api/v1/webhook-endpoints/"):
+        assert client.get(path, {"updated_since": "then"}, **headers).status_code == 400

@@ -172,3 +172,24 @@ def test_the_admin_form_refuses_a_token_expiring_beyond_the_maximum(client) -> N
     assert response.status_code == 200  # the form again, with the error
     assert "A token may last at most 365 days" in response.content.decode()
     assert not ApiToken.objects.exists()
+
+
+def test_a_tokens_last_use_is_written_to_the_minute_not_on_every_request(client: Client) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    owner = UserFactory(role="viewer")
+    token, key = api_token_create(owner=owner, by=Reader.system(), name="integration")
+    headers = {"HTTP_AUTHORIZATION": f"Bearer {key}"}
+
+    assert client.get("/api/v1/domains/", **headers).status_code == 200
+    first = ApiToken.objects.get(pk=token.pk).last_used_at
+    assert first is not None
+    with CaptureQueriesContext(connection) as within_a_minute:
+        client.get("/api/v1/domains/", **headers)
+    assert not [query for query in within_a_minute.captured_queries if query["sql"].startswith("UPDATE")]
+    assert ApiToken.objects.get(pk=token.pk).last_used_at == first
+
+    ApiToken.objects.filter(pk=token.pk).update(last_used_at=first - datetime.timedelta(minutes=2))
+    client.get("/api/v1/domains/", **headers)
+    assert ApiToken.objects.get(pk=token.pk).last_used_at > first

@@ -23,7 +23,13 @@ from provisions.api import serializers
 from provisions.api.conventions import CursorPages, MayEditProvision
 from provisions.api.errors import PreconditionRequired
 from provisions.api.queries import KnownQueryParameters
-from provisions.filters import CapabilityFilter, GapApiFilter, ProvisionFilter, updated_since_filter
+from provisions.filters import (
+    ApiTokenFilter,
+    CapabilityFilter,
+    GapApiFilter,
+    ProvisionFilter,
+    updated_since_filter,
+)
 from provisions.history import provision_history
 from provisions.models import (
     CODE_PATTERN,
@@ -480,6 +486,7 @@ class ApiTokenViewSet(
 
     serializer_class = serializers.ApiTokenSerializer
     lookup_value_regex = r"\d+"
+    filterset_class = ApiTokenFilter
 
     def get_queryset(self) -> QuerySet[ApiToken]:
         if getattr(self, "swagger_fake_view", False):  # drf-spectacular reading the shape: no caller

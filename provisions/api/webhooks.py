@@ -25,6 +25,7 @@ from provisions.api.conventions import HasRole
 from provisions.api.queries import KnownQueryParameters
 from provisions.api.serializers import GapSerializer
 from provisions.api.views import ERRORS, READ_ERRORS, _caller
+from provisions.filters import updated_since_filter
 from provisions.models import (
     GapKind,
     Level,
@@ -61,8 +62,17 @@ class WebhookEndpointSerializer(serializers.ModelSerializer[WebhookEndpoint]):
 
     class Meta:
         model = WebhookEndpoint
-        fields = ["id", "url", "events", "clearance", "active", "created_at", "previous_secret_expires_at"]
-        read_only_fields = ["id", "created_at", "previous_secret_expires_at"]
+        fields = [
+            "id",
+            "url",
+            "events",
+            "clearance",
+            "active",
+            "created_at",
+            "updated_at",
+            "previous_secret_expires_at",
+        ]
+        read_only_fields = ["id", "created_at", "updated_at", "previous_secret_expires_at"]
         extra_kwargs = {
             "previous_secret_expires_at": {
                 "help_text": "Until then deliveries are signed with the secret before the last rotation too."
@@ -265,6 +275,7 @@ class WebhookEndpointViewSet(
     permission_classes = [Administers]
     lookup_value_regex = r"\d+"
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+    filterset_class = updated_since_filter(WebhookEndpoint, "any change, a rotated secret included")
 
     def get_queryset(self) -> QuerySet[WebhookEndpoint]:
         if getattr(self, "swagger_fake_view", False):  # drf-spectacular reading the shape: no caller

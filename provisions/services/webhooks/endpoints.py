@@ -56,7 +56,7 @@ def webhook_endpoint_rotate_secret(*, endpoint: WebhookEndpoint, by: Reader) -> 
         endpoint.previous_secret = endpoint.secret
         endpoint.previous_secret_expires_at = timezone.now() + WEBHOOK_PREVIOUS_SECRET_LASTS
         endpoint.secret = webhook_secret_new()
-        endpoint.save(update_fields=["secret", "previous_secret", "previous_secret_expires_at"])
+        endpoint.save(update_fields=["secret", "previous_secret", "previous_secret_expires_at", "updated_at"])
     return endpoint
 
 
