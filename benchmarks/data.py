@@ -14,6 +14,7 @@ import itertools
 import json
 import os
 import random
+import subprocess
 import sys
 import time
 from collections import Counter
@@ -84,6 +85,17 @@ def start_django() -> None:
     import django
 
     django.setup()
+
+
+def celery_worker(environment: dict[str, str], stderr: Any = None) -> subprocess.Popen[bytes]:
+    """A real `celery worker` (solo pool) of this project, for the harnesses that need one."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "partnership", "worker", "--pool", "solo", "-l", "WARNING"],
+        cwd=PROJECT_ROOT,
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        stderr=stderr,
+    )
 
 
 # --- generation ----------------------------------------------------------------------------------------

@@ -24,7 +24,6 @@ import argparse
 import gc
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -42,6 +41,7 @@ from dataclasses import replace  # noqa: E402
 
 from django.db import connection  # noqa: E402
 
+from benchmarks.data import celery_worker  # noqa: E402
 from provisions.models import ExportJob, Provision, User  # noqa: E402
 from provisions.permissions import Reader  # noqa: E402
 from provisions.reports import catalogue  # noqa: E402
@@ -106,22 +106,7 @@ def pdf_job(report: GapReport, repeat: int) -> None:
 
     user.groups.set([Group.objects.get(name="analyst")])
     environment = {**os.environ, "EXPORT_DIR": tempfile.mkdtemp(prefix="export-bench-")}
-    worker = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "partnership",
-            "worker",
-            "--pool",
-            "solo",
-            "--loglevel",
-            "WARNING",
-        ],
-        env=environment,
-        cwd=Path(__file__).resolve().parent.parent,
-    )
+    worker = celery_worker(environment)
     try:
         time.sleep(5)  # the worker connects to the broker
         times = []

@@ -43,6 +43,8 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 if str(PROJECT_ROOT) not in sys.path:
     sys.path.insert(0, str(PROJECT_ROOT))
 
+from benchmarks.data import celery_worker  # noqa: E402
+
 PAST = datetime.datetime.now(tz=datetime.UTC).date() - datetime.timedelta(days=180)
 
 
@@ -153,24 +155,7 @@ def start_servers(workers: int, log_folder: Path) -> tuple[str, list[subprocess.
     )
     port = free_port()
     processes = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "partnership",
-                "worker",
-                "--pool",
-                "solo",
-                "--loglevel",
-                "WARNING",
-            ],
-            cwd=PROJECT_ROOT,
-            env=environment,
-            stdout=subprocess.DEVNULL,
-            stderr=(log_folder / "worker.log").open("wb"),
-        ),
+        celery_worker(environment, (log_folder / "worker.log").open("wb")),
         subprocess.Popen(  # noqa: S603 (gunicorn, with our own arguments)
             [
                 sys.executable,

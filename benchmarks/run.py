@@ -342,31 +342,6 @@ def _times(row: dict[str, Any], measured: str, bound: str) -> float:
     return float(row[measured] / row[bound]) if row[bound] else 0.0
 
 
-def print_row(row: dict[str, Any]) -> None:
-    ratio = _times(row, "evaluation_s", "evaluation_input_read_s")
-    past_ratio = _times(row, "evaluation_past_s", "evaluation_past_input_read_s")
-    api_ratio = _times(row, "api_page_s", "api_page_bound_s")
-    print(
-        f"\n{row['provisions']:,} provisions (generated in {row['generation_s']:.1f} s)\n"
-        f"  evaluation, today       {row['evaluation_s']:8.3f} s  {row['evaluation_queries']:3} queries"
-        f"  input read {row['evaluation_input_read_s']:.3f} s  ({ratio:.1f}x its bound)\n"
-        f"  evaluation, {PAST_DAYS} days ago {row['evaluation_past_s']:8.3f} s  "
-        f"{row['evaluation_past_queries']:3} queries  input read {row['evaluation_past_input_read_s']:.3f} s"
-        f"  ({past_ratio:.1f}x)\n"
-        f"  first full scan         {row['first_scan_s']:8.3f} s\n"
-        f"  rescan after one move   {row['rescan_s']:8.3f} s\n"
-        f"  API page (50 rows)      {row['api_page_s']:8.3f} s  {row['api_page_queries']:3} queries"
-        f"  bound {row['api_page_bound_s']:.3f} s  ({api_ratio:.1f}x)\n"
-        f"  overview                {row['overview_s']:8.3f} s  {row['overview_queries']:3} queries\n"
-        f"  overview, {PAST_DAYS} days ago   {row['overview_past_s']:8.3f} s\n"
-        f"  domain page             {row['domain_page_s']:8.3f} s\n"
-        f"  CSV of the gap report   {row['csv_export_s']:8.3f} s  peak {row['csv_export_peak_mb']:.1f} MB\n"
-        f"  XLSX of the gap report  {row['xlsx_export_s']:8.3f} s  peak {row['xlsx_export_peak_mb']:.1f} MB\n"
-        f"  evaluation's peak RSS   {row['evaluation_peak_mb']:8.0f} MB (a process of its own)\n"
-        f"  process peak RSS so far {row['peak_rss_mb']:8.0f} MB"
-    )
-
-
 # The README's Performance table: (row label, key or (key, bound key) for a ratio, unit).
 TABLE_ROWS: tuple[tuple[str, str | tuple[str, str], str], ...] = (
     ("generation (COPY, fixed seed)", "generation_s", "s"),
@@ -402,6 +377,14 @@ def _cell(row: dict[str, Any], key: str | tuple[str, str], unit: str) -> str:
     if unit == "s":
         return f"{value * 1000:.0f} ms" if value < 1 else f"{value:.2f} s"
     return f"{value:,.0f}{' MB' if unit == 'MB' else ''}"
+
+
+def print_row(row: dict[str, Any]) -> None:
+    """One scale's figures as they come, the table's rows for it."""
+    print(f"\n{row['provisions']:,} provisions")
+    for label, key, unit in TABLE_ROWS:
+        indent = "    " if label.startswith(tuple(INDENTED)) else "  "
+        print(f"{indent}{label:<{58 - len(indent)}} {_cell(row, key, unit):>10}")
 
 
 def markdown_table(report: dict[str, Any]) -> str:

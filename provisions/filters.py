@@ -102,7 +102,8 @@ def updated_since_filter(
     moved_by: str = "any change to the row, or to what it shows of another (a domain's pillar and"
     " partnership), moves its updated_at",
 ) -> type[django_filters.FilterSet]:
-    """A list's FilterSet with only `updated_since` (domains, territories, precedents, gap scans)."""
+    """A list's FilterSet with only `updated_since` on its `updated_at` (domains, territories,
+    precedents, gap scans, webhook endpoints)."""
 
     class UpdatedSinceFilter(django_filters.FilterSet):
         updated_since = changed_since_filter(moved_by)

@@ -121,6 +121,32 @@ def row_references(row: dict[str, Any]) -> tuple[str, ...]:
     return tuple(sorted(named))
 
 
+class GapRowsForReaders:
+    """Gap rows for readers of several clearances (the events a scan records): each gap's row is built
+    once as a reader cleared for everything sees it, and again for a redaction only where it would
+    differ: where the row, or the facts its explanation is made from, names a provision the redaction
+    hides (or, for a gap recorded without facts, where anything is hidden: its explanation is
+    withheld). The rows equal gap_row's for each redaction."""
+
+    def __init__(self, gaps: Iterable[Gap], *, today: datetime.date) -> None:
+        self.gaps = {gap.pk: gap for gap in gaps}
+        self.today = today
+        self.full = {pk: gap_row(gap, Redaction.nothing(), today=today) for pk, gap in self.gaps.items()}
+        self.named = {pk: _named(self.gaps[pk], row) for pk, row in self.full.items() if row is not None}
+
+    def row(self, pk: int, redaction: Redaction) -> dict[str, Any] | None:
+        gap = self.gaps[pk]
+        if not redaction.hidden or (gap.detail and not self.named[pk] & redaction.hidden):
+            return self.full[pk]
+        return gap_row(gap, redaction, today=self.today)
+
+
+def _named(gap: Gap, row: dict[str, Any]) -> frozenset[str]:
+    """Every provision a gap's row names: its columns, and the facts its explanation is made from."""
+    facts = GapFacts.from_json(gap.detail).references if gap.detail else ()
+    return frozenset((*row_references(row), *facts))
+
+
 def gap_rows(gaps: Iterable[Gap], redaction: Redaction, *, today: datetime.date) -> list[dict[str, Any]]:
     return [row for gap in gaps if (row := gap_row(gap, redaction, today=today)) is not None]
 

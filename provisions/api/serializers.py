@@ -153,7 +153,7 @@ class ProvisionSerializer(serializers.ModelSerializer[Provision]):
             "status": instance.status_at(as_of) if as_of is not None else instance.status,
             "positions": [held[party_id] for party_id in sorted(held)],
             "covers": instance.links_at(day),
-            "alignment": instance.alignment_at(day).value,
+            "alignment": instance.alignment_at(day, held=held).value,
             **values,
         }
         data: dict[str, Any] = {}

@@ -179,9 +179,12 @@ class Provision(models.Model):
             if party.pk in held and held[party.pk].stance == Stance.OPPOSES
         ]
 
-    def alignment_at(self, day: datetime.date | None = None) -> Alignment:
-        """From each party's position on the day; reads prefetched positions and parties when present."""
-        held = self.positions_at(day)
+    def alignment_at(
+        self, day: datetime.date | None = None, *, held: dict[int, Position] | None = None
+    ) -> Alignment:
+        """From each party's position on the day (`held`: positions_at(day), when the caller has it);
+        reads prefetched positions and parties when present."""
+        held = self.positions_at(day) if held is None else held
         parties = self.domain.partnership.parties.all()
         return Alignment.of(held[party.pk].stance if party.pk in held else None for party in parties)
 

@@ -21,7 +21,6 @@ from django.db.models.expressions import RawSQL
 from django.utils import timezone
 from rest_framework.utils import encoders
 
-from provisions.explanations import GapFacts
 from provisions.models import (
     Event,
     Gap,
@@ -33,7 +32,7 @@ from provisions.models import (
     WebhookEvent,
 )
 from provisions.permissions import Reader
-from provisions.redaction import Redaction, gap_row, row_references
+from provisions.redaction import GapRowsForReaders, Redaction, row_references
 from provisions.services.escalations import Escalation
 from provisions.services.webhooks.delivery import webhooks_queue
 
@@ -284,10 +283,7 @@ def events_record_gap_changes(
             "capability__domain", "provision__domain", "acknowledged_by"
         )
     }
-    # Each gap's row is built once, as a reader cleared for everything sees it; a clearance gets that
-    # same row unless it names (in its columns or its explanation's facts) a provision hidden from it.
-    full = {pk: row for pk, gap in loaded.items() if (row := gap_row(gap, Redaction.nothing(), today=as_of))}
-    named = {pk: _named(loaded[pk], row) for pk, row in full.items()}
+    rows = GapRowsForReaders(loaded.values(), today=as_of)
     redactions: dict[tuple[str, ...], Redaction] = {}
 
     def gap_data(
@@ -295,12 +291,7 @@ def events_record_gap_changes(
     ) -> EventData | None:
         if reader.markings not in redactions:  # once per clearance, not per gap
             redactions[reader.markings] = Redaction.for_reader(reader)
-        redaction = redactions[reader.markings]
-        gap = loaded[pk]
-        if not redaction.hidden or (gap.detail and not named[pk] & redaction.hidden):
-            row = full.get(pk)
-        else:
-            row = gap_row(gap, redaction, today=as_of)
+        row = rows.row(pk, redactions[reader.markings])
         if row is None:
             return None
         data = row if escalated_from is None else {**row, "escalated_from": escalated_from}
@@ -337,12 +328,6 @@ def events_record_gap_changes(
         for gap, previous in escalated
     ]
     return events_record(occurrences=occurrences)
-
-
-def _named(gap: Gap, row: dict[str, Any]) -> frozenset[str]:
-    """Every provision a gap's row names: its columns, and the facts its explanation is made from."""
-    facts = GapFacts.from_json(gap.detail).references if gap.detail else ()
-    return frozenset((*row_references(row), *facts))
 
 
 # --- reading the feed ---------------------------------------------------------------------------------------
