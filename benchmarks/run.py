@@ -260,16 +260,18 @@ def pages_measured(client: Any, *, repeat: int, past: datetime.date) -> dict[str
 
 
 # One full evaluation in a fresh process: its peak resident memory is the evaluation's (and Django's,
-# about 100 MB), not what generating the data or the other cases left behind.
+# about 70 MB), not what generating the data or the other cases left behind. Read from the process's
+# own VmHWM: getrusage's ru_maxrss survives exec on Linux, so it would report the runner's peak.
 _EVALUATION_ALONE = """
-import resource, sys
+import sys
 sys.path.insert(0, {root!r})
 from benchmarks.data import start_django
 start_django()
 from django.utils import timezone
 from provisions.rules import evaluate_gaps
 evaluate_gaps(as_of=timezone.localdate())
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+with open("/proc/self/status") as status:
+    print(next(line.split()[1] for line in status if line.startswith("VmHWM:")))
 """
 
 

@@ -14,6 +14,7 @@ from benchmarks.data import Sizes, check_data, generate, wipe
 from benchmarks.run import (
     SCALE_KEYS,
     TABLE_ROWS,
+    evaluation_peak_mb,
     fetch_into_sink,
     markdown_table,
     measure,
@@ -77,6 +78,20 @@ def test_query_counts_are_the_same_at_two_scales_and_every_figure_is_reported() 
     assert small["evaluation_queries"] <= 10
     assert all(isinstance(value, int | float) and value >= 0 for value in large.values())
     assert large["api_page_bound_s"] > 0 and large["evaluation_input_read_s"] > 0
+
+
+def test_the_evaluation_peak_is_the_evaluating_process_own_not_the_runners() -> None:
+    """Linux keeps a process's ru_maxrss across exec: a child reporting it would report the runner's
+    peak (3.2 GB at a million provisions was the runner's). Hold 1 GB here: the child's figure is its own."""
+    wipe()
+    generate(Sizes(40, 200, 600), timezone.localdate(), seed=7)
+    held = bytearray(1024 * 1024 * 1024)
+    held[::4096] = b"\x01" * len(range(0, len(held), 4096))  # touched, so resident
+
+    peak = evaluation_peak_mb()
+
+    assert 20 < peak < 500
+    del held
 
 
 def test_the_scales_are_read_from_the_command_line() -> None:
