@@ -276,6 +276,9 @@ IDEMPOTENCY_KEY_HOURS = env_int("IDEMPOTENCY_KEY_HOURS", 24, minimum=1)
 # How long the events feed keeps an event (beat forgets older ones daily); a reader whose cursor is
 # older gets 410 and copies the lists again. Longer than a webhook's retries (about a day).
 EVENTS_KEPT_DAYS = env_int("EVENTS_KEPT_DAYS", 90, minimum=2)
+# A full gap scan evaluates and reconciles this many subjects (provisions and capabilities) per
+# transaction: a million provisions neither hold one transaction for minutes nor one evaluation in memory.
+GAP_SCAN_BATCH_SUBJECTS = env_int("GAP_SCAN_BATCH_SUBJECTS", 50_000, minimum=1)
 
 # Password reset by email, only when an SMTP server is configured; otherwise its pages answer 404 and
 # an administrator sets a new password in the admin.

@@ -50,10 +50,14 @@ def test_readyz_answers_ready_with_the_last_full_scans_age(client: Client) -> No
         trigger="schedule",
         full=True,
         started_at=timezone.now() - datetime.timedelta(hours=2),
+        duration_ms=1200,
     )
     GapScan.objects.create(
-        as_of=timezone.localdate(), trigger="change", full=False
+        as_of=timezone.localdate(), trigger="change", full=False, duration_ms=15
     )  # not told: follows a change
+    GapScan.objects.create(
+        as_of=timezone.localdate(), trigger="schedule", full=True
+    )  # not told: still running (or died half-way), no duration
 
     response = client.get("/readyz")
 

@@ -4,17 +4,32 @@ from __future__ import annotations
 
 import datetime
 import threading
+from typing import Any
+from unittest import mock
 
 import pytest
 from django.core.exceptions import ValidationError
 from django.db import connection
+from django.test.utils import CaptureQueriesContext, override_settings
 from django.utils import timezone
 
-from provisions.models import Gap, GapKind, GapScan, Level, ScanRequest, ScanTrigger, Status
+from provisions.models import (
+    Capability,
+    CoverageSnapshot,
+    CoverageState,
+    Gap,
+    GapKind,
+    GapScan,
+    Level,
+    ScanRequest,
+    ScanTrigger,
+    Status,
+)
 from provisions.permissions import Reader
+from provisions.rules import evaluate_gaps
 from provisions.services.scans import gap_acknowledge, gaps_run_requested, gaps_scan
 from provisions.services.status import provision_transition
-from tests.factories import CapabilityFactory, CoverageFactory, ProvisionFactory, UserFactory
+from tests.factories import CapabilityFactory, CoverageFactory, DomainFactory, ProvisionFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -301,3 +316,124 @@ def test_a_full_scan_records_the_days_coverage_snapshot(capability_at_risk):
     assert (snapshot.as_of, snapshot.in_negotiation, snapshot.secured) == (today(), 1, 0)
     gaps_scan(trigger=ScanTrigger.CHANGE, provision_ids=[capability_at_risk[1].pk], capability_ids=[])
     assert CoverageSnapshot.objects.count() == 1  # a scoped scan does not count everything
+
+
+# --- a full scan in batches ----------------------------------------------------------------------------
+
+
+def a_partnership_of_every_kind_of_gap() -> None:
+    """Two domains, capabilities at risk, lapsed, uncovered, partial and secured, a provision covering
+    capabilities of both domains, a stalled one and one that never existed before today's."""
+    justice, police = DomainFactory(), DomainFactory()
+    for domain in (justice, police):
+        for days, status, extent in (
+            (100, Status.UNDER_NEGOTIATION, "full"),  # at risk
+            (-5, Status.PROPOSED, "full"),  # lapsed
+            (30, None, None),  # uncovered, soon
+            (400, Status.AGREED, "partial"),  # partial
+            (400, Status.AGREED, "full"),  # secured: no gap
+        ):
+            capability = CapabilityFactory(domain=domain, lapses_on=days_from_today(days))
+            if status is not None:
+                provision = ProvisionFactory(domain=domain, status=status, created_on=today())
+                CoverageFactory(provision=provision, capability=capability, extent=extent)
+    across = ProvisionFactory(domain=justice, status=Status.PROPOSED, created_on=days_from_today(-400))
+    for capability in Capability.objects.filter(domain=police)[:2]:
+        CoverageFactory(provision=across, capability=capability)  # stalled, and covering the other domain
+    ProvisionFactory(domain=police, status=Status.IDENTIFIED, created_on=days_from_today(-200))  # stalled
+
+
+def found_now() -> set[tuple[str, int | None, str]]:
+    return {(f.kind.value, f.subject_id, f.severity.value) for f in evaluate_gaps(as_of=today()).findings}
+
+
+def open_gap_identities() -> set[tuple[str, int | None, str]]:
+    return {
+        (kind, capability_id or provision_id, severity)
+        for kind, capability_id, provision_id, severity in Gap.objects.open().values_list(
+            "kind", "capability_id", "provision_id", "severity"
+        )
+    }
+
+
+@override_settings(GAP_SCAN_BATCH_SUBJECTS=3)
+def test_a_full_scan_in_batches_finds_what_one_evaluation_finds_and_counts_once():
+    a_partnership_of_every_kind_of_gap()
+    expected = found_now()
+    one_evaluation = evaluate_gaps(as_of=today())
+    assert {kind for kind, _, _ in expected} >= {"at_risk", "lapsed", "uncovered", "partial", "stalled"}
+
+    with CaptureQueriesContext(connection) as queries:
+        outcome = gaps_scan(trigger=ScanTrigger.COMMAND)
+
+    assert open_gap_identities() == expected
+    assert sum(sql["sql"].count("provisions_gapscan") > 0 for sql in queries.captured_queries) > 8  # batched
+    scan = GapScan.objects.get()
+    assert (scan.full, scan.opened, scan.updated, scan.resolved, scan.unchanged) == (
+        True,
+        len(expected),
+        0,
+        0,
+        0,
+    )
+    assert scan.evaluated_subjects == one_evaluation.evaluated_subjects
+    assert scan.duration_ms is not None
+    assert len(outcome.opened) == len(expected)
+    snapshot = CoverageSnapshot.objects.get()
+    assert {state: getattr(snapshot, state) for state in CoverageState.values} == {
+        state: one_evaluation.states_counted()[state] for state in CoverageState.values
+    }
+    assert dict(Capability.objects.values_list("pk", "coverage_state")) == {
+        pk: at.state.value for pk, at in one_evaluation.coverage.items()
+    }
+
+    gaps_scan(trigger=ScanTrigger.COMMAND)  # again: every batch finds its gaps open already
+    again = GapScan.objects.latest("pk")
+    assert (again.opened, again.updated, again.resolved, again.unchanged) == (0, 0, 0, len(expected))
+
+
+@pytest.mark.services
+@pytest.mark.django_db(transaction=True)
+@override_settings(GAP_SCAN_BATCH_SUBJECTS=3)
+def test_a_full_scan_commits_batch_by_batch_and_one_that_dies_is_redone_from_its_request():
+    a_partnership_of_every_kind_of_gap()
+    expected = found_now()
+    ScanRequest.objects.create(full=True, trigger=ScanTrigger.SCHEDULE)  # its task not yet run
+    seen_from_elsewhere: list[tuple[int, int | None]] = []
+    batches = 0
+
+    def evaluate_then_die_in_the_fourth_batch(**kwargs: Any) -> Any:
+        nonlocal batches
+        batches += 1
+        other = connection.copy()  # another session sees only what committed
+        try:
+            with other.cursor() as cursor:
+                cursor.execute("SELECT count(*) FROM provisions_gap WHERE resolved_at IS NULL")
+                committed = cursor.fetchone()[0]
+                cursor.execute("SELECT duration_ms FROM provisions_gapscan")
+                seen_from_elsewhere.append((committed, cursor.fetchone()[0]))
+        finally:
+            other.close()
+        if batches == 4:
+            raise RuntimeError("the worker dies")
+        return evaluate_gaps(**kwargs)
+
+    with (
+        mock.patch("provisions.services.scans.evaluate_gaps", evaluate_then_die_in_the_fourth_batch),
+        pytest.raises(RuntimeError),
+    ):
+        gaps_run_requested()
+
+    committed = [count for count, _ in seen_from_elsewhere]
+    assert committed[0] == 0 and committed == sorted(committed) and committed[-1] > 0  # batch by batch
+    assert {duration for _, duration in seen_from_elsewhere} == {None}  # the scan shows it runs
+    assert 0 < Gap.objects.open().count() < len(expected)
+    assert GapScan.objects.get().duration_ms is None  # unfinished, and not the health check's last scan
+    assert ScanRequest.objects.filter(full=True).count() == 1  # kept: the scan is asked for again
+
+    gaps_run_requested()  # the task redelivered
+
+    assert open_gap_identities() == expected
+    assert not ScanRequest.objects.exists()
+    finished = GapScan.objects.exclude(duration_ms=None).get()
+    assert finished.opened + finished.unchanged == len(expected)

@@ -392,6 +392,12 @@ class GapScanSerializer(serializers.ModelSerializer[GapScan]):
             *GapScan.COUNTS,
             "updated_at",
         ]
+        extra_kwargs = {
+            "duration_ms": {
+                "help_text": "Empty while it runs: a full scan reconciles batch by batch, its counts growing "
+                "as each batch commits (empty for good if it died half-way; the next scan redoes it)."
+            }
+        }
 
     def to_representation(self, instance: GapScan) -> dict[str, Any]:
         data = super().to_representation(instance)

@@ -91,6 +91,10 @@ class Evaluation:
     provisions: dict[int, ProvisionAt] = field(default_factory=dict)  # existing at T
     evaluated_subjects: int = 0  # capabilities and provisions whose gaps were evaluated
 
+    def states_counted(self) -> Counter[str]:
+        """The evaluated capabilities counted by coverage state."""
+        return Counter(coverage.state.value for coverage in self.coverage.values())
+
 
 # --- the rules ----------------------------------------------------------------------------------------------
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import datetime
 import logging
+import math
 import time
 from collections import Counter
 from collections.abc import Collection, Iterator
@@ -11,6 +13,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.utils import timezone
@@ -23,11 +26,12 @@ from provisions.models import (
     Gap,
     GapRuleThresholds,
     GapScan,
+    Provision,
     ScanRequest,
     ScanTrigger,
 )
 from provisions.permissions import Reader, can_acknowledge_gaps, can_administer, ensure
-from provisions.rules import CoverageAt, Evaluation, Finding, evaluate_gaps
+from provisions.rules import CoverageAt, Finding, Thresholds, evaluate_gaps
 from provisions.services.escalations import gap_escalations
 from provisions.services.queueing import RUN_REQUESTED_SCANS, task_queue_on_commit
 from provisions.services.watch import notify_gap_changes
@@ -37,6 +41,7 @@ logger = logging.getLogger(__name__)
 
 # Any constant key: all scans take the same PostgreSQL advisory lock, so they run one at a time.
 _SCAN_LOCK_KEY = 0x5CA11
+_REQUESTS_LOCK_KEY = 0x5CA12
 
 
 @dataclass
@@ -102,10 +107,40 @@ class ScanOutcome:
 
 
 def _lock_scans() -> None:
-    """Serialise scans. On SQLite the database allows one writer at a time already."""
+    """Serialise scans and a full scan's batches (SQLite allows one writer at a time already)."""
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_SCAN_LOCK_KEY])
+
+
+@contextlib.contextmanager
+def _requests_handled_one_at_a_time() -> Iterator[None]:
+    """Hold a session-level advisory lock, not a transaction: two workers do not handle the same
+    requests twice, and a full scan's batches commit as they go (scoped scans still run between them)."""
+    if connection.vendor != "postgresql":
+        yield
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_lock(%s)", [_REQUESTS_LOCK_KEY])
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(%s)", [_REQUESTS_LOCK_KEY])
+
+
+def _full_scan_batches() -> Iterator[tuple[list[int], list[int]]]:
+    """Every provision and capability, as (provision ids, capability ids) of at most about
+    GAP_SCAN_BATCH_SUBJECTS subjects together, domain by domain (what a subject depends on is mostly
+    in its domain, so a batch reads little beyond itself)."""
+    provisions = list(Provision.objects.order_by("domain_id", "id").values_list("id", flat=True))
+    capabilities = list(Capability.objects.order_by("domain_id", "id").values_list("id", flat=True))
+    parts = max(1, math.ceil((len(provisions) + len(capabilities)) / settings.GAP_SCAN_BATCH_SUBJECTS))
+    for part in range(parts):
+        yield (
+            provisions[part * len(provisions) // parts : (part + 1) * len(provisions) // parts],
+            capabilities[part * len(capabilities) // parts : (part + 1) * len(capabilities) // parts],
+        )
 
 
 def gaps_scan(
@@ -116,36 +151,67 @@ def gaps_scan(
 ) -> ScanOutcome:
     """Evaluate today and reconcile the gap table; record the scan.
 
-    With no ids every subject is scanned; with ids only those subjects (and only their gaps
-    can be opened or resolved). Scans run one at a time, so two at once leave one consistent set.
+    With no ids every subject is scanned, in batches of its own transaction each (a million
+    provisions do not hold one transaction for minutes, nor their whole evaluation in memory); with
+    ids only those subjects (and only their gaps can be opened or resolved), in one transaction.
+    Scans and batches run one at a time, so two at once leave one consistent set.
     """
     started = time.perf_counter()
+    if provision_ids is None and capability_ids is None:
+        return _full_scan(trigger, started)
     with transaction.atomic():
         _lock_scans()
         as_of = timezone.localdate()
-        full = provision_ids is None and capability_ids is None
-        if not full:
-            provision_ids, capability_ids = _dependent_subjects(provision_ids or (), capability_ids or ())
-        evaluation = evaluate_gaps(
-            as_of=as_of,
-            provision_ids=None if full else (provision_ids or ()),
-            capability_ids=None if full else (capability_ids or ()),
-        )
-        scan = GapScan.objects.create(as_of=as_of, trigger=trigger, full=full)
-        open_gaps = Gap.objects.open().order_by()
-        if not full:
-            open_gaps = open_gaps.filter(capability_id__in=capability_ids or ()) | open_gaps.filter(
-                provision_id__in=provision_ids or ()
-            )
-        outcome = gaps_reconcile(scan=scan, findings=evaluation.findings, open_gaps=list(open_gaps))
-        _record_coverage_states(evaluation.coverage)
-        if full:
-            coverage_snapshot_record(evaluation=evaluation)
-        scan.evaluated_subjects = evaluation.evaluated_subjects
-        scan.duration_ms = round((time.perf_counter() - started) * 1000)
-        scan.updated_at = timezone.now()
-        scan.save(update_fields=["evaluated_subjects", "duration_ms", "updated_at"])
+        scan = GapScan.objects.create(as_of=as_of, trigger=trigger, full=False)
+        provision_ids, capability_ids = _dependent_subjects(provision_ids or (), capability_ids or ())
+        outcome, _ = _scan_subjects(scan, provision_ids, capability_ids, Thresholds.current())
+        _scan_finished(scan, started)
     return outcome
+
+
+def _full_scan(trigger: ScanTrigger, started: float) -> ScanOutcome:
+    """Every subject, batch by batch; the day's coverage snapshot once all are reconciled. A scan
+    that dies half-way leaves its batches reconciled and its row unfinished (no duration)."""
+    thresholds = Thresholds.current()
+    scan = GapScan.objects.create(as_of=timezone.localdate(), trigger=trigger, full=True)
+    outcome = ScanOutcome(scan=scan, opened=[], resolved=[])
+    states: Counter[str] = Counter()
+    for provision_ids, capability_ids in _full_scan_batches():
+        with transaction.atomic():
+            _lock_scans()
+            batch, counted = _scan_subjects(scan, set(provision_ids), set(capability_ids), thresholds)
+        outcome.opened.extend(batch.opened)
+        outcome.resolved.extend(batch.resolved)
+        states.update(counted)
+    with transaction.atomic():
+        coverage_snapshot_record(as_of=scan.as_of, counts=states)
+        _scan_finished(scan, started)
+    return outcome
+
+
+def _scan_subjects(
+    scan: GapScan, provision_ids: set[int], capability_ids: set[int], thresholds: Thresholds
+) -> tuple[ScanOutcome, Counter[str]]:
+    """Evaluate the subjects at the scan's day, reconcile their open gaps and keep their coverage
+    states; the scan's counts grow by what they did. Returns the capabilities counted by state."""
+    evaluation = evaluate_gaps(
+        as_of=scan.as_of, provision_ids=provision_ids, capability_ids=capability_ids, thresholds=thresholds
+    )
+    open_gaps = Gap.objects.open().order_by()
+    open_gaps = open_gaps.filter(capability_id__in=capability_ids) | open_gaps.filter(
+        provision_id__in=provision_ids
+    )
+    outcome = gaps_reconcile(scan=scan, findings=evaluation.findings, open_gaps=list(open_gaps))
+    _record_coverage_states(evaluation.coverage)
+    scan.evaluated_subjects += evaluation.evaluated_subjects
+    scan.save(update_fields=["evaluated_subjects"])
+    return outcome, evaluation.states_counted()
+
+
+def _scan_finished(scan: GapScan, started: float) -> None:
+    scan.duration_ms = round((time.perf_counter() - started) * 1000)
+    scan.updated_at = timezone.now()
+    scan.save(update_fields=["duration_ms", "updated_at"])
 
 
 def _record_coverage_states(coverage: dict[int, CoverageAt]) -> None:
@@ -159,11 +225,11 @@ def _record_coverage_states(coverage: dict[int, CoverageAt]) -> None:
     Capability.objects.bulk_update(changed, ["coverage_state"], batch_size=2000)
 
 
-def coverage_snapshot_record(*, evaluation: Evaluation) -> CoverageSnapshot:
-    """Count a full evaluation's capabilities by coverage state, as the snapshot of its day."""
-    counts = Counter(coverage.state.value for coverage in evaluation.coverage.values())
+def coverage_snapshot_record(*, as_of: datetime.date, counts: Counter[str]) -> CoverageSnapshot:
+    """Every capability's count by coverage state on the day (from a full evaluation or scan), as
+    the snapshot of that day."""
     snapshot, _ = CoverageSnapshot.objects.update_or_create(
-        as_of=evaluation.as_of,
+        as_of=as_of,
         defaults={state: counts[state] for state in CoverageState.values} | {"recorded_at": timezone.now()},
     )
     return snapshot
@@ -188,7 +254,8 @@ def _dependent_subjects(
 
 
 def gaps_reconcile(*, scan: GapScan, findings: list[Finding], open_gaps: list[Gap]) -> ScanOutcome:
-    """Open gaps found and not open, update those still found, resolve open ones no longer found.
+    """Open gaps found and not open, update those still found, resolve open ones no longer found;
+    the scan's counts grow by what it did (a full scan reconciles batch by batch).
 
     A capability moving from at_risk to lapsed resolves one gap and opens another (identity is
     kind and subject), so the history shows the escalation.
@@ -251,8 +318,10 @@ def gaps_reconcile(*, scan: GapScan, findings: list[Finding], open_gaps: list[Ga
     )
     for gap in to_resolve:
         gap.resolved_at, gap.resolved_by_scan, gap.updated_at = now, scan, now
-    scan.opened, scan.updated, scan.resolved = len(to_open), len(to_update), len(to_resolve)
-    scan.unchanged = len(findings) - len(to_open) - len(to_update)
+    scan.opened += len(to_open)
+    scan.updated += len(to_update)
+    scan.resolved += len(to_resolve)
+    scan.unchanged += len(findings) - len(to_open) - len(to_update)
     scan.save(update_fields=["opened", "updated", "resolved", "unchanged"])
     escalated = gap_escalations(
         opened=to_open, resolved=to_resolve, updated=to_update, before=severities_before
@@ -267,23 +336,27 @@ def gaps_reconcile(*, scan: GapScan, findings: list[Finding], open_gaps: list[Ga
 def gaps_run_requested() -> ScanOutcome | None:
     """Handle every pending scan request with one scan of their merged scope; None if none pend.
 
-    Runs in one transaction: if the worker dies mid-scan, the requests stay and the scan is
-    done again when the task is redelivered.
+    The requests are deleted once their scan is done: if the worker dies mid-scan, they stay and the
+    scan is done again when the task is redelivered (a scoped scan is one transaction, a full scan
+    keeps the batches it finished, which the second one finds already reconciled).
     """
-    with transaction.atomic():
-        _lock_scans()
+    with _requests_handled_one_at_a_time():
         requests = list(ScanRequest.objects.order_by("id"))
         if not requests:
             return None
-        if any(request.full for request in requests):
-            provision_ids: set[int] | None = None
-            capability_ids: set[int] | None = None
-        else:
-            provision_ids = {pk for request in requests for pk in request.provision_ids}
-            capability_ids = {pk for request in requests for pk in request.capability_ids}
         trigger = ScanTrigger(requests[0].trigger)
-        outcome = gaps_scan(trigger=trigger, provision_ids=provision_ids, capability_ids=capability_ids)
-        ScanRequest.objects.filter(pk__in=[request.pk for request in requests]).delete()
+        handled = ScanRequest.objects.filter(pk__in=[request.pk for request in requests])
+        if any(request.full for request in requests):
+            outcome = gaps_scan(trigger=trigger)
+            handled.delete()
+        else:
+            with transaction.atomic():
+                outcome = gaps_scan(
+                    trigger=trigger,
+                    provision_ids={pk for request in requests for pk in request.provision_ids},
+                    capability_ids={pk for request in requests for pk in request.capability_ids},
+                )
+                handled.delete()
     logger.info("Scan %s handled %d request(s)", outcome.scan.pk, len(requests))
     return outcome
 

@@ -100,10 +100,13 @@ def _redis(name: str, url: str) -> str:
 
 
 def _last_full_scan() -> dict[str, Any] | None:
-    """When the last full scan started, and how long ago. Only full scans: a scan of what one write
-    touched follows a change, and its time would tell anyone when the partnership changed."""
+    """When the last finished full scan started, and how long ago. Only full scans: a scan of what
+    one write touched follows a change, and its time would tell anyone when the partnership changed.
+    Only finished ones: a full scan reconciles batch by batch, and one that died half-way is no check."""
     started_at = (
-        GapScan.objects.filter(full=True).order_by("-started_at").values_list("started_at", flat=True)
+        GapScan.objects.filter(full=True, duration_ms__isnull=False)
+        .order_by("-started_at")
+        .values_list("started_at", flat=True)
     )
     latest = started_at.first()
     if latest is None:

@@ -48,5 +48,5 @@ class Command(BaseCommand):
             raise CommandError(f"--from {start} is after --to {end}")
         days = month_ends(start, end)
         for day in days:
-            coverage_snapshot_record(evaluation=evaluate_gaps(as_of=day))
+            coverage_snapshot_record(as_of=day, counts=evaluate_gaps(as_of=day).states_counted())
         self.stdout.write(f"Recorded {len(days)} coverage snapshot(s), {days[0]} to {days[-1]}")
