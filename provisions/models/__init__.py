@@ -1,6 +1,7 @@
 """The partnership model (DESIGN.md, "Vocabulary"): tables, constraints and one-row rules, by
 sub-domain. Everything is importable from here, as Django expects of an app's models."""
 
+from provisions.models import lookups as lookups  # registers field__id_in
 from provisions.models.aims import Aim, AimCapability
 from provisions.models.dated import CapabilityChange, Discussion, ProvisionChange, fold
 from provisions.models.exports import ExportJob, ExportState

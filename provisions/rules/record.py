@@ -113,8 +113,8 @@ def record_at(
     needed_capabilities: set[int] | None = None
     needed_provisions: set[int] | None = None
     if capability_ids is not None or provision_ids is not None:
-        links = links.filter(capability_id__in=set(capability_ids or ())) | links.filter(
-            provision_id__in=set(provision_ids or ())
+        links = links.filter(capability_id__id_in=set(capability_ids or ())) | links.filter(
+            provision_id__id_in=set(provision_ids or ())
         )
     link_rows: list[Link] = list(links.values_list("provision_id", "capability_id", "extent"))
     if capability_ids is not None or provision_ids is not None:
@@ -133,7 +133,7 @@ def _changes(model: Any, subject: str, ids: Collection[int] | None) -> dict[int,
     """Every base value and dated change of the subjects that have any, in order (one query)."""
     changes = model.objects.order_by(f"{subject}_id", F("at").asc(nulls_first=True), "id")
     if ids is not None:
-        changes = changes.filter(**{f"{subject}_id__in": ids})
+        changes = changes.filter(**{f"{subject}_id__id_in": ids})
     by_subject: defaultdict[int, list[Any]] = defaultdict(list)
     for change in changes:
         by_subject[getattr(change, f"{subject}_id")].append(change)
@@ -146,7 +146,7 @@ def capabilities_at(
     """Capabilities with their lapse date, criticality and fallback at T (two queries)."""
     capabilities = Capability.objects.order_by()
     if capability_ids is not None:
-        capabilities = capabilities.filter(pk__in=capability_ids)
+        capabilities = capabilities.filter(id__id_in=capability_ids)
     changes = _changes(CapabilityChange, "capability", capability_ids)
     found = {}
     for pk, code, name, domain, criticality, lapses_on, fallback in capabilities.values_list(
@@ -169,13 +169,13 @@ def _statuses_at(as_of: datetime.date, provision_ids: Collection[int] | None) ->
     (two queries)."""
     later = StatusChange.objects.filter(changed_on__gt=as_of)
     if provision_ids is not None:
-        later = later.filter(provision_id__in=provision_ids)
+        later = later.filter(provision_id__id_in=provision_ids)
     if not later.exists():
         # Nothing moved after T (a scan of today): the status then is the current status, which the
         # status service keeps equal to the latest change's; no need to rank the history.
         current = Provision.objects.order_by()
         if provision_ids is not None:
-            current = current.filter(pk__in=provision_ids)
+            current = current.filter(id__id_in=provision_ids)
         return (
             current.annotate(last_moved_on=Max("status_changes__changed_on"))
             .filter(last_moved_on__isnull=False)
@@ -183,7 +183,7 @@ def _statuses_at(as_of: datetime.date, provision_ids: Collection[int] | None) ->
         )
     changes = StatusChange.objects.latest_per_provision(on_or_before=as_of).order_by()
     if provision_ids is not None:
-        changes = changes.filter(provision_id__in=provision_ids)
+        changes = changes.filter(provision_id__id_in=provision_ids)
     return changes.values_list(
         "provision_id", "to_status", "changed_on", *(f"provision__{name}" for name in _DETAILS)
     )
@@ -193,7 +193,7 @@ def _latest(model: Any, day_field: str, as_of: datetime.date, ids: Collection[in
     """Each provision's latest day on or before T in a dated table (one query)."""
     rows = model.objects.filter(**{f"{day_field}__lte": as_of})
     if ids is not None:
-        rows = rows.filter(provision_id__in=ids)
+        rows = rows.filter(provision_id__id_in=ids)
     return dict(rows.order_by().values_list("provision_id").annotate(latest=Max(day_field)))
 
 
@@ -256,7 +256,7 @@ def opposing_at(
     position on or before T, among the provisions that have an opposing one by then."""
     held = Position.objects.filter(Q(taken_on__isnull=True) | Q(taken_on__lte=as_of))
     if provision_ids is not None:
-        held = held.filter(provision_id__in=provision_ids)
+        held = held.filter(provision_id__id_in=provision_ids)
     ever_opposed = held.filter(stance=Stance.OPPOSES).values("provision_id")
     partition = [F("provision_id"), F("party_id")]
     latest_first = [F("taken_on").desc(nulls_last=True), F("id").desc()]

@@ -198,8 +198,8 @@ def _scan_subjects(
         as_of=scan.as_of, provision_ids=provision_ids, capability_ids=capability_ids, thresholds=thresholds
     )
     open_gaps = Gap.objects.open().order_by()
-    open_gaps = open_gaps.filter(capability_id__in=capability_ids) | open_gaps.filter(
-        provision_id__in=provision_ids
+    open_gaps = open_gaps.filter(capability_id__id_in=capability_ids) | open_gaps.filter(
+        provision_id__id_in=provision_ids
     )
     outcome = gaps_reconcile(scan=scan, findings=evaluation.findings, open_gaps=list(open_gaps))
     _record_coverage_states(evaluation.coverage)
@@ -216,7 +216,9 @@ def _scan_finished(scan: GapScan, started: float) -> None:
 
 def _record_coverage_states(coverage: dict[int, CoverageAt]) -> None:
     """Keep each evaluated capability's coverage state on it, for today's dashboards."""
-    stored = dict(Capability.objects.filter(pk__in=coverage).order_by().values_list("pk", "coverage_state"))
+    stored = dict(
+        Capability.objects.filter(id__id_in=coverage).order_by().values_list("pk", "coverage_state")
+    )
     changed = [
         Capability(pk=pk, coverage_state=at.state.value)
         for pk, at in coverage.items()
@@ -313,7 +315,7 @@ def gaps_reconcile(*, scan: GapScan, findings: list[Finding], open_gaps: list[Ga
         ],
         batch_size=2000,
     )
-    Gap.objects.filter(pk__in=[gap.pk for gap in to_resolve]).update(
+    Gap.objects.filter(id__id_in=[gap.pk for gap in to_resolve]).update(
         resolved_at=now, resolved_by_scan=scan, updated_at=now
     )
     for gap in to_resolve:

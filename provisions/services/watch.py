@@ -130,7 +130,7 @@ def notify_gap_changes(
     cleared = {pk: set(markings_up_to(clearance_of(user))) for pk, user in users.items()}
     loaded = {
         gap.pk: gap
-        for gap in Gap.objects.filter(pk__in=[gap.pk for gap, _, _ in told]).select_related(
+        for gap in Gap.objects.filter(id__id_in=[gap.pk for gap, _, _ in told]).select_related(
             "capability", "provision"
         )
     }

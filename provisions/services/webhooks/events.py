@@ -279,7 +279,7 @@ def events_record_gap_changes(
         return []
     loaded = {
         gap.pk: gap
-        for gap in Gap.objects.filter(pk__in={gap.pk for gap in changed}).select_related(
+        for gap in Gap.objects.filter(id__id_in={gap.pk for gap in changed}).select_related(
             "capability__domain", "provision__domain", "acknowledged_by"
         )
     }
