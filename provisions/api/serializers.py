@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
-from django.utils import timezone
 from rest_framework import serializers
 
 from provisions.models import (
@@ -136,32 +135,13 @@ class ProvisionSerializer(serializers.ModelSerializer[Provision]):
         ]
         read_only_fields = ["reference", "version", "updated_at"]
 
-    # Computed for the day (today, or `as_of`), not read from the row as it is stored.
-    AS_OF_DAY = ("status", "title", "text", "expires_on", "positions", "covers", "alignment")
-
     def to_representation(self, instance: Provision) -> dict[str, Any]:
-        """As it stands today, or as it stood on the `as_of` day of the context: its title, text
-        and expiry, status, each party's position, alignment and the links that counted then.
+        """As it stands today, or as it stood on the `as_of` day of the context. The fields above are
+        the shape (and the schema's); the values come from provisions.api.provision_rows, the one
+        representation the list, a provision and every write's answer share."""
+        from provisions.api.provision_rows import provision_rows
 
-        Each field is serialised once, by the serializer's own fields (DRF's default would serialise
-        positions and coverage from the rows, then this again for the day: half a list's time)."""
-        as_of: datetime.date | None = self.context.get("as_of")
-        day = as_of or timezone.localdate()
-        values = instance.values_at(as_of) if as_of is not None else {}
-        held = instance.positions_at(day)
-        for_the_day: dict[str, Any] = {
-            "status": instance.status_at(as_of) if as_of is not None else instance.status,
-            "positions": [held[party_id] for party_id in sorted(held)],
-            "covers": instance.links_at(day),
-            "alignment": instance.alignment_at(day, held=held).value,
-            **values,
-        }
-        data: dict[str, Any] = {}
-        for field in self._readable_fields:
-            name = str(field.field_name)
-            value = for_the_day[name] if name in for_the_day else field.get_attribute(instance)
-            data[name] = None if value is None else field.to_representation(value)
-        return data
+        return provision_rows([instance.pk], as_of=self.context.get("as_of"))[0]
 
 
 def _effective_on() -> serializers.DateField:

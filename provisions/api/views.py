@@ -22,6 +22,7 @@ from rest_framework.response import Response
 from provisions.api import serializers
 from provisions.api.conventions import CursorPages, MayEditProvision
 from provisions.api.errors import PreconditionRequired
+from provisions.api.provision_rows import provision_rows
 from provisions.api.queries import KnownQueryParameters
 from provisions.filters import (
     ApiTokenFilter,
@@ -208,34 +209,37 @@ class ProvisionViewSet(
     def get_queryset(self) -> QuerySet[Provision]:
         if getattr(self, "swagger_fake_view", False):  # drf-spectacular reading the shape: no caller
             return Provision.objects.none()
-        provisions = Provision.objects.visible_to(_caller(self.request)).with_related().order_by("reference")
+        provisions = Provision.objects.visible_to(_caller(self.request)).order_by("reference")
         as_of = _as_of(self.request) if self.request.method == "GET" else None
         if as_of is None:
             return provisions
-        # As it stood then: only the provisions that existed, with what changed since to undo.
+        # As it stood then: only the provisions that existed.
         existed = StatusChange.objects.filter(changed_on__lte=as_of).values("provision_id")
-        return provisions.filter(pk__in=existed).prefetch_related("changes", "status_changes")
+        return provisions.filter(pk__in=existed)
 
     def get_serializer_context(self) -> dict[str, Any]:
         as_of = _as_of(self.request) if self.request.method == "GET" else None
         return {**super().get_serializer_context(), "as_of": as_of}
 
     def _respond(self, provision: Provision, status_code: int = status.HTTP_200_OK) -> Response:
-        fresh = self.get_queryset().get(pk=provision.pk)
-        response = Response(self.get_serializer(fresh).data, status=status_code)
-        response["ETag"] = f'"{fresh.version}"'
+        (row,) = provision_rows([provision.pk])
+        response = Response(row, status=status_code)
+        response["ETag"] = f'"{row["version"]}"'
         return response
 
     @extend_schema(
         parameters=[AS_OF], responses={200: serializers.ProvisionSerializer(many=True), **READ_ERRORS}
     )
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        return super().list(request, *args, **kwargs)
+        """A page of provisions: the page's ids, then their rows in a fixed number of queries."""
+        page = self.paginate_queryset(self.filter_queryset(self.get_queryset())) or []
+        return self.get_paginated_response(provision_rows([p.pk for p in page], as_of=_as_of(request)))
 
     @extend_schema(parameters=[AS_OF], responses={200: serializers.ProvisionSerializer, **READ_ERRORS})
     def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        if _as_of(request) is not None:  # the record as it stood: no version to write against
-            return Response(self.get_serializer(self.get_object()).data)
+        as_of = _as_of(request)
+        if as_of is not None:  # the record as it stood: no version to write against
+            return Response(provision_rows([self.get_object().pk], as_of=as_of)[0])
         return self._respond(self.get_object())
 
     @extend_schema(

@@ -36,7 +36,11 @@ from provisions.models.provisions import (
     ProvisionQuerySet,
     StatusChange,
     StatusChangeQuerySet,
+    alignment_of,
+    link_counts_on,
+    positions_held,
     sees_every_marking,
+    status_on,
 )
 from provisions.models.vocabulary import (
     CAPABILITY_GAP_KINDS,
@@ -130,8 +134,12 @@ __all__ = [
     "WebhookDelivery",
     "WebhookEndpoint",
     "WebhookEvent",
+    "alignment_of",
     "code_validator",
     "fold",
+    "link_counts_on",
+    "positions_held",
     "rank_of",
     "sees_every_marking",
+    "status_on",
 ]

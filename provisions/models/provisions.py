@@ -4,7 +4,8 @@ consultations (DESIGN.md, "Vocabulary")."""
 from __future__ import annotations
 
 import datetime
-from typing import Any, ClassVar, Protocol
+from collections.abc import Iterable, Mapping
+from typing import Any, ClassVar, Protocol, TypeVar
 
 from django.conf import settings
 from django.contrib.postgres.indexes import GinIndex
@@ -78,6 +79,73 @@ class MarkingsReader(Protocol):
 
 def sees_every_marking(reader: MarkingsReader) -> bool:
     return set(reader.markings) >= set(Marking.values)
+
+
+# The day rules of what hangs off a provision, as functions of the few attributes they read: the model's
+# methods call them on its rows, and the API's rows (provisions.api.provision_rows) on plain ones.
+
+
+class DatedPosition(Protocol):
+    @property
+    def pk(self) -> Any: ...
+    @property
+    def party_id(self) -> int: ...
+    @property
+    def taken_on(self) -> datetime.date | None: ...
+    @property
+    def stance(self) -> str: ...
+
+
+class DatedLink(Protocol):
+    @property
+    def valid_from(self) -> datetime.date | None: ...
+    @property
+    def valid_until(self) -> datetime.date | None: ...
+
+
+class DatedStatus(Protocol):
+    @property
+    def pk(self) -> Any: ...
+    @property
+    def changed_on(self) -> datetime.date: ...
+    @property
+    def to_status(self) -> str: ...
+
+
+P = TypeVar("P", bound=DatedPosition)
+
+
+def position_order(position: DatedPosition) -> tuple[bool, datetime.date, int]:
+    """Oldest first: undated, then by date; the same day in the order recorded."""
+    return (position.taken_on is not None, position.taken_on or datetime.date.min, position.pk or 0)
+
+
+def positions_held(positions: Iterable[P], day: datetime.date) -> dict[int, P]:
+    """Each party's position on the day: its latest dated on or before it, an undated one holding
+    from the start."""
+    held: dict[int, P] = {}
+    for position in sorted(positions, key=position_order):
+        if position.taken_on is None or position.taken_on <= day:
+            held[position.party_id] = position
+    return held
+
+
+def alignment_of(held: Mapping[int, DatedPosition], party_ids: Iterable[int]) -> Alignment:
+    """Alignment from the positions held (by party id), over the partnership's parties in order."""
+    return Alignment.of(held[party].stance if party in held else None for party in party_ids)
+
+
+def link_counts_on(link: DatedLink, day: datetime.date) -> bool:
+    """A coverage link counts from its first day (if any) until, not including, its last (if any)."""
+    return (link.valid_from is None or link.valid_from <= day) and (
+        link.valid_until is None or link.valid_until > day
+    )
+
+
+def status_on(changes: Iterable[DatedStatus], day: datetime.date) -> str | None:
+    """The status on the day: its latest change's on or before it (None: it did not exist yet)."""
+    held = [change for change in changes if change.changed_on <= day]
+    return max(held, key=lambda change: (change.changed_on, change.pk)).to_status if held else None
 
 
 class ProvisionQuerySet(models.QuerySet["Provision"]):
@@ -157,18 +225,11 @@ class Provision(models.Model):
 
     def status_at(self, day: datetime.date) -> str | None:
         """Its status on the day (None: it did not exist yet); reads prefetched status changes."""
-        held = [change for change in self.status_changes.all() if change.changed_on <= day]
-        return max(held, key=lambda change: (change.changed_on, change.pk)).to_status if held else None
+        return status_on(self.status_changes.all(), day)
 
     def positions_at(self, day: datetime.date | None = None) -> dict[int, Position]:
-        """Each party's position on the day (today by default): its latest dated on or before it, an
-        undated one holding from the start. Reads prefetched positions when present."""
-        day = day or timezone.localdate()
-        held: dict[int, Position] = {}
-        for position in sorted(self.positions.all(), key=Position.order_key):
-            if position.taken_on is None or position.taken_on <= day:
-                held[position.party_id] = position
-        return held
+        """Each party's position on the day (today by default); reads prefetched positions when present."""
+        return positions_held(self.positions.all(), day or timezone.localdate())
 
     def parties_opposing_at(self, day: datetime.date | None = None) -> list[Party]:
         """The parties whose position on the day (today by default) opposes it, in party order."""
@@ -185,8 +246,7 @@ class Provision(models.Model):
         """From each party's position on the day (`held`: positions_at(day), when the caller has it);
         reads prefetched positions and parties when present."""
         held = self.positions_at(day) if held is None else held
-        parties = self.domain.partnership.parties.all()
-        return Alignment.of(held[party.pk].stance if party.pk in held else None for party in parties)
+        return alignment_of(held, [party.pk for party in self.domain.partnership.parties.all()])
 
     @property
     def alignment(self) -> Alignment:
@@ -245,9 +305,7 @@ class Coverage(models.Model):
         return f"{self.provision_id} covers {self.capability_id} ({self.extent})"
 
     def counts_on(self, day: datetime.date) -> bool:
-        return (self.valid_from is None or self.valid_from <= day) and (
-            self.valid_until is None or self.valid_until > day
-        )
+        return link_counts_on(self, day)
 
 
 class Position(models.Model):
@@ -280,8 +338,7 @@ class Position(models.Model):
         return f"{self.party_id} {self.stance} {self.provision_id} ({self.taken_on or 'from the start'})"
 
     def order_key(self) -> tuple[bool, datetime.date, int]:
-        """Oldest first: undated, then by date; the same day in the order recorded."""
-        return (self.taken_on is not None, self.taken_on or datetime.date.min, self.pk or 0)
+        return position_order(self)
 
 
 class StatusChangeQuerySet(models.QuerySet["StatusChange"]):
