@@ -276,6 +276,9 @@ IDEMPOTENCY_KEY_HOURS = env_int("IDEMPOTENCY_KEY_HOURS", 24, minimum=1)
 # How long the events feed keeps an event (beat forgets older ones daily); a reader whose cursor is
 # older gets 410 and copies the lists again. Longer than a webhook's retries (about a day).
 EVENTS_KEPT_DAYS = env_int("EVENTS_KEPT_DAYS", 90, minimum=2)
+# Answers about a past day (the overview as of a date) are kept in the cache until a write reaches
+# back to that day (provisions.services.past), and at most this long.
+PAST_ANSWERS_KEPT_SECONDS = env_int("PAST_ANSWERS_KEPT_SECONDS", 24 * 3600)
 # A full gap scan evaluates and reconciles this many subjects (provisions and capabilities) per
 # transaction: a million provisions neither hold one transaction for minutes nor one evaluation in memory.
 GAP_SCAN_BATCH_SUBJECTS = env_int("GAP_SCAN_BATCH_SUBJECTS", 50_000, minimum=1)

@@ -16,6 +16,7 @@ class ProvisionsConfig(AppConfig):
         from provisions import tasks  # noqa: F401
         from provisions.roles import roles_apply
         from provisions.search import register_on_sqlite
+        from provisions.services import past  # noqa: F401 (counts the writes that reach back to a past day)
 
         post_migrate.connect(roles_apply, sender=self, dispatch_uid="provisions.roles_apply")
         connection_created.connect(register_on_sqlite, dispatch_uid="provisions.search.unaccent")

@@ -42,6 +42,7 @@ from provisions.models.provisions import (
     sees_every_marking,
     status_on,
 )
+from provisions.models.revisions import RecordRevision
 from provisions.models.vocabulary import (
     CAPABILITY_GAP_KINDS,
     CODE_PATTERN,
@@ -121,6 +122,7 @@ __all__ = [
     "Provision",
     "ProvisionChange",
     "ProvisionQuerySet",
+    "RecordRevision",
     "ScanRequest",
     "ScanTrigger",
     "Stance",

@@ -60,6 +60,7 @@ from provisions.selectors import (
     recent_movements,
     visible_gaps,
 )
+from provisions.services.past import kept_for_past_day
 from provisions.services.watch import is_following
 from provisions.views.common import page_as_of, page_reader
 from provisions.views.provision_forms import Refused, form_values, forms_context
@@ -84,14 +85,10 @@ RESOLVED_GAPS_SHOWN = 20  # on a provision's page, the latest resolved
 def overview(request: HttpRequest) -> HttpResponse:
     reader = page_reader(request)
     as_of, today, travelling = page_as_of(request)
-    if travelling:
-        evaluation = evaluate_gaps(as_of=as_of)
-        coverage = coverage_by_domain(evaluation=evaluation, reader=reader)
-        gap_rows = evaluated_gap_rows(reader, evaluation)
-        severities, gap_total = gaps_by_severity(gap_rows), len(gap_rows)
-        lapses = next_lapses(evaluation, as_of=as_of)
-        lapse_total = sum(1 for c in evaluation.capabilities.values() if c.lapses_on and c.lapses_on >= as_of)
-        aims = aims_at(evaluation)
+    if travelling:  # kept until a write reaches back to that day (a full evaluation otherwise)
+        coverage, severities, gap_total, lapses, lapse_total, aims = kept_for_past_day(
+            "overview", as_of, reader.markings, lambda: _overview_then(reader, as_of)
+        )
     else:  # today: what the scans recorded, in a fixed number of queries whatever the data
         coverage = coverage_by_domain_as_scanned(reader)
         severities = open_gap_severities(reader)
@@ -128,6 +125,21 @@ def overview(request: HttpRequest) -> HttpResponse:
         ],
     }
     return render(request, "provisions/overview.html", context)
+
+
+def _overview_then(reader: Reader, as_of: datetime.date) -> tuple[Any, ...]:
+    """The overview's figures as the record stood on a past day: coverage by domain, gaps by
+    severity and their number, the next lapses and their number, the aims."""
+    evaluation = evaluate_gaps(as_of=as_of)
+    gap_rows = evaluated_gap_rows(reader, evaluation)
+    return (
+        coverage_by_domain(evaluation=evaluation, reader=reader),
+        gaps_by_severity(gap_rows),
+        len(gap_rows),
+        next_lapses(evaluation, as_of=as_of),
+        sum(1 for c in evaluation.capabilities.values() if c.lapses_on and c.lapses_on >= as_of),
+        aims_at(evaluation),
+    )
 
 
 @login_required
