@@ -3,11 +3,12 @@ worker through Redis, PostgreSQL), driven by locust on the same machine.
 
     SECRET_KEY=x CELERY_BROKER_URL=redis://127.0.0.1:6379/14 \\
         .venv/bin/python benchmarks/load.py [--provisions 100000] [--reuse] [--users 50] \\
-        [--seconds 60] [--workers 3] [--json PATH]
+        [--seconds 60] [--warm-up 10] [--workers 3] [--cache-url redis://...] [--json PATH]
 
 Like benchmarks/run.py it owns the `partnership_benchmark` database (DATABASE_URL must name it):
 without `--reuse` it makes it afresh with `--provisions` provisions (benchmarks/data.py) and scans
-it once; with `--reuse` it takes what the last run left (run.py leaves its largest scale).
+it once; with `--reuse` it takes what the last run left (run.py leaves its largest scale). The web
+processes share one Redis cache (`--cache-url`, emptied first), as docker-compose's do.
 
 Two phases, one after the other:
 1. Paused users: `--users` users (negotiators cleared to secret, each with an API token and a
@@ -18,6 +19,8 @@ Two phases, one after the other:
    and under 1 s for writes.
 2. Saturation: `--users` connections with no pause, `--seconds` / 2 each on the 50-row provisions
    page and on the 50-row gap list. Target: at least 100 requests per second.
+Each phase first runs `--warm-up` seconds that are not counted (the users all start at once: their
+first requests meet new connections and empty caches).
 
 It prints requests per second, p50, p95, p99 and errors for each, and writes them as JSON with
 `--json`. Not a test: figures.
@@ -139,13 +142,18 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_servers(workers: int, log_folder: Path) -> tuple[str, list[subprocess.Popen[bytes]]]:
-    """collectstatic, a Celery worker and gunicorn on a free port; the base URL and the processes."""
+def start_servers(
+    workers: int, log_folder: Path, cache_url: str
+) -> tuple[str, list[subprocess.Popen[bytes]]]:
+    """collectstatic, a Celery worker and gunicorn on a free port, sharing one Redis cache emptied
+    first (docker-compose's CACHE_URL); the base URL and the processes."""
+    subprocess.run(["redis-cli", "-u", cache_url, "FLUSHDB"], check=True, capture_output=True)  # noqa: S603,S607
     environment = {
         **os.environ,
         "ALLOWED_HOSTS": "127.0.0.1",
         "ALLOW_PLAIN_HTTP": "true",
         "LOG_LEVEL": "WARNING",
+        "CACHE_URL": cache_url,
     }
     subprocess.run(
         [sys.executable, "manage.py", "collectstatic", "--noinput", "--verbosity", "0"],
@@ -189,8 +197,11 @@ def start_servers(workers: int, log_folder: Path) -> tuple[str, list[subprocess.
 NEXT_STATUS = {"proposed": "under_negotiation"}
 
 
-def run_locust(base: str, fixture: dict[str, Any], users: int, seconds: float, kind: str) -> dict[str, Any]:
-    """One phase: `kind` is "paused" (the mix, 1 to 3 s apart) or a path hammered with no pause."""
+def run_locust(
+    base: str, fixture: dict[str, Any], users: int, seconds: float, kind: str, warm_up: float
+) -> dict[str, Any]:
+    """One phase: `kind` is "paused" (the mix, 1 to 3 s apart) or a path hammered with no pause;
+    counted for `seconds` after `warm_up` seconds that are not."""
     import gevent
     from locust import FastHttpUser, between, constant, task
     from locust.env import Environment
@@ -266,6 +277,9 @@ def run_locust(base: str, fixture: dict[str, Any], users: int, seconds: float, k
     runner = environment.create_local_runner()
     runner.start(users, spawn_rate=users)
     started = time.monotonic()
+    gevent.sleep(warm_up)  # every user's first requests (connections, caches): not counted
+    environment.stats.reset_all()
+    started = time.monotonic()
     gevent.spawn_later(seconds, runner.quit)
     runner.greenlet.join()
     elapsed = time.monotonic() - started
@@ -320,9 +334,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--reuse", action="store_true", help="keep the data the last run left")
     parser.add_argument("--users", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument(
+        "--warm-up", type=float, default=10, help="seconds of each phase run first and not counted"
+    )
     parser.add_argument("--workers", type=int, default=3, help="gunicorn workers (the Dockerfile's 3)")
     parser.add_argument("--seed", type=int, default=20240601)
     parser.add_argument("--json", type=Path)
+    parser.add_argument(
+        "--cache-url",
+        default="redis://127.0.0.1:6379/13",
+        help="the web processes' one cache, as docker-compose's CACHE_URL (emptied first)",
+    )
     parser.add_argument("--prepare", type=Path, help=argparse.SUPPRESS)  # the preparing subprocess
     args = parser.parse_args(argv)
     if args.prepare:
@@ -337,25 +359,25 @@ def main(argv: list[str] | None = None) -> None:
     command += ["--users", str(args.users), "--seed", str(args.seed), *(["--reuse"] if args.reuse else [])]
     subprocess.run(command, check=True)  # noqa: S603 (this very script, with our own arguments)
     fixture = json.loads(fixture_path.read_text(encoding="utf-8"))
-    base, processes = start_servers(args.workers, folder)
+    base, processes = start_servers(args.workers, folder, args.cache_url)
     try:
         print(
             f"{fixture['provisions']:,} provisions; gunicorn with {args.workers} workers, a Celery worker, "
-            f"PostgreSQL and locust on this machine ({os.cpu_count()} CPUs); logs in {folder}"
+            f"PostgreSQL, a Redis cache and locust on this machine ({os.cpu_count()} CPUs); logs in {folder}"
         )
         report = {
             "provisions": fixture["provisions"],
             "users": args.users,
             "seconds": args.seconds,
             "gunicorn_workers": args.workers,
-            "paused": run_locust(base, fixture, args.users, args.seconds, "paused"),
+            "paused": run_locust(base, fixture, args.users, args.seconds, "paused", args.warm_up),
         }
         print_phase(f"{args.users} users pausing 1-3 s, {args.seconds:.0f} s", report["paused"])
         for name, path in (
             ("saturation_provisions", "/api/v1/provisions/?page_size=50"),
             ("saturation_gaps", "/api/v1/gaps/?page_size=50"),
         ):
-            report[name] = run_locust(base, fixture, args.users, args.seconds / 2, path)
+            report[name] = run_locust(base, fixture, args.users, args.seconds / 2, path, args.warm_up)
             print_phase(f"{args.users} connections, no pause, {args.seconds / 2:.0f} s: {path}", report[name])
         if args.json:
             args.json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")

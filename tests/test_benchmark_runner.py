@@ -114,3 +114,31 @@ def test_the_readme_table_is_made_from_the_json() -> None:
     assert "| full evaluation, today | 1.50 s | 1.50 s |" in table
     assert "| &nbsp;&nbsp;evaluation ÷ input read | 3.0× | 3.0× |" in table
     assert "| rescan after one status move | 500 ms | 500 ms |" in table
+
+
+def test_the_longest_transaction_is_seen_while_another_session_holds_one_open() -> None:
+    import threading
+    import time
+
+    from benchmarks.run import LongestTransaction
+
+    def hold_a_transaction() -> None:
+        from django.db import connection as own, transaction
+
+        try:
+            with transaction.atomic(), own.cursor() as cursor:
+                cursor.execute("SELECT 1")
+                time.sleep(1.2)
+        finally:
+            own.close()
+
+    with LongestTransaction() as longest:
+        holder = threading.Thread(target=hold_a_transaction)
+        holder.start()
+        holder.join()
+    quiet = LongestTransaction()
+    with quiet:
+        time.sleep(0.5)
+
+    assert 0.9 < longest.seconds < 5
+    assert quiet.seconds < 0.5
