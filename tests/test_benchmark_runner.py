@@ -123,7 +123,8 @@ def test_the_longest_transaction_is_seen_while_another_session_holds_one_open() 
     from benchmarks.run import LongestTransaction
 
     def hold_a_transaction() -> None:
-        from django.db import connection as own, transaction
+        from django.db import connection as own
+        from django.db import transaction
 
         try:
             with transaction.atomic(), own.cursor() as cursor:

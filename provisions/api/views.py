@@ -232,7 +232,10 @@ class ProvisionViewSet(
     )
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         """A page of provisions: the page's ids, then their rows in a fixed number of queries."""
-        page = self.paginate_queryset(self.filter_queryset(self.get_queryset())) or []
+        ordered = self.filter_queryset(self.get_queryset()).only(
+            *self.ordering_fields
+        )  # what the cursor reads
+        page = self.paginate_queryset(ordered) or []
         return self.get_paginated_response(provision_rows([p.pk for p in page], as_of=_as_of(request)))
 
     @extend_schema(parameters=[AS_OF], responses={200: serializers.ProvisionSerializer, **READ_ERRORS})
