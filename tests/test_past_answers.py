@@ -223,3 +223,18 @@ def test_an_import_counts_as_reaching_back_to_the_start(world, shipped_partnersh
         partnership_import(data=yaml.safe_load(file))
     assert revision_on(datetime.date.min) > start
     assert Provision.objects.count() > 2
+
+
+def test_the_apis_coverage_as_of_a_past_day_is_kept_until_a_write_reaches_back(client: Client, world) -> None:
+    client.force_login(UserFactory(role="viewer", clearance="official"))
+    path = f"/api/v1/coverage/?as_of={DAY.isoformat()}"
+    before = client.get(path).json()
+    with CaptureQueriesContext(connection) as kept:
+        assert client.get(path).json() == before
+    assert not any('"provisions_coverage"' in query["sql"] for query in kept.captured_queries)
+
+    _backdated_move(world)
+
+    served = client.get(path).json()
+    cache.clear()
+    assert served == client.get(path).json() != before

@@ -21,12 +21,13 @@ from rest_framework.views import APIView
 from provisions.api import serializers
 from provisions.api.queries import KnownQueryParameters
 from provisions.api.views import AS_OF, READ_ERRORS, _as_of, _caller
-from provisions.permissions import can_export, ensure
+from provisions.permissions import Reader, can_export, ensure
 from provisions.reports import briefing, catalogue
 from provisions.reports.aims import aims_report
 from provisions.reports.changes import changes_report
 from provisions.rules import PeriodInvalid, coverage_by_domain, evaluate_gaps, parse_period
 from provisions.selectors import coverage_by_domain_as_scanned
+from provisions.services.past import kept_for_past_day
 
 
 class CoverageView(KnownQueryParameters, APIView):
@@ -38,16 +39,20 @@ class CoverageView(KnownQueryParameters, APIView):
         parameters=[AS_OF], responses={200: serializers.CoverageRowSerializer(many=True), **READ_ERRORS}
     )
     def get(self, request: Request) -> Response:
-        as_of = _as_of(request)
+        as_of, caller = _as_of(request), _caller(request)
         if as_of is None:
-            rows = coverage_by_domain_as_scanned(_caller(request))
-        else:
-            evaluation = evaluate_gaps(as_of=as_of)
-            rows = [
-                {**row, "unscanned": 0}
-                for row in coverage_by_domain(evaluation=evaluation, reader=_caller(request))
-            ]
+            rows = coverage_by_domain_as_scanned(caller)
+        else:  # kept for a past day until a write reaches back to it, like the overview's
+            rows = kept_for_past_day(
+                "coverage", as_of, caller.markings, lambda: _coverage_then(caller, as_of)
+            )
         return Response(serializers.CoverageRowSerializer(rows, many=True).data)
+
+
+def _coverage_then(reader: Reader, as_of: datetime.date) -> list[dict[str, Any]]:
+    """The rows as the rules give them at a date (nothing is left unscanned by an evaluation)."""
+    evaluation = evaluate_gaps(as_of=as_of)
+    return [{**row, "unscanned": 0} for row in coverage_by_domain(evaluation=evaluation, reader=reader)]
 
 
 class AimsView(KnownQueryParameters, APIView):
