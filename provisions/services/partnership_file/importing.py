@@ -41,7 +41,6 @@ from provisions.services.partnership_file.valid_time import (
     sync_positions,
     write_dated_values,
 )
-from provisions.services.past import record_written
 from provisions.services.scans import scan_request, scan_requests_batched
 from provisions.services.status import provision_record_first_status, provision_transition
 from provisions.services.webhooks import events_record_provision_changed
@@ -118,7 +117,6 @@ def partnership_import(*, data: dict[str, Any], dry_run: bool = False) -> Import
     with transaction.atomic():
         with scan_requests_batched():
             _import(data, report)
-        record_written()  # its bulk writes send no signals: any past day may have changed
         if dry_run:
             transaction.set_rollback(True)
     return report

@@ -26,6 +26,7 @@ from provisions.models import (
     Provision,
     ProvisionChange,
 )
+from provisions.services.past import record_written
 
 
 def _date(value: str | None) -> datetime.date | None:
@@ -110,6 +111,13 @@ def plan_dated_values(
     return DatedPlan(rows, values)
 
 
+def _rows_written(model: type[models.Model], rows: list[Any]) -> None:
+    """The rows, made at once: bulk_create sends no signal, so the write is counted here (from the
+    start: they replace what the file changed) for the answers kept about past days."""
+    model._default_manager.bulk_create(rows)
+    record_written()
+
+
 def write_dated_values(instance: Capability | Provision, plan: DatedPlan) -> bool:
     """Write the planned change rows unless they are already recorded; whether they were rewritten."""
     capability = isinstance(instance, Capability)
@@ -117,7 +125,7 @@ def write_dated_values(instance: Capability | Provision, plan: DatedPlan) -> boo
     if [_recorded(change) for change in _recorded_rows(instance, capability)] == plan.rows:
         return False
     model.objects.filter(**{subject: instance}).delete()
-    model.objects.bulk_create([_row(model, subject, instance, change) for change in plan.rows])
+    _rows_written(model, [_row(model, subject, instance, change) for change in plan.rows])
     return True
 
 
@@ -144,7 +152,8 @@ def sync_links(provision: Provision, item: dict[str, Any], capabilities: dict[st
     if wanted == current:
         return None
     provision.coverage.all().delete()
-    Coverage.objects.bulk_create(
+    _rows_written(
+        Coverage,
         [
             Coverage(
                 provision=provision,
@@ -154,7 +163,7 @@ def sync_links(provision: Provision, item: dict[str, Any], capabilities: dict[st
                 valid_until=end,
             )
             for capability, extent, start, end in wanted
-        ]
+        ],
     )
     return {link[0] for link in wanted} | {link[0] for link in current}
 
@@ -182,13 +191,14 @@ def sync_positions(provision: Provision, item: dict[str, Any], parties: dict[str
     if wanted == current:
         return False
     provision.positions.all().delete()
-    Position.objects.bulk_create(
+    _rows_written(
+        Position,
         [
             Position(
                 provision=provision, party_id=party, stance=stance, firmness=firmness, note=note, taken_on=at
             )
             for party, stance, firmness, note, at in wanted
-        ]
+        ],
     )
     return True
 
@@ -200,7 +210,7 @@ def sync_discussions(provision: Provision, item: dict[str, Any]) -> bool:
     if list(provision.discussions.order_by("on", "id").values_list("on", "note")) == wanted:
         return False
     provision.discussions.all().delete()
-    Discussion.objects.bulk_create([Discussion(provision=provision, on=on, note=note) for on, note in wanted])
+    _rows_written(Discussion, [Discussion(provision=provision, on=on, note=note) for on, note in wanted])
     return True
 
 
@@ -231,11 +241,12 @@ def sync_aims(
             outcome = "updated" if changed or linked != wanted else "unchanged"
         if outcome != "unchanged":
             aim.links.all().delete()
-            AimCapability.objects.bulk_create(
+            _rows_written(
+                AimCapability,
                 [
                     AimCapability(aim=aim, capability_id=capability, position=index)
                     for index, capability in enumerate(wanted)
-                ]
+                ],
             )
         outcomes[outcome].append(aim.pk)
     return outcomes
