@@ -276,7 +276,6 @@ def run_locust(
     environment = Environment(user_classes=[Simulated])
     runner = environment.create_local_runner()
     runner.start(users, spawn_rate=users)
-    started = time.monotonic()
     gevent.sleep(warm_up)  # every user's first requests (connections, caches): not counted
     environment.stats.reset_all()
     started = time.monotonic()

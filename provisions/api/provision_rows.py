@@ -62,9 +62,6 @@ _PROVISION = (
 )
 
 
-_POSITION = ("stance", "firmness", "note", "taken_on", "updated_at")
-
-
 @dataclass(slots=True)
 class _Position:
     pk: int

@@ -7,6 +7,7 @@ from typing import Any
 
 from rest_framework import serializers
 
+from provisions.api.provision_rows import provision_rows
 from provisions.models import (
     AimVerdict,
     Alignment,
@@ -139,8 +140,6 @@ class ProvisionSerializer(serializers.ModelSerializer[Provision]):
         """As it stands today, or as it stood on the `as_of` day of the context. The fields above are
         the shape (and the schema's); the values come from provisions.api.provision_rows, the one
         representation the list, a provision and every write's answer share."""
-        from provisions.api.provision_rows import provision_rows
-
         return provision_rows([instance.pk], as_of=self.context.get("as_of"))[0]
 
 

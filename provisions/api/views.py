@@ -232,9 +232,7 @@ class ProvisionViewSet(
     )
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         """A page of provisions: the page's ids, then their rows in a fixed number of queries."""
-        ordered = self.filter_queryset(self.get_queryset()).only(
-            *self.ordering_fields
-        )  # what the cursor reads
+        ordered = self.filter_queryset(self.get_queryset()).only(*self.ordering_fields)
         page = self.paginate_queryset(ordered) or []
         return self.get_paginated_response(provision_rows([p.pk for p in page], as_of=_as_of(request)))
 

@@ -14,11 +14,11 @@ own transaction); the few bulk writes that send none (an import) call `record_wr
 from __future__ import annotations
 
 import datetime
+import functools
 import secrets
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
-from django.apps import apps
 from django.conf import settings
 from django.core.cache import cache
 from django.db import IntegrityError, models, transaction
@@ -30,6 +30,7 @@ from simple_history.models import HistoricalChanges
 
 from provisions.models import (
     ApiToken,
+    Capability,
     CapabilityChange,
     Coverage,
     CoverageSnapshot,
@@ -43,6 +44,7 @@ from provisions.models import (
     IdempotentRequest,
     Notification,
     Position,
+    Provision,
     ProvisionChange,
     RecordRevision,
     ScanRequest,
@@ -68,9 +70,9 @@ _DATED: dict[type[models.Model], str] = {
 }
 # Columns that hold only today's state, which no answer about a past day reads (the status column
 # mirrors the latest status change; a past day's status comes from the changes).
-_TODAYS_COLUMNS: dict[str, frozenset[str]] = {
-    "provisions.provision": frozenset({"status", "version", "updated_at"}),
-    "provisions.capability": frozenset({"coverage_state", "updated_at"}),
+_TODAYS_COLUMNS: dict[type[models.Model], frozenset[str]] = {
+    Provision: frozenset({"status", "version", "updated_at"}),
+    Capability: frozenset({"coverage_state", "updated_at"}),
 }
 # What the scans, the feed and the integrations record: nothing the record of a past day is made of.
 _NOT_THE_RECORD: frozenset[type[models.Model]] = frozenset(
@@ -131,6 +133,7 @@ def kept_for_past_day(name: str, day: datetime.date, parts: Iterable[str], work_
     return answer
 
 
+@functools.cache  # every save in the project asks, with one of a few dozen senders
 def _the_record(sender: Any) -> bool:
     return (
         isinstance(sender, type)
@@ -147,9 +150,7 @@ def _saved(sender: Any, instance: Any, created: bool, update_fields: Any = None,
         return
     if created and sender in _DATED:
         record_written(getattr(instance, _DATED[sender]))
-    elif update_fields is not None and set(update_fields) <= _TODAYS_COLUMNS.get(
-        sender._meta.label_lower, frozenset()
-    ):
+    elif update_fields is not None and set(update_fields) <= _TODAYS_COLUMNS.get(sender, frozenset()):
         return
     else:
         record_written()
@@ -165,8 +166,3 @@ def _deleted(sender: Any, **kwargs: Any) -> None:
 def _linked(sender: Any, action: str, **kwargs: Any) -> None:
     if action.startswith("post_") and _the_record(sender):
         record_written()
-
-
-def the_record_models() -> list[type[models.Model]]:
-    """Every model whose writes are counted (for the tests that check each one is)."""
-    return [model for model in apps.get_app_config("provisions").get_models() if _the_record(model)]
