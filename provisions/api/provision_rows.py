@@ -31,6 +31,7 @@ from provisions.models import (
     positions_held,
     status_on,
 )
+from provisions.models.lookups import ByIds
 
 
 def _moments() -> Callable[[datetime.datetime], str]:
@@ -59,6 +60,51 @@ _PROVISION = (
     "expires_on",
     "version",
     "updated_at",
+)
+
+
+# The rows of a page of provisions, each query compiled once (provisions.models.lookups.ByIds).
+_PROVISIONS = ByIds(lambda ids: Provision.objects.filter(id__id_in=ids).order_by().values_list(*_PROVISION))
+_POSITIONS = ByIds(
+    lambda ids: (
+        Position.objects.filter(provision_id__id_in=ids)
+        .order_by()
+        .values_list(
+            "provision_id",
+            "id",
+            "party_id",
+            "party__code",
+            "stance",
+            "firmness",
+            "note",
+            "taken_on",
+            "updated_at",
+        )
+    )
+)
+_LINKS = ByIds(
+    lambda ids: (
+        Coverage.objects.filter(provision_id__id_in=ids)
+        .order_by("provision_id", "id")
+        .values_list("provision_id", "capability__code", "extent", "valid_from", "valid_until")
+    )
+)
+_PRECEDENTS = ByIds(
+    lambda ids: (
+        Provision.precedents.through.objects.filter(provision_id__id_in=ids)
+        .order_by("precedent_id")
+        .values_list("provision_id", "precedent__code")
+    )
+)
+_TERRITORIES = ByIds(
+    lambda ids: (
+        Provision.territories.through.objects.filter(provision_id__id_in=ids)
+        .order_by("territory_id")
+        .values_list("provision_id", "territory__code")
+    )
+)
+_PARTIES = ByIds(
+    lambda ids: Party.objects.filter(partnership_id__id_in=ids).values_list("partnership_id", "id")
 )
 
 
@@ -110,45 +156,18 @@ def provision_rows(
     ids = list(provision_ids)
     day = as_of or timezone.localdate()
     moment = _moments()
-    provisions = {
-        row["id"]: row for row in Provision.objects.filter(id__id_in=ids).order_by().values(*_PROVISION)
-    }
-    positions = _by_provision(
-        Position.objects.filter(provision_id__id_in=ids)
-        .order_by()
-        .values_list(
-            "provision_id",
-            "id",
-            "party_id",
-            "party__code",
-            "stance",
-            "firmness",
-            "note",
-            "taken_on",
-            "updated_at",
-        )
-    )
-    links = _by_provision(
-        Coverage.objects.filter(provision_id__id_in=ids)
-        .order_by("provision_id", "id")
-        .values_list("provision_id", "capability__code", "extent", "valid_from", "valid_until")
-    )
-    precedents = _by_provision(
-        Provision.precedents.through.objects.filter(provision_id__id_in=ids)
-        .order_by("precedent_id")
-        .values_list("provision_id", "precedent__code")
-    )
-    territories = _by_provision(
-        Provision.territories.through.objects.filter(provision_id__id_in=ids)
-        .order_by("territory_id")
-        .values_list("provision_id", "territory__code")
-    )
-    partnerships = {row["domain__partnership_id"] for row in provisions.values()}
+    provisions = {row[0]: dict(zip(_PROVISION, row, strict=True)) for row in _PROVISIONS.rows(ids)}
+    positions = _by_provision(_POSITIONS.rows(ids))
+    links = _by_provision(_LINKS.rows(ids))
+    precedents = _by_provision(_PRECEDENTS.rows(ids))
+    territories = _by_provision(_TERRITORIES.rows(ids))
     parties: defaultdict[int, list[int]] = defaultdict(list)
-    for partnership_id, party_id in Party.objects.filter(partnership_id__id_in=partnerships).values_list(
-        "partnership_id", "id"
-    ):  # in the parties' order (partnership, id), as alignment reads them
-        parties[partnership_id].append(party_id)
+    for partnership_id, party_id in _PARTIES.rows(
+        {row["domain__partnership_id"] for row in provisions.values()}
+    ):
+        parties[partnership_id].append(
+            party_id
+        )  # in the parties' order (partnership, id), as alignment reads them
     changes: defaultdict[int, list[ProvisionChange]] = defaultdict(list)
     moves: defaultdict[int, list[_StatusChange]] = defaultdict(list)
     if as_of is not None:
