@@ -5,7 +5,8 @@ provisions with their positions, links, precedents and territories is some 550 m
 related managers, which cost five times what fetching the rows does. The day's rules are the model's
 own (`positions_held`, `link_counts_on`, `alignment_of`, `status_on`, `fold`), applied to these rows;
 the list, a provision, every write's answer and the schema (`ProvisionSerializer`) all use this one
-representation. Seven queries whatever the number of provisions; three more for a past day.
+representation. Six queries whatever the number of provisions (each compiled once per connection:
+building and compiling them had been a third of the page's Python); two more for a past day.
 """
 
 from __future__ import annotations

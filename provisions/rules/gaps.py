@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime
 import operator
 from collections import Counter, defaultdict
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -168,7 +168,7 @@ def capability_gap(
 
 def provision_gaps(
     provision: ProvisionAt,
-    covered: list[CapabilityAt],
+    covered: Sequence[CapabilityAt],
     opposing_parties: list[str],
     as_of: datetime.date,
     thresholds: Thresholds,
@@ -233,7 +233,7 @@ def capability_gap_facts(
 def provision_gap_facts(
     kind: GapKind,
     provision: ProvisionAt,
-    covered: list[CapabilityAt],
+    covered: Sequence[CapabilityAt],
     opposing_parties: list[str],
     as_of: datetime.date,
     thresholds: Thresholds,
@@ -294,20 +294,28 @@ def _evaluate(
     thresholds: Thresholds,
 ) -> Evaluation:
     as_of, capabilities, provisions = record.as_of, record.capabilities, record.provisions
-    links_by_capability: defaultdict[int, list[tuple[ProvisionAt | None, str]]] = defaultdict(list)
+    # Each capability beside the links that count for it, so that a link finds both in one lookup: at
+    # a million provisions, lookups in dictionaries larger than the processor's caches are most of
+    # what the evaluation spends, and the links do not come in capability order.
+    linked_to: dict[int, tuple[CapabilityAt, list[tuple[ProvisionAt | None, str]]]] = {
+        capability_id: (capability, []) for capability_id, capability in capabilities.items()
+    }
     covered_by_provision: defaultdict[int, list[CapabilityAt]] = defaultdict(list)
     for provision_id, capability_id, extent in record.links:
+        found = linked_to.get(capability_id)
+        if found is None:  # a capability this record does not hold (a scoped one's): no subject's concern
+            continue
         linked = provisions.get(provision_id)
-        links_by_capability[capability_id].append((linked, extent))
-        if linked is not None and capability_id in capabilities:
-            covered_by_provision[provision_id].append(capabilities[capability_id])
+        found[1].append((linked, extent))
+        if linked is not None:
+            covered_by_provision[provision_id].append(found[0])
 
     findings: list[Finding] = []
     coverage_by_capability: dict[int, CoverageAt] = {}
-    for capability in capabilities.values():
+    for capability, links in linked_to.values():
         if subject_capabilities is not None and capability.id not in subject_capabilities:
             continue
-        coverage = coverage_state_of(links_by_capability[capability.id], thresholds.secured_rank)
+        coverage = coverage_state_of(links, thresholds.secured_rank)
         coverage_by_capability[capability.id] = coverage
         gap = capability_gap(capability, coverage, as_of, thresholds)
         if gap is None:
@@ -336,7 +344,7 @@ def _evaluate(
         if subject_provisions is not None and provision.id not in subject_provisions:
             continue
         evaluated_provisions += 1
-        covered = covered_by_provision[provision.id]
+        covered = covered_by_provision.get(provision.id, ())  # most cover nothing: no list made for them
         parties = record.opposing.get(provision.id, [])
         for kind, severity in provision_gaps(provision, covered, parties, as_of, thresholds):
             earliest = min((c.lapses_on for c in covered if c.lapses_on is not None), default=None)
