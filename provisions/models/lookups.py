@@ -65,7 +65,8 @@ class _Compiled:
 class ByIds:
     """A `values_list()` query over a set of ids, compiled once per database connection.
 
-    `build(ids)` returns the queryset, filtered once with `field__id_in=ids`; `rows(ids)` runs its
+    `build(ids)` returns the queryset, filtered once with `field__id_in=ids` and by nothing that changes
+    between calls (no "today": the statement is kept as first compiled); `rows(ids)` runs its
     compiled statement with these ids (the same rows, in the same order, through the same converters,
     and counted by query-counting tests like any query). Kept by thread, as Django keeps connections:
     what one thread compiled goes with it.
