@@ -162,13 +162,11 @@ def provision_rows(
     links = _by_provision(_LINKS.rows(ids))
     precedents = _by_provision(_PRECEDENTS.rows(ids))
     territories = _by_provision(_TERRITORIES.rows(ids))
+    # Each partnership's parties in their order (partnership, id), as alignment reads them.
     parties: defaultdict[int, list[int]] = defaultdict(list)
-    for partnership_id, party_id in _PARTIES.rows(
-        {row["domain__partnership_id"] for row in provisions.values()}
-    ):
-        parties[partnership_id].append(
-            party_id
-        )  # in the parties' order (partnership, id), as alignment reads them
+    partnerships = {row["domain__partnership_id"] for row in provisions.values()}
+    for partnership_id, party_id in _PARTIES.rows(partnerships):
+        parties[partnership_id].append(party_id)
     changes: defaultdict[int, list[ProvisionChange]] = defaultdict(list)
     moves: defaultdict[int, list[_StatusChange]] = defaultdict(list)
     if as_of is not None:
