@@ -396,10 +396,11 @@ FORMS = {
 }
 
 
+DISCUSSED_ON = timezone.localdate()  # one day for the form and its check, should the run pass midnight
 FORMS["record-discussion"] = Form(
     "discussion",
-    {"on": timezone.localdate().isoformat(), "note": "Round 7: no move"},
-    lambda state: state.discussions == [(timezone.localdate(), "Round 7: no move")],
+    {"on": DISCUSSED_ON.isoformat(), "note": "Round 7: no move"},
+    lambda state: state.discussions == [(DISCUSSED_ON, "Round 7: no move")],
 )
 
 
