@@ -10,7 +10,7 @@ from django.test import override_settings
 from django.utils import timezone
 from rest_framework.fields import DateTimeField
 
-from provisions.api.provision_rows import _moments
+from provisions.api.provision_rows import moment_writer
 
 
 @pytest.mark.parametrize(
@@ -25,4 +25,4 @@ from provisions.api.provision_rows import _moments
 @pytest.mark.parametrize("zone", ["Europe/London", "UTC", "Asia/Kolkata"])
 def test_a_moment_is_written_as_drfs_datetime_field_writes_it(moment: datetime.datetime, zone: str) -> None:
     with override_settings(TIME_ZONE=zone), timezone.override(zone):
-        assert _moments()(moment) == DateTimeField().to_representation(moment)
+        assert moment_writer()(moment) == DateTimeField().to_representation(moment)

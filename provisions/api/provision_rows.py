@@ -35,7 +35,7 @@ from provisions.models import (
 from provisions.models.lookups import ByIds
 
 
-def _moments() -> Callable[[datetime.datetime], str]:
+def moment_writer() -> Callable[[datetime.datetime], str]:
     """A moment as DRF's DateTimeField writes one (ISO 8601 in the current time zone, `Z` for UTC),
     without a field's machinery per value: a page has some 150 of them."""
     zone = timezone.get_current_timezone()
@@ -156,7 +156,7 @@ def provision_rows(
         return []
     ids = list(provision_ids)
     day = as_of or timezone.localdate()
-    moment = _moments()
+    moment = moment_writer()
     provisions = {row[0]: dict(zip(_PROVISION, row, strict=True)) for row in _PROVISIONS.rows(ids)}
     positions = _by_provision(_POSITIONS.rows(ids))
     links = _by_provision(_LINKS.rows(ids))

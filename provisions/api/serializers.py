@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import datetime
+from collections.abc import Iterable
 from typing import Any
 
 from rest_framework import serializers
 
-from provisions.api.provision_rows import provision_rows
+from provisions.api.provision_rows import moment_writer, provision_rows
 from provisions.models import (
     AimVerdict,
     Alignment,
@@ -258,6 +259,29 @@ class GapSerializer(serializers.Serializer[Any]):
     state = serializers.ChoiceField(choices=["open", "acknowledged", "resolved"], allow_null=True)
     acknowledged_by = serializers.CharField(allow_null=True)
     acknowledgement_note = serializers.CharField(allow_null=True)
+
+
+GAP_FIELDS = tuple(GapSerializer().fields)  # in the order GapSerializer writes them
+
+
+def gap_json(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """What GapSerializer(rows, many=True) writes for report rows (provisions.redaction's gap_row and
+    finding_row), without DRF's machinery per field and row (a quarter of a 50-row gap list's time):
+    the rows hold JSON's own types already, but for the day a gap lapses and its two moments.
+    tests/test_gap_json.py holds the two equal."""
+    moment = moment_writer()
+    written = []
+    for row in rows:
+        lapses_on, opened_at, resolved_at = row["lapses_on"], row["opened_at"], row["resolved_at"]
+        written.append(
+            {
+                **{name: row[name] for name in GAP_FIELDS},
+                "lapses_on": None if lapses_on is None else lapses_on.isoformat(),
+                "opened_at": None if opened_at is None else moment(opened_at),
+                "resolved_at": None if resolved_at is None else moment(resolved_at),
+            }
+        )
+    return written
 
 
 class AcknowledgeSerializer(serializers.Serializer[Any]):

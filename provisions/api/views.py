@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import re
-from typing import Any
+from typing import Any, cast
 
 from django.db.models import QuerySet
 from django.utils import timezone
@@ -48,7 +48,7 @@ from provisions.models import (
     User,
 )
 from provisions.permissions import Reader, can_acknowledge_gaps, ensure, reader_of
-from provisions.redaction import Redaction, gap_row, gap_rows
+from provisions.redaction import GAP_ROW_READS, Redaction, gap_row, gap_rows
 from provisions.reports.gaps import (
     GapReportFilters,
     ReportFilterInvalid,
@@ -414,11 +414,11 @@ class GapViewSet(
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         as_of = _as_of(request)
         if as_of is None:
-            gaps = self.filter_queryset(self.get_queryset())
+            gaps = self.filter_queryset(self.get_queryset()).only(*GAP_ROW_READS)
             page = self.paginate_queryset(gaps)
             today = timezone.localdate()
             rows = gap_rows(page or [], Redaction.for_reader(_caller(request)), today=today)
-            return self.get_paginated_response(serializers.GapSerializer(rows, many=True).data)
+            return self.get_paginated_response(serializers.gap_json(rows))
         if request.query_params.get("state"):
             raise ValidationError({"state": ["a read-only evaluation (as_of) has no state"]})
         filters = GapReportFilters.from_query(request.query_params)
@@ -431,8 +431,8 @@ class GapViewSet(
             {**row, "id": None, "resolved_at": None, "acknowledged_by": None, "acknowledgement_note": None}
             for row in report.rows
         ]
-        page = self.paginate_queryset(rows)  # type: ignore[arg-type]
-        return self.get_paginated_response(serializers.GapSerializer(page, many=True).data)
+        evaluated = cast(list[dict[str, Any]], self.paginate_queryset(rows) or [])
+        return self.get_paginated_response(serializers.gap_json(evaluated))
 
     @extend_schema(responses={200: serializers.GapSerializer, **READ_ERRORS})
     def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
