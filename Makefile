@@ -33,14 +33,20 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(TEST_ENV) $(BIN)/mypy
 
-## Run the whole test suite: lint, types, then pytest (against DATABASE_URL / CELERY_BROKER_URL when set).
+# The families that start servers, workers or browsers, or stop services: one test at a time.
+SERIAL := slow or browser or worker or services
+
+## Run the whole test suite: lint, types, then pytest (against DATABASE_URL / CELERY_BROKER_URL when set):
+## the tests that need no service on both cores, then the SERIAL families one at a time. A phase
+## that PYTEST_ARGS leaves empty (pytest's exit status 5) is not a failure.
 test: system-packages lint
-	$(TEST_ENV) $(BIN)/pytest $(PYTEST_ARGS)
+	$(TEST_ENV) $(BIN)/pytest -n 2 -m "not ($(SERIAL))" $(PYTEST_ARGS) || [ $$? -eq 5 ]
+	$(TEST_ENV) $(BIN)/pytest -m "$(SERIAL)" $(PYTEST_ARGS) || [ $$? -eq 5 ]
 
 ## The quick local loop (under a minute here): no lint, no slow families, browsers, workers or services;
 ## on both cores.
 test-fast: install
-	$(TEST_ENV) $(BIN)/pytest -q -p no:cacheprovider -n 2 -m "not slow and not browser and not worker and not services" $(PYTEST_ARGS)
+	$(TEST_ENV) $(BIN)/pytest -q -p no:cacheprovider -n 2 -m "not ($(SERIAL))" $(PYTEST_ARGS)
 
 worker: install
 	$(BIN)/celery -A partnership worker --loglevel=INFO
