@@ -43,8 +43,8 @@ test: system-packages lint
 	$(TEST_ENV) $(BIN)/pytest -n 2 -m "not ($(SERIAL))" $(PYTEST_ARGS) || [ $$? -eq 5 ]
 	$(TEST_ENV) $(BIN)/pytest -m "$(SERIAL)" $(PYTEST_ARGS) || [ $$? -eq 5 ]
 
-## The quick local loop (under a minute here): no lint, no slow families, browsers, workers or services;
-## on both cores.
+## The quick local loop (about three minutes here): no lint, no slow families, browsers, workers or
+## services; on both cores.
 test-fast: install
 	$(TEST_ENV) $(BIN)/pytest -q -p no:cacheprovider -n 2 -m "not ($(SERIAL))" $(PYTEST_ARGS)
 

@@ -266,7 +266,7 @@ GAP_FIELDS = tuple(GapSerializer().fields)  # in the order GapSerializer writes 
 
 def gap_json(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     """What GapSerializer(rows, many=True) writes for report rows (provisions.redaction's gap_row and
-    finding_row), without DRF's machinery per field and row (a quarter of a 50-row gap list's time):
+    finding_row), without DRF's machinery per field and row (about 2 ms of a 50-row gap list's 15-18):
     the rows hold JSON's own types already, but for the day a gap lapses and its two moments.
     tests/test_gap_json.py holds the two equal."""
     moment = moment_writer()
