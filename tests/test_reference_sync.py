@@ -19,6 +19,7 @@ from provisions.models import (
     Event,
     Level,
     Marking,
+    Party,
     Pillar,
     Precedent,
     Provision,
@@ -29,7 +30,15 @@ from provisions.permissions import Reader
 from provisions.services.dated import capability_change_record, dated_values_refresh
 from provisions.services.partnership_file import partnership_import
 from provisions.services.reference_data import reference_data_delete, reference_data_save
-from tests.factories import CapabilityFactory, DomainFactory, ProvisionFactory, UserFactory
+from tests.factories import (
+    CapabilityFactory,
+    CoverageFactory,
+    DomainFactory,
+    PartnershipFactory,
+    PositionFactory,
+    ProvisionFactory,
+    UserFactory,
+)
 from tests.test_api import bearer
 from tests.test_events import read_all
 from tests.test_partnership_file import capability_index_of, shipped_data
@@ -133,6 +142,73 @@ def test_an_administrators_edit_moves_what_shows_it_and_tells_of_capabilities(cl
     reference_data_delete(instances=Capability.objects.filter(code="SANCTIONS"), by=admin)
     told, _ = events_since(client, headers, cursor)
     assert told == [("capability.deleted", "SANCTIONS")]
+
+
+def provisions_changed_since(client: Client, headers: dict[str, str], since: datetime.datetime) -> set[str]:
+    answer = client.get("/api/v1/provisions/", {"updated_since": since.isoformat()}, **headers)
+    assert answer.status_code == 200, answer.content
+    return {row["reference"] for row in answer.json()["results"]}
+
+
+def test_renaming_or_adding_what_a_provision_shows_moves_the_provision(client: Client) -> None:
+    """A provision's representation names its domain, its positions' parties, the capabilities it
+    covers, its precedents and territories by code, and its alignment is over every party of its
+    partnership: an administrator changing one of them moves the provisions showing it (a new
+    version and a `provision.changed` event), and no other."""
+    admin = Reader.of(UserFactory(role="administrator", clearance=Marking.SECRET))
+    headers = bearer(UserFactory(role="viewer"))
+    partnership = PartnershipFactory()
+    uk = Party.objects.create(partnership=partnership, code="UK", name="United Kingdom")
+    eu = Party.objects.create(partnership=partnership, code="EU", name="European Union")
+    justice, defence = DomainFactory(partnership=partnership), DomainFactory(partnership=partnership)
+    pnr = ProvisionFactory(reference="SP-PNR", domain=justice, marking=Marking.OFFICIAL)
+    eaw = ProvisionFactory(reference="SP-EAW", domain=justice, marking=Marking.OFFICIAL)
+    csdp = ProvisionFactory(reference="SP-CSDP", domain=defence, marking=Marking.OFFICIAL)
+    PositionFactory(provision=pnr, party=uk)
+    PositionFactory(provision=pnr, party=eu)
+    PositionFactory(provision=eaw, party=uk)
+    CoverageFactory(provision=csdp, capability=CapabilityFactory(code="MISSIONS", domain=defence))
+    gibraltar = Territory.objects.create(code="GI", name="Gibraltar")
+    eaw.territories.add(gibraltar)
+    switzerland = Precedent.objects.create(code="CH", title="Switzerland")
+    csdp.precedents.add(switzerland)
+    Provision.objects.update(updated_at=timezone.now() - datetime.timedelta(days=2))
+    _, cursor = read_all(client, headers)
+
+    def renamed(row: Any, code: str) -> tuple[set[str], list[tuple[str, str]]]:
+        nonlocal cursor
+        since = timezone.now()
+        row.code = code
+        reference_data_save(instance=row, by=admin)
+        told, cursor = events_since(client, headers, cursor)
+        return provisions_changed_since(client, headers, since), sorted(
+            event for event in told if event[0] == "provision.changed"
+        )
+
+    assert renamed(eu, "EU27") == ({"SP-PNR"}, [("provision.changed", "SP-PNR")])
+    assert client.get("/api/v1/provisions/SP-PNR/", **headers).json()["positions"][1]["party"] == "EU27"
+    assert renamed(uk, "GB")[0] == {"SP-PNR", "SP-EAW"}
+    assert renamed(justice, "justice")[0] == {"SP-PNR", "SP-EAW"}
+    assert renamed(Capability.objects.get(code="MISSIONS"), "CSDP-MISSIONS")[0] == {"SP-CSDP"}
+    assert renamed(gibraltar, "GIB")[0] == {"SP-EAW"}
+    assert renamed(switzerland, "CHE")[0] == {"SP-CSDP"}
+    assert Provision.objects.get(reference="SP-PNR").version == 4  # the party twice, then the domain
+
+    # A name alone shows nowhere in a provision; a party added or deleted changes every alignment.
+    since = timezone.now()
+    uk.name = "The United Kingdom"
+    reference_data_save(instance=uk, by=admin)
+    assert provisions_changed_since(client, headers, since) == set()
+    assert client.get("/api/v1/provisions/SP-PNR/", **headers).json()["alignment"] == "aligned"
+    observer = reference_data_save(
+        instance=Party(partnership=partnership, code="EFTA", name="EFTA States"), by=admin
+    )
+    assert provisions_changed_since(client, headers, since) == {"SP-PNR", "SP-EAW", "SP-CSDP"}
+    assert client.get("/api/v1/provisions/SP-PNR/", **headers).json()["alignment"] == "undetermined"
+    since = timezone.now()
+    reference_data_delete(instances=[observer], by=admin)
+    assert provisions_changed_since(client, headers, since) == {"SP-PNR", "SP-EAW", "SP-CSDP"}
+    assert client.get("/api/v1/provisions/SP-PNR/", **headers).json()["alignment"] == "aligned"
 
 
 def test_updated_since_is_checked_on_every_reference_list(client: Client) -> None:
