@@ -21,6 +21,7 @@ from provisions.models import (
     Level,
     Marking,
     Party,
+    Provision,
     RecordRevision,
     Stance,
     Status,
@@ -77,15 +78,17 @@ def served_and_afresh(client: Client) -> tuple[dict[str, Any], dict[str, Any]]:
     return served, figures(client)
 
 
+def evaluates(queries: CaptureQueriesContext) -> bool:
+    """The queries evaluated the rules (read the coverage links), rather than serve a kept answer."""
+    return any('"provisions_coverage"' in query["sql"] for query in queries.captured_queries)
+
+
 def test_an_answer_about_a_past_day_is_kept_and_a_move_today_keeps_it(client: Client, world) -> None:
     client.force_login(UserFactory(role="viewer", clearance="secret"))
     with CaptureQueriesContext(connection) as working_out:
         first = figures(client)
     with CaptureQueriesContext(connection) as kept:
         assert figures(client) == first
-
-    def evaluates(queries: CaptureQueriesContext) -> bool:
-        return any('"provisions_coverage"' in query["sql"] for query in queries.captured_queries)
 
     assert evaluates(working_out) and not evaluates(kept)
     assert len(kept.captured_queries) < len(working_out.captured_queries)
@@ -96,6 +99,42 @@ def test_an_answer_about_a_past_day_is_kept_and_a_move_today_keeps_it(client: Cl
     assert not evaluates(after_the_move)
     cache.clear()
     assert served == figures(client) == first
+
+
+def test_edits_of_dated_values_today_keep_the_answers_about_past_days(client: Client, world) -> None:
+    """A title, text or expiry edited today, or a capability's criticality changed today, changes no
+    past day: the answers kept about one stay kept. The first edit also writes the history's base row,
+    which holds what every day already had; after it, the columns hold only today's values."""
+    client.force_login(UserFactory(role="viewer", clearance="secret"))
+    first = figures(client)
+    start = revision_on(DAY)
+    assert not world["negotiated"].changes.exists()
+
+    provision_update(provision=world["negotiated"], by=SYSTEM, expected_version=None, title="Surrender")
+    assert world["negotiated"].changes.filter(at__isnull=True).exists()  # its base row now
+    provision_update(
+        provision=world["negotiated"],
+        by=SYSTEM,
+        expected_version=None,
+        text="The Parties shall surrender.",
+        expires_on=TODAY + datetime.timedelta(days=400),
+    )
+    capability_change_record(
+        capability=world["second"], by=SYSTEM, on=timezone.localdate(), criticality=Level.CRITICAL
+    )
+    assert revision_on(DAY) == start
+    with CaptureQueriesContext(connection) as kept:
+        assert figures(client) == first
+    assert not evaluates(kept)
+    cache.clear()
+    assert figures(client) == first  # and kept rightly: worked out afresh, the same
+
+    # A column written without a history (no base row) is what every day reads: counted.
+    spare = Provision.objects.get(pk=world["spare"].pk)
+    assert not spare.changes.exists()
+    spare.title = "Renamed in place"
+    spare.save(update_fields=["title"])
+    assert revision_on(DAY) > start
 
 
 def _backdated_move(world: dict[str, Any]) -> None:

@@ -10,7 +10,7 @@ has a dated change. Discussions record that a provision was negotiated on a day 
 from __future__ import annotations
 
 import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from django.conf import settings
 from django.db import models
@@ -49,6 +49,8 @@ class DatedChange(models.Model):
 
 class CapabilityChange(DatedChange):
     """A capability's base values (`at` empty) or a dated change of some of them."""
+
+    DATED: ClassVar[tuple[str, ...]] = ("lapses_on", "criticality", "fallback")  # the capability's columns
 
     capability = models.ForeignKey(Capability, on_delete=models.CASCADE, related_name="changes")
     # A value is set by this change only when its flag says so: a change may clear a lapse date.
@@ -91,6 +93,8 @@ class CapabilityChange(DatedChange):
 
 class ProvisionChange(DatedChange):
     """A provision's base values (`at` empty) or a dated change of its title, text or expiry."""
+
+    DATED: ClassVar[tuple[str, ...]] = ("title", "text", "expires_on")  # the provision's columns
 
     provision = models.ForeignKey(Provision, on_delete=models.CASCADE, related_name="changes")
     title = models.CharField(max_length=300, blank=True)  # blank: not set (a title is never empty)

@@ -20,10 +20,11 @@ from provisions.models import Capability, CapabilityChange, Discussion, Provisio
 from provisions.permissions import Reader
 from provisions.services.changed import capabilities_changed
 from provisions.services.editing import audited_save, bump_provisions, provision_editing
+from provisions.services.past import record_unchanged
 from provisions.services.scans import scan_request
 
-CAPABILITY_DATED = ("lapses_on", "criticality", "fallback")
-PROVISION_DATED = ("title", "text", "expires_on")
+CAPABILITY_DATED = CapabilityChange.DATED
+PROVISION_DATED = ProvisionChange.DATED
 
 
 def effective_date_problem(
@@ -52,7 +53,8 @@ def _base(model: Any, subject: str, instance: Any, fields: tuple[str, ...]) -> A
     if base is None:
         base = model(**{subject: instance}, at=None)
         _set(base, {name: getattr(instance, name) for name in fields})
-        base.save()
+        with record_unchanged():  # the values every day already had: no past day's record moves
+            base.save()
     return base
 
 

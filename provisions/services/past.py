@@ -9,14 +9,19 @@ answer kept about D unreachable, whichever order transactions commit in.
 
 Writes are counted by model signals (every save and delete of a model the rules read, in the write's
 own transaction); the few bulk writes that send none (an import) call `record_written` themselves.
+A title, text, expiry, lapse date, criticality or fallback column holds today's value once the row's
+history has its base row (provisions.services.dated): an edit today then moves no past day's record,
+and neither does writing the base row, which holds what every day already had.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import functools
 import secrets
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextvars import ContextVar
 from typing import Any, TypeVar
 
 from django.conf import settings
@@ -74,6 +79,13 @@ _TODAYS_COLUMNS: dict[type[models.Model], frozenset[str]] = {
     Provision: frozenset({"status", "version", "updated_at"}),
     Capability: frozenset({"coverage_state", "updated_at"}),
 }
+# Rows whose columns of dated values (its change model's DATED) hold only today's value once their
+# history has a base row: (the change model, its subject field).
+_HISTORIES: dict[type[models.Model], tuple[type[ProvisionChange] | type[CapabilityChange], str]] = {
+    Provision: (ProvisionChange, "provision"),
+    Capability: (CapabilityChange, "capability"),
+}
+_UNCHANGED: ContextVar[bool] = ContextVar("record_unchanged", default=False)
 # What the scans, the feed and the integrations record: nothing the record of a past day is made of.
 _NOT_THE_RECORD: frozenset[type[models.Model]] = frozenset(
     {
@@ -133,6 +145,32 @@ def kept_for_past_day(name: str, day: datetime.date, parts: Iterable[str], work_
     return answer
 
 
+@contextlib.contextmanager
+def record_unchanged() -> Iterator[None]:
+    """Writes in the block change no day's record (a history's base row, written with the values its
+    columns held): not counted."""
+    token = _UNCHANGED.set(True)
+    try:
+        yield
+    finally:
+        _UNCHANGED.reset(token)
+
+
+def _todays_values_only(sender: Any, instance: Any, update_fields: Any) -> bool:
+    """The save writes only columns that no answer about a past day reads."""
+    if update_fields is None:
+        return False
+    columns, todays = set(update_fields), _TODAYS_COLUMNS.get(sender, frozenset())
+    if columns <= todays:
+        return True
+    if sender not in _HISTORIES:
+        return False
+    history, subject = _HISTORIES[sender]
+    return columns <= todays | set(history.DATED) and (
+        history.objects.filter(**{f"{subject}_id": instance.pk, "at__isnull": True}).exists()
+    )
+
+
 @functools.cache  # every save in the project asks, with one of a few dozen senders
 def _the_record(sender: Any) -> bool:
     return (
@@ -146,13 +184,11 @@ def _the_record(sender: Any) -> bool:
 
 @receiver(post_save, dispatch_uid="past.saved")
 def _saved(sender: Any, instance: Any, created: bool, update_fields: Any = None, **kwargs: Any) -> None:
-    if not _the_record(sender):
+    if not _the_record(sender) or _UNCHANGED.get():
         return
     if created and sender in _DATED:
         record_written(getattr(instance, _DATED[sender]))
-    elif update_fields is not None and set(update_fields) <= _TODAYS_COLUMNS.get(sender, frozenset()):
-        return
-    else:
+    elif not _todays_values_only(sender, instance, update_fields):
         record_written()
 
 
