@@ -31,16 +31,36 @@ SubjectType = Literal["capability", "provision"]
 
 @dataclass(slots=True)
 class CoverageAt:
-    """A capability's coverage state at T and the provisions behind it."""
+    """A capability's coverage state at T, when its coverage ends, and the provisions behind it.
+
+    A full evaluation lists the provisions (`covering`, `securing`) only of the capabilities it
+    found a gap in; a scoped one (evaluate_gaps with ids), of every capability it evaluated."""
 
     state: CoverageState
-    covering: tuple[ProvisionAt, ...]  # active covering provisions, by reference
-    securing: tuple[ProvisionAt, ...]  # the secured provisions whose links give the state, by reference
     ends_on: datetime.date | None  # the latest expiry of the securing ones (None: never, or none securing)
+    listed: tuple[tuple[ProvisionAt, ...], tuple[ProvisionAt, ...]] | None = None  # (covering, securing)
+
+    @property
+    def covering(self) -> tuple[ProvisionAt, ...]:
+        """The active covering provisions, by reference."""
+        return self._listed()[0]
+
+    @property
+    def securing(self) -> tuple[ProvisionAt, ...]:
+        """The secured provisions whose links give the state, by reference."""
+        return self._listed()[1]
 
     @property
     def covering_references(self) -> tuple[str, ...]:
         return tuple(provision.reference for provision in self.covering)
+
+    def _listed(self) -> tuple[tuple[ProvisionAt, ...], tuple[ProvisionAt, ...]]:
+        if self.listed is None:
+            raise LookupError(
+                "a full evaluation lists the provisions behind a capability's coverage only where it "
+                "found a gap: evaluate the capability by id (evaluate_gaps(capability_ids=...))"
+            )
+        return self.listed
 
 
 @dataclass(slots=True)
@@ -99,34 +119,65 @@ class Evaluation:
 # --- the rules ----------------------------------------------------------------------------------------------
 
 
+# A capability's coverage state is the highest level among the links that count for it at T: a link
+# from a provision that does not exist or is withdrawn gives nothing, an active one `in_negotiation`,
+# a secured one `partial` or, covering it fully, `secured`. The state's securing provisions are those
+# whose links give its level; its coverage ends on the latest of their expiries (never, if one of them
+# has none). coverage_state_of says it for one capability's links; the full evaluation (_levels)
+# applies the same three functions to every link at once.
+STATE_AT_LEVEL = (
+    CoverageState.UNCOVERED,
+    CoverageState.IN_NEGOTIATION,
+    CoverageState.PARTIAL,
+    CoverageState.SECURED,
+)
+_SECURING_LEVEL = 2  # `partial` and above have securing provisions
+_NOT_YET: Any = object()  # no securing provision met yet
+
+
+def standing_of(provision: ProvisionAt | None, secured_rank: int) -> int:
+    """0: the provision covers nothing at T (it did not exist, or is withdrawn); 1: it is active;
+    2: it is secured."""
+    if provision is None or not provision.active:
+        return 0
+    return 2 if provision.secured(secured_rank) else 1
+
+
+def link_level(standing: int, extent: str) -> int:
+    """The coverage level a link gives its capability (an index of STATE_AT_LEVEL)."""
+    return 3 if standing == 2 and extent == Extent.FULL else standing
+
+
+def later_end(ends_on: Any, expires_on: datetime.date | None) -> datetime.date | None:
+    """The coverage's end with one more securing provision: the later expiry, None (never) once one
+    of them never expires."""
+    if ends_on is _NOT_YET:
+        return expires_on
+    if ends_on is None or expires_on is None:
+        return None
+    return max(ends_on, expires_on)
+
+
 def coverage_state_of(links: Iterable[tuple[ProvisionAt | None, str]], secured_rank: int) -> CoverageAt:
     """The coverage state from the links that count at T: (provision at T, or None if it did not
     exist then; extent)."""
     covering: list[ProvisionAt] = []
-    full: list[ProvisionAt] = []
-    partial: list[ProvisionAt] = []
+    by_level: list[list[ProvisionAt]] = [[], [], [], []]
     for provision, extent in links:
-        if provision is None or not provision.active:
-            continue
-        covering.append(provision)
-        if provision.secured(secured_rank):
-            (full if extent == Extent.FULL else partial).append(provision)
-    if full:
-        state, securing = CoverageState.SECURED, full
-    elif partial:
-        state, securing = CoverageState.PARTIAL, partial
-    elif covering:
-        state, securing = CoverageState.IN_NEGOTIATION, []
-    else:
-        state, securing = CoverageState.UNCOVERED, []
-    ends_on: datetime.date | None = None  # the latest expiry, unless one of them never expires
+        standing = standing_of(provision, secured_rank)
+        if provision is not None and standing:
+            covering.append(provision)
+            by_level[link_level(standing, extent)].append(provision)
+    level = max((level for level in range(4) if by_level[level]), default=0)
+    securing = by_level[level] if level >= _SECURING_LEVEL else []
+    ends_on = _NOT_YET
     for provision in securing:
-        if provision.expires_on is None:
-            ends_on = None
-            break
-        if ends_on is None or provision.expires_on > ends_on:
-            ends_on = provision.expires_on
-    return CoverageAt(state, _by_reference(covering), _by_reference(securing), ends_on)
+        ends_on = later_end(ends_on, provision.expires_on)
+    return CoverageAt(
+        STATE_AT_LEVEL[level],
+        None if ends_on is _NOT_YET else ends_on,
+        (_by_reference(covering), _by_reference(securing)),
+    )
 
 
 _reference = operator.attrgetter("reference")
@@ -166,6 +217,23 @@ def capability_gap(
     return None
 
 
+def stalled(provision: ProvisionAt, as_of: datetime.date, thresholds: Thresholds) -> bool:
+    """Active, below the secured status on the ladder (not suspended), and no activity for
+    STALL_DAYS."""
+    rank = provision.rank  # None for suspended (and withdrawn): off the ladder
+    return (
+        provision.active
+        and rank is not None
+        and rank < thresholds.secured_rank
+        and (as_of - provision.last_activity).days >= thresholds.stall_days
+    )
+
+
+def may_diverge(provision: ProvisionAt, opposing_parties: Sequence[str], thresholds: Thresholds) -> bool:
+    """Active, not secured, and a party opposes it: divergent if it covers a capability lapsing soon."""
+    return provision.active and bool(opposing_parties) and not provision.secured(thresholds.secured_rank)
+
+
 def provision_gaps(
     provision: ProvisionAt,
     covered: Sequence[CapabilityAt],
@@ -174,30 +242,18 @@ def provision_gaps(
     thresholds: Thresholds,
 ) -> list[tuple[GapKind, Level]]:
     """The provision gaps the table gives (both may hold)."""
-    if not provision.active:
-        return []
-    rank = provision.rank  # None for suspended (and withdrawn): off the ladder
-    stalled = (
-        rank is not None
-        and rank < thresholds.secured_rank
-        and (as_of - provision.last_activity).days >= thresholds.stall_days
+    is_stalled = stalled(provision, as_of, thresholds)
+    divergent = may_diverge(provision, opposing_parties, thresholds) and any(
+        capability.lapses_on is not None and (capability.lapses_on - as_of).days <= thresholds.warning_days
+        for capability in covered
     )
-    divergent = (
-        bool(opposing_parties)
-        and not provision.secured(thresholds.secured_rank)
-        and any(
-            capability.lapses_on is not None
-            and (capability.lapses_on - as_of).days <= thresholds.warning_days
-            for capability in covered
-        )
-    )
-    if not (stalled or divergent):  # most provisions: skip finding the highest criticality
+    if not (is_stalled or divergent):  # most provisions: skip finding the highest criticality
         return []
     highest = max(
         (capability.criticality for capability in covered), key=WEIGHT_BY_LEVEL.__getitem__, default=None
     )
     gaps: list[tuple[GapKind, Level]] = []
-    if stalled:
+    if is_stalled:
         gaps.append((GapKind.STALLED, highest.lowered() if highest else Level.LOW))
     if divergent and highest is not None:
         gaps.append((GapKind.DIVERGENT, highest))
@@ -294,29 +350,80 @@ def _evaluate(
     thresholds: Thresholds,
 ) -> Evaluation:
     as_of, capabilities, provisions = record.as_of, record.capabilities, record.provisions
-    # Each capability beside the links that count for it, so that a link finds both in one lookup: at
-    # a million provisions, lookups in dictionaries larger than the processor's caches are most of
-    # what the evaluation spends, and the links do not come in capability order.
-    linked_to: dict[int, tuple[CapabilityAt, list[tuple[ProvisionAt | None, str]]]] = {
-        capability_id: (capability, []) for capability_id, capability in capabilities.items()
+    secured_rank = thresholds.secured_rank
+    # The passes over every provision and link keep what they find in arrays indexed by id, not in
+    # dictionaries of objects: at a million provisions, lookups into structures larger than the
+    # processor's caches were most of what the evaluation spent (README, Performance).
+    provision_span = max(provisions, default=0) + 1
+    standings = bytearray(provision_span)  # standing_of each provision
+    candidates = bytearray(provision_span)  # may have a provision gap: its covered capabilities are listed
+    candidate_provisions: list[ProvisionAt] = []
+    expiries: dict[int, datetime.date | None] = {}  # of the secured provisions
+    evaluated_provisions = 0
+    for provision_id, provision in provisions.items():
+        standing = standing_of(provision, secured_rank)
+        standings[provision_id] = standing
+        if standing == 2:
+            expiries[provision_id] = provision.expires_on
+        if subject_provisions is not None and provision_id not in subject_provisions:
+            continue
+        evaluated_provisions += 1
+        if stalled(provision, as_of, thresholds) or may_diverge(
+            provision, record.opposing.get(provision_id, ()), thresholds
+        ):
+            candidates[provision_id] = 1
+            candidate_provisions.append(provision)
+
+    # Each capability's level: the highest its links give, and where securing, when its coverage ends.
+    capability_span = max(capabilities, default=0) + 1
+    levels = bytearray(capability_span)
+    ends_at: tuple[dict[int, Any], dict[int, Any]] = ({}, {})  # at the `partial` and `secured` levels
+    level_of = {
+        extent: bytes(link_level(standing, extent) for standing in range(3)) for extent in Extent.values
     }
+    for provision_id, capability_id, extent in record.links:
+        if provision_id >= provision_span or capability_id >= capability_span:
+            continue  # a provision that did not exist at T, or a capability no subject depends on
+        standing = standings[provision_id]
+        if standing:
+            level = level_of[extent][standing]
+            if level > levels[capability_id]:
+                levels[capability_id] = level
+            if level >= _SECURING_LEVEL:
+                ends = ends_at[level - _SECURING_LEVEL]
+                ends[capability_id] = later_end(ends.get(capability_id, _NOT_YET), expiries[provision_id])
+
+    coverage_by_capability: dict[int, CoverageAt] = {}
+    listing = bytearray(capability_span)  # capabilities whose covering provisions are listed
+    listed_capabilities: list[CapabilityAt] = []
+    for capability_id, capability in capabilities.items():
+        if subject_capabilities is not None and capability_id not in subject_capabilities:
+            continue
+        level = levels[capability_id]
+        ends_on = ends_at[level - _SECURING_LEVEL][capability_id] if level >= _SECURING_LEVEL else None
+        coverage = coverage_by_capability[capability_id] = CoverageAt(STATE_AT_LEVEL[level], ends_on)
+        if subject_capabilities is not None or capability_gap(capability, coverage, as_of, thresholds):
+            listing[capability_id] = 1
+            listed_capabilities.append(capability)
+
+    # The links again, for the few subjects whose findings name what covers them or what they cover.
+    links_of: defaultdict[int, list[tuple[ProvisionAt | None, str]]] = defaultdict(list)
     covered_by_provision: defaultdict[int, list[CapabilityAt]] = defaultdict(list)
     for provision_id, capability_id, extent in record.links:
-        found = linked_to.get(capability_id)
-        if found is None:  # a capability this record does not hold (a scoped one's): no subject's concern
+        if capability_id >= capability_span:
             continue
-        linked = provisions.get(provision_id)
-        found[1].append((linked, extent))
-        if linked is not None:
-            covered_by_provision[provision_id].append(found[0])
+        if listing[capability_id]:
+            links_of[capability_id].append((provisions.get(provision_id), extent))
+        if provision_id < provision_span and candidates[provision_id]:
+            linked = capabilities.get(capability_id)
+            if linked is not None:
+                covered_by_provision[provision_id].append(linked)
 
     findings: list[Finding] = []
-    coverage_by_capability: dict[int, CoverageAt] = {}
-    for capability, links in linked_to.values():
-        if subject_capabilities is not None and capability.id not in subject_capabilities:
-            continue
-        coverage = coverage_state_of(links, thresholds.secured_rank)
-        coverage_by_capability[capability.id] = coverage
+    for capability in listed_capabilities:
+        coverage = coverage_by_capability[capability.id] = coverage_state_of(
+            links_of.get(capability.id, ()), secured_rank
+        )
         gap = capability_gap(capability, coverage, as_of, thresholds)
         if gap is None:
             continue
@@ -339,12 +446,8 @@ def _evaluate(
             )
         )
 
-    evaluated_provisions = 0
-    for provision in provisions.values():
-        if subject_provisions is not None and provision.id not in subject_provisions:
-            continue
-        evaluated_provisions += 1
-        covered = covered_by_provision.get(provision.id, ())  # most cover nothing: no list made for them
+    for provision in candidate_provisions:
+        covered = covered_by_provision.get(provision.id, ())
         parties = record.opposing.get(provision.id, [])
         for kind, severity in provision_gaps(provision, covered, parties, as_of, thresholds):
             earliest = min((c.lapses_on for c in covered if c.lapses_on is not None), default=None)
