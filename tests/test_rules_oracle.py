@@ -288,3 +288,23 @@ def test_a_capabilitys_timeline_gives_the_engines_state_on_every_day(shipped) ->
             assert state == evaluations[day].coverage[capability.pk].state, (capability.code, day)
             checked += 1
     assert checked == Capability.objects.count() * len(days) > 100
+
+
+@pytest.mark.parametrize("as_of", ["2021-01-05", "2021-07-01", "2022-07-01", "2025-06-01"])
+def test_the_bulk_pass_gives_each_capability_what_its_own_links_give(shipped, as_of: str) -> None:
+    """A full evaluation works out every capability's state and coverage end over arrays of all the
+    links at once; evaluating one capability applies coverage_state_of to its own links. They agree
+    on every capability, and the full evaluation lists the provisions behind a coverage only where it
+    found a gap (a scoped one lists them for each capability it evaluated)."""
+    day = datetime.date.fromisoformat(as_of)
+    full = evaluate_gaps(as_of=day)
+    with_gaps = {f.subject_id for f in full.findings if f.subject_type == "capability"}
+    assert 0 < len(with_gaps) < len(full.coverage)  # both kinds are here
+    for capability_id, coverage in full.coverage.items():
+        alone = evaluate_gaps(as_of=day, capability_ids=[capability_id]).coverage[capability_id]
+        assert (coverage.state, coverage.ends_on) == (alone.state, alone.ends_on)
+        if capability_id in with_gaps:
+            assert coverage.covering == alone.covering and coverage.securing == alone.securing
+        else:
+            with pytest.raises(LookupError, match="evaluate the capability by id"):
+                coverage.covering  # noqa: B018 (the property is the test)

@@ -96,6 +96,21 @@ def test_coverage_ends_on_the_latest_expiry_and_never_if_one_securing_provision_
     assert gaps_of(covered) == []
 
 
+def test_coverage_ends_on_the_latest_expiry_whatever_order_the_links_were_made_in():
+    """The full evaluation folds the links as they come: the latest expiry (or never) must win
+    whether it comes first or last."""
+    later_first = make_capability("high", lapses_in=365)
+    provision("signed", covers=[later_first], expires_on=day(90))
+    provision("agreed", covers=[later_first], expires_on=day(20))
+    never_first = make_capability("high", lapses_in=365)
+    provision("in_force", covers=[never_first])
+    provision("agreed", covers=[never_first], expires_on=day(20))
+    assert gaps_of(later_first) == [("expiring", "medium")]  # day 90, not day 20 (urgent: high)
+    assert gaps_of(never_first) == []
+    coverage = evaluate_gaps(as_of=T).coverage
+    assert (coverage[later_first.pk].ends_on, coverage[never_first.pk].ends_on) == (day(90), None)
+
+
 def test_a_partial_replacement_warns_of_its_expiry_before_its_lapse():
     """The table's order: expiring comes before at_risk and partial."""
     covered = make_capability("high", lapses_in=60)
