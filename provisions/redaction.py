@@ -10,14 +10,14 @@ and from the explanation, which is rendered for them from the gap's facts
 from __future__ import annotations
 
 import datetime
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from django.utils import timezone
 
 from provisions.explanations import GapFacts, explain
-from provisions.models import Gap, MarkingsReader, Provision, sees_every_marking
+from provisions.models import Gap, Marking, MarkingsReader, Provision, sees_every_marking
 from provisions.rules import Finding
 
 # The explanation of a gap recorded before its facts were (no `detail`: the next scan records them
@@ -30,18 +30,33 @@ class Redaction:
     """The provisions one reader may not see, by reference (one query to make)."""
 
     hidden: frozenset[str]
+    # Whether the reader may not see some provision at all, when `hidden` holds only the ones among
+    # the references asked about (for_reader's `among`); None: whether `hidden` holds any.
+    anything_hidden: bool | None = None
 
     @classmethod
-    def for_reader(cls, reader: MarkingsReader) -> Redaction:
+    def for_reader(cls, reader: MarkingsReader, *, among: Collection[str] | None = None) -> Redaction:
+        """The reader's redaction: of every provision, or (`among`) of those references only, and
+        whether anything else is hidden (two small queries instead of every provision's reference,
+        for what a few gaps name)."""
         if sees_every_marking(reader):  # nothing to hide
             return cls.nothing()
-        hidden = Provision.objects.exclude(marking__in=reader.markings).values_list("reference", flat=True)
-        return cls(frozenset(hidden))
+        above = Provision.objects.filter(
+            marking__in=[marking for marking in Marking.values if marking not in reader.markings]
+        )
+        if among is None:
+            return cls(frozenset(above.values_list("reference", flat=True)))
+        hidden = frozenset(above.filter(reference__in=list(among)).values_list("reference", flat=True))
+        return cls(hidden, bool(hidden) or above.exists())
 
     @classmethod
     def nothing(cls) -> Redaction:
         """For a reader cleared for everything (the system)."""
         return cls(frozenset())
+
+    @property
+    def hides_anything(self) -> bool:
+        return bool(self.hidden) if self.anything_hidden is None else self.anything_hidden
 
     def shows(self, reference: str) -> bool:
         return reference not in self.hidden
@@ -55,7 +70,7 @@ class Redaction:
     def gap_explanation(self, gap: Gap) -> str:
         if gap.detail:
             return self.explanation(GapFacts.from_json(gap.detail))
-        return WITHHELD_EXPLANATION if self.hidden else gap.explanation
+        return WITHHELD_EXPLANATION if self.hides_anything else gap.explanation
 
 
 def _joined(references: list[str]) -> str | None:
@@ -141,10 +156,15 @@ class GapRowsForReaders:
         self.today = today
         self.full = {pk: gap_row(gap, Redaction.nothing(), today=today) for pk, gap in self.gaps.items()}
         self.named = {pk: _named(self.gaps[pk], row) for pk, row in self.full.items() if row is not None}
+        self.references: frozenset[str] = frozenset().union(*self.named.values())  # every one named
+
+    def redaction_for(self, reader: MarkingsReader) -> Redaction:
+        """The reader's redaction of what these gaps name (not of every provision)."""
+        return Redaction.for_reader(reader, among=self.references)
 
     def row(self, pk: int, redaction: Redaction) -> dict[str, Any] | None:
         gap = self.gaps[pk]
-        if not redaction.hidden or (gap.detail and not self.named[pk] & redaction.hidden):
+        if not redaction.hides_anything or (gap.detail and not self.named[pk] & redaction.hidden):
             return self.full[pk]
         return gap_row(gap, redaction, today=self.today)
 

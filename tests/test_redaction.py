@@ -211,3 +211,37 @@ def test_no_rendering_path_shows_a_withheld_reference(client: Client, every_kind
     ):
         assert all(named(reference, texts[path]) for reference in shown), path
     assert any(path.startswith("webhook payload") for path in texts)
+
+
+@pytest.mark.parametrize("clearance", MARKINGS, ids=str)
+def test_gap_events_redact_what_their_gaps_name_as_the_whole_redaction_would(every_kind, clearance) -> None:
+    """A scan's events look up only the references their gaps name (not every provision's) and
+    whether anything else is hidden: each row is the one the reader's whole redaction gives, a gap
+    recorded without facts (its explanation withheld wherever anything is hidden) included."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from provisions.redaction import GapRowsForReaders, gap_row
+
+    reader = Reader.of(UserFactory(role="analyst", clearance=clearance))
+    # A provision no gap names, above every clearance but secret: only "anything hidden" knows of it.
+    ProvisionFactory(reference="SP-UNNAMED", domain=every_kind, marking=Marking.SECRET)
+    Gap.objects.filter(capability__code="CAP-NONE").update(detail={})  # no facts; it names no provision
+    gaps = list(Gap.objects.select_related("capability__domain", "provision__domain", "acknowledged_by"))
+    today = timezone.localdate()
+    rows = GapRowsForReaders(gaps, today=today)
+    [unnamed] = [gap for gap in gaps if gap.capability and gap.capability.code == "CAP-NONE"]
+    alone = GapRowsForReaders([unnamed], today=today)
+    assert alone.references == frozenset()
+    assert alone.row(unnamed.pk, alone.redaction_for(reader)) == gap_row(
+        unnamed, Redaction.for_reader(reader), today=today
+    )
+    with CaptureQueriesContext(connection) as looked_up:
+        narrow = rows.redaction_for(reader)
+    whole = Redaction.for_reader(reader)
+    assert narrow.hidden <= rows.references and narrow.hidden == whole.hidden & rows.references
+    assert narrow.hides_anything == whole.hides_anything == (clearance != Marking.SECRET)
+    assert "SP-UNNAMED" in whole.hidden or clearance == Marking.SECRET
+    assert all(" IN (" in query["sql"] or "LIMIT 1" in query["sql"] for query in looked_up.captured_queries)
+    for gap in gaps:
+        assert rows.row(gap.pk, narrow) == gap_row(gap, whole, today=today)

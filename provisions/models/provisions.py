@@ -205,6 +205,8 @@ class Provision(models.Model):
         indexes = [
             # Domain pages list a domain's provisions by status.
             models.Index(fields=["domain", "status"], name="provision_domain_status"),
+            # A reader's redaction looks up the provisions marked above their clearance.
+            models.Index(fields=["marking"], name="provision_marking"),
             GinIndex(PROVISION_SEARCH_VECTOR, name="provision_search"),
         ]
 

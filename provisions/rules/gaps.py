@@ -123,7 +123,7 @@ class Evaluation:
 # from a provision that does not exist or is withdrawn gives nothing, an active one `in_negotiation`,
 # a secured one `partial` or, covering it fully, `secured`. The state's securing provisions are those
 # whose links give its level; its coverage ends on the latest of their expiries (never, if one of them
-# has none). coverage_state_of says it for one capability's links; the full evaluation (_levels)
+# has none). coverage_state_of says it for one capability's links; the full evaluation (_evaluate)
 # applies the same three functions to every link at once.
 STATE_AT_LEVEL = (
     CoverageState.UNCOVERED,
@@ -353,7 +353,8 @@ def _evaluate(
     secured_rank = thresholds.secured_rank
     # The passes over every provision and link keep what they find in arrays indexed by id, not in
     # dictionaries of objects: at a million provisions, lookups into structures larger than the
-    # processor's caches were most of what the evaluation spent (README, Performance).
+    # processor's caches were most of what the evaluation spent (README, Performance). They are as
+    # long as the largest id, which a sequence gives: about the number of rows ever written.
     provision_span = max(provisions, default=0) + 1
     standings = bytearray(provision_span)  # standing_of each provision
     candidates = bytearray(provision_span)  # may have a provision gap: its covered capabilities are listed

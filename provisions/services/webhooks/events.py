@@ -290,7 +290,7 @@ def events_record_gap_changes(
         reader: Reader, *, pk: int, escalated_from: dict[str, Any] | None = None
     ) -> EventData | None:
         if reader.markings not in redactions:  # once per clearance, not per gap
-            redactions[reader.markings] = Redaction.for_reader(reader)
+            redactions[reader.markings] = rows.redaction_for(reader)
         row = rows.row(pk, redactions[reader.markings])
         if row is None:
             return None
