@@ -10,13 +10,16 @@ import datetime
 from collections.abc import Iterable
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from provisions.models import Capability, Extent, Gap, GapScan, Provision, Status, StatusChange
+from provisions.models import Capability, Extent, Gap, GapKind, GapScan, Level, Provision, Status, StatusChange
 from provisions.permissions import Reader
 from provisions.rules import Evaluation, Finding, Thresholds, evaluate_gaps
+from provisions.rules.gaps import sort_findings
 from provisions.services.status import provision_transition
 from tests.factories import (
     CapabilityFactory,
@@ -1025,3 +1028,54 @@ def test_a_stalled_explanation_mentions_the_reference():
 
     [finding] = findings_of(stuck)
     assert "SP-STUCK" in finding.explanation
+
+
+# --- the report's order ------------------------------------------------------------------------------------
+
+
+def _plain_order(finding: Finding) -> tuple[int, bool, datetime.date, str, str]:
+    """The order DESIGN.md gives, as plainly as it can be written."""
+    return (
+        -finding.severity.weight,
+        finding.lapses_on is None,
+        finding.lapses_on or datetime.date.min,
+        finding.kind.value,
+        finding.subject_code,
+    )
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(list(GapKind)),
+            st.sampled_from(list(Level)),
+            st.none() | st.dates(min_value=datetime.date.min, max_value=datetime.date.max),
+            st.text(alphabet="AB-.1é", max_size=3),
+        ),
+        max_size=40,
+    )
+)
+def test_findings_sort_as_the_plain_order_says(rows: list[tuple[GapKind, Level, datetime.date | None, str]]) -> None:
+    findings = [
+        Finding(
+            kind=kind,
+            severity=severity,
+            subject_type="capability",
+            subject_id=index,
+            subject_code=code,
+            subject_name="",
+            domain="",
+            coverage_state=None,
+            lapses_on=lapses_on,
+            days_to_lapse=None,
+            covering_provisions=(),
+            facts=None,  # type: ignore[arg-type]
+        )
+        for index, (kind, severity, lapses_on, code) in enumerate(rows)
+    ]
+    ours = list(findings)
+    sort_findings(ours)
+    assert [finding.subject_id for finding in ours] == [
+        finding.subject_id for finding in sorted(findings, key=_plain_order)
+    ]
+    assert ours == sorted(findings, key=Finding.sort_key)

@@ -89,15 +89,30 @@ class Finding:
         """The explanation with nothing withheld (a reader's comes from provisions.redaction)."""
         return explain(self.facts)
 
-    def sort_key(self) -> tuple[int, int, datetime.date, str, str]:
-        """Severity (critical first), lapse date (empty last), kind, subject code."""
-        return (
-            -WEIGHT_BY_LEVEL[self.severity],
-            self.lapses_on is None,
-            self.lapses_on or datetime.date.min,
-            self.kind.value,
-            self.subject_code,
-        )
+    def rank(self) -> int:
+        """Severity (critical first), lapse date (empty last), kind (by its code), as one number."""
+        lapses = self.lapses_on
+        day = _NO_LAPSE if lapses is None else lapses.toordinal()
+        return ((_TOP_WEIGHT - WEIGHT_BY_LEVEL[self.severity]) << 23 | day) << 3 | _KIND_ORDER[self.kind]
+
+    def sort_key(self) -> tuple[int, str]:
+        """The report's order: severity (critical first), lapse date (empty last), kind, subject code."""
+        return (self.rank(), self.subject_code)
+
+
+# Finding.rank's parts: every date's ordinal is below 2**22 (date.max: 3,652,059), no date after the
+# empty one's 2**22 < 2**23, kinds by their codes in 3 bits.
+_NO_LAPSE = 1 << 22
+_TOP_WEIGHT = max(WEIGHT_BY_LEVEL.values())
+_KIND_ORDER = {kind: index for index, kind in enumerate(sorted(GapKind, key=lambda kind: kind.value))}
+
+
+def sort_findings(findings: list[Finding]) -> None:
+    """Sort in place by Finding.sort_key, as two stable passes over plain keys (code, then rank): half
+    the time of one pass over the pairs at 350,000 findings, where the sort is a tenth of a full
+    evaluation."""
+    findings.sort(key=operator.attrgetter("subject_code"))
+    findings.sort(key=Finding.rank)
 
 
 @dataclass
@@ -468,7 +483,7 @@ def _evaluate(
                     facts=provision_gap_facts(kind, provision, covered, parties, as_of, thresholds),
                 )
             )
-    findings.sort(key=Finding.sort_key)
+    sort_findings(findings)
     return Evaluation(
         as_of=as_of,
         findings=findings,
