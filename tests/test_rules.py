@@ -10,13 +10,23 @@ import datetime
 from collections.abc import Iterable
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
+from hypothesis import given
+from hypothesis import strategies as st
 
-from provisions.models import Capability, Extent, Gap, GapKind, GapScan, Level, Provision, Status, StatusChange
+from provisions.models import (
+    Capability,
+    Extent,
+    Gap,
+    GapKind,
+    GapScan,
+    Level,
+    Provision,
+    Status,
+    StatusChange,
+)
 from provisions.permissions import Reader
 from provisions.rules import Evaluation, Finding, Thresholds, evaluate_gaps
 from provisions.rules.gaps import sort_findings
@@ -1055,7 +1065,9 @@ def _plain_order(finding: Finding) -> tuple[int, bool, datetime.date, str, str]:
         max_size=40,
     )
 )
-def test_findings_sort_as_the_plain_order_says(rows: list[tuple[GapKind, Level, datetime.date | None, str]]) -> None:
+def test_findings_sort_as_the_plain_order_says(
+    rows: list[tuple[GapKind, Level, datetime.date | None, str]],
+) -> None:
     findings = [
         Finding(
             kind=kind,
