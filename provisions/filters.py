@@ -19,6 +19,7 @@ from provisions.models import (
     Domain,
     Gap,
     GapKind,
+    GapQuerySet,
     GapScan,
     GapState,
     Level,
@@ -153,8 +154,13 @@ class CodesFilter(django_filters.MultipleChoiceFilter):
 class GapFilter(django_filters.FilterSet):
     """Each of kind, severity and domain takes several values (any of them)."""
 
-    kind = django_filters.MultipleChoiceFilter(choices=GapKind.choices, widget=forms.CheckboxSelectMultiple)
-    severity = django_filters.MultipleChoiceFilter(choices=Level.choices, widget=forms.CheckboxSelectMultiple)
+    # Columns of the gap itself: no join to make rows repeat, so no DISTINCT (django-filter's default).
+    kind = django_filters.MultipleChoiceFilter(
+        choices=GapKind.choices, widget=forms.CheckboxSelectMultiple, distinct=False
+    )
+    severity = django_filters.MultipleChoiceFilter(
+        choices=Level.choices, widget=forms.CheckboxSelectMultiple, distinct=False
+    )
     domain = CodesFilter(method="filter_domain", label="Domain (code)", validators=[known_domains])
     state = django_filters.ChoiceFilter(choices=GapState.choices, method="filter_state")
     as_of = django_filters.DateFilter(method="filter_nothing", label="Evaluate read-only at this date")
@@ -163,10 +169,10 @@ class GapFilter(django_filters.FilterSet):
         model = Gap
         fields = ["kind", "severity", "domain", "state", "as_of"]
 
-    def filter_domain(self, queryset: QuerySet[Gap], name: str, value: list[str]) -> QuerySet[Gap]:
+    def filter_domain(self, queryset: GapQuerySet, name: str, value: list[str]) -> QuerySet[Gap]:
         if not value:
             return queryset
-        return queryset.filter(Q(capability__domain__code__in=value) | Q(provision__domain__code__in=value))
+        return queryset.in_domains(Domain.objects.filter(code__in=value))
 
     def filter_state(self, queryset: QuerySet[Gap], name: str, value: str) -> QuerySet[Gap]:
         if value == GapState.RESOLVED:

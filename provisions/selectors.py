@@ -16,6 +16,7 @@ from provisions.models import (
     Domain,
     Gap,
     GapKind,
+    GapQuerySet,
     Level,
     Provision,
     Status,
@@ -48,7 +49,7 @@ class Lapse:
         return GapKind(self.gap_kind).label if self.gap_kind else None
 
 
-def visible_gaps(reader: Reader) -> QuerySet[Gap]:
+def visible_gaps(reader: Reader) -> GapQuerySet:
     """Gaps the reader may see, with what their rows show (provisions.redaction.gap_row)."""
     return Gap.objects.visible_to(reader).select_related(
         "capability__domain", "provision__domain", "acknowledged_by"

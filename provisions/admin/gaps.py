@@ -9,13 +9,14 @@ from typing import TYPE_CHECKING, Any
 from django import forms
 from django.contrib import admin
 from django.core.exceptions import ValidationError
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 from django.http import HttpRequest
 from simple_history.admin import SimpleHistoryAdmin
 
 from provisions.models import (
     Domain,
     Gap,
+    GapQuerySet,
     GapRuleThresholds,
     GapScan,
     GapState,
@@ -61,11 +62,11 @@ class GapDomainFilter(admin.SimpleListFilter):
     def lookups(self, request: HttpRequest, model_admin: Any) -> Iterable[tuple[str, _StrOrPromise]]:
         return list(Domain.objects.order_by("code").values_list("code", "name"))
 
-    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+    def queryset(self, request: HttpRequest, queryset: GapQuerySet) -> QuerySet[Any]:  # type: ignore[override]
         code = self.value()
         if not code:
             return queryset
-        return queryset.filter(Q(capability__domain__code=code) | Q(provision__domain__code=code))
+        return queryset.in_domains(Domain.objects.filter(code=code))
 
 
 class GapAcknowledgementForm(forms.ModelForm):

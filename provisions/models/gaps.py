@@ -13,6 +13,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 from simple_history.models import HistoricalRecords
 
+from provisions.models.partnership import Domain
 from provisions.models.provisions import Capability, MarkingsReader, Provision, sees_every_marking
 from provisions.models.vocabulary import (
     CAPABILITY_GAP_KINDS,
@@ -71,6 +72,15 @@ class GapQuerySet(models.QuerySet["Gap"]):
         if sees_every_marking(reader):  # no join for the planner to make
             return self
         return self.filter(Q(provision__isnull=True) | Q(provision__marking__in=reader.markings))
+
+    def in_domains(self, domains: models.QuerySet[Domain] | list[Domain]) -> GapQuerySet:
+        """Gaps whose subject (capability or provision) is in one of the domains. Through the ids of
+        the domains' subjects, which their domain indexes give: joined to both subjects' tables, the
+        planner read every provision (a seq scan of them all, and DISTINCT after it)."""
+        return self.filter(
+            Q(capability__in=Capability.objects.filter(domain__in=domains).values("pk"))
+            | Q(provision__in=Provision.objects.filter(domain__in=domains).values("pk"))
+        )
 
 
 class Gap(models.Model):

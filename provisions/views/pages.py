@@ -170,9 +170,7 @@ def domain_detail(request: HttpRequest, code: str) -> HttpResponse:
             capability_ids=[capability.pk for capability in capabilities],
             provision_ids=[provision.pk for provision in provisions],
         )
-        in_domain_gaps = visible_gaps(reader).filter(
-            Q(capability__domain=domain) | Q(provision__domain=domain), resolved_at__isnull=True
-        )
+        in_domain_gaps = visible_gaps(reader).in_domains([domain]).filter(resolved_at__isnull=True)
         gap_rows = persisted_gap_rows(
             reader, in_domain_gaps.order_by(*GAP_REPORT_ORDER)[:ROWS_PER_PAGE], today=today
         )
