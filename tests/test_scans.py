@@ -437,3 +437,39 @@ def test_a_full_scan_commits_batch_by_batch_and_one_that_dies_is_redone_from_its
     assert not ScanRequest.objects.exists()
     finished = GapScan.objects.exclude(duration_ms=None).get()
     assert finished.opened + finished.unchanged == len(expected)
+
+
+def test_a_domain_lists_the_gaps_of_its_subjects_and_the_rescan_after_a_move_moves_them(
+    client, capability_at_risk
+) -> None:
+    """Gap.domain, what a domain's gap lists read, is the subject's domain as the scan saw it: set when
+    a gap opens, moved by the rescan a move asks for; a gap made by hand takes its subject's."""
+    from provisions.models import Marking
+    from provisions.services.reference_data import reference_data_save
+    from tests.test_api import bearer
+
+    capability, provision = capability_at_risk
+    home = capability.domain
+    elsewhere = DomainFactory(code="elsewhere", partnership=home.partnership)
+    stalled = Gap.objects.create(
+        kind=GapKind.STALLED, severity=Level.LOW, provision=provision, explanation="x"
+    )
+    assert stalled.domain == provision.domain
+    gaps_scan(trigger=ScanTrigger.COMMAND)
+    at_risk = Gap.objects.open().get(capability=capability)
+    assert at_risk.domain == home
+    headers = bearer(UserFactory(role="viewer", clearance=Marking.SECRET))
+
+    def listed(domain: str) -> set[str]:
+        answer = client.get(f"/api/v1/gaps/?domain={domain}&state=open", **headers)
+        assert answer.status_code == 200, answer.content
+        return {gap["subject_code"] for gap in answer.json()["results"]}
+
+    assert "EAW" in listed(home.code) and "EAW" not in listed("elsewhere")
+
+    capability.domain = elsewhere
+    reference_data_save(instance=capability, by=Reader.of(UserFactory(role="administrator")))
+    gaps_run_requested()
+    at_risk.refresh_from_db()
+    assert at_risk.resolved_at is None and at_risk.domain == elsewhere
+    assert "EAW" in listed("elsewhere") and "EAW" not in listed(home.code)

@@ -66,7 +66,7 @@ class GapDomainFilter(admin.SimpleListFilter):
         code = self.value()
         if not code:
             return queryset
-        return queryset.in_domains(Domain.objects.filter(code=code))
+        return queryset.in_domains(list(Domain.objects.filter(code=code)))
 
 
 class GapAcknowledgementForm(forms.ModelForm):

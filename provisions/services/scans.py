@@ -23,6 +23,7 @@ from provisions.models import (
     Coverage,
     CoverageSnapshot,
     CoverageState,
+    Domain,
     Gap,
     GapRuleThresholds,
     GapScan,
@@ -263,6 +264,7 @@ def gaps_reconcile(*, scan: GapScan, findings: list[Finding], open_gaps: list[Ga
     kind and subject), so the history shows the escalation.
     """
     now = timezone.now()
+    domain_ids = dict(Domain.objects.values_list("code", "pk"))  # findings name their subject's by code
     severities_before = {gap.pk: gap.severity for gap in open_gaps}  # to tell escalations apart
     open_by_identity: dict[Any, Gap] = {gap.identity: gap for gap in open_gaps}
     to_open: list[Gap] = []
@@ -276,6 +278,7 @@ def gaps_reconcile(*, scan: GapScan, findings: list[Finding], open_gaps: list[Ga
                     severity=finding.severity,
                     capability_id=finding.subject_id if finding.subject_type == "capability" else None,
                     provision_id=finding.subject_id if finding.subject_type == "provision" else None,
+                    domain_id=domain_ids[finding.domain],
                     explanation=finding.explanation,
                     detail=finding.facts.to_json(),
                     coverage_state=finding.coverage_state or "",
@@ -289,6 +292,7 @@ def gaps_reconcile(*, scan: GapScan, findings: list[Finding], open_gaps: list[Ga
         else:
             seen = {
                 "severity": finding.severity.value,
+                "domain_id": domain_ids[finding.domain],
                 "explanation": finding.explanation,
                 "detail": finding.facts.to_json(),
                 "coverage_state": finding.coverage_state or "",
@@ -306,6 +310,7 @@ def gaps_reconcile(*, scan: GapScan, findings: list[Finding], open_gaps: list[Ga
         to_update,
         [
             "severity",
+            "domain",
             "explanation",
             "detail",
             "coverage_state",
