@@ -55,6 +55,8 @@ class Capability(models.Model):
         indexes = [
             # The lapse timeline and "what lapses soon" read capabilities by lapse date.
             models.Index(fields=["lapses_on"], name="capability_lapses_on"),
+            # The overview counts capabilities by domain and recorded state from this index alone.
+            models.Index(fields=["domain", "coverage_state"], name="capability_domain_state"),
         ]
 
     def __str__(self) -> str:
@@ -401,8 +403,8 @@ class StatusChange(models.Model):
         indexes = [
             # Status at a date: the latest change per provision on or before T.
             models.Index(fields=["provision", "changed_on", "id"], name="status_change_timeline"),
-            # Recent movements across the partnership.
-            models.Index(fields=["changed_on"], name="status_change_changed_on"),
+            # Recent movements across the partnership, latest first and stopped after a few.
+            models.Index(fields=["changed_on", "id"], name="status_change_moved_order"),
         ]
 
     def __str__(self) -> str:
