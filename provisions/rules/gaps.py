@@ -100,8 +100,8 @@ class Finding:
         return (self.rank(), self.subject_code)
 
 
-# Finding.rank's parts: every date's ordinal is below 2**22 (date.max: 3,652,059), no date after the
-# empty one's 2**22 < 2**23, kinds by their codes in 3 bits.
+# Finding.rank's parts: a missing lapse date counts as 2**22, after every date's ordinal (date.max's
+# is 3,652,059) and below 2**23, where the severity starts; the kind, by its code, takes 3 bits.
 _NO_LAPSE = 1 << 22
 _TOP_WEIGHT = max(WEIGHT_BY_LEVEL.values())
 _KIND_ORDER = {kind: index for index, kind in enumerate(sorted(GapKind, key=lambda kind: kind.value))}
