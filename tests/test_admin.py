@@ -110,6 +110,7 @@ def build_records(count: int, *, user: User) -> list[Provision]:
             kind=GapKind.AT_RISK,
             severity=Level.HIGH,
             capability=coverage.capability,
+            domain=coverage.capability.domain,
             explanation="Lapses soon.",
             opened_by_scan=scan,
         )
@@ -117,6 +118,7 @@ def build_records(count: int, *, user: User) -> list[Provision]:
             kind=GapKind.DIVERGENT,
             severity=Level.HIGH,
             provision=provision,
+            domain=provision.domain,
             explanation="The EU opposes.",
             opened_by_scan=scan,
             resolved_at=timezone.now(),
@@ -394,10 +396,12 @@ def test_provision_history_inline_is_read_only(admin_client: Client) -> None:
 
 
 def test_an_open_gap_is_acknowledged_with_a_note(admin_client: Client, admin_user: User) -> None:
+    capability = CapabilityFactory.create()
     gap = Gap.objects.create(
         kind=GapKind.UNCOVERED,
         severity=Level.HIGH,
-        capability=CapabilityFactory.create(),
+        capability=capability,
+        domain=capability.domain,
         explanation="Uncovered.",
     )
     form = admin_client.get(change_url(gap))
@@ -417,10 +421,12 @@ def test_an_open_gap_is_acknowledged_with_a_note(admin_client: Client, admin_use
 
 
 def test_a_resolved_gap_cannot_be_acknowledged(admin_client: Client) -> None:
+    capability = CapabilityFactory.create()
     gap = Gap.objects.create(
         kind=GapKind.UNCOVERED,
         severity=Level.HIGH,
-        capability=CapabilityFactory.create(),
+        capability=capability,
+        domain=capability.domain,
         explanation="Uncovered.",
         resolved_at=timezone.now(),
     )

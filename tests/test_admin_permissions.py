@@ -101,6 +101,7 @@ def world() -> World:
             kind=GapKind.STALLED,
             severity=Level.MEDIUM,
             provision=provision,
+            domain=provision.domain,
             explanation=f"{provision.reference} has been proposed since 2020-01-01.",
         )
         provisions[marking] = provision
@@ -108,6 +109,7 @@ def world() -> World:
         kind=GapKind.AT_RISK,
         severity=Level.HIGH,
         capability=capability,
+        domain=capability.domain,
         explanation="Extradition (CAP-EXTRADITION) lapses soon; none of its covering provisions is secured: "
         + ", ".join(f"{reference} (proposed)" for reference in REFERENCES.values()),
     )

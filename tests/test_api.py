@@ -606,7 +606,10 @@ def test_ordering_by_severity_or_status_follows_their_rank_not_their_spelling(cl
     assert statuses == sorted(statuses, key=ladder.index) and len(set(statuses)) >= 4
     for level in ("low", "critical", "medium", "high"):
         Gap.objects.create(
-            kind="uncovered", severity=level, capability=CapabilityFactory(domain=world["domain"])
+            kind="uncovered",
+            severity=level,
+            capability=CapabilityFactory(domain=world["domain"]),
+            domain=world["domain"],
         )
     severities = [
         row["severity"] for row in client.get("/api/v1/gaps/?ordering=-severity", **headers).json()["results"]
@@ -876,7 +879,11 @@ def test_gap_pages_neither_repeat_nor_skip_rows_while_gaps_are_opened(client: Cl
     levels = [Level.LOW, Level.MEDIUM, Level.HIGH]
     for number, capability in enumerate(capabilities[:6]):
         Gap.objects.create(
-            kind=GapKind.UNCOVERED, severity=levels[number % 3], capability=capability, explanation="x"
+            kind=GapKind.UNCOVERED,
+            severity=levels[number % 3],
+            capability=capability,
+            domain=capability.domain,
+            explanation="x",
         )
     before = set(Gap.objects.values_list("id", flat=True))
     headers = bearer(UserFactory(role="viewer", clearance=Marking.SECRET))
@@ -884,7 +891,11 @@ def test_gap_pages_neither_repeat_nor_skip_rows_while_gaps_are_opened(client: Cl
     def open_more() -> None:  # newer gaps, of every severity, while the list is being read
         for number, capability in enumerate(capabilities[6:]):
             Gap.objects.create(
-                kind=GapKind.UNCOVERED, severity=levels[number % 3], capability=capability, explanation="y"
+                kind=GapKind.UNCOVERED,
+                severity=levels[number % 3],
+                capability=capability,
+                domain=capability.domain,
+                explanation="y",
             )
 
     rows = _follow(client, f"/api/v1/gaps/?page_size=2{ordering}", headers, between=open_more)
@@ -978,9 +989,13 @@ def test_gaps_updated_since_lists_those_acknowledged_or_rescanned_since(client: 
     headers = bearer(UserFactory(role="analyst", clearance=Marking.SECRET))
     untouched, acknowledged = (
         Gap.objects.create(
-            kind=GapKind.UNCOVERED, severity=Level.LOW, capability=CapabilityFactory(), explanation="x"
+            kind=GapKind.UNCOVERED,
+            severity=Level.LOW,
+            capability=capability,
+            domain=capability.domain,
+            explanation="x",
         )
-        for _ in range(2)
+        for capability in CapabilityFactory.create_batch(2)
     )
     Gap.objects.update(updated_at=timezone.now() - datetime.timedelta(days=2))
     since = (timezone.now() - datetime.timedelta(minutes=1)).isoformat()

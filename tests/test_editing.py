@@ -159,7 +159,11 @@ def test_a_negotiator_cannot_mark_a_provision_above_their_clearance() -> None:
 def test_only_analysts_and_above_acknowledge_gaps(actor: str) -> None:
     capability = CapabilityFactory()
     gap = Gap.objects.create(
-        kind=GapKind.UNCOVERED, severity=Level.HIGH, capability=capability, explanation="x"
+        kind=GapKind.UNCOVERED,
+        severity=Level.HIGH,
+        capability=capability,
+        domain=capability.domain,
+        explanation="x",
     )
     user = make_actor(actor, Marking.OFFICIAL, capability.domain)
 
@@ -174,7 +178,13 @@ def test_only_analysts_and_above_acknowledge_gaps(actor: str) -> None:
 
 def test_a_gap_on_a_provision_above_clearance_cannot_be_acknowledged() -> None:
     provision = ProvisionFactory(marking=Marking.SECRET)
-    gap = Gap.objects.create(kind=GapKind.STALLED, severity=Level.LOW, provision=provision, explanation="x")
+    gap = Gap.objects.create(
+        kind=GapKind.STALLED,
+        severity=Level.LOW,
+        provision=provision,
+        domain=provision.domain,
+        explanation="x",
+    )
 
     with pytest.raises(PermissionDenied):
         gap_acknowledge(

@@ -254,9 +254,21 @@ def test_the_database_refuses_two_open_gaps_of_one_kind_for_one_subject(capabili
     from django.db import IntegrityError, transaction
 
     capability, _ = capability_at_risk
-    Gap.objects.create(kind=GapKind.AT_RISK, severity=Level.HIGH, capability=capability, explanation="x")
+    Gap.objects.create(
+        kind=GapKind.AT_RISK,
+        severity=Level.HIGH,
+        capability=capability,
+        domain=capability.domain,
+        explanation="x",
+    )
     with pytest.raises(IntegrityError), transaction.atomic():
-        Gap.objects.create(kind=GapKind.AT_RISK, severity=Level.LOW, capability=capability, explanation="y")
+        Gap.objects.create(
+            kind=GapKind.AT_RISK,
+            severity=Level.LOW,
+            capability=capability,
+            domain=capability.domain,
+            explanation="y",
+        )
 
 
 @pytest.mark.services
@@ -443,18 +455,14 @@ def test_a_domain_lists_the_gaps_of_its_subjects_and_the_rescan_after_a_move_mov
     client, capability_at_risk
 ) -> None:
     """Gap.domain, what a domain's gap lists read, is the subject's domain as the scan saw it: set when
-    a gap opens, moved by the rescan a move asks for; a gap made by hand takes its subject's."""
+    a gap opens, moved by the rescan a move asks for."""
     from provisions.models import Marking
     from provisions.services.reference_data import reference_data_save
     from tests.test_api import bearer
 
-    capability, provision = capability_at_risk
+    capability, _ = capability_at_risk
     home = capability.domain
     elsewhere = DomainFactory(code="elsewhere", partnership=home.partnership)
-    stalled = Gap.objects.create(
-        kind=GapKind.STALLED, severity=Level.LOW, provision=provision, explanation="x"
-    )
-    assert stalled.domain == provision.domain
     gaps_scan(trigger=ScanTrigger.COMMAND)
     at_risk = Gap.objects.open().get(capability=capability)
     assert at_risk.domain == home

@@ -3,7 +3,7 @@ administrators set and the daily coverage snapshots."""
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -176,11 +176,6 @@ class Gap(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.subject_code} ({self.severity})"
-
-    def save(self, *args: Any, **kwargs: Any) -> None:
-        if self.domain_id is None and (subject := self.capability or self.provision) is not None:
-            self.domain_id = subject.domain_id
-        super().save(*args, **kwargs)
 
     @property
     def subject_code(self) -> str:
